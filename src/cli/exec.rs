@@ -1,0 +1,162 @@
+//! `wasmbuild exec`: one program of an image, in the build's guest layout, with this
+//! process's stdio, exiting with the program's status.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Context, Failure};
+use crate::image::{DEFAULT_IMAGE, Image, ImageError, ImageRunner, ProgramIo, ProgramOutcome};
+use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
+use crate::sandbox::{GuestExit, Layout};
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Image to run the program from: `NAME[:VERSION]`.
+    #[arg(long, default_value = DEFAULT_IMAGE, value_name = "NAME[:VERSION]")]
+    pub image: String,
+    /// Host directory the guest sees, read-write, as /codebuild/output/src.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub src: PathBuf,
+    /// Working directory of the program: relative to the source directory, or an absolute
+    /// guest path.
+    #[arg(long, value_name = "PATH")]
+    pub workdir: Option<String>,
+    /// Environment variable for the program (repeatable); nothing of the host's is passed.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Stop the program after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// The program and its arguments.
+    #[arg(required = true, last = true, value_name = "PROGRAM [ARGS]...")]
+    pub argv: Vec<String>,
+}
+
+/// Lexically normalises an absolute guest path (`.` and `..`; never above `/`).
+pub fn normalize_guest_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Parses `KEY=VALUE` pairs from the command line.
+pub fn parse_env_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+            _ => Err(Failure::bad_input(format!("-e {pair}: expected KEY=VALUE"))),
+        })
+        .collect()
+}
+
+pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
+    let user_env = parse_env_pairs(&args.env)?;
+    let src = args
+        .src
+        .canonicalize()
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| {
+            Failure::bad_input(format!("--src {}: not a directory", args.src.display()))
+        })?;
+    let cwd = match &args.workdir {
+        None => SRC_DIR.to_owned(),
+        Some(dir) if dir.starts_with('/') => normalize_guest_path(dir),
+        Some(dir) => normalize_guest_path(&format!("{SRC_DIR}/{dir}")),
+    };
+
+    let runtimes = ctx.runtimes();
+    let image = Image::open(&runtimes, &args.image, &ctx.global.recipes).map_err(|e| match e {
+        ImageError::Runtime(e) => Failure::fault(e.to_string()),
+        other => Failure::bad_input(other.to_string()),
+    })?;
+    let scratch = tempfile::Builder::new()
+        .prefix("wasmbuild-exec-")
+        .tempdir()
+        .map_err(|e| Failure::fault(format!("cannot create scratch directories: {e}")))?;
+    let (tmp, home) = (scratch.path().join("tmp"), scratch.path().join("root"));
+    for dir in [&tmp, &home] {
+        std::fs::create_dir(dir).map_err(|e| Failure::fault(format!("{}: {e}", dir.display())))?;
+    }
+    let layout = Layout::build(src, tmp, home);
+    match layout.resolve(&cwd) {
+        Some((mount, rel)) if mount.host.join(rel).is_dir() => {}
+        _ => {
+            return Err(Failure::bad_input(format!(
+                "--workdir {}: {cwd} is not a directory the guest can see",
+                args.workdir.as_deref().unwrap_or_default()
+            )));
+        }
+    }
+
+    let image = Arc::new(image);
+    let mut runner = ImageRunner::new(ctx.sandbox()?, image.clone(), layout);
+    runner.deadline = args
+        .timeout
+        .map(|secs| Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+
+    let mut env = vec![
+        ("PATH".to_owned(), image.guest_path_var()),
+        ("HOME".to_owned(), HOME_DIR.to_owned()),
+        ("CODEBUILD_SRC_DIR".to_owned(), SRC_DIR.to_owned()),
+        ("PWD".to_owned(), cwd.clone()),
+    ];
+    for (key, value) in user_env {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+
+    let io = ProgramIo {
+        stdin: Box::new(std::io::stdin()),
+        stdout: Box::new(std::io::stdout()),
+        stderr: Box::new(std::io::stderr()),
+        terminal: [
+            std::io::stdin().is_terminal(),
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+        ],
+    };
+    let program = args.argv[0].clone();
+    let outcome = runner
+        .run_command(args.argv, env, &cwd, io)
+        .map_err(|e| Failure::fault(e.to_string()))?;
+    match outcome {
+        ProgramOutcome::NotFound => {
+            eprintln!("{program}: command not found in image {}", image.name());
+            Ok(127)
+        }
+        ProgramOutcome::Ran(GuestExit::Exited(code)) => Ok(u8::try_from(code & 0xff).unwrap_or(1)),
+        ProgramOutcome::Ran(exit @ GuestExit::Trapped { .. }) => {
+            if let GuestExit::Trapped { message, .. } = &exit {
+                eprintln!("wasmbuild: {message}");
+            }
+            Ok(u8::try_from(exit.status()).unwrap_or(1))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_paths_normalise_without_escaping_root() {
+        assert_eq!(
+            normalize_guest_path("/codebuild/output/src/./a/../b"),
+            "/codebuild/output/src/b"
+        );
+        assert_eq!(normalize_guest_path("/../../etc"), "/etc");
+        assert_eq!(normalize_guest_path("/"), "/");
+    }
+}

@@ -1,0 +1,306 @@
+//! An image: the runtime bundles a build runs with (the named bundle plus `base`, the POSIX
+//! toolbox), installed and verified, and the one way a program of the image is run — the
+//! bundle's files mounted read-only, its environment defaults applied, its module loaded
+//! into the sandbox.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use crate::runtime::{InstalledBundle, Recipe, RuntimeError, Runtimes};
+use crate::sandbox::{
+    GuestCommand, GuestExit, GuestInput, GuestOutput, Layout, Sandbox, SandboxError,
+};
+
+/// The image used when none is named.
+pub const DEFAULT_IMAGE: &str = "base";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(
+        "unknown image {name}; images in the store: {}{}",
+        list_or_none(built),
+        buildable_hint(buildable)
+    )]
+    Unknown {
+        name: String,
+        built: Vec<String>,
+        buildable: Vec<String>,
+    },
+    #[error("image {name}{} is not in the store; build it with `wasmbuild runtime build {name}`", version.as_deref().map(|v| format!(":{v}")).unwrap_or_default())]
+    NotBuilt {
+        name: String,
+        version: Option<String>,
+    },
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn buildable_hint(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (recipes that `wasmbuild runtime build` can make: {})",
+            names.join(", ")
+        )
+    }
+}
+
+/// A resolved image.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// `NAME[:VERSION]` as given.
+    pub spec: String,
+    /// The named bundle first, then `base` (when the image is not `base` itself).
+    pub bundles: Vec<InstalledBundle>,
+}
+
+/// A program of the image, ready to load.
+#[derive(Debug, Clone)]
+pub struct ResolvedProgram<'a> {
+    pub bundle: &'a InstalledBundle,
+    pub module_path: PathBuf,
+    pub module_digest: String,
+}
+
+impl Image {
+    /// Resolves `NAME[:VERSION]` against the store, installing its bundles if needed.
+    /// `recipes_dir` only serves to name what could be built when the image is unknown.
+    pub fn open(
+        runtimes: &Runtimes,
+        spec: &str,
+        recipes_dir: &std::path::Path,
+    ) -> Result<Image, ImageError> {
+        let (name, version) = match spec.split_once(':') {
+            Some((name, version)) => (name, Some(version)),
+            None => (spec, None),
+        };
+        let Some(digest) = runtimes.find(name, version)? else {
+            let buildable = Recipe::available(recipes_dir);
+            if buildable.iter().any(|b| b == name) {
+                return Err(ImageError::NotBuilt {
+                    name: name.into(),
+                    version: version.map(Into::into),
+                });
+            }
+            return Err(ImageError::Unknown {
+                name: name.into(),
+                built: runtimes.names()?,
+                buildable,
+            });
+        };
+        let mut bundles = vec![runtimes.install(&digest)?];
+        if name != DEFAULT_IMAGE
+            && let Some(base) = runtimes.find(DEFAULT_IMAGE, None)?
+        {
+            bundles.push(runtimes.install(&base)?);
+        }
+        Ok(Image {
+            spec: spec.into(),
+            bundles,
+        })
+    }
+
+    /// The name of the image's main bundle.
+    pub fn name(&self) -> &str {
+        &self.bundles[0].manifest.name
+    }
+
+    /// The program providing `command`; earlier bundles win.
+    pub fn program(&self, command: &str) -> Option<ResolvedProgram<'_>> {
+        self.bundles.iter().find_map(|bundle| {
+            let (module_path, digest) = bundle.module(command)?;
+            Some(ResolvedProgram {
+                bundle,
+                module_path,
+                module_digest: digest.to_owned(),
+            })
+        })
+    }
+
+    /// The guest path at which a command appears (for `type` and `command -v`).
+    pub fn program_guest_path(&self, command: &str) -> Option<String> {
+        let program = self.program(command)?;
+        Some(format!(
+            "{}/{}/bin/{command}",
+            crate::sandbox::layout::RUNTIMES_DIR,
+            program.bundle.manifest.name
+        ))
+    }
+
+    /// Every command of the image, sorted and without duplicates.
+    pub fn commands(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .bundles
+            .iter()
+            .flat_map(|b| b.manifest.commands.keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Adds the image's bundles, read-only, to `layout`.
+    pub fn mount(&self, layout: &mut Layout) {
+        for bundle in &self.bundles {
+            layout.add_bundle(&bundle.manifest.name, bundle.dir.clone());
+        }
+    }
+
+    /// `PATH` as the guest sees it: each bundle's `bin`.
+    pub fn guest_path_var(&self) -> String {
+        self.bundles
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}/{}/bin",
+                    crate::sandbox::layout::RUNTIMES_DIR,
+                    b.manifest.name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// The environment a bundle's program gets: `env` plus the bundle's defaults.
+    pub fn program_env(
+        &self,
+        bundle: &InstalledBundle,
+        mut env: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        for (key, value) in &bundle.manifest.env {
+            if !env.iter().any(|(k, _)| k == key) {
+                env.push((key.clone(), value.clone()));
+            }
+        }
+        for (key, dir) in &bundle.manifest.path_env {
+            match env.iter_mut().find(|(k, _)| k == key) {
+                Some((_, value)) if !value.is_empty() => *value = format!("{value}:{dir}"),
+                Some((_, value)) => *value = dir.clone(),
+                None => env.push((key.clone(), dir.clone())),
+            }
+        }
+        env
+    }
+}
+
+/// Where a program's stdio goes, and what the guest is told about terminals.
+pub struct ProgramIo {
+    pub stdin: GuestInput,
+    pub stdout: GuestOutput,
+    pub stderr: GuestOutput,
+    pub terminal: [bool; 3],
+}
+
+/// Runs programs of one image in one layout: what `exec` and the build shell use.
+pub struct ImageRunner {
+    pub sandbox: Arc<Sandbox>,
+    pub image: Arc<Image>,
+    /// The directories every program sees (the image's bundles included).
+    pub layout: Layout,
+    pub deadline: Option<Instant>,
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// What became of a program run.
+#[derive(Debug)]
+pub enum ProgramOutcome {
+    /// The program ran; its exit (or trap).
+    Ran(GuestExit),
+    /// The image has no such command.
+    NotFound,
+}
+
+impl ImageRunner {
+    pub fn new(sandbox: Arc<Sandbox>, image: Arc<Image>, mut layout: Layout) -> Self {
+        image.mount(&mut layout);
+        ImageRunner {
+            sandbox,
+            image,
+            layout,
+            deadline: None,
+            cancel: None,
+        }
+    }
+
+    /// Runs the image's command `argv[0]` with exactly `env`, in guest directory `cwd`.
+    pub fn run_command(
+        &self,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: &str,
+        io: ProgramIo,
+    ) -> Result<ProgramOutcome, SandboxError> {
+        let Some(command) = argv.first() else {
+            return Ok(ProgramOutcome::NotFound);
+        };
+        let command_name = command.rsplit('/').next().unwrap_or(command).to_owned();
+        let command_name = command_name.as_str();
+        let Some(program) = self.image.program(command_name) else {
+            return Ok(ProgramOutcome::NotFound);
+        };
+        let module =
+            self.sandbox
+                .load(command_name, &program.module_path, &program.module_digest)?;
+        let env = self.image.program_env(program.bundle, env);
+        self.run_loaded(&module, command_name, argv, env, cwd, io)
+            .map(ProgramOutcome::Ran)
+    }
+
+    /// Runs a `.wasm` module from the build's filesystem (host path, already resolved
+    /// through the layout), verifying nothing but what the sandbox verifies.
+    pub fn run_module_file(
+        &self,
+        host_path: &std::path::Path,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: &str,
+        io: ProgramIo,
+    ) -> Result<GuestExit, SandboxError> {
+        let digest =
+            crate::runtime::file_digest(host_path).map_err(|source| SandboxError::ReadModule {
+                path: host_path.into(),
+                source,
+            })?;
+        let name = argv.first().cloned().unwrap_or_default();
+        let module = self.sandbox.load(&name, host_path, &digest)?;
+        self.run_loaded(&module, &name, argv, env, cwd, io)
+    }
+
+    fn run_loaded(
+        &self,
+        module: &crate::sandbox::LoadedModule,
+        name: &str,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: &str,
+        io: ProgramIo,
+    ) -> Result<GuestExit, SandboxError> {
+        self.sandbox.run(
+            module,
+            GuestCommand {
+                name: name.to_owned(),
+                argv,
+                env,
+                layout: self.layout.clone(),
+                cwd: cwd.to_owned(),
+                stdin: io.stdin,
+                stdout: io.stdout,
+                stderr: io.stderr,
+                terminal: io.terminal,
+                deadline: self.deadline,
+                cancel: self.cancel.clone(),
+            },
+        )
+    }
+}

@@ -1,0 +1,89 @@
+//! The bundle manifest (`bundle.toml`): a runtime bundle's name, version, the commands it
+//! provides with the module behind each, the environment its programs need, and the sha256
+//! and size of every file it carries. The manifest is itself a blob in the store.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    /// Command name → how to run it.
+    pub commands: BTreeMap<String, CommandSpec>,
+    /// Variables set for this bundle's programs unless the caller sets them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Directories appended (with `:`) to a variable the caller may also set.
+    #[serde(
+        default,
+        rename = "path-env",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub path_env: BTreeMap<String, String>,
+    /// Every file of the bundle, sorted by path.
+    pub files: Vec<BundleFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSpec {
+    /// Path of the module inside the bundle, e.g. `bin/toolbox.wasm`.
+    pub module: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl BundleManifest {
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a bundle manifest always serialises")
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    pub fn file(&self, path: &str) -> Option<&BundleFile> {
+        self.files.iter().find(|f| f.path == path)
+    }
+
+    /// Total size of the bundle's files.
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Checks that every command's module is one of the bundle's files and that file paths
+    /// stay inside the bundle.
+    pub fn validate(&self) -> Result<(), String> {
+        for file in &self.files {
+            let bad = file.path.is_empty()
+                || file.path.starts_with('/')
+                || file
+                    .path
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..");
+            if bad {
+                return Err(format!("file path {:?} leaves the bundle", file.path));
+            }
+        }
+        for (name, command) in &self.commands {
+            if self.file(&command.module).is_none() {
+                return Err(format!(
+                    "command {name}: module {} is not in the bundle",
+                    command.module
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! Fetching a recipe's main module: building a crate for `wasm32-wasip1` with cargo, or
+//! taking one file out of a PyPI wheel or an npm tarball, or a local file. These are the
+//! only places wasmbuild runs host tools, and only for `wasmbuild runtime build`.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::RuntimeError;
+use super::recipe::{Recipe, Source};
+
+/// The WASI target bundles are compiled for.
+pub const WASI_TARGET: &str = "wasm32-wasip1";
+
+/// Produces the recipe's main module in `work` and returns its path and file name.
+/// Crates are built in `$CARGO_TARGET_DIR`, else in `cargo_target_dir`.
+pub fn fetch_module(
+    recipe: &Recipe,
+    work: &Path,
+    cargo_target_dir: &Path,
+) -> Result<(PathBuf, String), RuntimeError> {
+    match &recipe.source {
+        Source::Cargo { manifest, binary } => {
+            let path = cargo_build(&recipe.dir.join(manifest), binary, cargo_target_dir)?;
+            Ok((path, format!("{binary}.wasm")))
+        }
+        Source::Pypi {
+            package, member, ..
+        } => {
+            run_tool(
+                Command::new(python())
+                    .args([
+                        "-m",
+                        "pip",
+                        "download",
+                        "--no-deps",
+                        "--only-binary=:all:",
+                        "-d",
+                    ])
+                    .arg(work)
+                    .arg(package),
+                "pip download",
+            )?;
+            let wheel = find_with_extension(work, "whl")?;
+            let bytes = extract_from_zip(&wheel, member)?;
+            save_member(work, member, &bytes)
+        }
+        Source::Npm {
+            package, member, ..
+        } => {
+            run_tool(
+                Command::new("npm")
+                    .args(["pack", "--silent", "--pack-destination"])
+                    .arg(work)
+                    .arg(package),
+                "npm pack",
+            )?;
+            let tarball = find_with_extension(work, "tgz")?;
+            let bytes = extract_from_tgz(&tarball, &format!("package/{member}"))?;
+            save_member(work, member, &bytes)
+        }
+        Source::File { path, .. } => {
+            let path = recipe.dir.join(path);
+            if !path.is_file() {
+                return Err(RuntimeError::Fetch(format!(
+                    "{} does not exist",
+                    path.display()
+                )));
+            }
+            let name = file_name(&path.to_string_lossy());
+            Ok((path, name))
+        }
+    }
+}
+
+fn python() -> &'static str {
+    if Command::new("python3").arg("--version").output().is_ok() {
+        "python3"
+    } else {
+        "python"
+    }
+}
+
+fn file_name(member: &str) -> String {
+    member.rsplit('/').next().unwrap_or(member).to_owned()
+}
+
+fn save_member(work: &Path, member: &str, bytes: &[u8]) -> Result<(PathBuf, String), RuntimeError> {
+    let name = file_name(member);
+    let path = work.join(&name);
+    fs::write(&path, bytes).map_err(|e| RuntimeError::Fetch(format!("{}: {e}", path.display())))?;
+    Ok((path, name))
+}
+
+fn run_tool(command: &mut Command, what: &str) -> Result<(), RuntimeError> {
+    tracing::info!(?command, "running {what}");
+    let status = command
+        .status()
+        .map_err(|e| RuntimeError::Fetch(format!("cannot run {what}: {e}")))?;
+    if !status.success() {
+        return Err(RuntimeError::Fetch(format!("{what} failed ({status})")));
+    }
+    Ok(())
+}
+
+fn find_with_extension(dir: &Path, extension: &str) -> Result<PathBuf, RuntimeError> {
+    fs::read_dir(dir)
+        .map_err(|e| RuntimeError::Fetch(format!("{}: {e}", dir.display())))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == extension))
+        .ok_or_else(|| RuntimeError::Fetch(format!("no .{extension} file was downloaded")))
+}
+
+fn extract_from_zip(archive: &Path, member: &str) -> Result<Vec<u8>, RuntimeError> {
+    let fail =
+        |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{}: {e}", archive.display()));
+    let file = fs::File::open(archive).map_err(|e| fail(&e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| fail(&e))?;
+    let mut entry = zip.by_name(member).map_err(|_| {
+        RuntimeError::Fetch(format!("{} has no member {member}", archive.display()))
+    })?;
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).map_err(|e| fail(&e))?;
+    Ok(bytes)
+}
+
+fn extract_from_tgz(archive: &Path, member: &str) -> Result<Vec<u8>, RuntimeError> {
+    let fail =
+        |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{}: {e}", archive.display()));
+    let file = fs::File::open(archive).map_err(|e| fail(&e))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in tar.entries().map_err(|e| fail(&e))? {
+        let mut entry = entry.map_err(|e| fail(&e))?;
+        if entry.path().map_err(|e| fail(&e))?.to_string_lossy() == member {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(|e| fail(&e))?;
+            return Ok(bytes);
+        }
+    }
+    Err(RuntimeError::Fetch(format!(
+        "{} has no member {member}",
+        archive.display()
+    )))
+}
+
+/// Builds `binary` of the crate at `manifest` for WASI, adding the rustup target if needed.
+fn cargo_build(
+    manifest: &Path,
+    binary: &str,
+    default_target_dir: &Path,
+) -> Result<PathBuf, RuntimeError> {
+    ensure_wasi_target()?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default_target_dir.to_owned());
+    run_tool(
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                WASI_TARGET,
+                "--manifest-path",
+            ])
+            .arg(manifest)
+            .args(["--bin", binary])
+            .env("CARGO_TARGET_DIR", &target_dir),
+        "cargo build",
+    )?;
+    let path = target_dir
+        .join(WASI_TARGET)
+        .join("release")
+        .join(format!("{binary}.wasm"));
+    if !path.is_file() {
+        return Err(RuntimeError::Fetch(format!(
+            "cargo built no {}",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
+fn ensure_wasi_target() -> Result<(), RuntimeError> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match installed {
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == WASI_TARGET) =>
+        {
+            Ok(())
+        }
+        Ok(_) => run_tool(
+            Command::new("rustup").args(["target", "add", WASI_TARGET]),
+            "rustup target add",
+        ),
+        // No rustup: let cargo report whether the target is usable.
+        Err(_) => Ok(()),
+    }
+}

@@ -1,0 +1,365 @@
+//! Runtime bundles, the images of wasmbuild: making them from recipes, keeping them in the
+//! store by digest (manifest and files are blobs; `bundles/<name>` names the newest build),
+//! and installing them as read-only directories. A file whose digest does not match is
+//! refused; nothing of such a bundle runs.
+
+pub mod bundle;
+pub mod fetch;
+pub mod recipe;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use bundle::{BundleFile, BundleManifest, CommandSpec};
+pub use recipe::{Recipe, RecipeError};
+
+use crate::sandbox::{GuestCommand, GuestExit, Layout, Sandbox, SandboxError};
+use crate::store::{LocalStore, StoreError, sha256_hex};
+
+/// Reference namespace of the newest bundle of each name.
+const BUNDLE_REFS: &str = "bundles";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    #[error("fetching the bundle's module failed: {0}")]
+    Fetch(String),
+    #[error("{what} has sha256 {actual}, but the recipe pins {expected}; refusing it")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("bundle {name}: {message}")]
+    Invalid { name: String, message: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A bundle present in the store and installed on this machine.
+#[derive(Debug, Clone)]
+pub struct InstalledBundle {
+    pub manifest: BundleManifest,
+    /// Digest of the manifest blob: the bundle's identity.
+    pub digest: String,
+    /// Host directory holding the bundle's verified files.
+    pub dir: PathBuf,
+}
+
+impl InstalledBundle {
+    /// Host path and digest of the module behind `command`.
+    pub fn module(&self, command: &str) -> Option<(PathBuf, &str)> {
+        let spec = self.manifest.commands.get(command)?;
+        let file = self.manifest.file(&spec.module)?;
+        Some((self.dir.join(&spec.module), &file.sha256))
+    }
+}
+
+/// A summary line of `wasmbuild runtime list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BundleSummary {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    pub commands: Vec<String>,
+    pub size: u64,
+}
+
+/// Bundles in one store.
+pub struct Runtimes {
+    store: LocalStore,
+}
+
+impl Runtimes {
+    pub fn new(store: LocalStore) -> Self {
+        Runtimes { store }
+    }
+
+    pub fn store(&self) -> &LocalStore {
+        &self.store
+    }
+
+    /// Names of the bundles in the store, sorted.
+    pub fn names(&self) -> Result<Vec<String>, RuntimeError> {
+        Ok(self.store.list_refs(BUNDLE_REFS)?)
+    }
+
+    /// One line per bundle in the store.
+    pub fn list(&self) -> Result<Vec<BundleSummary>, RuntimeError> {
+        let mut out = Vec::new();
+        for name in self.names()? {
+            let Some(digest) = self.store.get_ref(&format!("{BUNDLE_REFS}/{name}"))? else {
+                continue;
+            };
+            let manifest = self.manifest(&digest)?;
+            out.push(BundleSummary {
+                name: manifest.name.clone(),
+                version: manifest.version.clone(),
+                commands: manifest.commands.keys().cloned().collect(),
+                size: manifest.size(),
+                digest,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads and checks the manifest blob `digest`.
+    pub fn manifest(&self, digest: &str) -> Result<BundleManifest, RuntimeError> {
+        let bytes = self.store.get_blob(digest)?;
+        let text = String::from_utf8(bytes).map_err(|_| RuntimeError::Invalid {
+            name: digest.into(),
+            message: "manifest is not UTF-8".into(),
+        })?;
+        let manifest = BundleManifest::from_toml(&text).map_err(|e| RuntimeError::Invalid {
+            name: digest.into(),
+            message: e.to_string(),
+        })?;
+        manifest
+            .validate()
+            .map_err(|message| RuntimeError::Invalid {
+                name: manifest.name.clone(),
+                message,
+            })?;
+        Ok(manifest)
+    }
+
+    /// The digest of bundle `name`, optionally of a given `version`; `None` when the store
+    /// has no such bundle.
+    pub fn find(&self, name: &str, version: Option<&str>) -> Result<Option<String>, RuntimeError> {
+        let reference = match version {
+            Some(version) => format!("bundle-versions/{name}/{version}"),
+            None => format!("{BUNDLE_REFS}/{name}"),
+        };
+        Ok(self.store.get_ref(&reference)?)
+    }
+
+    /// Makes the bundle's files available on this machine (verifying each one against its
+    /// digest) and returns it. Installation is atomic: a directory appears whole or not at all.
+    pub fn install(&self, digest: &str) -> Result<InstalledBundle, RuntimeError> {
+        let manifest = self.manifest(digest)?;
+        let root = self.store.local_dir("bundles");
+        let dir = root.join(digest);
+        if !dir.is_dir() {
+            let io =
+                |e: std::io::Error| RuntimeError::Io(format!("installing {}: {e}", manifest.name));
+            fs::create_dir_all(&root).map_err(io)?;
+            let staging = tempfile::Builder::new()
+                .prefix(".install-")
+                .tempdir_in(&root)
+                .map_err(io)?;
+            for file in &manifest.files {
+                let bytes = self.store.get_blob(&file.sha256)?;
+                let dest = staging.path().join(&file.path);
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent).map_err(io)?;
+                }
+                fs::write(&dest, &bytes).map_err(io)?;
+            }
+            let staged = staging.keep();
+            if let Err(e) = fs::rename(&staged, &dir) {
+                let _ = fs::remove_dir_all(&staged);
+                // Another process may have installed the same bundle meanwhile.
+                if !dir.is_dir() {
+                    return Err(io(e));
+                }
+            }
+        }
+        Ok(InstalledBundle {
+            manifest,
+            digest: digest.into(),
+            dir,
+        })
+    }
+
+    /// Builds (or imports) the bundle described by `recipe`, stores it, points
+    /// `bundles/<name>` at it, installs it and compiles its modules ahead of time.
+    pub fn build(
+        &self,
+        recipe: &Recipe,
+        sandbox: &Sandbox,
+        report: &dyn Fn(&str),
+    ) -> Result<InstalledBundle, RuntimeError> {
+        let work = tempfile::tempdir().map_err(|e| RuntimeError::Io(e.to_string()))?;
+        report(&format!(
+            "fetching the module of {} ({})",
+            recipe.name,
+            source_kind(recipe)
+        ));
+        let (module_path, module_name) =
+            fetch::fetch_module(recipe, work.path(), &self.store.local_dir("cargo-target"))?;
+
+        report(&format!("storing {}", module_path.display()));
+        let (module_digest, module_size) = self.store.put_file(&module_path)?;
+        if let Some(expected) = recipe.source.pinned_sha256()
+            && expected != module_digest
+        {
+            return Err(RuntimeError::DigestMismatch {
+                what: module_name,
+                expected: expected.into(),
+                actual: module_digest,
+            });
+        }
+        let module_file = format!("bin/{module_name}");
+        let mut files = vec![BundleFile {
+            path: module_file.clone(),
+            sha256: module_digest.clone(),
+            size: module_size,
+        }];
+        for (path, source) in &recipe.files {
+            let bytes = fs::read(recipe.dir.join(source)).map_err(|e| {
+                RuntimeError::Io(format!("{}: {e}", recipe.dir.join(source).display()))
+            })?;
+            let sha256 = self.store.put_blob(&bytes)?;
+            files.push(BundleFile {
+                path: path.clone(),
+                sha256,
+                size: bytes.len() as u64,
+            });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+
+        report(&format!("compiling {module_name} to machine code"));
+        let loaded = sandbox.load(&module_name, &module_path, &module_digest)?;
+        let command_names = match &recipe.commands {
+            recipe::Commands::Names(names) => names.clone(),
+            recipe::Commands::Ask(recipe::AskModule::List) => {
+                list_module_commands(sandbox, &loaded, &module_name)?
+            }
+        };
+        if command_names.is_empty() {
+            return Err(RuntimeError::Invalid {
+                name: recipe.name.clone(),
+                message: "it provides no commands".into(),
+            });
+        }
+        let commands: BTreeMap<String, CommandSpec> = command_names
+            .into_iter()
+            .map(|name| {
+                (
+                    name,
+                    CommandSpec {
+                        module: module_file.clone(),
+                    },
+                )
+            })
+            .collect();
+
+        let manifest = BundleManifest {
+            name: recipe.name.clone(),
+            version: recipe.version.clone(),
+            description: recipe.description.clone(),
+            commands,
+            env: recipe.env.clone(),
+            path_env: recipe.path_env.clone(),
+            files,
+        };
+        manifest
+            .validate()
+            .map_err(|message| RuntimeError::Invalid {
+                name: recipe.name.clone(),
+                message,
+            })?;
+        let digest = self.store.put_blob(manifest.to_toml().as_bytes())?;
+        self.store.set_ref(
+            &format!("bundle-versions/{}/{}", recipe.name, recipe.version),
+            &digest,
+        )?;
+        self.store
+            .set_ref(&format!("{BUNDLE_REFS}/{}", recipe.name), &digest)?;
+        report(&format!(
+            "installing {} {} ({})",
+            recipe.name,
+            recipe.version,
+            &digest[..12]
+        ));
+        self.install(&digest)
+    }
+}
+
+fn source_kind(recipe: &Recipe) -> &'static str {
+    match recipe.source {
+        recipe::Source::Cargo { .. } => "cargo build for wasm32-wasip1",
+        recipe::Source::Pypi { .. } => "PyPI package",
+        recipe::Source::Npm { .. } => "npm package",
+        recipe::Source::File { .. } => "local file",
+    }
+}
+
+/// A `Write` that collects into a shared buffer.
+#[derive(Clone, Default)]
+pub(crate) struct SharedBuffer(pub Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuffer {
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Asks a multicall module for its commands: `MODULE --list`, one name per line.
+fn list_module_commands(
+    sandbox: &Sandbox,
+    module: &crate::sandbox::LoadedModule,
+    module_name: &str,
+) -> Result<Vec<String>, RuntimeError> {
+    let stdout = SharedBuffer::default();
+    let stderr = SharedBuffer::default();
+    let argv0 = module_name.trim_end_matches(".wasm").to_owned();
+    let exit = sandbox.run(
+        module,
+        GuestCommand {
+            name: argv0.clone(),
+            argv: vec![argv0, "--list".into()],
+            env: Vec::new(),
+            layout: Layout::default(),
+            cwd: "/".into(),
+            stdin: Box::new(std::io::empty()),
+            stdout: Box::new(stdout.clone()),
+            stderr: Box::new(stderr.clone()),
+            terminal: [false; 3],
+            deadline: None,
+            cancel: None,
+        },
+    )?;
+    if exit != GuestExit::Exited(0) {
+        return Err(RuntimeError::Invalid {
+            name: module_name.into(),
+            message: format!(
+                "`--list` failed ({exit:?}): {}",
+                String::from_utf8_lossy(&stderr.contents())
+            ),
+        });
+    }
+    let text = String::from_utf8_lossy(&stdout.contents()).into_owned();
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Hex sha256 of a file on disk.
+pub fn file_digest(path: &Path) -> std::io::Result<String> {
+    Ok(sha256_hex(&fs::read(path)?))
+}

@@ -1,0 +1,505 @@
+//! The sandbox: one wasmtime `Engine` per process and, for every command, a fresh `Store`
+//! with a WASI preview1 context holding exactly the argv, env, stdio and directories it is
+//! given. It knows nothing of buildspecs, shells or bundles: callers hand it a module file
+//! with its digest and a `GuestCommand`, and get back how the guest ended.
+
+mod code_cache;
+pub mod layout;
+mod stdio;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+pub use code_cache::CodeCache;
+pub use layout::{Layout, Mount};
+pub use stdio::{GuestInput, GuestOutput};
+
+use stdio::{InputPipe, OutputPipe};
+
+/// Exit status of a guest stopped by its deadline (as `timeout(1)` reports it).
+pub const STATUS_DEADLINE: i32 = 124;
+/// Exit status of a guest stopped because it was cancelled (as for SIGINT).
+pub const STATUS_CANCELLED: i32 = 130;
+/// Exit status of a guest that ran out of memory (as for SIGKILL by the OOM killer).
+pub const STATUS_OUT_OF_MEMORY: i32 = 137;
+/// Exit status of a guest that trapped for any other reason (as for SIGABRT).
+pub const STATUS_TRAP: i32 = 134;
+
+/// Default limit of a guest's linear memory.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 2 << 30;
+
+/// How often the epoch advances; deadlines and cancellation are checked at this pace.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Instances that may run at the same time (pipeline stages, parallel builds).
+const MAX_CONCURRENT_INSTANCES: u32 = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("could not set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("cannot read module {}: {source}", path.display())]
+    ReadModule {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "module {} has sha256 {actual}, but {expected} was expected; refusing to run it",
+        path.display()
+    )]
+    DigestMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{name}: not a valid WebAssembly module: {reason}")]
+    Compile { name: String, reason: String },
+    #[error("{name}: cannot be run: {reason}")]
+    Instantiate { name: String, reason: String },
+    #[error("cannot give the guest {guest} (host directory {}): {reason}", host.display())]
+    Preopen {
+        guest: String,
+        host: PathBuf,
+        reason: String,
+    },
+}
+
+/// Settings of the sandbox, fixed for the life of the process.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Largest linear memory a guest may grow to, in bytes.
+    pub memory_limit: u64,
+    /// Root of the compiled-code cache; `None` compiles in memory only.
+    pub code_cache_dir: Option<PathBuf>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            code_cache_dir: None,
+        }
+    }
+}
+
+/// Where a loaded module's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeOrigin {
+    /// Compiled now by cranelift.
+    Compiled,
+    /// Loaded from the compiled-code cache on disk.
+    CodeCache,
+    /// Already loaded earlier in this process.
+    Memory,
+}
+
+/// A module ready to run: compiled, linked against WASI, instantiable many times.
+#[derive(Clone)]
+pub struct LoadedModule {
+    pre: InstancePre<GuestState>,
+    origin: CodeOrigin,
+}
+
+impl LoadedModule {
+    pub fn origin(&self) -> CodeOrigin {
+        self.origin
+    }
+}
+
+/// One command for the guest: everything it may see.
+pub struct GuestCommand {
+    /// Name used in messages about this guest (usually argv[0]).
+    pub name: String,
+    pub argv: Vec<String>,
+    /// The guest's whole environment; nothing of the host is added.
+    pub env: Vec<(String, String)>,
+    /// Directories the guest can reach.
+    pub layout: Layout,
+    /// Absolute guest path preopened as `.` (the caller's current directory).
+    pub cwd: String,
+    pub stdin: GuestInput,
+    pub stdout: GuestOutput,
+    pub stderr: GuestOutput,
+    /// Whether stdin/stdout/stderr should report themselves as terminals.
+    pub terminal: [bool; 3],
+    /// Wall-clock instant after which the guest is stopped.
+    pub deadline: Option<Instant>,
+    /// Set to stop the guest early (Ctrl-C, an abandoned build).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// Why a guest stopped without exiting on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapKind {
+    OutOfMemory,
+    Deadline,
+    Cancelled,
+    Other,
+}
+
+/// How a guest ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestExit {
+    /// The guest returned from `_start` (status 0) or called `proc_exit`.
+    Exited(i32),
+    /// The guest was stopped; `message` says why, naming the program.
+    Trapped { kind: TrapKind, message: String },
+}
+
+impl GuestExit {
+    /// The status a shell sees: the exit code, or the documented status for each trap.
+    pub fn status(&self) -> i32 {
+        match self {
+            GuestExit::Exited(code) => *code,
+            GuestExit::Trapped { kind, .. } => match kind {
+                TrapKind::Deadline => STATUS_DEADLINE,
+                TrapKind::Cancelled => STATUS_CANCELLED,
+                TrapKind::OutOfMemory => STATUS_OUT_OF_MEMORY,
+                TrapKind::Other => STATUS_TRAP,
+            },
+        }
+    }
+}
+
+/// Per-store state: the WASI context and the resource limiter.
+pub struct GuestState {
+    wasi: WasiP1Ctx,
+    limits: GuestLimits,
+}
+
+struct GuestLimits {
+    memory_limit: usize,
+    memory_denied: bool,
+}
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_denied = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 10_000_000)
+    }
+}
+
+/// The reason an epoch callback stopped a guest.
+#[derive(Debug)]
+struct Interrupted(TrapKind);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            TrapKind::Deadline => "deadline exceeded",
+            _ => "cancelled",
+        })
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The process's sandbox: engine, WASI linker, compiled-code cache, loaded modules.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    code_cache: Option<CodeCache>,
+    loaded: Mutex<HashMap<String, LoadedModule>>,
+    memory_limit: u64,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let engine = Self::engine(config.memory_limit)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| {
+            &mut state.wasi
+        })
+        .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        start_epoch_ticker(&engine);
+        let code_cache = config
+            .code_cache_dir
+            .as_deref()
+            .map(|dir| CodeCache::new(dir, &engine));
+        Ok(Sandbox {
+            engine,
+            linker,
+            code_cache,
+            loaded: Mutex::new(HashMap::new()),
+            memory_limit: config.memory_limit,
+        })
+    }
+
+    fn engine(memory_limit: u64) -> Result<Engine, SandboxError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.memory_init_cow(true);
+        config.parallel_compilation(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_core_instances(MAX_CONCURRENT_INSTANCES)
+            .total_memories(MAX_CONCURRENT_INSTANCES)
+            .total_tables(MAX_CONCURRENT_INSTANCES)
+            .max_memory_size(memory_limit.try_into().unwrap_or(usize::MAX))
+            .max_core_instance_size(16 << 20)
+            .table_elements(200_000)
+            .max_unused_warm_slots(16);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        match Engine::new(&config) {
+            Ok(engine) => Ok(engine),
+            Err(pooling_error) => {
+                // Address-space limits (ulimit -v) can refuse the pool's reservation;
+                // on-demand allocation still works, only slower to start.
+                tracing::warn!(%pooling_error, "pooling allocator unavailable; allocating on demand");
+                config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+                Engine::new(&config).map_err(|e| SandboxError::Engine(e.to_string()))
+            }
+        }
+    }
+
+    pub fn engine_ref(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The compiled-code cache in use, if any.
+    pub fn code_cache(&self) -> Option<&CodeCache> {
+        self.code_cache.as_ref()
+    }
+
+    /// Loads the module at `path`, whose content must hash to `digest` (hex sha256).
+    /// Machine code comes from memory, the compiled-code cache, or a fresh compilation,
+    /// in that order; the module's bytes are only read (and verified) when compiling.
+    pub fn load(
+        &self,
+        name: &str,
+        path: &Path,
+        digest: &str,
+    ) -> Result<LoadedModule, SandboxError> {
+        if let Some(loaded) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            return Ok(LoadedModule {
+                origin: CodeOrigin::Memory,
+                ..loaded.clone()
+            });
+        }
+        let cached = self
+            .code_cache
+            .as_ref()
+            .and_then(|cache| cache.load(&self.engine, digest));
+        let (module, origin) = match cached {
+            Some(module) => (module, CodeOrigin::CodeCache),
+            None => (self.compile(name, path, digest)?, CodeOrigin::Compiled),
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| SandboxError::Instantiate {
+                name: name.into(),
+                reason: format!("{e:#}"),
+            })?;
+        let loaded = LoadedModule { pre, origin };
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.to_owned(), loaded.clone());
+        Ok(loaded)
+    }
+
+    fn compile(&self, name: &str, path: &Path, digest: &str) -> Result<Module, SandboxError> {
+        let bytes = std::fs::read(path).map_err(|source| SandboxError::ReadModule {
+            path: path.into(),
+            source,
+        })?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != digest {
+            return Err(SandboxError::DigestMismatch {
+                path: path.into(),
+                expected: digest.into(),
+                actual,
+            });
+        }
+        tracing::info!(module = name, size = bytes.len(), "compiling module");
+        let module = Module::new(&self.engine, &bytes).map_err(|e| SandboxError::Compile {
+            name: name.into(),
+            reason: format!("{e:#}"),
+        })?;
+        if let Some(cache) = &self.code_cache {
+            match module.serialize() {
+                Ok(code) => cache.store(digest, &code),
+                Err(error) => tracing::warn!(%error, "cannot serialise compiled code"),
+            }
+        }
+        Ok(module)
+    }
+
+    /// Runs one guest to completion on the calling thread. It must not be a Tokio task
+    /// (WASI's sync bindings block on their own runtime): use a plain thread or
+    /// `spawn_blocking`.
+    pub fn run(
+        &self,
+        module: &LoadedModule,
+        command: GuestCommand,
+    ) -> Result<GuestExit, SandboxError> {
+        let GuestCommand {
+            name,
+            argv,
+            env,
+            layout,
+            cwd,
+            stdin,
+            stdout,
+            stderr,
+            terminal,
+            deadline,
+            cancel,
+        } = command;
+        let stdout = OutputPipe::new(stdout, terminal[1]);
+        let stderr = OutputPipe::new(stderr, terminal[2]);
+
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.args(&argv)
+            .envs(&env)
+            .stdin(InputPipe::new(stdin, terminal[0]))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_blocking_current_thread(true)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for mount in &layout.mounts {
+            let perms = if mount.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&mount.host, &mount.guest, perms)
+                .map_err(|e| SandboxError::Preopen {
+                    guest: mount.guest.clone(),
+                    host: mount.host.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        }
+        if let Some((mount, rel)) = layout.resolve(&cwd) {
+            let host = if rel.is_empty() {
+                mount.host.clone()
+            } else {
+                mount.host.join(rel)
+            };
+            let perms = if mount.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            // A cwd that vanished or escapes is not fatal: the guest just has no `.`.
+            if let Err(error) = wasi.preopened_dir(&host, ".", perms) {
+                tracing::debug!(%error, cwd, "no `.` preopen");
+            }
+        }
+
+        let state = GuestState {
+            wasi: wasi.build_p1(),
+            limits: GuestLimits {
+                memory_limit: self.memory_limit.try_into().unwrap_or(usize::MAX),
+                memory_denied: false,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(Interrupted(TrapKind::Cancelled).into());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Interrupted(TrapKind::Deadline).into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+
+        let result = module
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+            .and_then(|start| start.call(&mut store, ()));
+        let _ = stdout.flush();
+        let _ = stderr.flush();
+
+        let Err(error) = result else {
+            return Ok(GuestExit::Exited(0));
+        };
+        if let Some(exit) = error.downcast_ref::<I32Exit>() {
+            return Ok(GuestExit::Exited(exit.0));
+        }
+        let memory_denied = store.data().limits.memory_denied;
+        let (kind, reason) = if let Some(Interrupted(kind)) = error.downcast_ref::<Interrupted>() {
+            let reason = match kind {
+                TrapKind::Deadline => "stopped: deadline exceeded".to_owned(),
+                _ => "stopped: cancelled".to_owned(),
+            };
+            (*kind, reason)
+        } else if memory_denied {
+            let limit = self.memory_limit >> 20;
+            (
+                TrapKind::OutOfMemory,
+                format!("out of memory (limit {limit} MiB)"),
+            )
+        } else if let Some(trap) = error.downcast_ref::<Trap>() {
+            (TrapKind::Other, format!("trapped: {trap}"))
+        } else if error.to_string().contains("_start") {
+            return Err(SandboxError::Instantiate {
+                name,
+                reason: "it exports no `_start` function (not a WASI command)".into(),
+            });
+        } else {
+            (TrapKind::Other, format!("failed: {error:#}"))
+        };
+        Ok(GuestExit::Trapped {
+            kind,
+            message: format!("{name}: {reason}"),
+        })
+    }
+}
+
+/// Advances the engine's epoch on a background thread for the life of the process.
+fn start_epoch_ticker(engine: &Engine) {
+    // The ticker holds only a weak reference: it ends when the engine is dropped.
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("wasmbuild-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .ok();
+}
