@@ -257,24 +257,30 @@ impl ImageRunner {
             .map(ProgramOutcome::Ran)
     }
 
-    /// Runs a `.wasm` module from the build's filesystem (host path, already resolved
-    /// through the layout), verifying nothing but what the sandbox verifies.
+    /// Runs a `.wasm` module from the build's own filesystem, named by its absolute guest
+    /// path. The file is read through the mount's capability-scoped directory, so a
+    /// symlink cannot lead outside what the guest may see.
     pub fn run_module_file(
         &self,
-        host_path: &std::path::Path,
+        guest_path: &str,
         argv: Vec<String>,
         env: Vec<(String, String)>,
         cwd: &str,
         io: ProgramIo,
-    ) -> Result<GuestExit, SandboxError> {
-        let digest =
-            crate::runtime::file_digest(host_path).map_err(|source| SandboxError::ReadModule {
-                path: host_path.into(),
-                source,
-            })?;
+    ) -> Result<ProgramOutcome, SandboxError> {
+        let Some(bytes) = self.read_guest_file(guest_path) else {
+            return Ok(ProgramOutcome::NotFound);
+        };
         let name = argv.first().cloned().unwrap_or_default();
-        let module = self.sandbox.load(&name, host_path, &digest)?;
-        self.run_loaded(&module, &name, argv, env, cwd, io)
+        let module = self.sandbox.load_bytes(&name, &bytes)?;
+        self.run_loaded(&module, &name, argv, env, cwd, io).map(ProgramOutcome::Ran)
+    }
+
+    /// Reads a file of the guest's filesystem, confined to its mount.
+    pub fn read_guest_file(&self, guest_path: &str) -> Option<Vec<u8>> {
+        let (mount, rel) = self.layout.resolve(guest_path)?;
+        let dir = cap_std::fs::Dir::open_ambient_dir(&mount.host, cap_std::ambient_authority()).ok()?;
+        dir.read(rel).ok()
     }
 
     fn run_loaded(

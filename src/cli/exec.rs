@@ -128,6 +128,9 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
         ],
     };
     let program = args.argv[0].clone();
+    if program.contains('/') {
+        return run_module_file(&runner, &program, args.argv, env, &cwd, io);
+    }
     let outcome = runner
         .run_command(args.argv, env, &cwd, io)
         .map_err(|e| Failure::fault(e.to_string()))?;
@@ -144,6 +147,35 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
             Ok(u8::try_from(exit.status()).unwrap_or(1))
         }
     }
+}
+
+/// `exec -- ./tool.wasm ARGS`: a module from the guest's own filesystem.
+fn run_module_file(
+    runner: &ImageRunner,
+    program: &str,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: &str,
+    io: ProgramIo,
+) -> Result<u8, Failure> {
+    let guest_path = if program.starts_with('/') {
+        normalize_guest_path(program)
+    } else {
+        normalize_guest_path(&format!("{cwd}/{program}"))
+    };
+    if !guest_path.ends_with(".wasm") {
+        return Err(Failure { message: format!("{program}: not a WebAssembly module (.wasm)"), status: 126 });
+    }
+    let outcome = runner
+        .run_module_file(&guest_path, argv, env, cwd, io)
+        .map_err(|e| Failure { message: e.to_string(), status: 126 })?;
+    let ProgramOutcome::Ran(exit) = outcome else {
+        return Err(Failure { message: format!("{program}: no such file"), status: 127 });
+    };
+    if let GuestExit::Trapped { message, .. } = &exit {
+        eprintln!("wasmbuild: {message}");
+    }
+    Ok(u8::try_from(exit.status() & 0xff).unwrap_or(1))
 }
 
 #[cfg(test)]

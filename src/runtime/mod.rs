@@ -17,7 +17,7 @@ pub use bundle::{BundleFile, BundleManifest, CommandSpec};
 pub use recipe::{Recipe, RecipeError};
 
 use crate::sandbox::{GuestCommand, GuestExit, Layout, Sandbox, SandboxError};
-use crate::store::{LocalStore, StoreError, sha256_hex};
+use crate::store::{LocalStore, StoreError};
 
 /// Reference namespace of the newest bundle of each name.
 const BUNDLE_REFS: &str = "bundles";
@@ -357,9 +357,4 @@ fn list_module_commands(
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect())
-}
-
-/// Hex sha256 of a file on disk.
-pub fn file_digest(path: &Path) -> std::io::Result<String> {
-    Ok(sha256_hex(&fs::read(path)?))
 }
