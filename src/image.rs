@@ -273,13 +273,15 @@ impl ImageRunner {
         };
         let name = argv.first().cloned().unwrap_or_default();
         let module = self.sandbox.load_bytes(&name, &bytes)?;
-        self.run_loaded(&module, &name, argv, env, cwd, io).map(ProgramOutcome::Ran)
+        self.run_loaded(&module, &name, argv, env, cwd, io)
+            .map(ProgramOutcome::Ran)
     }
 
     /// Reads a file of the guest's filesystem, confined to its mount.
     pub fn read_guest_file(&self, guest_path: &str) -> Option<Vec<u8>> {
         let (mount, rel) = self.layout.resolve(guest_path)?;
-        let dir = cap_std::fs::Dir::open_ambient_dir(&mount.host, cap_std::ambient_authority()).ok()?;
+        let dir =
+            cap_std::fs::Dir::open_ambient_dir(&mount.host, cap_std::ambient_authority()).ok()?;
         dir.read(rel).ok()
     }
 

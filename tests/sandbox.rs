@@ -14,7 +14,9 @@ use sha2::Digest;
 fn python(src: &std::path::Path, code: &str) -> assert_cmd::Command {
     ensure_bundle("python");
     let mut cmd = wasmbuild();
-    cmd.args(["exec", "--image", "python", "--src"]).arg(src).args(["--", "python", "-c", code]);
+    cmd.args(["exec", "--image", "python", "--src"])
+        .arg(src)
+        .args(["--", "python", "-c", code]);
     cmd
 }
 
@@ -50,9 +52,14 @@ fn guest_env_is_exactly_what_wasmbuild_sets_and_never_the_hosts() {
 #[test]
 fn exit_status_of_the_guest_is_the_exit_status_of_exec() {
     let src = tempfile::tempdir().unwrap();
-    python(src.path(), "import sys; sys.exit(42)").assert().code(42);
+    python(src.path(), "import sys; sys.exit(42)")
+        .assert()
+        .code(42);
     python(src.path(), "raise SystemExit(0)").assert().code(0);
-    python(src.path(), "1/0").assert().code(1).stderr(predicate::str::contains("ZeroDivisionError"));
+    python(src.path(), "1/0")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("ZeroDivisionError"));
 }
 
 #[test]
@@ -67,22 +74,42 @@ fn proc_exit_sets_the_status() {
             (memory (export "memory") 1)
             (func (export "_start") (call $exit (i32.const 7))))"#,
     );
-    wasmbuild().args(["exec", "--image", "python", "--src"]).arg(src.path()).args(["--", &format!("./{module}")]).assert().code(7);
+    wasmbuild()
+        .args(["exec", "--image", "python", "--src"])
+        .arg(src.path())
+        .args(["--", &format!("./{module}")])
+        .assert()
+        .code(7);
 }
 
 #[test]
 fn python_getcwd_follows_workdir() {
     let src = tempfile::tempdir().unwrap();
     fs::create_dir_all(src.path().join("sub/deeper")).unwrap();
-    python(src.path(), "import os; print(os.getcwd()); open('made-here', 'w').write('x')")
-        .args([] as [&str; 0])
-        .assert()
-        .success();
+    python(
+        src.path(),
+        "import os; print(os.getcwd()); open('made-here', 'w').write('x')",
+    )
+    .args([] as [&str; 0])
+    .assert()
+    .success();
     ensure_bundle("python");
     wasmbuild()
-        .args(["exec", "--image", "python", "--workdir", "sub/deeper", "--src"])
+        .args([
+            "exec",
+            "--image",
+            "python",
+            "--workdir",
+            "sub/deeper",
+            "--src",
+        ])
         .arg(src.path())
-        .args(["--", "python", "-c", "import os; print(os.getcwd()); open('made-here', 'w').write('x')"])
+        .args([
+            "--",
+            "python",
+            "-c",
+            "import os; print(os.getcwd()); open('made-here', 'w').write('x')",
+        ])
         .assert()
         .success()
         .stdout("/codebuild/output/src/sub/deeper\n");
@@ -110,7 +137,12 @@ fn more_than_64_mib_streams_through_stdin_and_stdout() {
         .env("WASMBUILD_STORE", common::store_dir())
         .args(["exec", "--image", "python", "--src"])
         .arg(src.path())
-        .args(["--", "python", "-c", "import sys, shutil; shutil.copyfileobj(sys.stdin.buffer, sys.stdout.buffer, 1 << 16)"])
+        .args([
+            "--",
+            "python",
+            "-c",
+            "import sys, shutil; shutil.copyfileobj(sys.stdin.buffer, sys.stdout.buffer, 1 << 16)",
+        ])
         .stdin(fs::File::open(&input_path).unwrap())
         .stdout(fs::File::create(&output_path).unwrap())
         .status()
@@ -148,7 +180,11 @@ fn host_paths_traversal_and_escaping_symlinks_are_refused() {
     let outside = tempfile::tempdir().unwrap();
     fs::write(outside.path().join("secret.txt"), "host secret").unwrap();
     std::os::unix::fs::symlink(outside.path(), src.path().join("escape-dir")).unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), src.path().join("escape-file")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        src.path().join("escape-file"),
+    )
+    .unwrap();
     let secret = outside.path().join("secret.txt");
     let code = format!(
         "import os\n\
@@ -167,9 +203,17 @@ fn host_paths_traversal_and_escaping_symlinks_are_refused() {
          \x20       print('refused')\n",
         secret = secret.to_str().unwrap()
     );
-    let out = python(src.path(), &code).assert().success().get_output().stdout.clone();
+    let out = python(src.path(), &code)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let out = String::from_utf8(out).unwrap();
-    assert!(!out.contains("host secret") && !out.contains("root:"), "guest read the host: {out}");
+    assert!(
+        !out.contains("host secret") && !out.contains("root:"),
+        "guest read the host: {out}"
+    );
     assert_eq!(out, "refused\n".repeat(8));
 }
 
@@ -192,14 +236,19 @@ fn memory_limit_stops_a_runaway_guest_with_a_clear_message() {
         .args(["--", &format!("./{module}")])
         .assert()
         .code(137)
-        .stderr(predicate::str::contains("./hog.wasm: out of memory (limit 64 MiB)"));
+        .stderr(predicate::str::contains(
+            "./hog.wasm: out of memory (limit 64 MiB)",
+        ));
 }
 
 #[test]
 fn deadline_stops_a_guest_that_never_ends() {
     let src = tempfile::tempdir().unwrap();
-    let module =
-        write_wat(src.path(), "spin.wasm", r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#);
+    let module = write_wat(
+        src.path(),
+        "spin.wasm",
+        r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#,
+    );
     let started = std::time::Instant::now();
     wasmbuild()
         .args(["exec", "--image", "python", "--timeout", "0.3", "--src"])
@@ -207,21 +256,29 @@ fn deadline_stops_a_guest_that_never_ends() {
         .args(["--", &format!("./{module}")])
         .assert()
         .code(124)
-        .stderr(predicate::str::contains("./spin.wasm: stopped: deadline exceeded"));
+        .stderr(predicate::str::contains(
+            "./spin.wasm: stopped: deadline exceeded",
+        ));
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
 
 #[test]
 fn a_trap_is_a_message_naming_the_program_not_a_crash() {
     let src = tempfile::tempdir().unwrap();
-    let module = write_wat(src.path(), "trap.wasm", r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#);
+    let module = write_wat(
+        src.path(),
+        "trap.wasm",
+        r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#,
+    );
     wasmbuild()
         .args(["exec", "--image", "python", "--src"])
         .arg(src.path())
         .args(["--", &format!("./{module}")])
         .assert()
         .code(134)
-        .stderr(predicate::str::contains("./trap.wasm: trapped: wasm `unreachable` instruction executed"))
+        .stderr(predicate::str::contains(
+            "./trap.wasm: trapped: wasm `unreachable` instruction executed",
+        ))
         .stderr(predicate::str::contains("panicked").not());
 }
 
@@ -235,5 +292,7 @@ fn a_file_that_is_not_a_module_is_refused_cleanly() {
         .args(["--", "./fake.wasm"])
         .assert()
         .code(126)
-        .stderr(predicate::str::contains("./fake.wasm: not a valid WebAssembly module"));
+        .stderr(predicate::str::contains(
+            "./fake.wasm: not a valid WebAssembly module",
+        ));
 }

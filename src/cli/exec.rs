@@ -164,13 +164,22 @@ fn run_module_file(
         normalize_guest_path(&format!("{cwd}/{program}"))
     };
     if !guest_path.ends_with(".wasm") {
-        return Err(Failure { message: format!("{program}: not a WebAssembly module (.wasm)"), status: 126 });
+        return Err(Failure {
+            message: format!("{program}: not a WebAssembly module (.wasm)"),
+            status: 126,
+        });
     }
     let outcome = runner
         .run_module_file(&guest_path, argv, env, cwd, io)
-        .map_err(|e| Failure { message: e.to_string(), status: 126 })?;
+        .map_err(|e| Failure {
+            message: e.to_string(),
+            status: 126,
+        })?;
     let ProgramOutcome::Ran(exit) = outcome else {
-        return Err(Failure { message: format!("{program}: no such file"), status: 127 });
+        return Err(Failure {
+            message: format!("{program}: no such file"),
+            status: 127,
+        });
     };
     if let GuestExit::Trapped { message, .. } = &exit {
         eprintln!("wasmbuild: {message}");

@@ -293,10 +293,17 @@ impl Sandbox {
     /// Loads the module at `path`, whose content must hash to `digest` (hex sha256).
     /// Machine code comes from memory, the compiled-code cache, or a fresh compilation,
     /// in that order; the module's bytes are only read (and verified) when compiling.
-    pub fn load(&self, name: &str, path: &Path, digest: &str) -> Result<LoadedModule, SandboxError> {
+    pub fn load(
+        &self,
+        name: &str,
+        path: &Path,
+        digest: &str,
+    ) -> Result<LoadedModule, SandboxError> {
         self.load_with(name, digest, || {
-            let bytes = std::fs::read(path)
-                .map_err(|source| SandboxError::ReadModule { path: path.into(), source })?;
+            let bytes = std::fs::read(path).map_err(|source| SandboxError::ReadModule {
+                path: path.into(),
+                source,
+            })?;
             let actual = hex::encode(Sha256::digest(&bytes));
             if actual != digest {
                 return Err(SandboxError::DigestMismatch {
@@ -322,18 +329,35 @@ impl Sandbox {
         digest: &str,
         read_module: impl FnOnce() -> Result<Vec<u8>, SandboxError>,
     ) -> Result<LoadedModule, SandboxError> {
-        if let Some(loaded) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(digest) {
-            return Ok(LoadedModule { origin: CodeOrigin::Memory, ..loaded.clone() });
+        if let Some(loaded) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            return Ok(LoadedModule {
+                origin: CodeOrigin::Memory,
+                ..loaded.clone()
+            });
         }
-        let cached = self.code_cache.as_ref().and_then(|cache| cache.load(&self.engine, digest));
+        let cached = self
+            .code_cache
+            .as_ref()
+            .and_then(|cache| cache.load(&self.engine, digest));
         let (module, origin) = match cached {
             Some(module) => (module, CodeOrigin::CodeCache),
-            None => (self.compile(name, digest, &read_module()?)?, CodeOrigin::Compiled),
+            None => (
+                self.compile(name, digest, &read_module()?)?,
+                CodeOrigin::Compiled,
+            ),
         };
         let pre = self
             .linker
             .instantiate_pre(&module)
-            .map_err(|e| SandboxError::Instantiate { name: name.into(), reason: format!("{e:#}") })?;
+            .map_err(|e| SandboxError::Instantiate {
+                name: name.into(),
+                reason: format!("{e:#}"),
+            })?;
         let loaded = LoadedModule { pre, origin };
         self.loaded
             .lock()
@@ -344,8 +368,10 @@ impl Sandbox {
 
     fn compile(&self, name: &str, digest: &str, bytes: &[u8]) -> Result<Module, SandboxError> {
         tracing::info!(module = name, size = bytes.len(), "compiling module");
-        let module = Module::new(&self.engine, bytes)
-            .map_err(|e| SandboxError::Compile { name: name.into(), reason: format!("{e:#}") })?;
+        let module = Module::new(&self.engine, bytes).map_err(|e| SandboxError::Compile {
+            name: name.into(),
+            reason: format!("{e:#}"),
+        })?;
         if let Some(cache) = &self.code_cache {
             match module.serialize() {
                 Ok(code) => cache.store(digest, &code),
@@ -468,10 +494,10 @@ impl Sandbox {
             )
         } else if let Some(trap) = error.downcast_ref::<Trap>() {
             {
-            let text = trap.to_string();
-            let text = text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned();
-            (TrapKind::Other, format!("trapped: {text}"))
-        }
+                let text = trap.to_string();
+                let text = text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned();
+                (TrapKind::Other, format!("trapped: {text}"))
+            }
         } else if error.to_string().contains("_start") {
             return Err(SandboxError::Instantiate {
                 name,

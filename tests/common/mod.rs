@@ -23,7 +23,8 @@ fn target_dir() -> PathBuf {
 /// `wasmbuild` with the test store.
 pub fn wasmbuild() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("wasmbuild").expect("the wasmbuild binary");
-    cmd.env("WASMBUILD_STORE", store_dir()).env_remove("RUST_LOG");
+    cmd.env("WASMBUILD_STORE", store_dir())
+        .env_remove("RUST_LOG");
     cmd
 }
 

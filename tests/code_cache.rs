@@ -1,0 +1,119 @@
+//! The compiled-code cache, driven through the library: a module is compiled once per
+//! machine, later starts load its machine code from disk, and a damaged cache file is
+//! recompiled rather than trusted.
+
+use std::fs;
+
+use wasmbuild::sandbox::{CodeOrigin, GuestCommand, GuestExit, Layout, Sandbox, SandboxConfig};
+
+const MODULE: &str = r#"(module
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (memory (export "memory") 1)
+    (func (export "_start") (call $exit (i32.const 5))))"#;
+
+fn sandbox(cache: &std::path::Path) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        code_cache_dir: Some(cache.to_owned()),
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+fn run(sandbox: &Sandbox, module: &wasmbuild::sandbox::LoadedModule) -> GuestExit {
+    sandbox
+        .run(
+            module,
+            GuestCommand {
+                name: "exit5".into(),
+                argv: vec!["exit5".into()],
+                env: Vec::new(),
+                layout: Layout::default(),
+                cwd: "/".into(),
+                stdin: Box::new(std::io::empty()),
+                stdout: Box::new(std::io::sink()),
+                stderr: Box::new(std::io::sink()),
+                terminal: [false; 3],
+                deadline: None,
+                cancel: None,
+            },
+        )
+        .unwrap()
+}
+
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = wat::parse_str(MODULE).unwrap();
+    let path = dir.path().join("exit5.wasm");
+    fs::write(&path, &bytes).unwrap();
+    let digest = wasmbuild::store::sha256_hex(&bytes);
+    (dir, path, digest)
+}
+
+#[test]
+fn second_start_of_a_module_uses_the_compiled_code_cache() {
+    let (dir, path, digest) = setup();
+    let cache = dir.path().join("compiled");
+
+    let first = sandbox(&cache);
+    let module = first.load("exit5", &path, &digest).unwrap();
+    assert_eq!(module.origin(), CodeOrigin::Compiled);
+    assert_eq!(run(&first, &module), GuestExit::Exited(5));
+    assert_eq!(
+        first.load("exit5", &path, &digest).unwrap().origin(),
+        CodeOrigin::Memory
+    );
+    drop(first);
+
+    // A new process (a new engine) finds the machine code on disk, without reading the module.
+    fs::remove_file(&path).unwrap();
+    let second = sandbox(&cache);
+    let module = second.load("exit5", &path, &digest).unwrap();
+    assert_eq!(module.origin(), CodeOrigin::CodeCache);
+    assert_eq!(run(&second, &module), GuestExit::Exited(5));
+}
+
+#[test]
+fn corrupt_or_truncated_cache_files_are_recompiled_not_trusted() {
+    let (dir, path, digest) = setup();
+    let cache = dir.path().join("compiled");
+    sandbox(&cache).load("exit5", &path, &digest).unwrap();
+    let file = sandbox(&cache).code_cache().unwrap().file(&digest);
+    let original = fs::read(&file).unwrap();
+
+    // One flipped bit in the machine code.
+    let mut flipped = original.clone();
+    let last = flipped.len() - 1;
+    flipped[last / 2] ^= 0x10;
+    fs::write(&file, &flipped).unwrap();
+    let s = sandbox(&cache);
+    let module = s.load("exit5", &path, &digest).unwrap();
+    assert_eq!(module.origin(), CodeOrigin::Compiled);
+    assert_eq!(run(&s, &module), GuestExit::Exited(5));
+    assert_eq!(
+        fs::read(&file).unwrap(),
+        original,
+        "the cache file is rewritten whole"
+    );
+
+    // Cut in half, and garbage.
+    for damaged in [original[..original.len() / 2].to_vec(), b"garbage".to_vec()] {
+        fs::write(&file, damaged).unwrap();
+        let s = sandbox(&cache);
+        let module = s.load("exit5", &path, &digest).unwrap();
+        assert_eq!(module.origin(), CodeOrigin::Compiled);
+        assert_eq!(run(&s, &module), GuestExit::Exited(5));
+    }
+}
+
+#[test]
+fn a_module_whose_digest_does_not_match_is_refused() {
+    let (dir, path, digest) = setup();
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[0, 0, 0]); // a custom-section-free tail makes it differ
+    fs::write(&path, &bytes).unwrap();
+    let err = sandbox(&dir.path().join("compiled"))
+        .load("exit5", &path, &digest)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("refusing to run it"), "{err}");
+}

@@ -1,0 +1,208 @@
+//! Runtime bundles through the command line: building from a recipe, listing, digests
+//! that refuse a bundle, unknown images and unknown programs.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use predicates::prelude::*;
+
+/// A module that writes "hello from wasm\n" to stdout and exits 0.
+const HELLO: &str = r#"(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 16) "hello from wasm\n")
+    (func (export "_start")
+      (i32.store (i32.const 0) (i32.const 16))
+      (i32.store (i32.const 4) (i32.const 16))
+      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+/// A recipe directory holding one `hello` bundle made from a local file.
+fn hello_recipe(recipes: &Path, sha256: &str) {
+    let dir = recipes.join("hello");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("hello.wasm"), wat::parse_str(HELLO).unwrap()).unwrap();
+    fs::write(
+        dir.join("recipe.toml"),
+        format!(
+            "name = \"hello\"\nversion = \"1.0\"\ncommands = [\"hello\", \"hi\"]\n\n\
+             [source]\nkind = \"file\"\npath = \"hello.wasm\"\nsha256 = \"{sha256}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn cli(store: &Path, recipes: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("wasmbuild").unwrap();
+    cmd.env("WASMBUILD_STORE", store)
+        .env("WASMBUILD_RECIPES", recipes)
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+fn hello_digest() -> String {
+    wasmbuild::store::sha256_hex(&wat::parse_str(HELLO).unwrap())
+}
+
+#[test]
+fn a_bundle_built_from_a_recipe_is_listed_and_runs() {
+    let (store, recipes, src) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    hello_recipe(recipes.path(), &hello_digest());
+    cli(store.path(), recipes.path())
+        .args(["runtime", "build", "hello"])
+        .assert()
+        .success();
+    cli(store.path(), recipes.path())
+        .args(["runtime", "list"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::is_match(r"(?m)^hello +1\.0 +[0-9a-f]{12} +\d+ B +hello hi$").unwrap(),
+        );
+    cli(store.path(), recipes.path())
+        .args(["exec", "--image", "hello:1.0", "--src"])
+        .arg(src.path())
+        .args(["--", "hi"])
+        .assert()
+        .success()
+        .stdout("hello from wasm\n");
+}
+
+#[test]
+fn a_pinned_digest_that_does_not_match_refuses_the_bundle() {
+    let (store, recipes) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    hello_recipe(recipes.path(), &"0".repeat(64));
+    cli(store.path(), recipes.path())
+        .args(["runtime", "build", "hello"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("but the recipe pins 0000"));
+    cli(store.path(), recipes.path())
+        .args(["runtime", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("hello").not());
+}
+
+#[test]
+fn a_tampered_installed_module_is_refused_and_nothing_runs() {
+    let (store, recipes, src) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    hello_recipe(recipes.path(), &hello_digest());
+    cli(store.path(), recipes.path())
+        .args(["runtime", "build", "hello"])
+        .assert()
+        .success();
+    // Swap the installed module for another one and drop the compiled code.
+    let installed = fs::read_dir(store.path().join("bundles"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let evil = HELLO.replace("hello from wasm", "evil from wasm!");
+    fs::write(
+        installed.join("bin/hello.wasm"),
+        wat::parse_str(evil).unwrap(),
+    )
+    .unwrap();
+    fs::remove_dir_all(store.path().join("compiled")).unwrap();
+    cli(store.path(), recipes.path())
+        .args(["exec", "--image", "hello", "--src"])
+        .arg(src.path())
+        .args(["--", "hello"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::contains("refusing to run it"));
+}
+
+#[test]
+fn a_corrupt_bundle_blob_is_never_installed() {
+    let (store, recipes, src) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    hello_recipe(recipes.path(), &hello_digest());
+    cli(store.path(), recipes.path())
+        .args(["runtime", "build", "hello"])
+        .assert()
+        .success();
+    fs::remove_dir_all(store.path().join("bundles")).unwrap();
+    let digest = hello_digest();
+    let blob = store
+        .path()
+        .join("blobs")
+        .join(&digest[..2])
+        .join(format!("{digest}.zst"));
+    fs::write(&blob, zstd::bulk::compress(b"not the module", 3).unwrap()).unwrap();
+    cli(store.path(), recipes.path())
+        .args(["exec", "--image", "hello", "--src"])
+        .arg(src.path())
+        .args(["--", "hello"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::contains(format!(
+            "store object {digest} is corrupt"
+        )));
+    assert!(
+        fs::read_dir(store.path().join("bundles"))
+            .unwrap()
+            .all(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".install-")
+                    == false
+            })
+    );
+}
+
+#[test]
+fn unknown_images_list_what_exists_and_unknown_programs_exit_127() {
+    let (store, recipes, src) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    hello_recipe(recipes.path(), &hello_digest());
+    cli(store.path(), recipes.path())
+        .args(["exec", "--image", "hello", "--src"])
+        .arg(src.path())
+        .args(["--", "hello"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "image hello is not in the store; build it with `wasmbuild runtime build hello`",
+        ));
+    cli(store.path(), recipes.path())
+        .args(["runtime", "build", "hello"])
+        .assert()
+        .success();
+    cli(store.path(), recipes.path())
+        .args(["exec", "--image", "nosuch", "--src"])
+        .arg(src.path())
+        .args(["--", "hello"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "unknown image nosuch; images in the store: hello",
+        ));
+    cli(store.path(), recipes.path())
+        .args(["exec", "--image", "hello", "--src"])
+        .arg(src.path())
+        .args(["--", "gcc", "-v"])
+        .assert()
+        .code(127)
+        .stderr("gcc: command not found in image hello\n");
+}
