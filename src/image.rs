@@ -1,17 +1,19 @@
 //! An image: the runtime bundles a build runs with (the named bundle plus `base`, the POSIX
 //! toolbox), installed and verified, and the one way a program of the image is run — the
 //! bundle's files mounted read-only, its environment defaults applied, its module loaded
-//! into the sandbox.
+//! into the sandbox. [`ImageRunner`] is also the build shell's [`ProgramHost`].
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::runtime::{InstalledBundle, Recipe, RuntimeError, Runtimes};
 use crate::sandbox::{
     GuestCommand, GuestExit, GuestInput, GuestOutput, Layout, Sandbox, SandboxError,
 };
+use crate::shell::{HostError, Invocation, Program, ProgramHost};
 
 /// The image used when none is named.
 pub const DEFAULT_IMAGE: &str = "base";
@@ -310,5 +312,85 @@ impl ImageRunner {
                 cancel: self.cancel.clone(),
             },
         )
+    }
+}
+
+/// The shell hands every external command to the image: its programs by name, or a
+/// `.wasm` module of the build's filesystem. Guest failures become a message on the
+/// command's stderr and a status; only a broken bundle is a fault of wasmbuild.
+impl ProgramHost for ImageRunner {
+    fn has_program(&self, name: &str) -> bool {
+        self.image.program(name).is_some()
+    }
+
+    fn program_path(&self, name: &str) -> Option<String> {
+        self.image.program_guest_path(name)
+    }
+
+    fn run(&self, program: Program, invocation: Invocation) -> Result<i32, HostError> {
+        let Invocation {
+            argv,
+            env,
+            cwd,
+            stdin,
+            stdout,
+            stderr,
+        } = invocation;
+        // The guest writes its stderr through a shared handle, so that a trap message can
+        // follow what it wrote.
+        let stderr = SharedWriter(Arc::new(Mutex::new(stderr)));
+        let io = ProgramIo {
+            stdin,
+            stdout,
+            stderr: Box::new(stderr.clone()),
+            // The shell owns the terminal; programs see pipes and files.
+            terminal: [false; 3],
+        };
+        let name = argv.first().cloned().unwrap_or_default();
+        let outcome = match &program {
+            Program::Image(_) => self
+                .run_command(argv, env, &cwd, io)
+                .map_err(|e| HostError(e.to_string()))?,
+            Program::Module(path) => match self.run_module_file(path, argv, env, &cwd, io) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    stderr.report(&format!("wasmbuild: {name}: {e}"));
+                    return Ok(126);
+                }
+            },
+        };
+        match outcome {
+            ProgramOutcome::NotFound => {
+                stderr.report(&format!("wasmbuild: {name}: command not found"));
+                Ok(127)
+            }
+            ProgramOutcome::Ran(exit) => {
+                if let GuestExit::Trapped { message, .. } = &exit {
+                    stderr.report(&format!("wasmbuild: {message}"));
+                }
+                Ok(exit.status() & 0xff)
+            }
+        }
+    }
+}
+
+/// One output stream shared by the guest and the host's own messages about it.
+#[derive(Clone)]
+struct SharedWriter(Arc<Mutex<GuestOutput>>);
+
+impl SharedWriter {
+    fn report(&self, line: &str) {
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
     }
 }

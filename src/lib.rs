@@ -8,5 +8,5 @@ pub mod cli;
 pub mod image;
 pub mod runtime;
 pub mod sandbox;
-
+pub mod shell;
 pub mod store;

@@ -3,13 +3,13 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::guest::Guest;
 use super::{Context, Failure};
-use crate::image::{DEFAULT_IMAGE, Image, ImageError, ImageRunner, ProgramIo, ProgramOutcome};
-use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
-use crate::sandbox::{GuestExit, Layout};
+use crate::image::{DEFAULT_IMAGE, ImageRunner, ProgramIo, ProgramOutcome};
+use crate::sandbox::GuestExit;
+use crate::sandbox::layout::SRC_DIR;
 
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
@@ -62,56 +62,29 @@ pub fn parse_env_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failur
 
 pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     let user_env = parse_env_pairs(&args.env)?;
-    let src = args
-        .src
-        .canonicalize()
-        .ok()
-        .filter(|p| p.is_dir())
-        .ok_or_else(|| {
-            Failure::bad_input(format!("--src {}: not a directory", args.src.display()))
-        })?;
     let cwd = match &args.workdir {
         None => SRC_DIR.to_owned(),
         Some(dir) if dir.starts_with('/') => normalize_guest_path(dir),
         Some(dir) => normalize_guest_path(&format!("{SRC_DIR}/{dir}")),
     };
-
-    let runtimes = ctx.runtimes();
-    let image = Image::open(&runtimes, &args.image, &ctx.global.recipes).map_err(|e| match e {
-        ImageError::Runtime(e) => Failure::fault(e.to_string()),
-        other => Failure::bad_input(other.to_string()),
-    })?;
-    let scratch = tempfile::Builder::new()
-        .prefix("wasmbuild-exec-")
-        .tempdir()
-        .map_err(|e| Failure::fault(format!("cannot create scratch directories: {e}")))?;
-    let (tmp, home) = (scratch.path().join("tmp"), scratch.path().join("root"));
-    for dir in [&tmp, &home] {
-        std::fs::create_dir(dir).map_err(|e| Failure::fault(format!("{}: {e}", dir.display())))?;
-    }
-    let layout = Layout::build(src, tmp, home);
-    match layout.resolve(&cwd) {
-        Some((mount, rel)) if mount.host.join(rel).is_dir() => {}
-        _ => {
-            return Err(Failure::bad_input(format!(
-                "--workdir {}: {cwd} is not a directory the guest can see",
-                args.workdir.as_deref().unwrap_or_default()
-            )));
-        }
-    }
-
-    let image = Arc::new(image);
-    let mut runner = ImageRunner::new(ctx.sandbox()?, image.clone(), layout);
-    runner.deadline = args
+    let deadline = args
         .timeout
         .map(|secs| Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
-
-    let mut env = vec![
-        ("PATH".to_owned(), image.guest_path_var()),
-        ("HOME".to_owned(), HOME_DIR.to_owned()),
-        ("CODEBUILD_SRC_DIR".to_owned(), SRC_DIR.to_owned()),
-        ("PWD".to_owned(), cwd.clone()),
-    ];
+    let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |runner| {
+        runner.deadline = deadline;
+    })
+    .map_err(|mut failure| {
+        if let Some(dir) = &args.workdir {
+            failure.message = failure.message.replace(
+                &format!("{cwd} is not"),
+                &format!("--workdir {dir}: {cwd} is not"),
+            );
+        }
+        failure
+    })?;
+    let (runner, image) = (&guest.runner, &guest.image);
+    let mut env = guest.env.clone();
+    env.push(("PWD".to_owned(), cwd.clone()));
     for (key, value) in user_env {
         env.retain(|(k, _)| *k != key);
         env.push((key, value));
@@ -129,7 +102,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     };
     let program = args.argv[0].clone();
     if program.contains('/') {
-        return run_module_file(&runner, &program, args.argv, env, &cwd, io);
+        return run_module_file(runner, &program, args.argv, env, &cwd, io);
     }
     let outcome = runner
         .run_command(args.argv, env, &cwd, io)

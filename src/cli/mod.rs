@@ -3,7 +3,9 @@
 //! documented exit statuses. Nothing here is needed to use wasmbuild as a library.
 
 mod exec;
+mod guest;
 mod runtime;
+mod sh;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +58,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run one program of an image in the sandbox.
     Exec(exec::ExecArgs),
+    /// Run a shell script like `bash FILE` would, every program in the sandbox.
+    Sh(sh::ShArgs),
     /// Build, import and list runtime bundles (the images of wasmbuild).
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
@@ -127,6 +131,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = Context::new(cli.global).and_then(|ctx| match cli.command {
         Command::Exec(args) => exec::run(&ctx, args),
+        Command::Sh(args) => sh::run(&ctx, args),
         Command::Runtime(command) => runtime::run(&ctx, command),
     });
     match result {

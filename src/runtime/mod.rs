@@ -10,7 +10,7 @@ pub mod recipe;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use bundle::{BundleFile, BundleManifest, CommandSpec};

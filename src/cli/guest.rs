@@ -1,0 +1,76 @@
+//! What `exec` and `sh` share: the image opened, the source directory checked, scratch
+//! `/tmp` and `/root` made, the guest layout mounted and the base environment of a program.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Context, Failure};
+use crate::image::{Image, ImageError, ImageRunner};
+use crate::sandbox::Layout;
+use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
+
+/// A ready guest: the runner and the scratch directories it mounts (removed on drop).
+pub struct Guest {
+    pub runner: Arc<ImageRunner>,
+    pub image: Arc<Image>,
+    /// `PATH`, `HOME`, `CODEBUILD_SRC_DIR`; callers add `PWD` and their own variables.
+    pub env: Vec<(String, String)>,
+    _scratch: tempfile::TempDir,
+}
+
+impl Guest {
+    /// Opens `image` over the host directory `src` (seen as /codebuild/output/src) and
+    /// checks that `cwd`, an absolute guest path, is a directory the guest can see.
+    pub fn prepare(
+        ctx: &Context,
+        image: &str,
+        src: &Path,
+        cwd: &str,
+        configure: impl FnOnce(&mut ImageRunner),
+    ) -> Result<Guest, Failure> {
+        let src = src
+            .canonicalize()
+            .ok()
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| {
+                Failure::bad_input(format!("--src {}: not a directory", src.display()))
+            })?;
+        let runtimes = ctx.runtimes();
+        let image = Image::open(&runtimes, image, &ctx.global.recipes).map_err(|e| match e {
+            ImageError::Runtime(e) => Failure::fault(e.to_string()),
+            other => Failure::bad_input(other.to_string()),
+        })?;
+        let scratch = tempfile::Builder::new()
+            .prefix("wasmbuild-guest-")
+            .tempdir()
+            .map_err(|e| Failure::fault(format!("cannot create scratch directories: {e}")))?;
+        let (tmp, home) = (scratch.path().join("tmp"), scratch.path().join("root"));
+        for dir in [&tmp, &home] {
+            std::fs::create_dir(dir)
+                .map_err(|e| Failure::fault(format!("{}: {e}", dir.display())))?;
+        }
+        let layout = Layout::build(src, tmp, home);
+        match layout.resolve(cwd) {
+            Some((mount, rel)) if mount.host.join(rel).is_dir() => {}
+            _ => {
+                return Err(Failure::bad_input(format!(
+                    "{cwd} is not a directory the guest can see"
+                )));
+            }
+        }
+        let image = Arc::new(image);
+        let mut runner = ImageRunner::new(ctx.sandbox()?, image.clone(), layout);
+        configure(&mut runner);
+        let env = vec![
+            ("PATH".to_owned(), image.guest_path_var()),
+            ("HOME".to_owned(), HOME_DIR.to_owned()),
+            ("CODEBUILD_SRC_DIR".to_owned(), SRC_DIR.to_owned()),
+        ];
+        Ok(Guest {
+            runner: Arc::new(runner),
+            image,
+            env,
+            _scratch: scratch,
+        })
+    }
+}

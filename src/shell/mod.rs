@@ -1,0 +1,286 @@
+//! The build shell: a bash-compatible interpreter that runs in wasmbuild itself. Scripts are
+//! parsed with `brush-parser`; expansion, control flow, builtins and redirections are ours.
+//! Every other command leaves through [`ProgramHost`] (the sandbox), and every file the shell
+//! itself opens goes through [`GuestFs`] (capability-scoped directories). It never spawns a
+//! host process. A [`Session`] keeps state across the commands of a build.
+
+mod arithmetic;
+mod builtins;
+mod exec;
+mod expand;
+pub mod fs;
+pub mod host;
+mod parse;
+mod pattern;
+mod printf;
+mod state;
+mod streams;
+mod test_expr;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+pub use fs::{GuestFs, GuestFsError};
+pub use host::{HostError, Input, Invocation, Output, Program, ProgramHost};
+
+use state::State;
+use streams::{InHandle, Io, OutHandle};
+
+/// The options of `set` that the interpreter honours.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShellOptions {
+    /// `set -e`: exit when a command fails, with bash's exceptions.
+    pub errexit: bool,
+    /// `set -u`: expanding an unset variable is an error.
+    pub nounset: bool,
+    /// `set -x`: print each command, expanded, to stderr before running it.
+    pub xtrace: bool,
+    /// `set -o pipefail`: a pipeline fails if any stage fails.
+    pub pipefail: bool,
+    /// `set -f`: no pathname expansion.
+    pub noglob: bool,
+    /// `set -a`: export every variable that is assigned.
+    pub allexport: bool,
+    /// `set -v`: accepted; the interpreter does not echo input lines.
+    pub verbose: bool,
+    /// `set -C`: `>` refuses to overwrite an existing file.
+    pub noclobber: bool,
+}
+
+/// The standard streams of a script.
+pub struct Stdio {
+    pub stdin: Input,
+    pub stdout: Output,
+    pub stderr: Output,
+}
+
+impl Stdio {
+    /// Stdio with no input and both outputs given.
+    pub fn new(stdout: Output, stderr: Output) -> Self {
+        Stdio {
+            stdin: Box::new(std::io::empty()),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Why a script could not run to its end normally.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    /// The script is not valid shell syntax (exit status 2).
+    #[error("{file}: line {line}, column {column}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// Running a program failed because of wasmbuild itself (FAULT).
+    #[error("could not run a program: {0}")]
+    Host(#[from] HostError),
+    /// The session's cancel flag was raised (Ctrl-C, build timeout).
+    #[error("the shell was interrupted")]
+    Interrupted,
+}
+
+impl ShellError {
+    /// The exit status a shell would report for this error.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            ShellError::Syntax { .. } => 2,
+            ShellError::Host(_) => 3,
+            ShellError::Interrupted => 130,
+        }
+    }
+}
+
+/// How a command ended other than by completing: the interpreter unwinds to the construct
+/// that handles it.
+#[derive(Debug)]
+pub(crate) enum Unwind {
+    /// `exit`, `set -e`, or a fatal expansion error: ends the shell (or the subshell).
+    Exit(i32),
+    /// `return` from a function or a sourced file.
+    Return(i32),
+    Break(usize),
+    Continue(usize),
+    /// Stop everything: a fault of wasmbuild or an interruption.
+    Fatal(ShellError),
+}
+
+pub(crate) type Exec<T = i32> = Result<T, Unwind>;
+
+/// One shell: variables, exports, functions, options, positional parameters and the current
+/// directory live across [`Session::run_script`] calls, as in one bash process running every
+/// command of a buildspec.
+///
+/// `exit N` ends the running script with status N and marks the session as exited
+/// ([`Session::exited`]); the session stays usable and the next `run_script` clears the mark,
+/// so the caller decides whether later commands run. Background jobs (`&`) are joined and the
+/// `EXIT` trap runs in [`Session::finish`].
+pub struct Session {
+    state: State,
+    exited: Option<i32>,
+}
+
+impl Session {
+    /// A session whose variables are `env` (all exported) and whose directory is `cwd`
+    /// (an absolute guest path). `PWD` is set to `cwd`.
+    pub fn new(
+        host: Arc<dyn ProgramHost>,
+        fs: GuestFs,
+        env: Vec<(String, String)>,
+        cwd: String,
+    ) -> Self {
+        Session {
+            state: State::new(host, fs, env, cwd),
+            exited: None,
+        }
+    }
+
+    /// Raising `flag` stops the session between commands with [`ShellError::Interrupted`].
+    /// (The host is expected to stop a running program on its own.)
+    pub fn set_cancel_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.state.cancel = flag;
+    }
+
+    /// Marks the session as running a `-c` string (as `bash -c`) rather than a script file:
+    /// the only difference is that `${x:?}` and `set -u` errors end it with 127, not 1.
+    pub fn set_command_string_mode(&mut self, on: bool) {
+        self.state.command_string = on;
+    }
+
+    pub fn options(&self) -> &ShellOptions {
+        &self.state.options
+    }
+
+    pub fn options_mut(&mut self) -> &mut ShellOptions {
+        &mut self.state.options
+    }
+
+    /// Parses `script` whole (syntax errors are reported before anything runs) and runs it.
+    /// `name` is used in diagnostics (`NAME: line 3: foo: command not found`).
+    pub fn run_script(
+        &mut self,
+        script: &str,
+        name: &str,
+        stdio: Stdio,
+    ) -> Result<i32, ShellError> {
+        self.exited = None;
+        let program = parse::parse_program(script, name)?;
+        let mut io = Io::new(
+            InHandle::new(stdio.stdin),
+            OutHandle::new(stdio.stdout),
+            OutHandle::new(stdio.stderr),
+        );
+        self.state.script_name = name.to_owned();
+        let state = &mut self.state;
+        let result = on_interpreter_stack(|| state.run_program(&program, &mut io))?;
+        let _ = std::io::Write::flush(&mut io.stdout());
+        let _ = std::io::Write::flush(&mut io.stderr());
+        match result {
+            Ok(status) => Ok(status),
+            Err(Unwind::Exit(status)) => {
+                self.state.last_status = status;
+                self.exited = Some(status);
+                Ok(status)
+            }
+            // `return` or `break` at the top level: bash ends the script with that status.
+            Err(Unwind::Return(status)) => Ok(status),
+            Err(Unwind::Break(_) | Unwind::Continue(_)) => Ok(self.state.last_status),
+            Err(Unwind::Fatal(e)) => Err(e),
+        }
+    }
+
+    /// Ends the session like a shell ending: waits for background jobs, then runs the `EXIT`
+    /// trap if one was set. Returns the final status (the trap may change it with `exit`).
+    pub fn finish(&mut self, stdio: Stdio) -> Result<i32, ShellError> {
+        let mut io = Io::new(
+            InHandle::new(stdio.stdin),
+            OutHandle::new(stdio.stdout),
+            OutHandle::new(stdio.stderr),
+        );
+        let status = self.exited.unwrap_or(self.state.last_status);
+        self.state.wait_all_jobs();
+        let Some(trap) = self.state.exit_trap.take() else {
+            return Ok(status);
+        };
+        let program = parse::parse_program(&trap, &self.state.script_name)?;
+        self.state.last_status = status;
+        let state = &mut self.state;
+        let result = on_interpreter_stack(|| state.run_program(&program, &mut io))?;
+        let _ = std::io::Write::flush(&mut io.stdout());
+        let _ = std::io::Write::flush(&mut io.stderr());
+        match result {
+            Ok(_) | Err(Unwind::Return(_) | Unwind::Break(_) | Unwind::Continue(_)) => Ok(status),
+            Err(Unwind::Exit(n)) => Ok(n),
+            Err(Unwind::Fatal(e)) => Err(e),
+        }
+    }
+
+    /// `Some(status)` if the last script ended with `exit` (or `set -e`).
+    pub fn exited(&self) -> Option<i32> {
+        self.exited
+    }
+
+    /// `$?`: the status of the last command run.
+    pub fn last_status(&self) -> i32 {
+        self.state.last_status
+    }
+
+    /// Sets `$0` and `$1`… (`wasmbuild sh FILE ARGS…`).
+    pub fn set_positional(&mut self, arg0: String, args: Vec<String>) {
+        self.state.arg0 = arg0;
+        self.state.positional = args;
+    }
+
+    /// Exported variables, sorted by name, with `PWD`: what a program would be given.
+    pub fn exported_env(&self) -> Vec<(String, String)> {
+        self.state.exported_env()
+    }
+
+    /// The value of a shell variable, exported or not.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.state.var(name)
+    }
+
+    /// Sets a shell variable (not exported unless it already was). Fails for a readonly one.
+    pub fn set_var(&mut self, name: &str, value: &str) -> Result<(), String> {
+        self.state.set_var(name, value.to_owned())
+    }
+
+    /// Sets and exports a variable (`export NAME=VALUE`).
+    pub fn export(&mut self, name: &str, value: &str) -> Result<(), String> {
+        self.state.set_var(name, value.to_owned())?;
+        self.state.export(name);
+        Ok(())
+    }
+
+    /// The current directory, an absolute guest path.
+    pub fn cwd(&self) -> &str {
+        &self.state.cwd
+    }
+}
+
+/// Runs the interpreter on a thread with a large stack: it recurses once per nesting level of
+/// the script (and per function call), which the caller's stack may not afford.
+fn on_interpreter_stack<T: Send>(run: impl FnOnce() -> T + Send) -> Result<T, ShellError> {
+    std::thread::scope(|scope| {
+        match std::thread::Builder::new()
+            .name("wasmbuild-shell".into())
+            .stack_size(exec::THREAD_STACK)
+            .spawn_scoped(scope, run)
+        {
+            Ok(handle) => Ok(handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+            Err(e) => Err(ShellError::Host(HostError(format!(
+                "cannot start the shell's thread: {e}"
+            )))),
+        }
+    })
+}

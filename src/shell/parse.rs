@@ -1,0 +1,145 @@
+//! Parsing with `brush-parser`'s bash grammar, and the options the interpreter uses for words,
+//! arithmetic and here-documents. Syntax errors become [`ShellError::Syntax`] with the line
+//! and column; nothing here runs anything.
+
+use brush_parser::{ParseError, ParserOptions, ast};
+
+use super::ShellError;
+
+/// Options for scripts and words: bash, with extglob off as in a non-interactive bash.
+pub(crate) fn options() -> ParserOptions {
+    ParserOptions {
+        enable_extended_globbing: false,
+        posix_mode: false,
+        sh_mode: false,
+        tilde_expansion_at_word_start: true,
+        tilde_expansion_after_colon: false,
+        ..ParserOptions::default()
+    }
+}
+
+/// Options for assignment values: a tilde also expands after each `:` (as in `PATH=~/bin:~/x`).
+pub(crate) fn assignment_options() -> ParserOptions {
+    ParserOptions {
+        tilde_expansion_after_colon: true,
+        ..options()
+    }
+}
+
+/// Options for text that is not at the start of a shell word (arithmetic, where `~` is
+/// bitwise not).
+pub(crate) fn no_tilde_options() -> ParserOptions {
+    ParserOptions {
+        tilde_expansion_at_word_start: false,
+        ..options()
+    }
+}
+
+/// Parses a whole script.
+pub(crate) fn parse_program(text: &str, file: &str) -> Result<ast::Program, ShellError> {
+    let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text), &options());
+    // The parser is a third-party crate working on user input: contain any panic of it.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse_program()));
+    match result {
+        Ok(Ok(program)) => Ok(program),
+        Ok(Err(err)) => Err(syntax_error(&err, text, file)),
+        Err(_) => Err(ShellError::Syntax {
+            file: file.to_owned(),
+            line: 1,
+            column: 1,
+            message: "syntax error: the parser could not read this script".into(),
+        }),
+    }
+}
+
+fn syntax_error(err: &ParseError, text: &str, file: &str) -> ShellError {
+    let (line, column, message) = match err {
+        ParseError::ParsingNear(pos) => {
+            let token = token_at(text, pos.index);
+            let message = if token.is_empty() {
+                "syntax error".to_owned()
+            } else {
+                format!("syntax error near unexpected token `{token}'")
+            };
+            (pos.line, pos.column, message)
+        }
+        ParseError::ParsingAtEndOfInput => {
+            let (line, column) = end_position(text);
+            (
+                line,
+                column,
+                "syntax error: unexpected end of file".to_owned(),
+            )
+        }
+        ParseError::Tokenizing { inner, position } => {
+            let (line, column) = position
+                .as_ref()
+                .map_or_else(|| end_position(text), |p| (p.line, p.column));
+            (line, column, format!("syntax error: {inner}"))
+        }
+    };
+    ShellError::Syntax {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The shell token that starts at char index `index`, for the message.
+fn token_at(text: &str, index: usize) -> String {
+    let rest: String = text.chars().skip(index).collect();
+    let rest = rest.trim_start_matches([' ', '\t']);
+    const OPERATORS: [&str; 12] = [
+        ";;&", ";;", ";&", "&&", "||", "|&", ";", "&", "|", "(", ")", "\n",
+    ];
+    for op in OPERATORS {
+        if rest.starts_with(op) {
+            return if op == "\n" {
+                "newline".into()
+            } else {
+                op.into()
+            };
+        }
+    }
+    rest.chars()
+        .take_while(|c| !c.is_whitespace() && !";&|()<>".contains(*c))
+        .collect()
+}
+
+fn end_position(text: &str) -> (usize, usize) {
+    let trimmed = text.trim_end_matches('\n');
+    let line = trimmed.lines().count().max(1);
+    let column = trimmed.lines().last().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syntax(text: &str) -> (usize, usize, String) {
+        match parse_program(text, "t.sh") {
+            Err(ShellError::Syntax {
+                line,
+                column,
+                message,
+                ..
+            }) => (line, column, message),
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let (line, column, message) = syntax("echo ok\nif true; then\n  echo x\nfi fi\n");
+        assert_eq!(line, 4);
+        assert!(column >= 1, "{column}");
+        assert!(message.contains("syntax error"), "{message}");
+        let (line, _, message) = syntax("echo ok\nif true; then echo x\n");
+        assert_eq!(line, 2);
+        assert!(message.contains("end of file"), "{message}");
+        let (line, _, _) = syntax("echo 'unterminated\n");
+        assert!(line >= 1);
+    }
+}
