@@ -12,7 +12,7 @@ pub fn store_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("store")
 }
 
-/// The workspace's target directory, where the toolbox crate is built too.
+/// The workspace's target directory; runtime crates (the toolbox) build in `runtimes/` below it.
 fn target_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -39,7 +39,7 @@ pub fn ensure_bundle(name: &str) {
     let status = Command::new(env!("CARGO_BIN_EXE_wasmbuild"))
         .args(["runtime", "build", name])
         .env("WASMBUILD_STORE", store_dir())
-        .env("CARGO_TARGET_DIR", target_dir())
+        .env("CARGO_TARGET_DIR", target_dir().join("runtimes"))
         .status()
         .expect("run wasmbuild runtime build");
     assert!(status.success(), "wasmbuild runtime build {name} failed");
