@@ -35,6 +35,12 @@ pub enum ImageError {
         name: String,
         version: Option<String>,
     },
+    #[error("unknown runtime version {name}: {request}; runtimes in the store: {there}")]
+    UnknownRuntime {
+        name: String,
+        request: String,
+        there: String,
+    },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }
@@ -172,6 +178,39 @@ impl Image {
             })
             .collect::<Vec<_>>()
             .join(":")
+    }
+
+    /// Adds a runtime's bundle (buildspec `runtime-versions`) ahead of the image's own, so
+    /// its commands come first in lookup and `PATH`.
+    pub fn add_runtime(
+        &mut self,
+        runtimes: &Runtimes,
+        name: &str,
+        request: &str,
+    ) -> Result<String, ImageError> {
+        let Some((version, digest)) = runtimes.resolve_version(name, request)? else {
+            let mut there = Vec::new();
+            for bundle in runtimes.names()? {
+                for version in runtimes.versions(&bundle)? {
+                    there.push(format!("{bundle} {version}"));
+                }
+            }
+            return Err(ImageError::UnknownRuntime {
+                name: name.to_owned(),
+                request: request.to_owned(),
+                there: if there.is_empty() {
+                    "none".to_owned()
+                } else {
+                    there.join(", ")
+                },
+            });
+        };
+        if !self.bundles.iter().any(|b| b.digest == digest) {
+            let bundle = runtimes.install(&digest)?;
+            self.bundles.retain(|b| b.manifest.name != name);
+            self.bundles.insert(0, bundle);
+        }
+        Ok(version)
     }
 
     /// The environment a bundle's program gets: `env` plus the bundle's defaults.

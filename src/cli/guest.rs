@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Context, Failure};
-use crate::image::{Image, ImageError, ImageRunner};
+use crate::image::{DEFAULT_IMAGE, Image, ImageError, ImageRunner};
+use crate::runtime::Recipe;
 use crate::sandbox::Layout;
 use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
 
@@ -35,6 +36,7 @@ impl Guest {
             .ok_or_else(|| {
                 Failure::bad_input(format!("--src {}: not a directory", src.display()))
             })?;
+        ensure_built(ctx, image)?;
         let runtimes = ctx.runtimes();
         let image = Image::open(&runtimes, image, &ctx.global.recipes).map_err(|e| match e {
             ImageError::Runtime(e) => Failure::fault(e.to_string()),
@@ -73,4 +75,31 @@ impl Guest {
             _scratch: scratch,
         })
     }
+}
+
+/// Builds the image's bundles (the named one and `base`) that have a recipe but are not in
+/// the store yet, so a fresh machine runs its first command without a separate step.
+pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
+    let runtimes = ctx.runtimes();
+    let (name, version) = match spec.split_once(':') {
+        Some((name, version)) => (name, Some(version)),
+        None => (spec, None),
+    };
+    let available = Recipe::available(&ctx.global.recipes);
+    for (name, version) in [(name, version), (DEFAULT_IMAGE, None)] {
+        let missing = runtimes
+            .find(name, version)
+            .map_err(|e| Failure::fault(e.to_string()))?
+            .is_none();
+        if missing && available.iter().any(|a| a == name) {
+            let recipe = Recipe::load(&ctx.global.recipes, name)
+                .map_err(|e| Failure::bad_input(e.to_string()))?;
+            if version.is_some_and(|v| v != recipe.version) {
+                continue;
+            }
+            eprintln!("wasmbuild: bundle {name} is not in the store yet; building it");
+            super::runtime::build(ctx, name)?;
+        }
+    }
+    Ok(())
 }

@@ -30,7 +30,8 @@ pub fn run(ctx: &Context, command: RuntimeCommand) -> Result<u8, Failure> {
     }
 }
 
-fn build(ctx: &Context, name: &str) -> Result<u8, Failure> {
+/// Builds or imports bundle `name` from its recipe, with a progress display.
+pub(super) fn build(ctx: &Context, name: &str) -> Result<u8, Failure> {
     let recipe =
         Recipe::load(&ctx.global.recipes, name).map_err(|e| Failure::bad_input(e.to_string()))?;
     let sandbox = ctx.sandbox()?;

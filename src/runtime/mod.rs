@@ -141,6 +141,40 @@ impl Runtimes {
         Ok(self.store.get_ref(&reference)?)
     }
 
+    /// The versions of bundle `name` in the store, oldest first.
+    pub fn versions(&self, name: &str) -> Result<Vec<String>, RuntimeError> {
+        let mut versions = self.store.list_refs(&format!("bundle-versions/{name}"))?;
+        versions.sort_by(|a, b| compare_versions(a, b));
+        Ok(versions)
+    }
+
+    /// Resolves a buildspec `runtime-versions` request: `3.12` (a prefix of the version's
+    /// components), `3.x`, `latest`, or an exact version. Returns the newest match.
+    pub fn resolve_version(
+        &self,
+        name: &str,
+        request: &str,
+    ) -> Result<Option<(String, String)>, RuntimeError> {
+        let wanted: Vec<&str> = request
+            .split('.')
+            .take_while(|part| !matches!(*part, "x" | "X" | "*"))
+            .collect();
+        let matches = |version: &str| {
+            request == "latest"
+                || version == request
+                || (version.split('.').count() >= wanted.len()
+                    && wanted.iter().zip(version.split('.')).all(|(w, v)| *w == v))
+        };
+        for version in self.versions(name)?.into_iter().rev() {
+            if matches(&version)
+                && let Some(digest) = self.find(name, Some(&version))?
+            {
+                return Ok(Some((version, digest)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Makes the bundle's files available on this machine (verifying each one against its
     /// digest) and returns it. Installation is atomic: a directory appears whole or not at all.
     pub fn install(&self, digest: &str) -> Result<InstalledBundle, RuntimeError> {
@@ -357,4 +391,14 @@ fn list_module_commands(
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect())
+}
+
+/// Orders dotted versions numerically where the parts are numbers (`3.9` < `3.12`).
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |v: &str| {
+        v.split('.')
+            .map(|part| part.parse::<u64>().map_err(|_| part.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    key(a).cmp(&key(b))
 }
