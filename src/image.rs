@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::runtime::{InstalledBundle, Recipe, RuntimeError, Runtimes};
 use crate::sandbox::{
-    GuestCommand, GuestExit, GuestInput, GuestOutput, Layout, Sandbox, SandboxError,
+    Determinism, GuestCommand, GuestExit, GuestInput, GuestOutput, Layout, Sandbox, SandboxError,
 };
 use crate::shell::{HostError, Invocation, Program, ProgramHost};
 
@@ -251,6 +251,8 @@ pub struct ImageRunner {
     pub layout: Layout,
     pub deadline: Option<Instant>,
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Set for reproducible builds: every program sees virtual time and seeded randomness.
+    pub determinism: Option<Determinism>,
 }
 
 /// What became of a program run.
@@ -271,6 +273,7 @@ impl ImageRunner {
             layout,
             deadline: None,
             cancel: None,
+            determinism: None,
         }
     }
 
@@ -349,6 +352,7 @@ impl ImageRunner {
                 terminal: io.terminal,
                 deadline: self.deadline,
                 cancel: self.cancel.clone(),
+                determinism: self.determinism.clone(),
             },
         )
     }

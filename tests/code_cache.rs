@@ -35,6 +35,7 @@ fn run(sandbox: &Sandbox, module: &wasmbuild::sandbox::LoadedModule) -> GuestExi
                 terminal: [false; 3],
                 deadline: None,
                 cancel: None,
+                determinism: None,
             },
         )
         .unwrap()

@@ -9,14 +9,12 @@ pub mod recipe;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 pub use bundle::{BundleFile, BundleManifest, CommandSpec};
 pub use recipe::{Recipe, RecipeError};
 
-use crate::sandbox::{GuestCommand, GuestExit, Layout, Sandbox, SandboxError};
+use crate::sandbox::{GuestCommand, GuestExit, Layout, Sandbox, SandboxError, SharedBuffer};
 use crate::store::{LocalStore, StoreError};
 
 /// Reference namespace of the newest bundle of each name.
@@ -327,29 +325,6 @@ fn source_kind(recipe: &Recipe) -> &'static str {
     }
 }
 
-/// A `Write` that collects into a shared buffer.
-#[derive(Clone, Default)]
-pub(crate) struct SharedBuffer(pub Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl SharedBuffer {
-    pub fn contents(&self) -> Vec<u8> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
 /// Asks a multicall module for its commands: `MODULE --list`, one name per line.
 fn list_module_commands(
     sandbox: &Sandbox,
@@ -373,6 +348,7 @@ fn list_module_commands(
             terminal: [false; 3],
             deadline: None,
             cancel: None,
+            determinism: None,
         },
     )?;
     if exit != GuestExit::Exited(0) {

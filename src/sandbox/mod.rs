@@ -4,6 +4,7 @@
 //! with its digest and a `GuestCommand`, and get back how the guest ended.
 
 mod code_cache;
+mod determinism;
 pub mod layout;
 mod stdio;
 
@@ -15,15 +16,16 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    Config, Engine, Extern, Func, InstanceAllocationStrategy, InstancePre, Linker, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 pub use code_cache::CodeCache;
+pub use determinism::Determinism;
 pub use layout::{Layout, Mount};
-pub use stdio::{GuestInput, GuestOutput};
+pub use stdio::{GuestInput, GuestOutput, SharedBuffer};
 
 use stdio::{InputPipe, OutputPipe};
 
@@ -108,6 +110,8 @@ pub enum CodeOrigin {
 #[derive(Clone)]
 pub struct LoadedModule {
     pre: InstancePre<GuestState>,
+    /// Linked with sorted directory listings, for deterministic guests.
+    sorted_pre: InstancePre<GuestState>,
     origin: CodeOrigin,
 }
 
@@ -137,6 +141,8 @@ pub struct GuestCommand {
     pub deadline: Option<Instant>,
     /// Set to stop the guest early (Ctrl-C, an abandoned build).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Virtual clocks, seeded randomness and sorted listings, for reproducible builds.
+    pub determinism: Option<Determinism>,
 }
 
 /// Why a guest stopped without exiting on its own.
@@ -176,6 +182,8 @@ impl GuestExit {
 pub struct GuestState {
     wasi: WasiP1Ctx,
     limits: GuestLimits,
+    /// WASI's own `fd_readdir`, which the sorted listing of a deterministic guest wraps.
+    readdir_original: Option<Func>,
 }
 
 struct GuestLimits {
@@ -226,6 +234,7 @@ impl std::error::Error for Interrupted {}
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<GuestState>,
+    sorted_linker: Linker<GuestState>,
     code_cache: Option<CodeCache>,
     loaded: Mutex<HashMap<String, LoadedModule>>,
     memory_limit: u64,
@@ -239,6 +248,9 @@ impl Sandbox {
             &mut state.wasi
         })
         .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let mut sorted_linker = linker.clone();
+        determinism::shadow_readdir(&mut sorted_linker)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
         start_epoch_ticker(&engine);
         let code_cache = config
             .code_cache_dir
@@ -247,6 +259,7 @@ impl Sandbox {
         Ok(Sandbox {
             engine,
             linker,
+            sorted_linker,
             code_cache,
             loaded: Mutex::new(HashMap::new()),
             memory_limit: config.memory_limit,
@@ -358,7 +371,18 @@ impl Sandbox {
                 name: name.into(),
                 reason: format!("{e:#}"),
             })?;
-        let loaded = LoadedModule { pre, origin };
+        let sorted_pre = self
+            .sorted_linker
+            .instantiate_pre(&module)
+            .map_err(|e| SandboxError::Instantiate {
+                name: name.into(),
+                reason: format!("{e:#}"),
+            })?;
+        let loaded = LoadedModule {
+            pre,
+            sorted_pre,
+            origin,
+        };
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -401,6 +425,7 @@ impl Sandbox {
             terminal,
             deadline,
             cancel,
+            determinism,
         } = command;
         let stdout = OutputPipe::new(stdout, terminal[1]);
         let stderr = OutputPipe::new(stderr, terminal[2]);
@@ -415,6 +440,9 @@ impl Sandbox {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        if let Some(determinism) = &determinism {
+            determinism.configure(&mut wasi);
+        }
         for mount in &layout.mounts {
             let perms = if mount.writable {
                 FsPerms::ReadWrite
@@ -451,6 +479,7 @@ impl Sandbox {
                 memory_limit: self.memory_limit.try_into().unwrap_or(usize::MAX),
                 memory_denied: false,
             },
+            readdir_original: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -465,8 +494,17 @@ impl Sandbox {
             Ok(UpdateDeadline::Continue(1))
         });
 
-        let result = module
-            .pre
+        let pre = if determinism.is_some() {
+            store.data_mut().readdir_original = self
+                .linker
+                .get(&mut store, "wasi_snapshot_preview1", "fd_readdir")
+                .ok()
+                .and_then(Extern::into_func);
+            &module.sorted_pre
+        } else {
+            &module.pre
+        };
+        let result = pre
             .instantiate(&mut store)
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
             .and_then(|start| start.call(&mut store, ()));

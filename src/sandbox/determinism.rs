@@ -1,0 +1,202 @@
+//! Reproducible guests (`--deterministic`): the wall clock starts at `SOURCE_DATE_EPOCH` and
+//! advances only as a virtual clock (one microsecond per reading), the monotonic clock is
+//! virtual too, WASI random comes from a generator seeded from the build's inputs, and
+//! directory listings come sorted by name with inode numbers derived from the names.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use wasmtime::{Caller, Func, Linker};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
+
+use super::GuestState;
+
+/// What a deterministic guest sees instead of the host's time and entropy.
+#[derive(Debug, Clone)]
+pub struct Determinism {
+    /// Seconds since the Unix epoch at which the guest's wall clock starts.
+    pub source_date_epoch: u64,
+    /// Seed of the guest's random generators (derive it from the build's inputs).
+    pub seed: [u8; 32],
+}
+
+/// The virtual time every clock of one guest shares: nanoseconds since the guest started.
+#[derive(Clone, Default)]
+struct VirtualTime(Arc<AtomicU64>);
+
+const TICK_NANOS: u64 = 1_000;
+
+impl VirtualTime {
+    /// Each reading moves time forward a little, so loops that wait for the clock end.
+    fn read(&self) -> u64 {
+        self.0.fetch_add(TICK_NANOS, Ordering::Relaxed) + TICK_NANOS
+    }
+}
+
+struct VirtualWallClock {
+    epoch: Duration,
+    time: VirtualTime,
+}
+
+impl HostWallClock for VirtualWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(TICK_NANOS)
+    }
+    fn now(&self) -> Duration {
+        self.epoch + Duration::from_nanos(self.time.read())
+    }
+}
+
+struct VirtualMonotonicClock(VirtualTime);
+
+impl HostMonotonicClock for VirtualMonotonicClock {
+    fn resolution(&self) -> u64 {
+        TICK_NANOS
+    }
+    fn now(&self) -> u64 {
+        self.0.read()
+    }
+}
+
+impl Determinism {
+    /// Applies the clocks and generators to a WASI context being built.
+    pub(super) fn configure(&self, wasi: &mut wasmtime_wasi::WasiCtxBuilder) {
+        let time = VirtualTime::default();
+        wasi.wall_clock(VirtualWallClock {
+            epoch: Duration::from_secs(self.source_date_epoch),
+            time: time.clone(),
+        })
+        .monotonic_clock(VirtualMonotonicClock(time))
+        .secure_random(rand::rngs::StdRng::from_seed(self.seed));
+        let mut insecure_seed = self.seed;
+        insecure_seed[0] ^= 0x5a;
+        wasi.insecure_random(rand::rngs::StdRng::from_seed(insecure_seed))
+            .insecure_random_seed(u128::from_le_bytes(
+                self.seed[..16].try_into().expect("16 bytes"),
+            ));
+    }
+}
+
+/// Replaces `fd_readdir` in `linker` (a copy of the WASI linker) with one that lists
+/// directories sorted by name. The original is called through the guest state's
+/// `readdir_original`, set for each store.
+pub(super) fn shadow_readdir(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "fd_readdir",
+        |mut caller: Caller<'_, GuestState>,
+         fd: i32,
+         buf: i32,
+         buf_len: i32,
+         cookie: i64,
+         bufused: i32|
+         -> wasmtime::Result<i32> { sorted_readdir(&mut caller, fd, buf, buf_len, cookie, bufused) },
+    )?;
+    Ok(())
+}
+
+const DIRENT_HEADER: usize = 24;
+
+struct Entry {
+    kind: u8,
+    name: Vec<u8>,
+}
+
+fn sorted_readdir(
+    caller: &mut Caller<'_, GuestState>,
+    fd: i32,
+    buf: i32,
+    buf_len: i32,
+    cookie: i64,
+    bufused: i32,
+) -> wasmtime::Result<i32> {
+    let original: Func = caller
+        .data()
+        .readdir_original
+        .clone()
+        .ok_or_else(|| wasmtime::Error::msg("fd_readdir is not linked"))?;
+    let original = original.typed::<(i32, i32, i32, i64, i32), i32>(&*caller)?;
+    let memory = caller
+        .get_export("memory")
+        .and_then(|e| e.into_memory())
+        .ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
+    let (buf_at, used_at, cap) = (buf as u32 as usize, bufused as u32 as usize, buf_len as u32 as usize);
+
+    // Read the whole directory through the original, one buffer at a time.
+    let mut entries = Vec::new();
+    let mut next: i64 = 0;
+    loop {
+        let errno = original.call(&mut *caller, (fd, buf, buf_len, next, bufused))?;
+        if errno != 0 {
+            return Ok(errno);
+        }
+        let data = memory.data(&*caller);
+        let used = data
+            .get(used_at..used_at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+            .ok_or_else(|| wasmtime::Error::msg("bufused out of bounds"))?;
+        let page = data
+            .get(buf_at..buf_at + used.min(cap))
+            .ok_or_else(|| wasmtime::Error::msg("buffer out of bounds"))?;
+        let mut offset = 0;
+        let mut progressed = false;
+        while offset + DIRENT_HEADER <= page.len() {
+            let header = &page[offset..offset + DIRENT_HEADER];
+            let d_next = u64::from_le_bytes(header[0..8].try_into().expect("8 bytes"));
+            let namlen = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes")) as usize;
+            let Some(name) = page.get(offset + DIRENT_HEADER..offset + DIRENT_HEADER + namlen)
+            else {
+                break;
+            };
+            entries.push(Entry {
+                kind: header[20],
+                name: name.to_vec(),
+            });
+            next = d_next as i64;
+            offset += DIRENT_HEADER + namlen;
+            progressed = true;
+        }
+        if used < cap {
+            break;
+        }
+        if !progressed {
+            // The buffer cannot hold one entry: let the original answer as it would.
+            return Ok(original.call(&mut *caller, (fd, buf, buf_len, cookie, bufused))?);
+        }
+    }
+
+    entries.sort_by(|a, b| {
+        let rank = |e: &Entry| match e.name.as_slice() {
+            b"." => 0,
+            b".." => 1,
+            _ => 2,
+        };
+        rank(a).cmp(&rank(b)).then_with(|| a.name.cmp(&b.name))
+    });
+    let mut out = Vec::new();
+    for (index, entry) in entries.iter().enumerate().skip(cookie.max(0) as usize) {
+        out.extend_from_slice(&(index as u64 + 1).to_le_bytes());
+        out.extend_from_slice(&name_inode(&entry.name).to_le_bytes());
+        out.extend_from_slice(&(entry.name.len() as u32).to_le_bytes());
+        out.extend_from_slice(&[entry.kind, 0, 0, 0]);
+        out.extend_from_slice(&entry.name);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    out.truncate(cap);
+    let data = memory.data_mut(&mut *caller);
+    data[buf_at..buf_at + out.len()].copy_from_slice(&out);
+    data[used_at..used_at + 4].copy_from_slice(&(out.len() as u32).to_le_bytes());
+    Ok(0)
+}
+
+/// A stable stand-in for an inode number (FNV-1a of the name).
+fn name_inode(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
