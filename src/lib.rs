@@ -4,6 +4,8 @@
 //! Data flows one way: `runtime` bundles provide programs, the `sandbox` runs them, the
 //! `shell` drives the sandbox, and `cli` only parses arguments and prints.
 
+pub mod build;
+pub mod buildspec;
 pub mod cli;
 pub mod image;
 pub mod runtime;

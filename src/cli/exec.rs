@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::guest::Guest;
+use super::guest::{DeterminismArgs, Guest, deterministic_env};
 use super::{Context, Failure};
 use crate::image::{DEFAULT_IMAGE, ImageRunner, ProgramIo, ProgramOutcome};
 use crate::sandbox::GuestExit;
@@ -29,6 +29,8 @@ pub struct ExecArgs {
     /// Stop the program after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    #[command(flatten)]
+    pub determinism: DeterminismArgs,
     /// The program and its arguments.
     #[arg(required = true, last = true, value_name = "PROGRAM [ARGS]...")]
     pub argv: Vec<String>,
@@ -70,8 +72,16 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     let deadline = args
         .timeout
         .map(|secs| Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
+    let determinism = args.determinism.determinism(&args.src, &[&args.image, &cwd])
+        .map(|mut d| {
+            let argv = args.argv.join("\0");
+            d.seed = crate::sandbox::Determinism::derive_seed(&d.seed, argv.as_bytes());
+            d
+        });
+    let epoch = determinism.as_ref().map(|d| d.source_date_epoch);
     let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |runner| {
         runner.deadline = deadline;
+        runner.determinism = determinism;
     })
     .map_err(|mut failure| {
         if let Some(dir) = &args.workdir {
@@ -85,6 +95,9 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     let (runner, image) = (&guest.runner, &guest.image);
     let mut env = guest.env.clone();
     env.push(("PWD".to_owned(), cwd.clone()));
+    if let Some(epoch) = epoch {
+        env.extend(deterministic_env(epoch));
+    }
     for (key, value) in user_env {
         env.retain(|(k, _)| *k != key);
         env.push((key, value));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Context, Failure};
 use crate::image::{DEFAULT_IMAGE, Image, ImageError, ImageRunner};
 use crate::runtime::Recipe;
-use crate::sandbox::Layout;
+use crate::sandbox::{Determinism, Layout};
 use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
 
 /// A ready guest: the runner and the scratch directories it mounts (removed on drop).
@@ -102,4 +102,52 @@ pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `--deterministic` and `--source-date-epoch`, shared by `run`, `verify`, `sh` and `exec`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeterminismArgs {
+    /// Reproducible run: virtual clocks from SOURCE_DATE_EPOCH, seeded randomness, sorted
+    /// directory listings; SOURCE_DATE_EPOCH, TZ=UTC and LANG=C.UTF-8 set.
+    #[arg(long, env = "WASMBUILD_DETERMINISTIC")]
+    pub deterministic: bool,
+    /// SOURCE_DATE_EPOCH for --deterministic (default: the checked-out commit's time, else 0).
+    #[arg(long, value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+}
+
+impl DeterminismArgs {
+    /// The `SOURCE_DATE_EPOCH` of a deterministic run of `src`, or `None`.
+    pub fn epoch(&self, src: &Path) -> Option<u64> {
+        self.deterministic.then(|| {
+            self.source_date_epoch
+                .or_else(|| crate::build::git::head_commit_time(src))
+                .unwrap_or(0)
+        })
+    }
+
+    /// The sandbox settings for a deterministic run whose inputs are `inputs`.
+    pub fn determinism(&self, src: &Path, inputs: &[&str]) -> Option<Determinism> {
+        use sha2::{Digest, Sha256};
+        let epoch = self.epoch(src)?;
+        let mut hasher = Sha256::new();
+        hasher.update(epoch.to_le_bytes());
+        for input in inputs {
+            hasher.update(input.as_bytes());
+            hasher.update([0]);
+        }
+        Some(Determinism {
+            source_date_epoch: epoch,
+            seed: hasher.finalize().into(),
+        })
+    }
+}
+
+/// The variables a deterministic run adds to the guest's environment.
+pub fn deterministic_env(epoch: u64) -> [(String, String); 3] {
+    [
+        ("SOURCE_DATE_EPOCH".to_owned(), epoch.to_string()),
+        ("TZ".to_owned(), "UTC".to_owned()),
+        ("LANG".to_owned(), "C.UTF-8".to_owned()),
+    ]
 }

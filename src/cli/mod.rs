@@ -4,8 +4,11 @@
 
 mod exec;
 mod guest;
+mod run;
 mod runtime;
 mod sh;
+mod store;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +18,7 @@ use clap::{Parser, Subcommand};
 
 use crate::runtime::Runtimes;
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::store::LocalStore;
+use crate::store::Store;
 
 /// Exit status for bad input: usage errors, invalid buildspecs, unknown images.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -37,9 +40,10 @@ pub struct Cli {
 
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
-    /// The store (a local directory). Default: `wasmbuild` in the user's cache directory.
-    #[arg(long, global = true, env = "WASMBUILD_STORE", value_name = "DIR")]
-    pub store: Option<PathBuf>,
+    /// The store: a local directory or `s3://BUCKET/PREFIX` (configured by the `AWS_*`
+    /// variables). Default: `wasmbuild` in the user's cache directory.
+    #[arg(long, global = true, env = "WASMBUILD_STORE", value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub store: Option<std::ffi::OsString>,
     /// Where runtime recipes live (`<DIR>/<name>/recipe.toml`).
     #[arg(long, global = true, env = "WASMBUILD_RECIPES", value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/runtimes"))]
     pub recipes: PathBuf,
@@ -56,6 +60,10 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a buildspec build of a source directory, as CodeBuild would.
+    Run(run::RunArgs),
+    /// Build twice with deliberate perturbations and compare the artifacts.
+    Verify(verify::VerifyArgs),
     /// Run one program of an image in the sandbox.
     Exec(exec::ExecArgs),
     /// Run a shell script like `bash FILE` would, every program in the sandbox.
@@ -63,21 +71,27 @@ pub enum Command {
     /// Build, import and list runtime bundles (the images of wasmbuild).
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
+    /// Check, clean up and measure the store.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// Shared state of one invocation: the store and, once needed, the sandbox.
 pub struct Context {
     pub global: GlobalArgs,
-    pub store: LocalStore,
+    pub store: Store,
 }
 
 impl Context {
     fn new(global: GlobalArgs) -> Result<Self, Failure> {
-        let root = global
+        let spec = global
             .store
             .clone()
-            .unwrap_or_else(LocalStore::default_root);
-        let store = LocalStore::open(root).map_err(|e| Failure::fault(e.to_string()))?;
+            .unwrap_or_else(|| Store::default_root().into_os_string());
+        let store = Store::open(spec).map_err(|e| match e {
+            crate::store::StoreError::BadSpec { .. } => Failure::bad_input(e.to_string()),
+            e => Failure::fault(e.to_string()),
+        })?;
         Ok(Context { global, store })
     }
 
@@ -130,9 +144,12 @@ pub fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = Context::new(cli.global).and_then(|ctx| match cli.command {
+        Command::Run(args) => run::run(&ctx, args),
+        Command::Verify(args) => verify::run(&ctx, args),
         Command::Exec(args) => exec::run(&ctx, args),
         Command::Sh(args) => sh::run(&ctx, args),
         Command::Runtime(command) => runtime::run(&ctx, command),
+        Command::Store(command) => store::run(&ctx, command),
     });
     match result {
         Ok(status) => ExitCode::from(status),

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::guest::Guest;
+use super::guest::{DeterminismArgs, Guest, deterministic_env};
 use super::{Context, Failure};
 use crate::image::DEFAULT_IMAGE;
 use crate::sandbox::layout::SRC_DIR;
@@ -19,6 +19,8 @@ pub struct ShArgs {
     /// (`CODEBUILD_SRC_DIR`).
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub src: PathBuf,
+    #[command(flatten)]
+    pub determinism: DeterminismArgs,
     /// Run SCRIPT instead of a file; the words after it are `$0`, `$1`…
     #[arg(short = 'c', value_name = "SCRIPT")]
     pub command: Option<String>,
@@ -60,9 +62,19 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
     };
 
     let cwd = guest_cwd(&args.src);
-    let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |_| {})?;
+    let determinism = args
+        .determinism
+        .determinism(&args.src, &[&args.image, &cwd, &script]);
+    let epoch = determinism.as_ref().map(|d| d.source_date_epoch);
+    let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |runner| {
+        runner.determinism = determinism;
+    })?;
     let fs = GuestFs::open(&guest.runner.layout).map_err(|e| Failure::fault(e.to_string()))?;
-    let mut session = Session::new(guest.runner.clone(), fs, guest.env.clone(), cwd);
+    let mut env = guest.env.clone();
+    if let Some(epoch) = epoch {
+        env.extend(deterministic_env(epoch));
+    }
+    let mut session = Session::new(guest.runner.clone(), fs, env, cwd);
     session.set_positional(arg0, positional);
     session.set_command_string_mode(args.command.is_some());
 

@@ -15,7 +15,7 @@ pub use bundle::{BundleFile, BundleManifest, CommandSpec};
 pub use recipe::{Recipe, RecipeError};
 
 use crate::sandbox::{GuestCommand, GuestExit, Layout, Sandbox, SandboxError, SharedBuffer};
-use crate::store::{LocalStore, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Reference namespace of the newest bundle of each name.
 const BUNDLE_REFS: &str = "bundles";
@@ -73,15 +73,15 @@ pub struct BundleSummary {
 
 /// Bundles in one store.
 pub struct Runtimes {
-    store: LocalStore,
+    store: Store,
 }
 
 impl Runtimes {
-    pub fn new(store: LocalStore) -> Self {
+    pub fn new(store: Store) -> Self {
         Runtimes { store }
     }
 
-    pub fn store(&self) -> &LocalStore {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 

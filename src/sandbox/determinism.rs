@@ -61,6 +61,15 @@ impl HostMonotonicClock for VirtualMonotonicClock {
 }
 
 impl Determinism {
+    /// A seed for a part of a run (one command of many), from the run's seed and `part`.
+    pub fn derive_seed(seed: &[u8; 32], part: &[u8]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(seed);
+        hasher.update(part);
+        hasher.finalize().into()
+    }
+
     /// Applies the clocks and generators to a WASI context being built.
     pub(super) fn configure(&self, wasi: &mut wasmtime_wasi::WasiCtxBuilder) {
         let time = VirtualTime::default();

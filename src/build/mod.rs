@@ -1,0 +1,895 @@
+//! The build lifecycle, as CodeBuild runs it: SUBMITTED, PROVISIONING, DOWNLOAD_SOURCE,
+//! INSTALL, PRE_BUILD, BUILD, POST_BUILD, UPLOAD_ARTIFACTS, FINALIZING, COMPLETED. A build
+//! takes a parsed buildspec and a source directory, copies the source into a private
+//! workspace, runs every command through one shell session (version 0.2) or one per command
+//! (0.1), exports the artifacts, and ends with a [`BuildRecord`] and its log.
+
+pub mod artifacts;
+pub mod env;
+pub mod git;
+pub mod log;
+pub mod record;
+pub mod verify;
+pub mod workspace;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::buildspec::{Artifacts, Buildspec, OnFailure, Phase, Version};
+use crate::image::{Image, ImageRunner};
+use crate::runtime::Runtimes;
+use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
+use crate::sandbox::{Determinism, Layout, Sandbox, SharedBuffer};
+use crate::shell::{GuestFs, Session, ShellError, Stdio};
+
+pub use env::{EnvError, Secrets, parse_env_file};
+pub use log::BuildLog;
+pub use record::{BuildRecord, Status};
+
+use record::{
+    Environment, EnvironmentVariable, Logs, NameValue, PhaseContext, PhaseRecord, record_time,
+};
+
+/// Everything a build is asked to do.
+pub struct BuildRequest {
+    /// The user's source directory (never written).
+    pub src_dir: PathBuf,
+    pub buildspec: Buildspec,
+    /// The buildspec's path as the user named it, for the log and the record.
+    pub buildspec_name: String,
+    /// The buildspec's host path.
+    pub buildspec_path: PathBuf,
+    pub image: String,
+    /// `-e` and `--env-file` variables: they win over the buildspec's.
+    pub user_env: Vec<(String, String)>,
+    pub secrets: Secrets,
+    pub timeout: Duration,
+    /// Where the artifact sets, `build.json` and `build.log` go.
+    pub out_dir: PathBuf,
+    pub zip: bool,
+    pub project: String,
+    pub build_number: u64,
+    pub initiator: String,
+    pub region: Option<String>,
+    /// Where workspaces are made (the system's temporary directory if `None`).
+    pub work_parent: Option<PathBuf>,
+    /// Reproducible mode: virtual time from this `SOURCE_DATE_EPOCH`, seeded randomness.
+    pub source_date_epoch: Option<u64>,
+    /// The order in which the source copy creates files (`verify` perturbs it).
+    pub copy_order: workspace::CopyOrder,
+}
+
+/// What a build runs with.
+pub struct BuildServices {
+    pub runtimes: Runtimes,
+    pub sandbox: Arc<Sandbox>,
+}
+
+/// Stops a running build from another thread (Ctrl-C) and tells why it stopped.
+#[derive(Clone, Default)]
+pub struct BuildControl {
+    cancel: Arc<AtomicBool>,
+    reason: Arc<AtomicU8>,
+}
+
+const REASON_NONE: u8 = 0;
+const REASON_STOPPED: u8 = 1;
+const REASON_TIMED_OUT: u8 = 2;
+
+impl BuildControl {
+    /// Interrupts the running guest and ends the build as STOPPED.
+    pub fn stop(&self) {
+        let _ = self.reason.compare_exchange(
+            REASON_NONE,
+            REASON_STOPPED,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    fn time_out(&self) {
+        let _ = self.reason.compare_exchange(
+            REASON_NONE,
+            REASON_TIMED_OUT,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// The status the build must end with because it was interrupted, if it was.
+    fn interruption(&self) -> Option<Status> {
+        match self.reason.load(Ordering::SeqCst) {
+            REASON_STOPPED => Some(Status::Stopped),
+            REASON_TIMED_OUT => Some(Status::TimedOut),
+            _ => None,
+        }
+    }
+}
+
+/// How one phase ended.
+struct PhaseEnd {
+    status: Status,
+    context: Option<PhaseContext>,
+}
+
+impl PhaseEnd {
+    fn ok() -> Self {
+        PhaseEnd {
+            status: Status::Succeeded,
+            context: None,
+        }
+    }
+    fn failed(status: Status, code: &str, message: impl Into<String>) -> Self {
+        PhaseEnd {
+            status,
+            context: Some(PhaseContext {
+                status_code: code.to_owned(),
+                message: message.into(),
+            }),
+        }
+    }
+}
+
+/// The shell(s) of a build: one session for version 0.2, a fresh one per command for 0.1.
+struct Shells {
+    runner: Arc<ImageRunner>,
+    fs: GuestFs,
+    env: Vec<(String, String)>,
+    session: Option<Session>,
+    per_command: bool,
+    cancel: Arc<AtomicBool>,
+    script_name: String,
+}
+
+impl Shells {
+    fn new_session(&self) -> Session {
+        let mut session = Session::new(
+            self.runner.clone(),
+            self.fs.clone(),
+            self.env.clone(),
+            SRC_DIR.to_owned(),
+        );
+        session.set_cancel_flag(self.cancel.clone());
+        session
+    }
+
+    fn session(&mut self) -> &mut Session {
+        if self.per_command || self.session.is_none() {
+            self.session = Some(self.new_session());
+        }
+        self.session.as_mut().expect("session was just made")
+    }
+
+    /// Sets an exported variable for every later command.
+    fn export(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_owned(), value.to_owned()));
+        if let Some(session) = &mut self.session {
+            let _ = session.export(name, value);
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        match &self.session {
+            Some(session) if !self.per_command => session.var(name).map(str::to_owned),
+            _ => self
+                .env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone()),
+        }
+    }
+
+    /// Runs one buildspec command; its output goes to the log.
+    fn run(&mut self, command: &str, log: &BuildLog) -> Result<i32, ShellError> {
+        let stdio = Stdio {
+            stdin: Box::new(std::io::empty()),
+            stdout: Box::new(log.output()),
+            stderr: Box::new(log.output()),
+        };
+        let name = self.script_name.clone();
+        self.session().run_script(command, &name, stdio)
+    }
+
+    /// Expands `text` as the shell would expand a double-quoted word (artifact names).
+    fn expand(&mut self, text: &str) -> Result<String, String> {
+        let buffer = SharedBuffer::default();
+        let stdio = Stdio::new(Box::new(buffer.clone()), Box::new(std::io::sink()));
+        let session = self.session();
+        session
+            .set_var("__wasmbuild_text", text)
+            .map_err(|e| e.to_string())?;
+        let status = session
+            .run_script(
+                r#"eval "printf '%s' \"$__wasmbuild_text\"""#,
+                "artifact name",
+                stdio,
+            )
+            .map_err(|e| e.to_string())?;
+        if status != 0 {
+            return Err(format!("cannot expand {text:?}"));
+        }
+        Ok(String::from_utf8_lossy(&buffer.contents()).into_owned())
+    }
+}
+
+/// One build in progress.
+struct Build<'a> {
+    request: &'a BuildRequest,
+    services: &'a BuildServices,
+    log: BuildLog,
+    control: BuildControl,
+    record: BuildRecord,
+    /// Whether any phase failed so far.
+    failed: bool,
+    workspace: Option<workspace::Workspace>,
+    image: Option<Image>,
+    env: Vec<(String, String)>,
+    shells: Option<Shells>,
+    /// Digests of the build's inputs, for a deterministic build's seed.
+    seed_material: Vec<String>,
+}
+
+/// Runs the build to its end and returns its record (also written as `build.json`).
+pub fn run(
+    request: &BuildRequest,
+    services: &BuildServices,
+    log: BuildLog,
+    control: BuildControl,
+) -> BuildRecord {
+    let start = jiff::Timestamp::now();
+    let id = format!("{}:{}", request.project, uuid::Uuid::new_v4());
+    let region = request.region.clone().unwrap_or_else(|| "local".to_owned());
+    let record = BuildRecord {
+        arn: format!("arn:aws:codebuild:{region}:000000000000:build/{id}"),
+        id,
+        build_number: request.build_number,
+        project_name: request.project.clone(),
+        start_time: record_time(start),
+        end_time: None,
+        current_phase: "SUBMITTED".to_owned(),
+        build_status: Status::InProgress,
+        build_complete: false,
+        initiator: request.initiator.clone(),
+        timeout_in_minutes: request.timeout.as_secs().div_ceil(60),
+        resolved_source_version: git::head(&request.src_dir),
+        source: request.src_dir.to_string_lossy().into_owned(),
+        buildspec: request.buildspec_name.clone(),
+        environment: Environment {
+            kind: "WASI_CONTAINER",
+            image: request.image.clone(),
+            runtimes: Vec::new(),
+            environment_variables: Vec::new(),
+        },
+        phases: Vec::new(),
+        artifacts: None,
+        secondary_artifacts: Vec::new(),
+        exported_environment_variables: Vec::new(),
+        logs: Logs {
+            location: request
+                .out_dir
+                .join("build.log")
+                .to_string_lossy()
+                .into_owned(),
+        },
+    };
+    let mut build = Build {
+        request,
+        services,
+        log,
+        control,
+        record,
+        failed: false,
+        workspace: None,
+        image: None,
+        env: Vec::new(),
+        shells: None,
+        seed_material: Vec::new(),
+    };
+    build.run(start);
+    build.record
+}
+
+impl Build<'_> {
+    fn run(&mut self, start: jiff::Timestamp) {
+        // The deadline: guests are stopped by the sandbox's epoch check, the shell between
+        // commands by the cancel flag.
+        let deadline = Instant::now() + self.request.timeout;
+        let watchdog = {
+            let control = self.control.clone();
+            let done = Arc::new(AtomicBool::new(false));
+            let flag = done.clone();
+            std::thread::spawn(move || {
+                while !flag.load(Ordering::SeqCst) {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        control.time_out();
+                        break;
+                    }
+                    std::thread::park_timeout((deadline - now).min(Duration::from_millis(200)));
+                }
+            });
+            done
+        };
+
+        self.simple_phase("SUBMITTED", start, |_| PhaseEnd::ok());
+        self.log.line(format!(
+            "Running on wasmbuild {} (no container: every command runs in a WebAssembly sandbox)",
+            env!("CARGO_PKG_VERSION")
+        ));
+        let provisioned = self.phase("PROVISIONING", |build| build.provision());
+        let downloaded =
+            provisioned && self.phase("DOWNLOAD_SOURCE", |build| build.download_source());
+        if downloaded {
+            self.run_phases(deadline);
+        }
+        self.phase("FINALIZING", |build| build.finalize());
+        let status = self.final_status();
+        self.record.build_status = status;
+        let now = jiff::Timestamp::now();
+        self.record.phases.push(PhaseRecord {
+            phase_type: "COMPLETED".to_owned(),
+            phase_status: None,
+            start_time: record_time(now),
+            end_time: None,
+            duration_in_seconds: None,
+            contexts: Vec::new(),
+        });
+        self.record.current_phase = "COMPLETED".to_owned();
+        self.record.end_time = Some(record_time(now));
+        self.record.build_complete = true;
+        self.log.line(format!(
+            "Build completed: {} {}",
+            self.record.id,
+            status.as_str()
+        ));
+        watchdog.store(true, Ordering::SeqCst);
+        self.write_record();
+        self.log.flush();
+    }
+
+    fn final_status(&self) -> Status {
+        let worst = |status: Status| self.record.phases.iter().any(|p| p.phase_status == Some(status));
+        if let Some(status) = self.control.interruption() {
+            status
+        } else if worst(Status::Fault) {
+            Status::Fault
+        } else if self.failed {
+            Status::Failed
+        } else {
+            Status::Succeeded
+        }
+    }
+
+    /// INSTALL through UPLOAD_ARTIFACTS, with CodeBuild's rules for what follows a failure.
+    fn run_phases(&mut self, deadline: Instant) {
+        let buildspec = &self.request.buildspec;
+        let phases = buildspec.phases_in_order();
+        let mut build_ran = false;
+        for (name, phase) in phases {
+            if self.control.interruption().is_some() {
+                return;
+            }
+            let ok = self.phase(name, |build| {
+                if name == "INSTALL"
+                    && let Err(end) = build.install_runtimes(phase)
+                {
+                    return end;
+                }
+                if build.shells.is_none()
+                    && let Err(end) = build.start_shells(deadline)
+                {
+                    return end;
+                }
+                match phase {
+                    Some(phase) => build.run_phase_commands(name, phase),
+                    None => PhaseEnd::ok(),
+                }
+            });
+            if self.control.interruption().is_some() {
+                return;
+            }
+            let on_failure = phase.map(|p| &p.on_failure);
+            if !ok && !matches!(on_failure, Some(OnFailure::Continue)) {
+                match name {
+                    // A failed install or pre_build skips to FINALIZING.
+                    "INSTALL" | "PRE_BUILD" => return,
+                    // POST_BUILD runs after a failed BUILD; artifacts are still attempted.
+                    _ => {}
+                }
+            }
+            build_ran |= name == "BUILD";
+        }
+        if build_ran && buildspec.artifacts.is_some() {
+            self.phase("UPLOAD_ARTIFACTS", |build| build.upload_artifacts());
+        } else if build_ran {
+            self.phase("UPLOAD_ARTIFACTS", |_| PhaseEnd::ok());
+        }
+    }
+
+    /// Records a phase that does nothing that can fail.
+    fn simple_phase(
+        &mut self,
+        name: &str,
+        start: jiff::Timestamp,
+        body: impl FnOnce(&mut Self) -> PhaseEnd,
+    ) -> bool {
+        self.phase_at(name, start, body)
+    }
+
+    /// Runs a phase: log lines, timing, status and context in the record.
+    fn phase(&mut self, name: &str, body: impl FnOnce(&mut Self) -> PhaseEnd) -> bool {
+        self.phase_at(name, jiff::Timestamp::now(), body)
+    }
+
+    fn phase_at(
+        &mut self,
+        name: &str,
+        start: jiff::Timestamp,
+        body: impl FnOnce(&mut Self) -> PhaseEnd,
+    ) -> bool {
+        self.record.current_phase = name.to_owned();
+        if name != "SUBMITTED" {
+            self.log.line(format!("Entering phase {name}"));
+        }
+        let started = Instant::now();
+        let mut end = body(self);
+        if let Some(status) = self.control.interruption()
+            && end.status != Status::Fault
+            && name != "FINALIZING"
+        {
+            let message = match status {
+                Status::TimedOut => format!(
+                    "Build timed out after {} minutes",
+                    self.record.timeout_in_minutes
+                ),
+                _ => "Build was stopped".to_owned(),
+            };
+            end = PhaseEnd::failed(status, status.as_str(), message);
+        }
+        let finished = jiff::Timestamp::now();
+        if end.status != Status::Succeeded {
+            self.failed = true;
+            if end.status == Status::Failed && self.shells.is_some() {
+                if let Some(shells) = &mut self.shells {
+                    shells.export("CODEBUILD_BUILD_SUCCEEDING", "0");
+                }
+            }
+        }
+        if name != "SUBMITTED" {
+            self.log.line(format!(
+                "Phase complete: {name} State: {}",
+                end.status.as_str()
+            ));
+            let (code, message) = end
+                .context
+                .as_ref()
+                .map(|c| (c.status_code.as_str(), c.message.as_str()))
+                .unwrap_or(("", ""));
+            self.log.line(format!(
+                "Phase context status code: {code} Message: {message}"
+            ));
+        }
+        self.record.phases.push(PhaseRecord {
+            phase_type: name.to_owned(),
+            phase_status: Some(end.status),
+            start_time: record_time(start),
+            end_time: Some(record_time(finished)),
+            duration_in_seconds: Some(started.elapsed().as_secs()),
+            contexts: end.context.into_iter().collect(),
+        });
+        end.status == Status::Succeeded
+    }
+
+    /// PROVISIONING: the image, the environment and the secrets.
+    fn provision(&mut self) -> PhaseEnd {
+        let request = self.request;
+        let buildspec = &request.buildspec;
+        if let Some(user) = &buildspec.run_as {
+            self.log.line(format!(
+                "Warning: run-as {user} is accepted but ignored: the sandbox has one user"
+            ));
+        }
+        if buildspec.proxy.is_some() {
+            self.log
+                .line("Warning: proxy settings are ignored: the sandbox has no network");
+        }
+        if buildspec.env.git_credential_helper {
+            self.log.line(
+                "Warning: git-credential-helper is ignored: the sandbox has no network",
+            );
+        }
+        let image = match Image::open(&self.services.runtimes, &request.image, Path::new("")) {
+            Ok(image) => image,
+            Err(e) => return PhaseEnd::failed(Status::Failed, "CLIENT_ERROR", e.to_string()),
+        };
+        self.image = Some(image);
+
+        let mut described = Vec::new();
+        let mut env: Vec<(String, String)> = Vec::new();
+        let set = |env: &mut Vec<(String, String)>, key: &str, value: String| {
+            env.retain(|(k, _)| k != key);
+            env.push((key.to_owned(), value));
+        };
+        for (key, value) in &buildspec.env.variables {
+            set(&mut env, key, value.clone());
+            described.push(EnvironmentVariable {
+                name: key.clone(),
+                value: value.clone(),
+                kind: "PLAINTEXT",
+            });
+        }
+        for (key, parameter) in &buildspec.env.parameter_store {
+            match request.secrets.parameter(parameter) {
+                Ok(value) => {
+                    self.log.add_mask(&value);
+                    set(&mut env, key, value);
+                }
+                Err(e) => {
+                    return PhaseEnd::failed(Status::Failed, "PARAMETER_STORE_ERROR", e.0);
+                }
+            }
+            described.push(EnvironmentVariable {
+                name: key.clone(),
+                value: parameter.clone(),
+                kind: "PARAMETER_STORE",
+            });
+        }
+        for (key, reference) in &buildspec.env.secrets_manager {
+            match request.secrets.secret(reference) {
+                Ok(value) => {
+                    self.log.add_mask(&value);
+                    set(&mut env, key, value);
+                }
+                Err(e) => {
+                    return PhaseEnd::failed(Status::Failed, "SECRETS_MANAGER_ERROR", e.0);
+                }
+            }
+            described.push(EnvironmentVariable {
+                name: key.clone(),
+                value: reference.clone(),
+                kind: "SECRETS_MANAGER",
+            });
+        }
+        for (key, value) in &request.user_env {
+            set(&mut env, key, value.clone());
+            described.retain(|v| v.name != *key);
+            described.push(EnvironmentVariable {
+                name: key.clone(),
+                value: value.clone(),
+                kind: "PLAINTEXT",
+            });
+        }
+        if let Some(region) = &request.region {
+            set(&mut env, "AWS_REGION", region.clone());
+            set(&mut env, "AWS_DEFAULT_REGION", region.clone());
+        }
+        // CodeBuild's own variables cannot be overridden.
+        let start_ms = jiff::Timestamp::now().as_millisecond();
+        let fixed = [
+            ("CODEBUILD_BUILD_ID", self.record.id.clone()),
+            ("CODEBUILD_BUILD_ARN", self.record.arn.clone()),
+            ("CODEBUILD_BUILD_NUMBER", request.build_number.to_string()),
+            ("CODEBUILD_SRC_DIR", SRC_DIR.to_owned()),
+            ("CODEBUILD_START_TIME", start_ms.to_string()),
+            ("CODEBUILD_BUILD_IMAGE", request.image.clone()),
+            ("CODEBUILD_INITIATOR", request.initiator.clone()),
+            ("CODEBUILD_BUILD_SUCCEEDING", "1".to_owned()),
+            ("HOME", HOME_DIR.to_owned()),
+        ];
+        for (key, value) in fixed {
+            set(&mut env, key, value);
+        }
+        if let Some(epoch) = request.source_date_epoch {
+            set(&mut env, "SOURCE_DATE_EPOCH", epoch.to_string());
+            set(&mut env, "TZ", "UTC".to_owned());
+            set(&mut env, "LANG", "C.UTF-8".to_owned());
+        }
+        if let Some(commit) = &self.record.resolved_source_version {
+            set(&mut env, "CODEBUILD_RESOLVED_SOURCE_VERSION", commit.clone());
+            set(&mut env, "CODEBUILD_SOURCE_VERSION", commit.clone());
+        }
+        self.env = env;
+        self.record.environment.environment_variables = described;
+
+        match workspace::Workspace::create(request.work_parent.as_deref()) {
+            Ok(ws) => self.workspace = Some(ws),
+            Err(e) => {
+                return PhaseEnd::failed(
+                    Status::Fault,
+                    "CLIENT_ERROR",
+                    format!("cannot create the workspace: {e}"),
+                );
+            }
+        }
+        PhaseEnd::ok()
+    }
+
+    /// DOWNLOAD_SOURCE: the source directory copied into the workspace.
+    fn download_source(&mut self) -> PhaseEnd {
+        let Some(ws) = &self.workspace else {
+            return PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no workspace");
+        };
+        let skip = vec![ws.root().to_owned(), self.request.out_dir.clone()];
+        let started = Instant::now();
+        match workspace::copy_tree(&self.request.src_dir, &ws.src, &skip, self.request.copy_order) {
+            Ok(stats) => {
+                self.seed_material.push(stats.listing_digest.clone());
+                self.log.line(format!(
+                    "Copied the source: {} files, {} bytes in {:.0} ms",
+                    stats.files,
+                    stats.bytes,
+                    started.elapsed().as_secs_f64() * 1000.0
+                ));
+                self.log.line(format!("CODEBUILD_SRC_DIR={SRC_DIR}"));
+                self.log.line(format!(
+                    "YAML location is {SRC_DIR}/{}",
+                    self.request.buildspec_name
+                ));
+                PhaseEnd::ok()
+            }
+            Err(e) => PhaseEnd::failed(
+                Status::Fault,
+                "CLIENT_ERROR",
+                format!("cannot copy the source: {e}"),
+            ),
+        }
+    }
+
+    /// `runtime-versions`: each runtime's bundle joins the image.
+    fn install_runtimes(&mut self, phase: Option<&Phase>) -> Result<(), PhaseEnd> {
+        let Some(phase) = phase else { return Ok(()) };
+        let Some(image) = &mut self.image else {
+            return Err(PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no image"));
+        };
+        for (name, request) in &phase.runtime_versions {
+            match image.add_runtime(&self.services.runtimes, name, request) {
+                Ok(version) => {
+                    self.log
+                        .line(format!("Selected runtime {name} {version} (asked for {request})"));
+                }
+                Err(e) => {
+                    return Err(PhaseEnd::failed(
+                        Status::Failed,
+                        "YAML_FILE_ERROR",
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The seed of a deterministic build's randomness: a digest of its inputs (the
+    /// buildspec, the image, the source listing and `SOURCE_DATE_EPOCH`), never of its id.
+    fn seed(&self, epoch: u64) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(std::fs::read(&self.request.buildspec_path).unwrap_or_default());
+        hasher.update(self.request.image.as_bytes());
+        hasher.update(epoch.to_le_bytes());
+        for part in &self.seed_material {
+            hasher.update(part.as_bytes());
+        }
+        hasher.finalize().into()
+    }
+
+    /// Mounts the image over the workspace and opens the shell(s).
+    fn start_shells(&mut self, deadline: Instant) -> Result<(), PhaseEnd> {
+        let (Some(ws), Some(image)) = (&self.workspace, &self.image) else {
+            return Err(PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no workspace"));
+        };
+        let image = Arc::new(image.clone());
+        self.record.environment.runtimes = image
+            .bundles
+            .iter()
+            .map(|b| format!("{} {}", b.manifest.name, b.manifest.version))
+            .collect();
+        let layout = Layout::build(ws.src.clone(), ws.tmp.clone(), ws.home.clone());
+        let mut runner = ImageRunner::new(self.services.sandbox.clone(), image.clone(), layout);
+        runner.deadline = Some(deadline);
+        runner.cancel = Some(self.control.cancel.clone());
+        if let Some(epoch) = self.request.source_date_epoch {
+            runner.determinism = Some(Determinism {
+                source_date_epoch: epoch,
+                seed: self.seed(epoch),
+            });
+        }
+        let fs = GuestFs::open(&runner.layout).map_err(|e| {
+            PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", e.to_string())
+        })?;
+        let mut env = self.env.clone();
+        env.retain(|(k, _)| k != "PATH");
+        env.push(("PATH".to_owned(), image.guest_path_var()));
+        self.shells = Some(Shells {
+            runner: Arc::new(runner),
+            fs,
+            env,
+            session: None,
+            per_command: self.request.buildspec.version == Version::V0_1,
+            cancel: self.control.cancel.clone(),
+            script_name: self.request.buildspec_name.clone(),
+        });
+        Ok(())
+    }
+
+    /// A phase's `commands` (stopping at the first failure), then its `finally`; retried as
+    /// `on-failure: RETRY…` says.
+    fn run_phase_commands(&mut self, name: &str, phase: &Phase) -> PhaseEnd {
+        let (attempts, pattern) = match &phase.on_failure {
+            OnFailure::Retry { attempts, pattern } => (*attempts, pattern.as_ref()),
+            _ => (0, None),
+        };
+        let mut attempt = 0;
+        loop {
+            let mut end = self.run_commands(&phase.commands);
+            let finally = self.run_commands(&phase.finally);
+            if end.status == Status::Succeeded {
+                end = finally;
+            }
+            let retry = end.status == Status::Failed
+                && attempt < attempts
+                && pattern.is_none_or(|re| {
+                    end.context
+                        .as_ref()
+                        .is_some_and(|c| re.is_match(&c.message))
+                });
+            if !retry {
+                return end;
+            }
+            attempt += 1;
+            self.log
+                .line(format!("Retrying phase {name} (retry {attempt} of {attempts})"));
+        }
+    }
+
+    fn run_commands(&mut self, commands: &[String]) -> PhaseEnd {
+        for command in commands {
+            if self.control.interruption().is_some() {
+                return PhaseEnd::ok(); // the caller turns this into STOPPED / TIMED_OUT
+            }
+            let Some(shells) = &mut self.shells else {
+                return PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no shell");
+            };
+            self.log.line(format!("Running command {command}"));
+            let status = match shells.run(command, &self.log) {
+                Ok(status) => status,
+                Err(ShellError::Syntax { .. }) | Err(ShellError::Interrupted)
+                    if self.control.interruption().is_some() =>
+                {
+                    return PhaseEnd::ok();
+                }
+                Err(e @ ShellError::Syntax { .. }) => {
+                    let message = e.to_string();
+                    self.log.line(&message);
+                    2
+                }
+                Err(ShellError::Interrupted) => return PhaseEnd::ok(),
+                Err(ShellError::Host(e)) => {
+                    return PhaseEnd::failed(
+                        Status::Fault,
+                        "CLIENT_ERROR",
+                        format!("Error while executing command: {command}. Reason: {e}"),
+                    );
+                }
+            };
+            if self.control.interruption().is_some() {
+                return PhaseEnd::ok();
+            }
+            if status != 0 {
+                self.log.line(format!(
+                    "Command did not exit successfully {command} exit status {status}"
+                ));
+                // `finally` and later phases already see the failure.
+                shells.export("CODEBUILD_BUILD_SUCCEEDING", "0");
+                return PhaseEnd::failed(
+                    Status::Failed,
+                    "COMMAND_EXECUTION_ERROR",
+                    format!("Error while executing command: {command}. Reason: exit status {status}"),
+                );
+            }
+        }
+        PhaseEnd::ok()
+    }
+
+    /// UPLOAD_ARTIFACTS: every artifact set exported to the artifacts directory.
+    fn upload_artifacts(&mut self) -> PhaseEnd {
+        let Some(spec) = self.request.buildspec.artifacts.clone() else {
+            return PhaseEnd::ok();
+        };
+        let Some(src) = self.workspace.as_ref().map(|ws| ws.src.clone()) else {
+            return PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no workspace");
+        };
+        let mut sets: Vec<(String, Artifacts)> = vec![("primary".to_owned(), spec.clone())];
+        sets.extend(spec.secondary.iter().cloned());
+        let mut end = PhaseEnd::ok();
+        for (identifier, set) in sets {
+            if set.files.is_empty() && identifier == "primary" && !spec.secondary.is_empty() {
+                continue; // only secondary artifacts
+            }
+            let dir_name = match &set.name {
+                Some(name) => match self.shells.as_mut().map(|s| s.expand(name)) {
+                    Some(Ok(expanded)) => expanded,
+                    Some(Err(e)) => {
+                        end = PhaseEnd::failed(Status::Failed, "CLIENT_ERROR", e);
+                        continue;
+                    }
+                    None => name.clone(),
+                },
+                None => identifier.clone(),
+            };
+            self.log.line(format!(
+                "Expanding base directory path: {}",
+                set.base_directory.as_deref().unwrap_or(".")
+            ));
+            match artifacts::export(
+                &src,
+                &set,
+                &identifier,
+                &dir_name,
+                &self.request.out_dir,
+                self.request.zip,
+            ) {
+                Ok(exported) => {
+                    for warning in &exported.warnings {
+                        self.log.line(format!("Warning: {warning}"));
+                    }
+                    self.log.line(format!(
+                        "Found {} file(s); artifact set {identifier} written to {}",
+                        exported.files.len(),
+                        exported.location
+                    ));
+                    if identifier == "primary" {
+                        self.record.artifacts = Some(exported);
+                    } else {
+                        self.record.secondary_artifacts.push(exported);
+                    }
+                }
+                Err(artifacts::ArtifactError::Client(message)) => {
+                    end = PhaseEnd::failed(Status::Failed, "CLIENT_ERROR", message);
+                }
+                Err(artifacts::ArtifactError::Io(message)) => {
+                    end = PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", message);
+                }
+            }
+        }
+        end
+    }
+
+    /// FINALIZING: exported variables collected, the workspace let go.
+    fn finalize(&mut self) -> PhaseEnd {
+        if let Some(shells) = &self.shells {
+            for name in &self.request.buildspec.env.exported_variables {
+                if let Some(value) = shells.var(name) {
+                    self.record.exported_environment_variables.push(NameValue {
+                        name: name.clone(),
+                        value,
+                    });
+                }
+            }
+        }
+        self.shells = None;
+        self.workspace = None;
+        PhaseEnd::ok()
+    }
+
+    fn write_record(&self) {
+        let path = self.request.out_dir.join("build.json");
+        let result = serde_json::to_vec_pretty(&self.record)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| {
+                let mut file = tempfile::NamedTempFile::new_in(&self.request.out_dir)?;
+                std::io::Write::write_all(&mut file, &bytes)?;
+                file.persist(&path).map_err(|e| e.error)?;
+                Ok(())
+            });
+        if let Err(e) = result {
+            self.log
+                .line(format!("Warning: cannot write {}: {e}", path.display()));
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The build record, `build.json`: shaped like an entry of CodeBuild's `BatchGetBuilds`
+//! output (camelCase keys, phases with status, times, duration and contexts), plus the
+//! sha256 of every artifact file.
+
+use serde::Serialize;
+
+use super::artifacts::ArtifactSet;
+
+/// How a build or phase ended, in CodeBuild's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Succeeded,
+    Failed,
+    Fault,
+    TimedOut,
+    Stopped,
+    InProgress,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::Fault => "FAULT",
+            Status::TimedOut => "TIMED_OUT",
+            Status::Stopped => "STOPPED",
+            Status::InProgress => "IN_PROGRESS",
+        }
+    }
+
+    /// The exit status of `wasmbuild run` for a build that ended so (DESIGN.md).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Succeeded => 0,
+            Status::Failed | Status::InProgress => 1,
+            Status::Fault => 3,
+            Status::TimedOut => 4,
+            Status::Stopped => 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseContext {
+    pub status_code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseRecord {
+    pub phase_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase_status: Option<Status>,
+    pub start_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_in_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contexts: Vec<PhaseContext>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NameValue {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentVariable {
+    pub name: String,
+    /// The literal value, or for a secret the parameter or secret it comes from.
+    pub value: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub image: String,
+    /// `name version` of each bundle the build ran with.
+    pub runtimes: Vec<String>,
+    pub environment_variables: Vec<EnvironmentVariable>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Logs {
+    pub location: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildRecord {
+    pub id: String,
+    pub arn: String,
+    pub build_number: u64,
+    pub project_name: String,
+    pub start_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    pub current_phase: String,
+    pub build_status: Status,
+    pub build_complete: bool,
+    pub initiator: String,
+    pub timeout_in_minutes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_source_version: Option<String>,
+    pub source: String,
+    pub buildspec: String,
+    pub environment: Environment,
+    pub phases: Vec<PhaseRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<ArtifactSet>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secondary_artifacts: Vec<ArtifactSet>,
+    pub exported_environment_variables: Vec<NameValue>,
+    pub logs: Logs,
+}
+
+/// RFC 3339 in UTC with microseconds, as the record shows times.
+pub fn record_time(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
+}

@@ -1,0 +1,147 @@
+//! `phases`: the four build phases and their settings. `runtime-versions` belongs to
+//! `install` only; elsewhere it is refused at its key, which is why a phase is read with a
+//! hand-written visitor that knows which phase it reads.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
+
+use super::OnFailure;
+use super::de::{Pairs, Text, TextList, scalar};
+
+/// The phases of a buildspec; an absent phase does not run.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phases {
+    #[serde(default, deserialize_with = "install_phase")]
+    pub install: Option<Phase>,
+    #[serde(default, deserialize_with = "other_phase")]
+    pub pre_build: Option<Phase>,
+    #[serde(default, deserialize_with = "other_phase")]
+    pub build: Option<Phase>,
+    #[serde(default, deserialize_with = "other_phase")]
+    pub post_build: Option<Phase>,
+}
+
+/// One phase. A phase written with an empty or `null` body is present with no commands.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase {
+    pub run_as: Option<String>,
+    pub on_failure: OnFailure,
+    /// `runtime-versions` (install only): runtime name → requested version, in file order,
+    /// versions as written (`3.10` stays `3.10`).
+    pub runtime_versions: Vec<(String, String)>,
+    /// Scalars of any type, as written; block scalars kept whole (one command).
+    pub commands: Vec<String>,
+    pub finally: Vec<String>,
+}
+
+fn install_phase<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Phase>, D::Error> {
+    d.deserialize_option(PhaseVisitor { install: true })
+        .map(Some)
+}
+
+fn other_phase<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Phase>, D::Error> {
+    d.deserialize_option(PhaseVisitor { install: false })
+        .map(Some)
+}
+
+const INSTALL_FIELDS: &[&str] = &[
+    "run-as",
+    "on-failure",
+    "runtime-versions",
+    "commands",
+    "finally",
+];
+const FIELDS: &[&str] = &["run-as", "on-failure", "commands", "finally"];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Field {
+    RunAs,
+    OnFailure,
+    RuntimeVersions,
+    Commands,
+    Finally,
+}
+
+struct PhaseVisitor {
+    install: bool,
+}
+
+impl<'de> Visitor<'de> for PhaseVisitor {
+    type Value = Phase;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a phase mapping (commands, finally, on-failure, run-as)")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Phase, E> {
+        Ok(Phase::default())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Phase, E> {
+        Ok(Phase::default())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Phase, D::Error> {
+        d.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Phase, A::Error> {
+        let mut phase = Phase::default();
+        let mut seen = Vec::new();
+        while let Some(field) = map.next_key_seed(FieldSeed {
+            install: self.install,
+            seen: &seen,
+        })? {
+            seen.push(field);
+            match field {
+                Field::RunAs => phase.run_as = map.next_value::<Option<Text>>()?.map(|t| t.0),
+                Field::OnFailure => phase.on_failure = map.next_value()?,
+                Field::RuntimeVersions => {
+                    phase.runtime_versions = map
+                        .next_value::<Pairs<Text>>()?
+                        .0
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect();
+                }
+                Field::Commands => phase.commands = map.next_value::<TextList>()?.0,
+                Field::Finally => phase.finally = map.next_value::<TextList>()?.0,
+            }
+        }
+        Ok(phase)
+    }
+}
+
+/// Reads a phase key; unknown, repeated and misplaced keys fail at the key.
+struct FieldSeed<'a> {
+    install: bool,
+    seen: &'a [Field],
+}
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Field;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
+        scalar(d, "a phase key", |key| {
+            let fields = if self.install { INSTALL_FIELDS } else { FIELDS };
+            let field = match key {
+                "run-as" => Field::RunAs,
+                "on-failure" => Field::OnFailure,
+                "runtime-versions" if self.install => Field::RuntimeVersions,
+                "runtime-versions" => {
+                    return Err("`runtime-versions` is only allowed in the install phase".into());
+                }
+                "commands" => Field::Commands,
+                "finally" => Field::Finally,
+                _ => return Err(de::value::Error::unknown_field(key, fields).to_string()),
+            };
+            if self.seen.contains(&field) {
+                return Err(format!("duplicate field `{key}`"));
+            }
+            Ok(field)
+        })
+    }
+}

@@ -1,0 +1,277 @@
+//! `wasmbuild run`: a buildspec build of a source directory, as CodeBuild would run it.
+//! The log streams to stdout (to stderr with `--json`, which prints the record at the end);
+//! the exit status is the build's (DESIGN.md).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::exec::parse_env_pairs;
+use super::guest::{DeterminismArgs, ensure_built};
+use super::{Context, Failure};
+use crate::build::{self, BuildControl, BuildLog, BuildRequest, BuildServices, Secrets};
+use crate::buildspec::Buildspec;
+use crate::image::DEFAULT_IMAGE;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The source directory (copied; never modified).
+    #[arg(default_value = ".", value_name = "SRC_DIR")]
+    pub src: PathBuf,
+    /// The buildspec: a path inside the source directory, else a host path.
+    #[arg(short = 'b', long, default_value = "buildspec.yml", value_name = "BUILDSPEC")]
+    pub buildspec: PathBuf,
+    /// Image to build with: `NAME[:VERSION]`.
+    #[arg(long, default_value = DEFAULT_IMAGE, value_name = "NAME[:VERSION]")]
+    pub image: String,
+    /// Environment variable (repeatable); wins over the buildspec's.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// File of `KEY=VALUE` lines (the CodeBuild local agent's format).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// A Parameter Store parameter or Secrets Manager secret: `NAME=VALUE` (repeatable).
+    #[arg(long = "secret", value_name = "NAME=VALUE")]
+    pub secrets: Vec<String>,
+    /// File of secret `NAME=VALUE` lines.
+    #[arg(long, value_name = "FILE")]
+    pub secrets_file: Option<PathBuf>,
+    /// Take secret NAME from the host environment (repeatable; nothing else of it is read).
+    #[arg(long = "secret-from-env", value_name = "NAME")]
+    pub secret_from_env: Vec<String>,
+    /// Where artifact sets, build.json and build.log go
+    /// (default: builds/<project>/<number> in the store).
+    #[arg(short = 'a', long = "artifacts", value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// Also write each artifact set as a zip.
+    #[arg(long)]
+    pub zip: bool,
+    /// Build timeout in minutes (fractions allowed).
+    #[arg(long, default_value_t = 60.0, value_name = "MINUTES")]
+    pub timeout: f64,
+    /// Print the build record (build.json) on stdout at the end; the log goes to stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Project name (default: the source directory's name).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// `CODEBUILD_INITIATOR`.
+    #[arg(long, default_value = "wasmbuild")]
+    pub initiator: String,
+    /// `AWS_REGION` for the build.
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    #[command(flatten)]
+    pub determinism: DeterminismArgs,
+}
+
+/// A build ready to start: what `run` and `verify` share.
+pub struct Prepared {
+    pub request: BuildRequest,
+    pub services: BuildServices,
+}
+
+pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
+    let Prepared { request, services } = prepare(ctx, &args, None)?;
+    let out_dir = request.out_dir.clone();
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
+    let console: Box<dyn Write + Send> = if args.json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let log = open_log(console, &out_dir)?;
+    let control = BuildControl::default();
+    stop_on_ctrl_c(&control);
+    let record = build::run(&request, &services, log, control);
+    if args.json {
+        let text = serde_json::to_string_pretty(&record)
+            .map_err(|e| Failure::fault(e.to_string()))?;
+        println!("{text}");
+    } else {
+        eprintln!(
+            "wasmbuild: build {} {} — record and log in {}",
+            record.id,
+            record.build_status.as_str(),
+            out_dir.display()
+        );
+    }
+    Ok(record.build_status.exit_code())
+}
+
+/// A log streaming to `console` and to `build.log` in `out_dir`.
+pub fn open_log(console: Box<dyn Write + Send>, out_dir: &Path) -> Result<BuildLog, Failure> {
+    let log = BuildLog::new(console);
+    let log_file = std::fs::File::create(out_dir.join("build.log"))
+        .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
+    log.tee_to(log_file);
+    Ok(log)
+}
+
+/// Ctrl-C stops the build (the running guest is interrupted, the record written); a
+/// second Ctrl-C ends wasmbuild at once.
+pub fn stop_on_ctrl_c(control: &BuildControl) {
+    let control = control.clone();
+    let stopping = std::sync::atomic::AtomicBool::new(false);
+    let _ = ctrlc::set_handler(move || {
+        if stopping.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        control.stop();
+    });
+}
+
+/// Checks the arguments, parses the buildspec, makes sure the image's bundles are there
+/// and numbers the build. `out_dir` overrides `-a`.
+pub fn prepare(ctx: &Context, args: &RunArgs, out_dir: Option<PathBuf>) -> Result<Prepared, Failure> {
+    let src = args
+        .src
+        .canonicalize()
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| {
+            Failure::bad_input(format!("{}: not a source directory", args.src.display()))
+        })?;
+    let (buildspec_path, buildspec_name) = locate_buildspec(&src, &args.buildspec)?;
+    let buildspec = Buildspec::from_file(&buildspec_path)
+        .map_err(|e| Failure::bad_input(e.to_string()))?;
+
+    let timeout = Duration::try_from_secs_f64(args.timeout * 60.0)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| Failure::bad_input(format!("--timeout {}: not a duration", args.timeout)))?;
+    let mut user_env = Vec::new();
+    if let Some(file) = &args.env_file {
+        user_env = build::parse_env_file(file).map_err(|e| Failure::bad_input(e.0))?;
+    }
+    for (key, value) in parse_env_pairs(&args.env)? {
+        user_env.retain(|(k, _)| *k != key);
+        user_env.push((key, value));
+    }
+    let mut secrets = Secrets::default();
+    for pair in &args.secrets {
+        secrets.add_pair(pair).map_err(|e| Failure::bad_input(e.0))?;
+    }
+    if let Some(file) = &args.secrets_file {
+        secrets.add_file(file).map_err(|e| Failure::bad_input(e.0))?;
+    }
+    for name in &args.secret_from_env {
+        secrets.add_from_env(name).map_err(|e| Failure::bad_input(e.0))?;
+    }
+
+    let project = match &args.project {
+        Some(project) => project.clone(),
+        None => src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "project".to_owned()),
+    };
+    if project.is_empty() || project.contains(['/', ':']) {
+        return Err(Failure::bad_input(format!(
+            "project name {project:?} must not be empty or hold '/' or ':'"
+        )));
+    }
+
+    // Bundles with a recipe are built before the build starts, so a fresh machine needs no
+    // separate step; runtimes that cannot be found fail INSTALL with the list of what exists.
+    ensure_built(ctx, &args.image)?;
+    let runtimes = ctx.runtimes();
+    if let Some(install) = &buildspec.phases.install {
+        for (name, request) in &install.runtime_versions {
+            let found = runtimes
+                .resolve_version(name, request)
+                .map_err(|e| Failure::fault(e.to_string()))?;
+            if found.is_none() {
+                ensure_built(ctx, name)?;
+            }
+        }
+    }
+
+    let build_number = next_build_number(ctx, &project)?;
+    let out_dir = match (out_dir, &args.artifacts) {
+        (Some(dir), _) => dir,
+        (None, Some(dir)) => dir.clone(),
+        (None, None) => ctx
+            .store
+            .local_dir("builds")
+            .join(&project)
+            .join(build_number.to_string()),
+    };
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
+    let out_dir = out_dir
+        .canonicalize()
+        .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
+    let source_date_epoch = args.determinism.epoch(&src);
+
+    let request = BuildRequest {
+        src_dir: src,
+        buildspec,
+        buildspec_name,
+        buildspec_path,
+        image: args.image.clone(),
+        user_env,
+        secrets,
+        timeout,
+        out_dir,
+        zip: args.zip,
+        project,
+        build_number,
+        initiator: args.initiator.clone(),
+        region: args.region.clone(),
+        work_parent: None,
+        source_date_epoch,
+        copy_order: Default::default(),
+    };
+    let services = BuildServices {
+        runtimes,
+        sandbox: ctx.sandbox()?,
+    };
+    Ok(Prepared { request, services })
+}
+
+/// Finds the buildspec: inside the source directory first (as CodeBuild does), else the
+/// host path as given. Returns the path and the name shown in the log.
+fn locate_buildspec(src: &Path, given: &Path) -> Result<(PathBuf, String), Failure> {
+    let inside = src.join(given);
+    if given.is_relative() && inside.is_file() {
+        return Ok((inside, given.to_string_lossy().into_owned()));
+    }
+    if given.is_file() {
+        return Ok((given.to_owned(), given.to_string_lossy().into_owned()));
+    }
+    Err(Failure::bad_input(format!(
+        "{}: no such buildspec in {} or on the host",
+        given.display(),
+        src.display()
+    )))
+}
+
+/// The next `CODEBUILD_BUILD_NUMBER` of `project`, counted in the store (locked, so
+/// concurrent builds get distinct numbers).
+fn next_build_number(ctx: &Context, project: &str) -> Result<u64, Failure> {
+    let fault = |e: std::io::Error| Failure::fault(format!("build counter of {project}: {e}"));
+    let dir = ctx.store.local_dir("counters");
+    std::fs::create_dir_all(&dir).map_err(fault)?;
+    let path = dir.join(project);
+    // The lock file is never replaced, so every process locks the same inode.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(format!("{project}.lock")))
+        .map_err(fault)?;
+    lock.lock().map_err(fault)?;
+    let current = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<u64>().unwrap_or(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(fault(e)),
+    };
+    let next = current + 1;
+    let tmp = dir.join(format!(".{project}.{}", std::process::id()));
+    std::fs::write(&tmp, next.to_string()).map_err(fault)?;
+    std::fs::rename(&tmp, &path).map_err(fault)?;
+    drop(lock);
+    Ok(next)
+}

@@ -1,0 +1,321 @@
+//! `wasmbuild store verify|gc|stats` (and hidden `save-tree`, `restore-tree`, `put`, `get`
+//! used by tests and benchmarks).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Subcommand;
+
+use super::{Context, Failure};
+use crate::store::{GcOptions, Selection, StoreError, is_digest};
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Re-hash every object and check what references reach; exit 1 listing what is wrong.
+    Verify {
+        /// Delete corrupt blobs (a later save writes them again).
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop what no reference reaches, and cache references by age or total size.
+    Gc {
+        /// Drop cache references not written or used for this many days.
+        #[arg(long, value_name = "DAYS")]
+        max_age: Option<f64>,
+        /// Drop the oldest cache references until the store holds at most SIZE
+        /// (e.g. 500M, 10G, 1.5GiB; plain numbers are bytes).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+        /// Keep unreachable blobs younger than this many minutes (saves in progress).
+        #[arg(long, value_name = "MINUTES", default_value_t = 60.0)]
+        grace: f64,
+        /// Only say what would be dropped.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts and sizes of blobs and references.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Save a directory as a tree (prints its digest); optionally point a reference at it.
+    #[command(hide = true)]
+    SaveTree {
+        dir: PathBuf,
+        /// Reference to point at the tree.
+        #[arg(long = "ref", value_name = "NAME")]
+        reference: Option<String>,
+        /// Only these paths (globs relative to DIR); default everything.
+        #[arg(long = "path", value_name = "GLOB")]
+        paths: Vec<String>,
+        /// A tree already complete in the store (its blobs are not looked up).
+        #[arg(long)]
+        base: Option<String>,
+        /// Print the stats as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a tree (a digest or a reference) into a directory.
+    #[command(hide = true)]
+    RestoreTree {
+        tree: String,
+        dir: PathBuf,
+        /// Print the stats as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store a file as a blob; prints its digest.
+    #[command(hide = true)]
+    Put { file: PathBuf },
+    /// Write blob DIGEST to FILE.
+    #[command(hide = true)]
+    Get { digest: String, file: PathBuf },
+}
+
+/// Parses `123`, `10K`, `500M`, `1.5G`, `2GiB`, `1T` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 500M, 10G)"))?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let factor: u64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
+    };
+    Ok((number * factor as f64) as u64)
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn fault(e: StoreError) -> Failure {
+    Failure::fault(e.to_string())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::fault(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
+    let store = &ctx.store;
+    match command {
+        StoreCommand::Verify { repair, json: as_json } => {
+            let report = store.verify(repair).map_err(fault)?;
+            if as_json {
+                json(&report)?;
+            } else {
+                for p in &report.problems {
+                    println!("{:<8} {}: {}", p.kind, p.object, p.detail);
+                }
+                println!(
+                    "verified {} blobs ({}) and {} references in {}: {}",
+                    report.blobs,
+                    human(report.bytes),
+                    report.refs,
+                    store.spec(),
+                    match report.problems.len() {
+                        0 => "all good".to_owned(),
+                        1 => "1 problem".to_owned(),
+                        n => format!("{n} problems"),
+                    }
+                );
+                if report.repaired > 0 {
+                    println!("deleted {} corrupt blobs", report.repaired);
+                }
+            }
+            Ok(if report.is_clean() { 0 } else { 1 })
+        }
+        StoreCommand::Gc {
+            max_age,
+            max_size,
+            grace,
+            dry_run,
+            json: as_json,
+        } => {
+            if max_age.is_some_and(|d| !(d >= 0.0)) || !(grace >= 0.0) {
+                return Err(Failure::bad_input("ages must be positive numbers"));
+            }
+            let options = GcOptions {
+                max_age: max_age.map(|days| Duration::from_secs_f64(days * 86400.0)),
+                max_size,
+                grace: Duration::from_secs_f64(grace * 60.0),
+                dry_run,
+            };
+            let report = store.gc(&options).map_err(fault)?;
+            if as_json {
+                json(&report)?;
+            } else {
+                let verb = if dry_run { "would drop" } else { "dropped" };
+                for name in &report.refs_dropped {
+                    println!("{verb} reference {name}");
+                }
+                println!(
+                    "{verb} {} blobs ({}); kept {} blobs ({}){}",
+                    report.blobs_deleted,
+                    human(report.bytes_deleted),
+                    report.blobs_kept,
+                    human(report.bytes_kept),
+                    if report.blobs_young > 0 {
+                        format!(", {} of them only for being recent", report.blobs_young)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            Ok(0)
+        }
+        StoreCommand::Stats { json: as_json } => {
+            let stats = store.stats().map_err(fault)?;
+            if as_json {
+                json(&stats)?;
+            } else {
+                println!("store       {}", stats.store);
+                println!("blobs       {} ({})", stats.blobs, human(stats.blob_bytes));
+                let total: u64 = stats.refs.values().sum();
+                let parts: Vec<String> =
+                    stats.refs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                println!("references  {total} ({})", parts.join(", "));
+                println!("local dir   {}", stats.local_dir);
+                if let (Some(n), Some(b)) = (stats.local_cache_blobs, stats.local_cache_bytes) {
+                    println!("local copies {n} blobs ({})", human(b));
+                }
+                if stats.tmp_files > 0 {
+                    println!(
+                        "temporary   {} files ({}); `store gc` removes old ones",
+                        stats.tmp_files,
+                        human(stats.tmp_bytes)
+                    );
+                }
+            }
+            Ok(0)
+        }
+        StoreCommand::SaveTree {
+            dir,
+            reference,
+            paths,
+            base,
+            json: as_json,
+        } => {
+            let selection = if paths.is_empty() {
+                Selection::all()
+            } else {
+                Selection::globs(&paths).map_err(|e| Failure::bad_input(e.to_string()))?
+            };
+            let options = crate::store::SaveOptions { base };
+            let (digest, stats) = store
+                .save_tree_with(&dir, &selection, &options)
+                .map_err(fault)?;
+            if let Some(name) = reference {
+                store.set_ref(&name, &digest).map_err(fault)?;
+            }
+            if as_json {
+                json(&serde_json::json!({ "digest": digest, "stats": stats }))?;
+            } else {
+                println!("{digest}");
+                eprintln!(
+                    "saved {} files ({}) in {:.2?}: {} blobs uploaded ({}), {} already stored",
+                    stats.files,
+                    human(stats.bytes),
+                    stats.elapsed,
+                    stats.uploaded_blobs,
+                    human(stats.uploaded_bytes),
+                    stats.skipped
+                );
+                for why in &stats.ignored {
+                    eprintln!("wasmbuild: left out {why}");
+                }
+            }
+            Ok(0)
+        }
+        StoreCommand::RestoreTree {
+            tree,
+            dir,
+            json: as_json,
+        } => {
+            let digest = if is_digest(&tree) {
+                tree
+            } else {
+                store
+                    .get_ref(&tree)
+                    .map_err(|e| Failure::bad_input(e.to_string()))?
+                    .ok_or_else(|| Failure::bad_input(format!("no reference {tree}")))?
+            };
+            let stats = store.restore_tree(&digest, &dir).map_err(fault)?;
+            if as_json {
+                json(&stats)?;
+            } else {
+                eprintln!(
+                    "restored {} files in {:.2?}: {} written ({}), {} unchanged",
+                    stats.files,
+                    stats.elapsed,
+                    stats.written_files,
+                    human(stats.written_bytes),
+                    stats.unchanged_files
+                );
+                for why in stats.corrupt.iter().chain(&stats.refused) {
+                    eprintln!("wasmbuild: not restored: {why}");
+                }
+            }
+            Ok(if stats.corrupt.is_empty() && stats.refused.is_empty() {
+                0
+            } else {
+                1
+            })
+        }
+        StoreCommand::Put { file } => {
+            let (digest, _) = store.put_file(&file).map_err(fault)?;
+            println!("{digest}");
+            Ok(0)
+        }
+        StoreCommand::Get { digest, file } => {
+            store.get_blob_to_file(&digest, &file).map_err(fault)?;
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("123").unwrap(), 123);
+        assert_eq!(parse_size("10K").unwrap(), 10 << 10);
+        assert_eq!(parse_size("500M").unwrap(), 500 << 20);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("2gb").unwrap(), 2 << 30);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5X").is_err());
+    }
+}

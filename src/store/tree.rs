@@ -1,0 +1,1292 @@
+//! Directory trees: a manifest of paths, modes, sizes, digests and symlink targets (a blob
+//! itself), saved from and restored to a directory.
+//!
+//! Saving hashes and compresses files in parallel and uploads only the blobs the store
+//! lacks; restoring writes only the files that differ, each through a temporary file and a
+//! rename, and never writes a file whose blob is corrupt. Modification times are not kept
+//! (reproducibility); a local index of (size, mtime, ctime, inode) → digest per directory
+//! lets unchanged files skip hashing.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::atomic::NewFile;
+use super::codec::{self, FileSink};
+use super::progress::Bar;
+use super::{Payload, Store, StoreError, blob_key, io_err, sha256_hex};
+
+/// The `format` of tree manifests written by this version.
+pub const TREE_FORMAT: &str = "wasmbuild-tree/1";
+/// How every serialized tree begins (used to recognise trees among blobs).
+pub(crate) const TREE_MAGIC: &[u8] = b"{\"format\":\"wasmbuild-tree/";
+/// Files up to this size are read whole, hashed and compressed in memory.
+const SMALL_FILE: u64 = 4 << 20;
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One path of a tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntry {
+    /// `/`-separated, relative to the tree's root.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: EntryKind,
+    /// Permission bits (`0o755`, …); 0 for symlinks.
+    pub mode: u32,
+    /// Size in bytes (files).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size: u64,
+    /// sha256 of the content (files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Where the link points (symlinks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A tree manifest: entries sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub format: String,
+    pub entries: Vec<TreeEntry>,
+}
+
+impl Tree {
+    /// A tree of `entries` (sorted here).
+    pub fn new(mut entries: Vec<TreeEntry>) -> Tree {
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries.dedup_by(|a, b| a.path == b.path);
+        Tree {
+            format: TREE_FORMAT.into(),
+            entries,
+        }
+    }
+
+    /// The canonical serialization (its sha256 is the tree's digest).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("trees serialize")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Tree, String> {
+        if !Self::looks_like_tree(bytes) {
+            return Err("no wasmbuild-tree header".into());
+        }
+        let tree: Tree = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if tree.format != TREE_FORMAT {
+            return Err(format!("unknown tree format {:?}", tree.format));
+        }
+        Ok(tree)
+    }
+
+    /// Whether `bytes` begin like a serialized tree.
+    pub fn looks_like_tree(bytes: &[u8]) -> bool {
+        bytes.starts_with(TREE_MAGIC)
+    }
+
+    /// The digests of the files, with repeats.
+    pub fn file_digests(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().filter_map(|e| e.digest.as_deref())
+    }
+
+    /// Total size of the files.
+    pub fn total_size(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+}
+
+/// Which paths under a root to save: everything, or glob patterns relative to the root
+/// (`node_modules/**/*`, `target`, `*.o`). A pattern that matches a directory selects
+/// everything below it; `*` does not cross `/`, `**` does.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    patterns: Vec<String>,
+    set: Option<GlobSet>,
+}
+
+impl Selection {
+    /// Everything under the root.
+    pub fn all() -> Selection {
+        Selection::default()
+    }
+
+    /// The paths matching any of `patterns` (and everything below a matching directory).
+    pub fn globs<I, S>(patterns: I) -> Result<Selection, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut normalized = Vec::new();
+        let mut builder = GlobSetBuilder::new();
+        for pattern in patterns {
+            let raw = pattern.as_ref();
+            let mut p = raw.trim();
+            while let Some(rest) = p.strip_prefix("./") {
+                p = rest;
+            }
+            let p = p.trim_end_matches('/');
+            if p.is_empty() || p == "." {
+                // The root itself: everything.
+                return Ok(Selection::all());
+            }
+            if p.starts_with('/') || p.split('/').any(|c| c == "..") {
+                return Err(StoreError::Invalid(format!(
+                    "cache path {raw:?} must be relative and stay inside its directory"
+                )));
+            }
+            let glob = GlobBuilder::new(p)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| StoreError::Invalid(format!("bad path pattern {raw:?}: {e}")))?;
+            builder.add(glob);
+            normalized.push(p.to_owned());
+        }
+        if normalized.is_empty() {
+            return Err(StoreError::Invalid("no paths selected".into()));
+        }
+        let set = builder
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("bad path patterns: {e}")))?;
+        Ok(Selection {
+            patterns: normalized,
+            set: Some(set),
+        })
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.set.is_none()
+    }
+
+    /// Whether `rel` or one of its ancestors is selected.
+    pub fn matches(&self, rel: &str) -> bool {
+        let Some(set) = &self.set else { return true };
+        if set.is_match(rel) {
+            return true;
+        }
+        let mut end = rel.len();
+        while let Some(i) = rel[..end].rfind('/') {
+            if set.is_match(&rel[..i]) {
+                return true;
+            }
+            end = i;
+        }
+        false
+    }
+
+    /// Directories (relative, `""` for the root) below which every selected path lies.
+    fn bases(&self) -> Vec<String> {
+        if self.set.is_none() {
+            return vec![String::new()];
+        }
+        let mut bases: Vec<String> = self
+            .patterns
+            .iter()
+            .map(|p| {
+                let literal: Vec<&str> = p
+                    .split('/')
+                    .take_while(|c| !c.contains(['*', '?', '[', '{', '\\']))
+                    .collect();
+                literal.join("/")
+            })
+            .collect();
+        bases.sort();
+        bases.dedup();
+        // Drop bases inside other bases.
+        let mut kept: Vec<String> = Vec::new();
+        for base in bases {
+            let covered = kept.iter().any(|k| {
+                k.is_empty() || base == *k || base.starts_with(&format!("{k}/"))
+            });
+            if !covered {
+                kept.push(base);
+            }
+        }
+        kept
+    }
+}
+
+/// Options of [`Store::save_tree_with`].
+#[derive(Debug, Clone, Default)]
+pub struct SaveOptions {
+    /// A tree already complete in this store (e.g. the one restored before the build):
+    /// blobs it names are not looked up again.
+    pub base: Option<String>,
+}
+
+/// What a save did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SaveStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Total size of the files.
+    pub bytes: u64,
+    /// Bytes read and hashed (files the local index did not vouch for).
+    pub hashed_bytes: u64,
+    /// Blobs written to the store, and their compressed size.
+    pub uploaded_blobs: u64,
+    pub uploaded_bytes: u64,
+    /// Files whose blob the store already had.
+    pub skipped: u64,
+    /// Paths left out (special files, unreadable files, names that are not UTF-8).
+    pub ignored: Vec<String>,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+/// Options of [`Store::restore_tree_with`].
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Give every written file this modification time (default: the time of writing).
+    pub mtime: Option<SystemTime>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestoreStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Files written (missing or different), and their size.
+    pub written_files: u64,
+    pub written_bytes: u64,
+    /// Files already identical (only their mode may have been fixed).
+    pub unchanged_files: u64,
+    /// Files not restored because their blob is corrupt or missing (`path (digest): why`).
+    pub corrupt: Vec<String>,
+    /// Entries refused: unsafe paths, symlinks leaving the root, something in the way.
+    pub refused: Vec<String>,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+// ----- the local index ---------------------------------------------------------------------
+
+/// What identifies an unchanged file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            ino: meta.ino(),
+        }
+    }
+
+    /// Whether a later change of the file is sure to change this stamp, given that it was
+    /// taken when nothing else wrote the file before `checked_ns`: the file's times must be
+    /// clearly older than that (else a write in the same clock tick could go unseen).
+    fn trustworthy(&self, checked_ns: i64) -> bool {
+        let window = if self.mtime_ns % 1_000_000_000 == 0 && self.ctime_ns % 1_000_000_000 == 0
+        {
+            2_000_000_000 // whole-second timestamps
+        } else {
+            50_000_000
+        };
+        self.mtime_ns < checked_ns - window && self.ctime_ns < checked_ns - window
+    }
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Per directory: path → (stamp, digest), kept on this machine only.
+struct FileIndex {
+    path: Option<PathBuf>,
+    entries: HashMap<String, (Stamp, String)>,
+}
+
+const INDEX_HEADER: &str = "wasmbuild-index 1";
+
+impl FileIndex {
+    fn location(store: &Store, root: &Path) -> Option<PathBuf> {
+        let canonical = fs::canonicalize(root).ok()?;
+        let key = sha256_hex(canonical.as_os_str().as_encoded_bytes());
+        Some(store.local_dir("index").join(&key[..40]))
+    }
+
+    fn load(store: &Store, root: &Path) -> FileIndex {
+        let path = Self::location(store, root);
+        let mut entries = HashMap::new();
+        if let Some(text) = path.as_ref().and_then(|p| fs::read_to_string(p).ok())
+            && let Some(rest) = text.strip_prefix(INDEX_HEADER)
+        {
+            for line in rest.lines().skip(1) {
+                let mut parts = line.splitn(6, ' ');
+                let (Some(digest), Some(size), Some(mtime), Some(ctime), Some(ino), Some(rel)) = (
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                ) else {
+                    continue;
+                };
+                let (Ok(size), Ok(mtime_ns), Ok(ctime_ns), Ok(ino)) =
+                    (size.parse(), mtime.parse(), ctime.parse(), ino.parse())
+                else {
+                    continue;
+                };
+                if super::is_digest(digest) {
+                    entries.insert(
+                        rel.to_owned(),
+                        (
+                            Stamp {
+                                size,
+                                mtime_ns,
+                                ctime_ns,
+                                ino,
+                            },
+                            digest.to_owned(),
+                        ),
+                    );
+                }
+            }
+        }
+        FileIndex { path, entries }
+    }
+
+    fn lookup(&self, rel: &str, stamp: &Stamp) -> Option<&str> {
+        match self.entries.get(rel) {
+            Some((known, digest)) if known == stamp => Some(digest),
+            _ => None,
+        }
+    }
+
+    /// Adds `updates` (stamps taken when nothing else wrote the files before `checked_ns`;
+    /// those too recent to trust are left out) and writes the index.
+    fn save(mut self, updates: Vec<(String, Stamp, String)>, checked_ns: i64) {
+        let Some(path) = self.path.take() else { return };
+        for (rel, stamp, digest) in updates {
+            if stamp.trustworthy(checked_ns) {
+                self.entries.insert(rel, (stamp, digest));
+            } else {
+                self.entries.remove(&rel);
+            }
+        }
+        let mut text = String::with_capacity(self.entries.len() * 120);
+        text.push_str(INDEX_HEADER);
+        text.push('\n');
+        for (rel, (s, digest)) in &self.entries {
+            if rel.contains('\n') {
+                continue;
+            }
+            text.push_str(&format!(
+                "{digest} {} {} {} {} {rel}\n",
+                s.size, s.mtime_ns, s.ctime_ns, s.ino
+            ));
+        }
+        if let Err(e) = super::local::write_atomic_beside(&path, text.as_bytes(), false) {
+            tracing::debug!("could not write the file index {}: {e}", path.display());
+        }
+    }
+}
+
+// ----- saving ----------------------------------------------------------------------------
+
+struct Found {
+    rel: String,
+    abs: PathBuf,
+    kind: EntryKind,
+    mode: u32,
+    stamp: Stamp,
+    target: Option<String>,
+}
+
+fn walk(root: &Path, selection: &Selection, ignored: &mut Vec<String>) -> Result<Vec<Found>, StoreError> {
+    let mut found = Vec::new();
+    for base in selection.bases() {
+        let start = if base.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&base)
+        };
+        if fs::symlink_metadata(&start).is_err() {
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(&start)
+            .follow_links(false)
+            .min_depth(if base.is_empty() { 1 } else { 0 });
+        for entry in walker {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let path = e.path().unwrap_or(&start).display().to_string();
+                    ignored.push(format!("{path}: {e}"));
+                    continue;
+                }
+            };
+            let Ok(rel_path) = entry.path().strip_prefix(root) else {
+                continue;
+            };
+            let Some(rel) = rel_path.to_str() else {
+                ignored.push(format!("{}: name is not UTF-8", entry.path().display()));
+                continue;
+            };
+            if rel.is_empty() || !selection.matches(rel) {
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) => {
+                    ignored.push(format!("{rel}: {e}"));
+                    continue;
+                }
+            };
+            let file_type = meta.file_type();
+            let (kind, target) = if file_type.is_file() {
+                (EntryKind::File, None)
+            } else if file_type.is_dir() {
+                (EntryKind::Dir, None)
+            } else if file_type.is_symlink() {
+                match fs::read_link(entry.path()) {
+                    Ok(target) => match target.to_str() {
+                        Some(t) => (EntryKind::Symlink, Some(t.to_owned())),
+                        None => {
+                            ignored.push(format!("{rel}: link target is not UTF-8"));
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        ignored.push(format!("{rel}: {e}"));
+                        continue;
+                    }
+                }
+            } else {
+                ignored.push(format!("{rel}: not a file, directory or symlink"));
+                continue;
+            };
+            found.push(Found {
+                rel: rel.to_owned(),
+                abs: entry.path().to_path_buf(),
+                kind,
+                mode: if kind == EntryKind::Symlink {
+                    0
+                } else {
+                    meta.permissions().mode() & 0o7777
+                },
+                stamp: Stamp::of(&meta),
+                target,
+            });
+        }
+    }
+    found.sort_by(|a, b| a.rel.cmp(&b.rel));
+    found.dedup_by(|a, b| a.rel == b.rel);
+    Ok(found)
+}
+
+/// The outcome for one file of a save.
+enum FileResult {
+    /// Its digest, whether the content was read, and the compressed bytes uploaded.
+    Done {
+        digest: String,
+        hashed: bool,
+        uploaded: Option<u64>,
+    },
+    /// A digest known from the index, whether the store has it still to be asked (remote).
+    Unverified(String),
+    /// Hashed, existence still to be asked (remote).
+    Hashed(String),
+    /// Left out (unreadable, vanished).
+    Ignored(String),
+}
+
+struct SaveCtx<'a> {
+    store: &'a Store,
+    base: HashSet<String>,
+    /// Digests this save has already stored or found present.
+    claimed: Mutex<HashSet<String>>,
+    batch: Box<dyn super::PutBatch + 'a>,
+    bar: Bar,
+}
+
+impl SaveCtx<'_> {
+    /// Claims `digest` for this save: `false` if another file already did.
+    fn claim(&self, digest: &str) -> bool {
+        self.claimed.lock().unwrap().insert(digest.to_owned())
+    }
+
+    fn known_present(&self, digest: &str) -> bool {
+        self.base.contains(digest) && !self.store.known_corrupt(digest)
+    }
+
+    /// Local store: hash (and compress and store if missing) one file in one read.
+    fn save_local(&self, file: &Found, index: &FileIndex) -> Result<FileResult, StoreError> {
+        if let Some(digest) = index.lookup(&file.rel, &file.stamp) {
+            if self.known_present(digest) || !self.claim(digest) || self.store.has_blob(digest)? {
+                self.bar.inc(file.stamp.size);
+                return Ok(FileResult::Done {
+                    digest: digest.to_owned(),
+                    hashed: false,
+                    uploaded: None,
+                });
+            }
+            // Known content, but the blob is gone: read and store it below.
+            self.claimed.lock().unwrap().remove(digest);
+        }
+        self.hash_and_store(file, Some(true), &self.bar)
+    }
+
+    /// Whether the blob needs storing: not in the base tree, not claimed by another file
+    /// of this save, and (when `ask`) not in the store.
+    fn needs_storing(&self, digest: &str, ask: bool) -> Result<bool, StoreError> {
+        Ok(!self.known_present(digest)
+            && self.claim(digest)
+            && !(ask && self.store.has_blob(digest)?))
+    }
+
+    /// Reads the file and hashes it; unless `store_now` is `None`, also compresses and
+    /// stores it when the store lacks the blob (asking the store when `Some(true)`).
+    fn hash_and_store(
+        &self,
+        file: &Found,
+        store_now: Option<bool>,
+        bar: &Bar,
+    ) -> Result<FileResult, StoreError> {
+        let level = self.store.zstd_level();
+        if file.stamp.size <= SMALL_FILE {
+            return BUFFERS.with(|cell| {
+                let (input, output) = &mut *cell.borrow_mut();
+                if let Err(e) = read_small(&file.abs, file.stamp.size, input) {
+                    return Ok(FileResult::Ignored(format!("{}: {e}", file.rel)));
+                }
+                bar.inc(input.len() as u64);
+                let digest = sha256_hex(input);
+                let Some(ask) = store_now else {
+                    return Ok(FileResult::Hashed(digest));
+                };
+                if !self.needs_storing(&digest, ask)? {
+                    return Ok(FileResult::Done {
+                        digest,
+                        hashed: true,
+                        uploaded: None,
+                    });
+                }
+                codec::compress_into(input, level, output).map_err(io_err(&file.abs))?;
+                self.store
+                    .put_compressed(&digest, output, self.batch.as_ref())?;
+                Ok(FileResult::Done {
+                    digest,
+                    hashed: true,
+                    uploaded: Some(output.len() as u64),
+                })
+            });
+        }
+        let Some(ask) = store_now else {
+            let file_handle = match File::open(&file.abs) {
+                Ok(f) => f,
+                Err(e) => return Ok(FileResult::Ignored(format!("{}: {e}", file.rel))),
+            };
+            let reader = ProgressReader {
+                inner: file_handle,
+                bar,
+            };
+            return match super::sha256_reader(io::BufReader::with_capacity(256 * 1024, reader)) {
+                Ok((digest, _)) => Ok(FileResult::Hashed(digest)),
+                Err(e) => Ok(FileResult::Ignored(format!("{}: {e}", file.rel))),
+            };
+        };
+        // Large file: hash and compress in one pass into a temporary file.
+        let compressed = match codec::compress_file_to_temp(
+            &file.abs,
+            file.stamp.size,
+            level,
+            self.store.local().tmp_dir(),
+            bar,
+        ) {
+            Ok(c) => c,
+            Err(StoreError::Io { path, source }) if path == file.abs => {
+                return Ok(FileResult::Ignored(format!("{}: {source}", file.rel)));
+            }
+            Err(e) => return Err(e),
+        };
+        let digest = compressed.digest.clone();
+        if !self.needs_storing(&digest, ask)? {
+            return Ok(FileResult::Done {
+                digest,
+                hashed: true,
+                uploaded: None,
+            });
+        }
+        let len = compressed.compressed_size;
+        self.batch
+            .put(blob_key(&digest), Payload::File(compressed.temp))?;
+        Ok(FileResult::Done {
+            digest,
+            hashed: true,
+            uploaded: Some(len),
+        })
+    }
+
+    /// Remote store, after the existence checks: compress and upload a file the store
+    /// lacks. Its content is hashed again; if it changed meanwhile, the new digest counts.
+    fn upload_missing(&self, file: &Found) -> Result<FileResult, StoreError> {
+        self.hash_and_store(file, Some(false), &Bar::hidden())
+    }
+}
+
+struct ProgressReader<'a, R> {
+    inner: R,
+    bar: &'a Bar,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+thread_local! {
+    /// Per-thread buffers for small files: content read, and compressed.
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Reads the whole file into `buf` (cleared first), expecting about `size` bytes.
+fn read_small(path: &Path, size: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    buf.reserve(size as usize + 1);
+    let file = File::open(path)?;
+    // Through `Take`, so std asks no size hint of the file (no extra stat and seek).
+    file.take(u64::MAX).read_to_end(buf)?;
+    Ok(())
+}
+
+pub(crate) fn save_tree(
+    store: &Store,
+    root: &Path,
+    selection: &Selection,
+    options: &SaveOptions,
+) -> Result<(String, SaveStats), StoreError> {
+    let started = Instant::now();
+    let checked_ns = now_ns();
+    let meta = fs::metadata(root).map_err(io_err(root))?;
+    if !meta.is_dir() {
+        return Err(StoreError::Invalid(format!(
+            "{} is not a directory",
+            root.display()
+        )));
+    }
+    let mut stats = SaveStats::default();
+    let found = walk(root, selection, &mut stats.ignored)?;
+    let index = FileIndex::load(store, root);
+    let base: HashSet<String> = match &options.base {
+        Some(digest) => match store.get_tree(digest) {
+            Ok(tree) => tree.file_digests().map(str::to_owned).collect(),
+            Err(e) => {
+                tracing::debug!("base tree {digest} not used: {e}");
+                HashSet::new()
+            }
+        },
+        None => HashSet::new(),
+    };
+    let files: Vec<&Found> = found.iter().filter(|f| f.kind == EntryKind::File).collect();
+    let total: u64 = files.iter().map(|f| f.stamp.size).sum();
+    let ctx = SaveCtx {
+        store,
+        base,
+        claimed: Mutex::new(HashSet::new()),
+        batch: store.backend().batch(),
+        bar: Bar::bytes(total, "saving"),
+    };
+
+    let mut results: Vec<FileResult> = if !store.is_remote() {
+        files
+            .par_iter()
+            .map(|f| ctx.save_local(f, &index))
+            .collect::<Result<_, _>>()?
+    } else {
+        // 1. Digests: from the index, else by hashing.
+        let mut results: Vec<FileResult> = files
+            .par_iter()
+            .map(|f| match index.lookup(&f.rel, &f.stamp) {
+                Some(digest) => {
+                    ctx.bar.inc(f.stamp.size);
+                    Ok(FileResult::Unverified(digest.to_owned()))
+                }
+                None => ctx.hash_and_store(f, None, &ctx.bar),
+            })
+            .collect::<Result<_, StoreError>>()?;
+        // 2. Which blobs the store lacks (concurrent lookups; the base tree's are there).
+        let mut to_check: Vec<String> = Vec::new();
+        for r in &results {
+            if let FileResult::Unverified(d) | FileResult::Hashed(d) = r
+                && !ctx.known_present(d)
+            {
+                to_check.push(d.clone());
+            }
+        }
+        to_check.sort();
+        to_check.dedup();
+        let keys: Vec<String> = to_check.iter().map(|d| blob_key(d)).collect();
+        let present: HashSet<String> = to_check
+            .into_iter()
+            .zip(store.backend().exists_many(&keys)?)
+            .filter_map(|(d, there)| there.then_some(d))
+            .collect();
+        // 3. Upload what is missing.
+        let missing: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                FileResult::Unverified(d) | FileResult::Hashed(d)
+                    if !present.contains(d) && !ctx.known_present(d) =>
+                {
+                    Some(i)
+                }
+                _ => None,
+            })
+            .collect();
+        let uploaded: Vec<(usize, FileResult)> = missing
+            .par_iter()
+            .map(|&i| ctx.upload_missing(files[i]).map(|r| (i, r)))
+            .collect::<Result<_, StoreError>>()?;
+        for (i, r) in uploaded {
+            let hashed = matches!(results[i], FileResult::Hashed(_));
+            results[i] = match r {
+                FileResult::Done {
+                    digest, uploaded, ..
+                } => FileResult::Done {
+                    digest,
+                    hashed,
+                    uploaded,
+                },
+                other => other,
+            };
+        }
+        results
+    };
+    ctx.batch.finish()?;
+    ctx.bar.finish();
+
+    let mut entries = Vec::with_capacity(found.len());
+    let mut index_updates = Vec::with_capacity(files.len());
+    let mut file_results = results.drain(..);
+    for f in &found {
+        match f.kind {
+            EntryKind::Dir => {
+                stats.dirs += 1;
+                entries.push(TreeEntry {
+                    path: f.rel.clone(),
+                    kind: EntryKind::Dir,
+                    mode: f.mode,
+                    size: 0,
+                    digest: None,
+                    target: None,
+                });
+            }
+            EntryKind::Symlink => {
+                stats.symlinks += 1;
+                entries.push(TreeEntry {
+                    path: f.rel.clone(),
+                    kind: EntryKind::Symlink,
+                    mode: 0,
+                    size: 0,
+                    digest: None,
+                    target: f.target.clone(),
+                });
+            }
+            EntryKind::File => {
+                let (digest, hashed, uploaded) = match file_results.next().expect("one per file")
+                {
+                    FileResult::Done {
+                        digest,
+                        hashed,
+                        uploaded,
+                    } => (digest, hashed, uploaded),
+                    FileResult::Unverified(digest) => (digest, false, None),
+                    FileResult::Hashed(digest) => (digest, true, None),
+                    FileResult::Ignored(why) => {
+                        stats.ignored.push(why);
+                        continue;
+                    }
+                };
+                stats.files += 1;
+                stats.bytes += f.stamp.size;
+                if hashed {
+                    stats.hashed_bytes += f.stamp.size;
+                }
+                match uploaded {
+                    Some(len) => {
+                        stats.uploaded_blobs += 1;
+                        stats.uploaded_bytes += len;
+                    }
+                    None => stats.skipped += 1,
+                }
+                index_updates.push((f.rel.clone(), f.stamp, digest.clone()));
+                entries.push(TreeEntry {
+                    path: f.rel.clone(),
+                    kind: EntryKind::File,
+                    mode: f.mode,
+                    size: f.stamp.size,
+                    digest: Some(digest),
+                    target: None,
+                });
+            }
+        }
+    }
+    let tree = Tree::new(entries);
+    let bytes = tree.to_bytes();
+    let digest = sha256_hex(&bytes);
+    // The tree goes in after every blob it names.
+    if options.base.as_deref() != Some(digest.as_str()) || !store.has_blob(&digest)? {
+        store.put_blob(&bytes)?;
+    }
+    index.save(index_updates, checked_ns);
+    stats.elapsed = started.elapsed();
+    Ok((digest, stats))
+}
+
+// ----- restoring -------------------------------------------------------------------------
+
+/// Whether `rel` is a plain relative path (no `..`, no root, no empty parts).
+fn safe_rel(rel: &str) -> bool {
+    !rel.is_empty()
+        && !rel.contains('\0')
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+        && Path::new(rel)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Whether the symlink at `link` pointing to `target` stays inside the root, resolving
+/// `..` lexically and refusing to climb out through another symlink of the tree.
+fn link_stays_inside(link: &str, target: &str, symlinks: &HashSet<&str>) -> bool {
+    if target.is_empty() || target.starts_with('/') || target.contains('\0') {
+        return false;
+    }
+    let mut stack: Vec<&str> = link.split('/').collect();
+    stack.pop();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if stack.is_empty() || symlinks.contains(stack.join("/").as_str()) {
+                    return false;
+                }
+                stack.pop();
+            }
+            name => stack.push(name),
+        }
+    }
+    true
+}
+
+enum Action {
+    Unchanged { stamp: Option<Stamp> },
+    /// Write the file; `replace`: something is in the way (a different file, a symlink).
+    Write { replace: bool },
+    Refused(String),
+}
+
+struct RestoreCtx<'a> {
+    store: &'a Store,
+    dest: PathBuf,
+    /// Directories checked to be real directories (not symlinks) inside `dest`.
+    dirs: Mutex<HashSet<String>>,
+}
+
+impl RestoreCtx<'_> {
+    /// Makes sure `rel_dir` (relative) exists as a real directory, creating missing parts;
+    /// refuses to pass through a symlink or a file.
+    fn ensure_dir(&self, rel_dir: &str) -> Result<(), String> {
+        if rel_dir.is_empty() || self.dirs.lock().unwrap().contains(rel_dir) {
+            return Ok(());
+        }
+        let mut prefix = String::new();
+        for part in rel_dir.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if self.dirs.lock().unwrap().contains(&prefix) {
+                continue;
+            }
+            let path = self.dest.join(&prefix);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(format!("{prefix} is a symlink where the tree has a directory"));
+                }
+                Ok(_) => return Err(format!("{prefix} is a file where the tree has a directory")),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                    Err(e) => return Err(format!("{prefix}: {e}")),
+                },
+                Err(e) => return Err(format!("{prefix}: {e}")),
+            }
+            self.dirs.lock().unwrap().insert(prefix.clone());
+        }
+        Ok(())
+    }
+
+    fn parent_of(rel: &str) -> &str {
+        rel.rfind('/').map_or("", |i| &rel[..i])
+    }
+
+    fn compare(&self, entry: &TreeEntry, index: &FileIndex) -> Action {
+        let path = self.dest.join(&entry.path);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Action::Write { replace: false };
+            }
+            Err(e) => return Action::Refused(format!("{}: {e}", entry.path)),
+        };
+        if meta.is_dir() {
+            return Action::Refused(format!(
+                "{}: a directory is where the tree has a file",
+                entry.path
+            ));
+        }
+        if !meta.is_file() || meta.len() != entry.size {
+            return Action::Write { replace: true };
+        }
+        let digest = entry.digest.as_deref().unwrap_or_default();
+        let stamp = Stamp::of(&meta);
+        let same = match index.lookup(&entry.path, &stamp) {
+            Some(known) => known == digest,
+            None => match File::open(&path).and_then(super::sha256_reader) {
+                Ok((actual, _)) => actual == digest,
+                Err(_) => false,
+            },
+        };
+        if !same {
+            return Action::Write { replace: true };
+        }
+        let mode_fixed = meta.permissions().mode() & 0o7777 != entry.mode;
+        if mode_fixed
+            && let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(entry.mode))
+        {
+            return Action::Refused(format!("{}: {e}", entry.path));
+        }
+        let stamp = if mode_fixed {
+            fs::symlink_metadata(&path).ok().map(|m| Stamp::of(&m))
+        } else {
+            Some(stamp)
+        };
+        Action::Unchanged { stamp }
+    }
+
+    /// Writes one file from its blob: its new stamp, or why not (a blob corrupt or missing,
+    /// or, prefixed `refused `, something in the way).
+    fn write_file(
+        &self,
+        entry: &TreeEntry,
+        replace: bool,
+        options: &RestoreOptions,
+    ) -> Result<Result<Stamp, String>, StoreError> {
+        let digest = entry.digest.as_deref().unwrap_or_default();
+        let parent_rel = Self::parent_of(&entry.path);
+        if let Err(why) = self.ensure_dir(parent_rel) {
+            return Ok(Err(format!("refused {}: {why}", entry.path)));
+        }
+        let path = self.dest.join(&entry.path);
+        let mut new = NewFile::create(&path, entry.mode, replace).map_err(io_err(&path))?;
+        {
+            let mut sink = FileSink::new(new.file());
+            match self.store.read_blob(digest, &mut sink, entry.size >= 64 << 20) {
+                Ok(_) => sink.finish().map_err(io_err(&path))?,
+                Err(e @ (StoreError::Corrupt { .. } | StoreError::Missing(_))) => {
+                    tracing::warn!("not restoring {}: {e}", entry.path);
+                    return Ok(Err(format!("{} ({digest}): {e}", entry.path)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Exact permission bits, whatever the umask.
+        codec::set_mode(new.file(), entry.mode).map_err(io_err(&path))?;
+        if let Some(mtime) = options.mtime {
+            new.file().set_modified(mtime).map_err(io_err(&path))?;
+        }
+        if !new.commit().map_err(io_err(&path))? {
+            // Created meanwhile by someone else: replace it with what the tree says.
+            return self.write_file(entry, true, options);
+        }
+        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        Ok(Ok(Stamp::of(&meta)))
+    }
+
+    fn write_symlink(&self, entry: &TreeEntry) -> Result<bool, String> {
+        let target = entry.target.as_deref().unwrap_or_default();
+        let parent_rel = Self::parent_of(&entry.path);
+        self.ensure_dir(parent_rel)?;
+        let path = self.dest.join(&entry.path);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                if fs::read_link(&path).ok().as_deref() == Some(Path::new(target)) {
+                    return Ok(false);
+                }
+            }
+            Ok(meta) if meta.is_dir() => {
+                return Err(format!("{}: a directory is where the tree has a symlink", entry.path));
+            }
+            _ => {}
+        }
+        let parent = self.dest.join(parent_rel);
+        let tmp_name = parent.join(format!(
+            ".wasmbuild-link-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::os::unix::fs::symlink(target, &tmp_name).map_err(|e| format!("{}: {e}", entry.path))?;
+        if let Err(e) = fs::rename(&tmp_name, &path) {
+            let _ = fs::remove_file(&tmp_name);
+            return Err(format!("{}: {e}", entry.path));
+        }
+        Ok(true)
+    }
+}
+
+pub(crate) fn restore_tree(
+    store: &Store,
+    digest: &str,
+    dest: &Path,
+    options: &RestoreOptions,
+) -> Result<RestoreStats, StoreError> {
+    let started = Instant::now();
+    let tree = store.get_tree(digest)?;
+    let mut stats = RestoreStats::default();
+    fs::create_dir_all(dest).map_err(io_err(dest))?;
+    let dest = fs::canonicalize(dest).map_err(io_err(dest))?;
+    let symlinks: HashSet<&str> = tree
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Symlink)
+        .map(|e| e.path.as_str())
+        .collect();
+
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    let mut links = Vec::new();
+    for entry in &tree.entries {
+        if !safe_rel(&entry.path) {
+            stats.refused.push(format!("{:?}: not a safe relative path", entry.path));
+            continue;
+        }
+        match entry.kind {
+            EntryKind::Dir => dirs.push(entry),
+            EntryKind::File => {
+                if entry.digest.as_deref().is_some_and(super::is_digest) {
+                    files.push(entry);
+                } else {
+                    stats.refused.push(format!("{}: no valid digest", entry.path));
+                }
+            }
+            EntryKind::Symlink => {
+                let target = entry.target.as_deref().unwrap_or_default();
+                if link_stays_inside(&entry.path, target, &symlinks) {
+                    links.push(entry);
+                } else {
+                    stats.refused.push(format!(
+                        "{} -> {target}: the link points outside the directory",
+                        entry.path
+                    ));
+                }
+            }
+        }
+    }
+    stats.files = files.len() as u64;
+    stats.dirs = dirs.len() as u64;
+    stats.symlinks = links.len() as u64;
+
+    let ctx = RestoreCtx {
+        store,
+        dest: dest.clone(),
+        dirs: Mutex::new(HashSet::new()),
+    };
+    for dir in &dirs {
+        if let Err(why) = ctx.ensure_dir(&dir.path) {
+            stats.refused.push(why);
+        }
+    }
+    let index = FileIndex::load(store, &dest);
+
+    // 1. What differs.
+    let actions: Vec<Action> = files.par_iter().map(|e| ctx.compare(e, &index)).collect();
+    let mut index_updates = Vec::new();
+    let mut to_write = Vec::new();
+    for (entry, action) in files.iter().zip(actions) {
+        match action {
+            Action::Unchanged { stamp, .. } => {
+                stats.unchanged_files += 1;
+                if let (Some(stamp), Some(d)) = (stamp, &entry.digest) {
+                    index_updates.push((entry.path.clone(), stamp, d.clone()));
+                }
+            }
+            Action::Write { replace } => to_write.push((*entry, replace)),
+            Action::Refused(why) => stats.refused.push(why),
+        }
+    }
+    // 2. Remote stores: fetch the blobs in parallel first.
+    let mut wanted: Vec<String> = to_write
+        .iter()
+        .filter_map(|(e, _)| e.digest.clone())
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    store.prefetch(&wanted)?;
+    // 3. Write, in parallel.
+    let bar = Bar::bytes(to_write.iter().map(|(e, _)| e.size).sum(), "restoring");
+    let written = AtomicU64::new(0);
+    let results: Vec<Result<Stamp, String>> = to_write
+        .par_iter()
+        .map(|&(entry, replace)| {
+            let r = ctx.write_file(entry, replace, options);
+            bar.inc(entry.size);
+            if let Ok(Ok(_)) = &r {
+                written.fetch_add(entry.size, Ordering::Relaxed);
+            }
+            r
+        })
+        .collect::<Result<_, StoreError>>()?;
+    bar.finish();
+    for ((entry, _), result) in to_write.iter().zip(results) {
+        match result {
+            Ok(stamp) => {
+                stats.written_files += 1;
+                index_updates.push((
+                    entry.path.clone(),
+                    stamp,
+                    entry.digest.clone().unwrap_or_default(),
+                ));
+            }
+            Err(why) if why.starts_with("refused ") => {
+                stats.refused.push(why["refused ".len()..].to_owned())
+            }
+            Err(why) => stats.corrupt.push(why),
+        }
+    }
+    stats.written_bytes = written.into_inner();
+    // 4. Symlinks, then directory modes (deepest first, so a read-only directory does not
+    // stop the writes inside it).
+    for link in links {
+        if let Err(why) = ctx.write_symlink(link) {
+            stats.refused.push(why);
+        }
+    }
+    for dir in dirs.iter().rev() {
+        let path = dest.join(&dir.path);
+        if let Ok(meta) = fs::symlink_metadata(&path)
+            && meta.is_dir()
+            && meta.permissions().mode() & 0o7777 != dir.mode
+        {
+            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(dir.mode));
+        }
+    }
+    // Nothing else writes `dest` during a restore: stamps taken up to now are trustworthy
+    // once clearly older than now.
+    index.save(index_updates, now_ns());
+    stats.elapsed = started.elapsed();
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_match_paths_and_their_contents() {
+        let s = Selection::globs(["node_modules/**/*", "target", "*.o"]).unwrap();
+        assert!(s.matches("node_modules/a/b.js"));
+        assert!(s.matches("target"));
+        assert!(s.matches("target/debug/x"));
+        assert!(s.matches("main.o"));
+        assert!(!s.matches("src/main.o"));
+        assert!(!s.matches("src/main.rs"));
+        // `*.o` may match at the root: the whole root is walked.
+        assert_eq!(s.bases(), vec![String::new()]);
+        let s = Selection::globs(["a/b/**/*", "a/b/c", "d"]).unwrap();
+        assert_eq!(s.bases(), vec!["a/b".to_string(), "d".to_string()]);
+        assert!(Selection::globs(["../x"]).is_err());
+        assert!(Selection::globs(["/abs"]).is_err());
+        assert!(Selection::globs(["./"]).unwrap().is_all());
+    }
+
+    #[test]
+    fn symlinks_must_stay_inside() {
+        let none = HashSet::new();
+        assert!(link_stays_inside("a/l", "../b", &none));
+        assert!(link_stays_inside("l", "b/c", &none));
+        assert!(!link_stays_inside("l", "../b", &none));
+        assert!(!link_stays_inside("a/l", "/etc/passwd", &none));
+        assert!(!link_stays_inside("a/l", "../../x", &none));
+        // Climbing out through another link of the tree.
+        let links: HashSet<&str> = ["d/x"].into_iter().collect();
+        assert!(!link_stays_inside("d/y", "x/../..", &links));
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        assert!(safe_rel("a/b"));
+        assert!(!safe_rel("../a"));
+        assert!(!safe_rel("/a"));
+        assert!(!safe_rel("a//b"));
+        assert!(!safe_rel("a/./b"));
+        assert!(!safe_rel(""));
+    }
+
+    #[test]
+    fn trees_serialize_canonically() {
+        let tree = Tree::new(vec![
+            TreeEntry {
+                path: "b".into(),
+                kind: EntryKind::File,
+                mode: 0o644,
+                size: 3,
+                digest: Some("ab".repeat(32)),
+                target: None,
+            },
+            TreeEntry {
+                path: "a".into(),
+                kind: EntryKind::Symlink,
+                mode: 0,
+                size: 0,
+                digest: None,
+                target: Some("b".into()),
+            },
+        ]);
+        let bytes = tree.to_bytes();
+        assert!(Tree::looks_like_tree(&bytes));
+        assert_eq!(tree.entries[0].path, "a");
+        assert_eq!(Tree::from_bytes(&bytes).unwrap(), tree);
+        assert!(Tree::from_bytes(b"{\"entries\":[]}").is_err());
+    }
+}

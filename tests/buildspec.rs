@@ -1,0 +1,807 @@
+//! The buildspec model through its public API: a buildspec that uses every key parses to
+//! the expected model, and each kind of bad input is refused with its exact line and
+//! column and a message naming the key or the problem.
+
+use wasmbuild::buildspec::*;
+
+/// Parses text that must be refused; returns line, column and message, and checks the
+/// display form leads with `file:line:column: `.
+fn refused(text: &str) -> (usize, usize, String) {
+    let error = Buildspec::parse(text, "dir/buildspec.yml").expect_err("must be refused");
+    let shown = error.to_string();
+    match error {
+        BuildspecError::Invalid {
+            file,
+            line,
+            column,
+            message,
+        } => {
+            assert_eq!(file, "dir/buildspec.yml");
+            assert_eq!(
+                shown,
+                format!("dir/buildspec.yml:{line}:{column}: {message}")
+            );
+            (line, column, message)
+        }
+        other => panic!("not an Invalid error: {other}"),
+    }
+}
+
+/// Asserts `text` is refused at `line`:`column` with a message containing every `needle`.
+fn assert_refused(text: &str, line: usize, column: usize, needles: &[&str]) {
+    let (l, c, message) = refused(text);
+    assert_eq!((l, c), (line, column), "{message}");
+    for needle in needles {
+        assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+const FULL: &str = r#"version: 0.2
+run-as: builder
+env:
+  shell: bash
+  variables:
+    JAVA_HOME: "/usr/lib/jvm/java-17"
+    RETRIES: 3
+    VERBOSE: yes
+    RATIO: 1.50
+    EMPTY: ""
+  parameter-store:
+    DB_PASSWORD: /app/db/password
+  secrets-manager:
+    TOKEN: prod/api:token
+  exported-variables:
+    - ARTIFACT_VERSION
+  git-credential-helper: yes
+proxy:
+  upload-artifacts: yes
+  logs: false
+phases:
+  install:
+    run-as: root
+    on-failure: CONTINUE
+    runtime-versions:
+      python: 3.10
+      nodejs: 18
+    commands:
+      - pip install -r requirements.txt
+    finally:
+      - echo install done
+  pre_build:
+    on-failure: RETRY-2-timed out
+    commands:
+      - 42
+      - true
+      - |
+        if [ -f x ]; then
+          echo x
+        fi
+  build:
+    on-failure: ABORT
+    commands:
+      - make all
+  post_build:
+    commands:
+artifacts:
+  files:
+    - target/**/*
+  name: app-$(date +%Y)
+  discard-paths: no
+  base-directory: out
+  exclude-paths:
+    - "**/*.tmp"
+  enable-symlinks: yes
+  s3-prefix: builds
+  secondary-artifacts:
+    docs:
+      files:
+        - docs/*.md
+      discard-paths: yes
+    logs:
+      files: [logs/*]
+      base-directory: build
+cache:
+  key: deps-$(codebuild-hash-files requirements.txt)
+  fallback-keys:
+    - deps-
+  action: restore
+  paths:
+    - /root/.cache/pip/**/*
+reports:
+  unit-tests:
+    files:
+      - "**/*.xml"
+    base-directory: reports
+    discard-paths: yes
+  coverage:
+    files: [coverage.xml]
+    file-format: COBERTURAXML
+batch:
+  fast-fail: true
+  build-graph:
+    - identifier: build1
+      env:
+        type: LINUX_CONTAINER
+        compute-type: BUILD_GENERAL1_SMALL
+        image: aws/codebuild/standard:7.0
+        privileged-mode: no
+        variables:
+          BUILD_ID: build1
+      ignore-failure: false
+    - identifier: build2
+      buildspec: build2.yml
+      depend-on:
+        - build1
+      debug-session: yes
+"#;
+
+#[test]
+fn a_buildspec_using_every_key_parses_to_the_expected_model() {
+    let parsed = Buildspec::parse(FULL, "buildspec.yml").unwrap();
+    let expected = Buildspec {
+        version: Version::V0_2,
+        run_as: Some("builder".into()),
+        env: Env {
+            shell: Some("bash".into()),
+            variables: pairs(&[
+                ("JAVA_HOME", "/usr/lib/jvm/java-17"),
+                ("RETRIES", "3"),
+                ("VERBOSE", "yes"),
+                ("RATIO", "1.50"),
+                ("EMPTY", ""),
+            ]),
+            parameter_store: pairs(&[("DB_PASSWORD", "/app/db/password")]),
+            secrets_manager: pairs(&[("TOKEN", "prod/api:token")]),
+            exported_variables: strings(&["ARTIFACT_VERSION"]),
+            git_credential_helper: true,
+        },
+        proxy: Some(Proxy {
+            upload_artifacts: true,
+            logs: false,
+        }),
+        phases: Phases {
+            install: Some(Phase {
+                run_as: Some("root".into()),
+                on_failure: OnFailure::Continue,
+                runtime_versions: pairs(&[("python", "3.10"), ("nodejs", "18")]),
+                commands: strings(&["pip install -r requirements.txt"]),
+                finally: strings(&["echo install done"]),
+            }),
+            pre_build: Some(Phase {
+                on_failure: OnFailure::Retry {
+                    attempts: 2,
+                    pattern: Some(regex::Regex::new("timed out").unwrap()),
+                },
+                commands: strings(&["42", "true", "if [ -f x ]; then\n  echo x\nfi\n"]),
+                ..Phase::default()
+            }),
+            build: Some(Phase {
+                commands: strings(&["make all"]),
+                ..Phase::default()
+            }),
+            post_build: Some(Phase::default()),
+        },
+        artifacts: Some(Artifacts {
+            files: strings(&["target/**/*"]),
+            name: Some("app-$(date +%Y)".into()),
+            discard_paths: false,
+            base_directory: Some("out".into()),
+            exclude_paths: strings(&["**/*.tmp"]),
+            enable_symlinks: true,
+            s3_prefix: Some("builds".into()),
+            secondary: vec![
+                (
+                    "docs".into(),
+                    Artifacts {
+                        files: strings(&["docs/*.md"]),
+                        discard_paths: true,
+                        ..Artifacts::default()
+                    },
+                ),
+                (
+                    "logs".into(),
+                    Artifacts {
+                        files: strings(&["logs/*"]),
+                        base_directory: Some("build".into()),
+                        ..Artifacts::default()
+                    },
+                ),
+            ],
+        }),
+        cache: Some(Cache {
+            key: Some("deps-$(codebuild-hash-files requirements.txt)".into()),
+            fallback_keys: strings(&["deps-"]),
+            action: CacheAction::Restore,
+            paths: strings(&["/root/.cache/pip/**/*"]),
+        }),
+        reports: vec![
+            (
+                "unit-tests".into(),
+                Report {
+                    files: strings(&["**/*.xml"]),
+                    base_directory: Some("reports".into()),
+                    discard_paths: true,
+                    file_format: "JUNITXML".into(),
+                },
+            ),
+            (
+                "coverage".into(),
+                Report {
+                    files: strings(&["coverage.xml"]),
+                    base_directory: None,
+                    discard_paths: false,
+                    file_format: "COBERTURAXML".into(),
+                },
+            ),
+        ],
+        batch: Some(Batch {
+            fast_fail: true,
+            build_graph: Some(vec![
+                BatchTask {
+                    identifier: "build1".into(),
+                    env: Some(BatchEnv {
+                        environment_type: Some("LINUX_CONTAINER".into()),
+                        compute_type: Some("BUILD_GENERAL1_SMALL".into()),
+                        image: Some("aws/codebuild/standard:7.0".into()),
+                        privileged_mode: Some(false),
+                        variables: pairs(&[("BUILD_ID", "build1")]),
+                    }),
+                    ..BatchTask::default()
+                },
+                BatchTask {
+                    identifier: "build2".into(),
+                    buildspec: Some("build2.yml".into()),
+                    depend_on: strings(&["build1"]),
+                    debug_session: true,
+                    ..BatchTask::default()
+                },
+            ]),
+            ..Batch::default()
+        }),
+    };
+    assert_eq!(parsed, expected);
+    // Spot checks that do not lean on PartialEq.
+    let Some(OnFailure::Retry { pattern, .. }) =
+        parsed.phases.pre_build.as_ref().map(|p| &p.on_failure)
+    else {
+        panic!("pre_build retries");
+    };
+    assert!(pattern.as_ref().unwrap().is_match("connection timed out"));
+    assert_eq!(
+        parsed.phases_in_order()[2].1.unwrap().commands,
+        ["make all"]
+    );
+}
+
+#[test]
+fn a_minimal_buildspec_takes_the_defaults() {
+    let b = Buildspec::parse(
+        "version: 0.1\nphases:\n  build:\n    commands:\n      - make\n",
+        "b",
+    )
+    .unwrap();
+    assert_eq!(b.version, Version::V0_1);
+    assert_eq!(b.env, Env::default());
+    assert!(!b.env.git_credential_helper);
+    assert!(b.proxy.is_none() && b.artifacts.is_none() && b.cache.is_none() && b.batch.is_none());
+    assert!(b.reports.is_empty());
+    let build = b.phases.build.as_ref().unwrap();
+    assert_eq!(build.on_failure, OnFailure::Abort);
+    assert!(build.runtime_versions.is_empty() && build.finally.is_empty());
+    let names: Vec<&str> = b.phases_in_order().iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["INSTALL", "PRE_BUILD", "BUILD", "POST_BUILD"]);
+    assert!(b.phases_in_order()[0].1.is_none());
+}
+
+#[test]
+fn bare_retry_means_three_attempts_without_a_pattern() {
+    let b = Buildspec::parse(
+        "version: 0.2\nphases:\n  build:\n    on-failure: RETRY\n",
+        "b",
+    )
+    .unwrap();
+    assert_eq!(
+        b.phases.build.unwrap().on_failure,
+        OnFailure::Retry {
+            attempts: 3,
+            pattern: None
+        }
+    );
+    let b = Buildspec::parse(
+        "version: 0.2\nphases:\n  build:\n    on-failure: RETRY-7\n",
+        "b",
+    )
+    .unwrap();
+    assert_eq!(
+        b.phases.build.unwrap().on_failure,
+        OnFailure::Retry {
+            attempts: 7,
+            pattern: None
+        }
+    );
+}
+
+#[test]
+fn cache_action_defaults_to_both_and_reports_to_junit() {
+    let b = Buildspec::parse(
+        "version: 0.2\nphases: {}\ncache:\n  paths: [a]\nreports:\n  r:\n    files: [x.xml]\n",
+        "b",
+    )
+    .unwrap();
+    assert_eq!(b.cache.unwrap().action, CacheAction::Both);
+    assert_eq!(b.reports[0].1.file_format, "JUNITXML");
+    let b = Buildspec::parse("version: 0.2\nphases: {}\ncache:\n  action: save\n", "b").unwrap();
+    assert_eq!(b.cache.unwrap().action, CacheAction::Save);
+}
+
+#[test]
+fn the_other_batch_kinds_parse() {
+    let list = Buildspec::parse(
+        "version: 0.2\nphases: {}\nbatch:\n  build-list:\n    - identifier: a\n      ignore-failure: yes\n    - identifier: b\n      buildspec: b.yml\n",
+        "b",
+    )
+    .unwrap()
+    .batch
+    .unwrap();
+    let tasks = list.build_list.unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks[0].ignore_failure && tasks[0].depend_on.is_empty());
+    assert_eq!(tasks[1].buildspec.as_deref(), Some("b.yml"));
+    assert!(list.build_graph.is_none() && !list.fast_fail);
+
+    let matrix = Buildspec::parse(
+        r#"version: 0.2
+phases: {}
+batch:
+  build-matrix:
+    static:
+      ignore-failure: yes
+      env:
+        privileged-mode: true
+    dynamic:
+      buildspec:
+        - a.yml
+        - b.yml
+      env:
+        compute-type: [BUILD_GENERAL1_SMALL]
+        image:
+          - aws/codebuild/standard:7.0
+        variables:
+          PY: [3.10, 3.12]
+          MODE: [fast]
+"#,
+        "b",
+    )
+    .unwrap()
+    .batch
+    .unwrap()
+    .build_matrix
+    .unwrap();
+    assert_eq!(
+        matrix.static_settings,
+        Some(MatrixStatic {
+            ignore_failure: true,
+            env: Some(BatchEnv {
+                privileged_mode: Some(true),
+                ..BatchEnv::default()
+            }),
+        })
+    );
+    let dynamic = matrix.dynamic.unwrap();
+    assert_eq!(dynamic.buildspec, ["a.yml", "b.yml"]);
+    let env = dynamic.env.unwrap();
+    assert_eq!(env.compute_type, ["BUILD_GENERAL1_SMALL"]);
+    assert_eq!(env.image, ["aws/codebuild/standard:7.0"]);
+    assert_eq!(
+        env.variables,
+        vec![
+            ("PY".to_owned(), strings(&["3.10", "3.12"])),
+            ("MODE".to_owned(), strings(&["fast"]))
+        ]
+    );
+
+    let fanout = Buildspec::parse(
+        "version: 0.2\nphases: {}\nbatch:\n  build-fanout:\n    parallelism: 5\n    ignore-failure: false\n",
+        "b",
+    )
+    .unwrap()
+    .batch
+    .unwrap()
+    .build_fanout
+    .unwrap();
+    assert_eq!(
+        fanout,
+        BuildFanout {
+            parallelism: Some(5),
+            ignore_failure: false
+        }
+    );
+}
+
+#[test]
+fn empty_phase_bodies_and_empty_lists_are_empty() {
+    let b = Buildspec::parse(
+        "version: 0.2\nphases:\n  install:\n  build:\n    commands:\n    finally: ~\n",
+        "b",
+    )
+    .unwrap();
+    assert_eq!(b.phases.install, Some(Phase::default()));
+    assert_eq!(b.phases.build, Some(Phase::default()));
+    assert_eq!(b.phases.pre_build, None);
+}
+
+// ---- refusals: exact line and column, and a message naming the key or problem ----
+
+#[test]
+fn an_unknown_top_level_key() {
+    assert_refused(
+        "version: 0.2\nfoo: 1\nphases: {}\n",
+        2,
+        1,
+        &["unknown field `foo`", "`phases`"],
+    );
+}
+
+#[test]
+fn an_unknown_key_in_a_phase() {
+    assert_refused(
+        "version: 0.2\n\nphases:\n  build:\n    commands:\n      - echo hi\n    comands:\n      - echo typo\n",
+        7,
+        5,
+        &["phases.build", "unknown field `comands`", "expected one of"],
+    );
+}
+
+#[test]
+fn unknown_keys_deeper_down() {
+    assert_refused(
+        "version: 0.2\nphases: {}\nartifacts:\n  secondary-artifacts:\n    a:\n      files: [x]\n      secondary-artifacts: {}\n",
+        7,
+        7,
+        &[
+            "artifacts.secondary-artifacts.a",
+            "unknown field `secondary-artifacts`",
+        ],
+    );
+    assert_refused(
+        "version: 0.2\nenv:\n  variable:\n    A: 1\nphases: {}\n",
+        3,
+        3,
+        &["unknown field `variable`"],
+    );
+    assert_refused(
+        "version: 0.2\nphases:\n  compile:\n    commands: [a]\n",
+        3,
+        3,
+        &["unknown field `compile`", "`pre_build`"],
+    );
+    assert_refused(
+        "version: 0.2\nphases: {}\nbatch:\n  build-list:\n    - identifier: a\n      depend-on: [b]\n",
+        6,
+        7,
+        &["batch.build-list[0]", "unknown field `depend-on`"],
+    );
+}
+
+#[test]
+fn wrong_types() {
+    assert_refused(
+        "version: 0.2\nenv:\n  variables: [a, b]\nphases: {}\n",
+        3,
+        14,
+        &[
+            "env.variables",
+            "invalid type: sequence",
+            "expected a mapping",
+        ],
+    );
+    assert_refused(
+        "version: 0.2\nenv:\n  variables:\n    A: {x: 1}\nphases: {}\n",
+        4,
+        8,
+        &["env.variables.A", "invalid type: map"],
+    );
+    assert_refused(
+        "version: 0.2\nphases:\n  - build\n",
+        3,
+        3,
+        &["phases", "invalid type: sequence"],
+    );
+    assert_refused(
+        "version: 0.2\nproxy:\n  logs: maybe\nphases: {}\n",
+        3,
+        9,
+        &["proxy.logs", "invalid boolean `maybe`"],
+    );
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - [a, b]\n",
+        5,
+        9,
+        &["phases.build.commands", "invalid type: sequence"],
+    );
+}
+
+#[test]
+fn commands_must_be_a_list() {
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    commands: echo hi\n",
+        4,
+        15,
+        &[
+            "phases.build.commands",
+            "\"echo hi\"",
+            "expected a sequence",
+        ],
+    );
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    finally: echo bye\n",
+        4,
+        14,
+        &["phases.build.finally", "expected a sequence"],
+    );
+}
+
+#[test]
+fn a_missing_version() {
+    assert_refused(
+        "phases:\n  build:\n    commands: [a]\n",
+        1,
+        1,
+        &["missing field `version`"],
+    );
+}
+
+#[test]
+fn a_missing_phases() {
+    assert_refused("version: 0.2\n", 1, 1, &["missing field `phases`"]);
+}
+
+#[test]
+fn a_bad_version() {
+    assert_refused(
+        "version: 0.3\nphases: {}\n",
+        1,
+        10,
+        &["version", "unsupported buildspec version `0.3`"],
+    );
+    assert_refused(
+        "version: \"1.0\"\nphases: {}\n",
+        1,
+        10,
+        &["unsupported buildspec version `1.0`"],
+    );
+    assert_refused(
+        "version: [0.2]\nphases: {}\n",
+        1,
+        10,
+        &["version", "invalid type: sequence"],
+    );
+}
+
+#[test]
+fn a_bad_on_failure() {
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    on-failure: SOMETIMES\n    commands: [a]\n",
+        4,
+        17,
+        &[
+            "phases.build.on-failure",
+            "invalid on-failure `SOMETIMES`",
+            "RETRY-count-regex",
+        ],
+    );
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    on-failure: RETRY-0\n",
+        4,
+        17,
+        &["retry count must be 1 to 100"],
+    );
+}
+
+#[test]
+fn a_bad_retry_regex() {
+    assert_refused(
+        "version: 0.2\nphases:\n  install:\n    commands: [a]\n  post_build:\n    on-failure: RETRY-2-(unclosed\n",
+        6,
+        17,
+        &[
+            "phases.post_build.on-failure",
+            "bad regex `(unclosed`",
+            "unclosed group",
+        ],
+    );
+}
+
+#[test]
+fn runtime_versions_outside_install() {
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    commands: [a]\n    runtime-versions:\n      python: 3.12\n",
+        5,
+        5,
+        &[
+            "phases.build",
+            "`runtime-versions` is only allowed in the install phase",
+        ],
+    );
+    assert_refused(
+        "version: 0.2\nphases:\n  pre_build:\n    runtime-versions:\n      python: 3.12\n",
+        4,
+        5,
+        &["phases.pre_build", "runtime-versions"],
+    );
+}
+
+#[test]
+fn a_bad_env_shell() {
+    assert_refused(
+        "version: 0.2\nenv:\n  shell: zsh\nphases: {}\n",
+        3,
+        10,
+        &["env.shell", "unsupported shell `zsh`", "bash or /bin/sh"],
+    );
+    assert_eq!(
+        Buildspec::parse("version: 0.2\nenv:\n  shell: /bin/sh\nphases: {}\n", "b")
+            .unwrap()
+            .env
+            .shell
+            .as_deref(),
+        Some("/bin/sh")
+    );
+}
+
+#[test]
+fn bad_yaml_syntax() {
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - a\n     - b\n",
+        6,
+        6,
+        &["did not find expected key"],
+    );
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    commands: [a\n",
+        5,
+        1,
+        &["did not find expected ',' or ']'"],
+    );
+    assert_refused(
+        "version: 0.2\nphases:\n\tbuild: {}\n",
+        3,
+        1,
+        &["cannot start any token"],
+    );
+}
+
+#[test]
+fn an_empty_file() {
+    assert_refused("", 1, 1, &["empty buildspec"]);
+    assert_refused("# only a comment\n", 1, 1, &["empty buildspec"]);
+}
+
+#[test]
+fn repeated_keys() {
+    assert_refused(
+        "version: 0.2\nenv:\n  variables:\n    A: 1\n    B: 2\n    A: 3\nphases: {}\n",
+        6,
+        5,
+        &["env.variables", "duplicate key `A`"],
+    );
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    commands: [a]\n    commands: [b]\n",
+        5,
+        5,
+        &["phases.build", "duplicate field `commands`"],
+    );
+}
+
+#[test]
+fn bad_reports() {
+    assert_refused(
+        "version: 0.2\nphases: {}\nreports:\n  r:\n    files: [a]\n    file-format: XML\n",
+        6,
+        18,
+        &[
+            "reports.r.file-format",
+            "invalid file-format `XML`",
+            "JUNITXML",
+        ],
+    );
+    assert_refused(
+        "version: 0.2\nphases: {}\nreports:\n  r:\n    base-directory: x\n",
+        5,
+        5,
+        &["reports.r", "missing field `files`"],
+    );
+}
+
+#[test]
+fn bad_cache_action() {
+    assert_refused(
+        "version: 0.2\nphases: {}\ncache:\n  action: both\n",
+        4,
+        11,
+        &["cache.action", "invalid cache action `both`"],
+    );
+}
+
+#[test]
+fn bad_batches() {
+    assert_refused(
+        "version: 0.2\nphases: {}\nbatch:\n  build-list:\n    - identifier: a\n  build-fanout:\n    parallelism: 2\n",
+        4,
+        3,
+        &["batch", "only one of", "build-list and build-fanout"],
+    );
+    assert_refused(
+        "version: 0.2\nphases: {}\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [b]\n    - identifier: b\n      depend-on: [a]\n",
+        5,
+        5,
+        &["batch.build-graph", "dependency cycle: a -> b -> a"],
+    );
+    assert_refused(
+        "version: 0.2\nphases: {}\nbatch:\n  build-graph:\n    - identifier: a\n      depend-on: [nope]\n",
+        5,
+        5,
+        &["`a` depends on `nope`"],
+    );
+    assert_refused(
+        "version: 0.2\nphases: {}\nbatch:\n  build-list:\n    - identifier: a\n    - identifier: a\n",
+        5,
+        5,
+        &["duplicate batch task identifier `a`"],
+    );
+    assert_refused(
+        "version: 0.2\nphases: {}\nbatch:\n  build-fanout:\n    parallelism: 0\n",
+        5,
+        18,
+        &["batch.build-fanout.parallelism", "invalid parallelism `0`"],
+    );
+    assert_refused(
+        "version: 0.2\nphases: {}\nbatch:\n  build-graph:\n    - buildspec: x.yml\n",
+        5,
+        7,
+        &["missing field `identifier`"],
+    );
+}
+
+#[test]
+fn from_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buildspec.yml");
+    std::fs::write(&path, "version: 0.2\nphases:\n  build:\n    comands: [x]\n").unwrap();
+    let error = Buildspec::from_file(&path).unwrap_err();
+    assert_eq!(error.location(), Some((4, 5)));
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{}:4:5: ", path.display())),
+        "{error}"
+    );
+
+    std::fs::write(
+        &path,
+        "version: 0.2\nphases:\n  build:\n    commands: [x]\n",
+    )
+    .unwrap();
+    let b = Buildspec::from_file(&path).unwrap();
+    assert_eq!(b.phases.build.unwrap().commands, ["x"]);
+
+    let missing = dir.path().join("nope.yml");
+    match Buildspec::from_file(&missing).unwrap_err() {
+        BuildspecError::Io { file, source } => {
+            assert_eq!(file, missing.display().to_string());
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("{other}"),
+    }
+}

@@ -1,0 +1,285 @@
+//! Shared set-up of the store tests: a real S3-compatible server (`s3s-fs`) on a loopback
+//! port, and generated directory trees.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wasmbuild::store::{S3Config, Store, StoreOptions};
+
+pub const ACCESS_KEY: &str = "wasmbuild-test-ak";
+pub const SECRET_KEY: &str = "wasmbuild-test-sk";
+pub const BUCKET: &str = "wasmbuild-test";
+
+/// Where `s3s-fs` is: `$S3S_FS`, else on `PATH`, else in `~/.cargo/bin`. Fails the test
+/// (it does not skip it) when it is not installed.
+pub fn s3s_fs_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("S3S_FS") {
+        return path.into();
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join("s3s-fs");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let candidate = Path::new(&home).join(".cargo/bin/s3s-fs");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "the S3 tests need the s3s-fs server, which is not installed: run \
+         `cargo install s3s-fs --version 0.14.1 --features binary` (or set S3S_FS to its path)"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An `s3s-fs` server serving a temporary directory on a loopback port, with one bucket.
+pub struct S3Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let binary = s3s_fs_binary();
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join(BUCKET)).unwrap();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(&binary)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+                .arg(root.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken meanwhile: try another
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return S3Server {
+                        child: Some(child),
+                        port,
+                        root,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("s3s-fs did not start listening");
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `s3://BUCKET/PREFIX`.
+    pub fn spec(&self, prefix: &str) -> String {
+        format!("s3://{BUCKET}/{prefix}")
+    }
+
+    /// Where the server keeps the object `key` of store `prefix`.
+    pub fn object_path(&self, prefix: &str, key: &str) -> PathBuf {
+        self.root.path().join(BUCKET).join(prefix).join(key)
+    }
+
+    pub fn config(&self) -> S3Config {
+        S3Config {
+            endpoint: Some(self.endpoint()),
+            region: Some("us-east-1".into()),
+            access_key_id: Some(ACCESS_KEY.into()),
+            secret_access_key: Some(SECRET_KEY.into()),
+            max_retries: Some(2),
+            ..Default::default()
+        }
+    }
+
+    /// Opens store `prefix` on this server, with its own machine-local directory `local`.
+    pub fn open(&self, prefix: &str, local: &Path) -> Store {
+        self.open_with(prefix, local, self.config())
+    }
+
+    pub fn open_with(&self, prefix: &str, local: &Path, config: S3Config) -> Store {
+        Store::open_with(
+            self.spec(prefix),
+            StoreOptions {
+                s3: Some(config),
+                local_root: Some(local.to_owned()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// The environment a `wasmbuild` process needs to use this server.
+    pub fn env(&self, cmd: &mut Command, local: &Path) {
+        for name in [
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL_S3",
+            "AWS_DEFAULT_REGION",
+        ] {
+            cmd.env_remove(name);
+        }
+        cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", self.endpoint())
+            .env("WASMBUILD_S3_RETRIES", "2")
+            .env("WASMBUILD_LOCAL_DIR", local)
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `wasmbuild` as a process (no `RUST_LOG`).
+pub fn wasmbuild() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmbuild"));
+    cmd.env_remove("RUST_LOG").env_remove("WASMBUILD_STORE");
+    cmd
+}
+
+/// A small deterministic pseudo-random generator (xorshift).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Deterministic content of `len` bytes: half text-like (compressible), half random.
+pub fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let words: [&[u8]; 8] = [
+        b"fn ", b"let ", b"wasm ", b"build ", b"cache ", b"store ", b"{}\n", b"0x1f ",
+    ];
+    while out.len() < len {
+        if rng.below(2) == 0 {
+            for _ in 0..64 {
+                out.extend_from_slice(words[rng.below(8) as usize]);
+            }
+        } else {
+            for _ in 0..64 {
+                out.extend_from_slice(&rng.next().to_le_bytes());
+            }
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// A small tree: nested files, an executable, an empty directory and a symlink.
+pub fn small_tree(root: &Path, seed: u64) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut rng = Rng::new(seed);
+    for i in 0..30 {
+        let dir = root.join(format!("d{}/e{}", i % 4, i % 3));
+        fs::create_dir_all(&dir).unwrap();
+        let len = rng.below(50_000) as usize;
+        fs::write(dir.join(format!("f{i}.dat")), content(&mut rng, len)).unwrap();
+    }
+    fs::write(root.join("same-a.txt"), b"identical content\n").unwrap();
+    fs::write(root.join("same-b.txt"), b"identical content\n").unwrap();
+    fs::write(root.join("empty.txt"), b"").unwrap();
+    let tool = root.join("bin/tool.sh");
+    fs::create_dir_all(tool.parent().unwrap()).unwrap();
+    fs::write(&tool, b"#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(root.join("empty-dir")).unwrap();
+    std::os::unix::fs::symlink("bin/tool.sh", root.join("tool-link")).unwrap();
+}
+
+/// Every file, dir and symlink under `root`: (relative path, kind, mode, content or
+/// target), sorted.
+pub fn snapshot(root: &Path) -> Vec<(String, String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(root).min_depth(1) {
+        let entry = entry.unwrap();
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let meta = entry.path().symlink_metadata().unwrap();
+        let (kind, data) = if meta.file_type().is_symlink() {
+            (
+                "link",
+                fs::read_link(entry.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+                    .into_bytes(),
+            )
+        } else if meta.is_dir() {
+            ("dir", Vec::new())
+        } else {
+            ("file", fs::read(entry.path()).unwrap())
+        };
+        let mode = if kind == "link" {
+            0
+        } else {
+            meta.permissions().mode() & 0o777
+        };
+        out.push((rel, kind.to_owned(), mode, data));
+    }
+    out.sort();
+    out
+}
+
+/// Flips one byte in the middle of the file at `path`.
+pub fn flip_byte(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x5a;
+    fs::write(path, bytes).unwrap();
+}
