@@ -273,7 +273,7 @@ fn environment_precedence_literals_secrets_and_masking() {
             "--env-file",
             env_file.to_str().unwrap(),
             "--secret",
-            "/app/db/password=x",
+            "/app/db/password=hunter2-pw",
             "--secret",
             r#"prod/api={"token":"y"}"#,
         ],
@@ -283,7 +283,7 @@ fn environment_precedence_literals_secrets_and_masking() {
 
 #[test]
 fn a_missing_secret_fails_provisioning() {
-    let run = run_fixture("env", &["--secret", "/app/db/password=x"]);
+    let run = run_fixture("env", &["--secret", "/app/db/password=hunter2-pw"]);
     assert_eq!(run.status(), 1, "{}", run.stdout());
     assert_eq!(run.phase_status("PROVISIONING").as_deref(), Some("FAILED"));
     let log = run.log();
@@ -340,7 +340,7 @@ fn artifact_rules() {
         wasmbuild::store::sha256_hex(&zip)
     );
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
-    let mut names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+    let mut names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
     names.sort();
     assert_eq!(names, ["css/site.css", "index.html"]);
     let mut index = String::new();
@@ -475,7 +475,7 @@ fn python_package_build_runs_its_unit_tests() {
     assert!(log.contains("OK"));
     let zip = std::fs::read(run.out.path().join("primary/dist/greet.zip")).unwrap();
     let archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
-    assert!(archive.file_names().any(|n| n.ends_with("greet/__init__.py")));
+    assert!(archive.file_names().any(|n| n.unwrap().ends_with("greet/__init__.py")));
 }
 
 #[test]

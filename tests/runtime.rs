@@ -176,19 +176,17 @@ fn unknown_images_list_what_exists_and_unknown_programs_exit_127() {
         tempfile::tempdir().unwrap(),
     );
     hello_recipe(recipes.path(), &hello_digest());
+    // An image with a recipe but no bundle yet is built on first use, then runs.
     cli(store.path(), recipes.path())
         .args(["exec", "--image", "hello", "--src"])
         .arg(src.path())
         .args(["--", "hello"])
         .assert()
-        .code(2)
+        .success()
+        .stdout("hello from wasm\n")
         .stderr(predicate::str::contains(
-            "image hello is not in the store; build it with `wasmbuild runtime build hello`",
+            "bundle hello is not in the store yet; building it",
         ));
-    cli(store.path(), recipes.path())
-        .args(["runtime", "build", "hello"])
-        .assert()
-        .success();
     cli(store.path(), recipes.path())
         .args(["exec", "--image", "nosuch", "--src"])
         .arg(src.path())

@@ -238,6 +238,7 @@ pub struct Sandbox {
     code_cache: Option<CodeCache>,
     loaded: Mutex<HashMap<String, LoadedModule>>,
     memory_limit: u64,
+    skeletons: Skeletons,
 }
 
 impl Sandbox {
@@ -263,6 +264,7 @@ impl Sandbox {
             code_cache,
             loaded: Mutex::new(HashMap::new()),
             memory_limit: config.memory_limit,
+            skeletons: Skeletons::default(),
         })
     }
 
@@ -443,6 +445,23 @@ impl Sandbox {
         if let Some(determinism) = &determinism {
             determinism.configure(&mut wasi);
         }
+        // Read-only, empty stand-ins for the directories leading to each mount
+        // (`/codebuild`, `/codebuild/output`, `/opt/runtimes`), so that a guest walking up
+        // from its cwd (`realpath`, `readlink -f`, `pwd -P`) finds a consistent tree and sees
+        // nothing of the host. (`/` itself is not preopened: wasi-libc would tie it with `.`.)
+        let parents = Skeletons::parents(&layout);
+        if !parents.is_empty() {
+            let root = self.skeletons.for_layout(&layout)?;
+            for parent in parents {
+                let host = root.join(parent.trim_start_matches('/'));
+                wasi.preopened_dir(&host, &parent, FsPerms::ReadOnly)
+                    .map_err(|e| SandboxError::Preopen {
+                        guest: parent.clone(),
+                        host: host.clone(),
+                        reason: format!("{e:#}"),
+                    })?;
+            }
+        }
         for mount in &layout.mounts {
             let perms = if mount.writable {
                 FsPerms::ReadWrite
@@ -565,4 +584,64 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .ok();
+}
+
+/// Host directories standing in for the guest's `/`: empty directories for every mount
+/// point and its parents, one skeleton per distinct set of mount points, made once per
+/// process and removed with it.
+#[derive(Default)]
+struct Skeletons {
+    made: Mutex<Option<(tempfile::TempDir, HashMap<Vec<String>, PathBuf>)>>,
+}
+
+impl Skeletons {
+    /// The proper ancestors of the mount points (not `/`) that are not mounts themselves.
+    fn parents(layout: &Layout) -> Vec<String> {
+        let mut parents: Vec<String> = Vec::new();
+        for mount in &layout.mounts {
+            let mut path = mount.guest.as_str();
+            while let Some(cut) = path.rfind('/').filter(|&cut| cut > 0) {
+                path = &path[..cut];
+                if !layout.mounts.iter().any(|m| m.guest == path) {
+                    parents.push(path.to_owned());
+                }
+            }
+        }
+        parents.sort();
+        parents.dedup();
+        parents
+    }
+
+    fn for_layout(&self, layout: &Layout) -> Result<PathBuf, SandboxError> {
+        let mut points: Vec<String> = layout.mounts.iter().map(|m| m.guest.clone()).collect();
+        points.sort();
+        points.dedup();
+        let error = |host: &Path, e: std::io::Error| SandboxError::Preopen {
+            guest: "/".into(),
+            host: host.to_owned(),
+            reason: e.to_string(),
+        };
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        if made.is_none() {
+            let dir = tempfile::Builder::new()
+                .prefix("wasmbuild-root-")
+                .tempdir()
+                .map_err(|e| error(&std::env::temp_dir(), e))?;
+            *made = Some((dir, HashMap::new()));
+        }
+        let (dir, known) = made.as_mut().expect("made above");
+        if let Some(root) = known.get(&points) {
+            return Ok(root.clone());
+        }
+        let root = dir.path().join(known.len().to_string());
+        std::fs::create_dir_all(&root).map_err(|e| error(&root, e))?;
+        for point in &points {
+            let rel = point.trim_start_matches('/');
+            if !rel.is_empty() && !rel.split('/').any(|c| c == "..") {
+                std::fs::create_dir_all(root.join(rel)).map_err(|e| error(&root, e))?;
+            }
+        }
+        known.insert(points, root.clone());
+        Ok(root)
+    }
 }

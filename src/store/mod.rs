@@ -384,6 +384,24 @@ impl Store {
         self.inner.corrupt.lock().unwrap().insert(digest.to_owned());
     }
 
+    /// A blob found corrupt is deleted before it is written again: content-addressed puts
+    /// keep an existing object, and a corrupt one must not be kept.
+    pub(crate) fn drop_if_corrupt(&self, digest: &str) -> Result<(), StoreError> {
+        if self.known_corrupt(digest) {
+            match self.inner.backend.delete(&blob_key(digest)) {
+                Ok(()) => {}
+                Err(e) if e.is_missing() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// A blob written whole again is no longer corrupt.
+    pub(crate) fn forget_corrupt(&self, digest: &str) {
+        self.inner.corrupt.lock().unwrap().remove(digest);
+    }
+
     /// Whether this process found blob `digest` corrupt or missing.
     pub(crate) fn known_corrupt(&self, digest: &str) -> bool {
         self.inner.corrupt.lock().unwrap().contains(digest)
@@ -407,9 +425,11 @@ impl Store {
         if !self.has_blob(&digest)? {
             let compressed = codec::compress_bytes(bytes, self.inner.level)
                 .map_err(io_err(Path::new(&digest)))?;
+            self.drop_if_corrupt(&digest)?;
             self.inner
                 .backend
                 .put(&blob_key(&digest), Payload::Bytes(compressed.into()))?;
+            self.forget_corrupt(&digest);
         }
         Ok(digest)
     }
@@ -422,11 +442,14 @@ impl Store {
         batch: &dyn PutBatch,
     ) -> Result<(), StoreError> {
         let key = blob_key(digest);
+        self.drop_if_corrupt(digest)?;
         if self.inner.remote {
-            batch.put(key, Payload::Bytes(bytes::Bytes::copy_from_slice(compressed)))
+            batch.put(key, Payload::Bytes(bytes::Bytes::copy_from_slice(compressed)))?;
         } else {
-            self.inner.local.put_slice(&key, compressed)
+            self.inner.local.put_slice(&key, compressed)?;
         }
+        self.forget_corrupt(digest);
+        Ok(())
     }
 
     /// Stores the file at `path` (streamed: hashed and compressed in one pass, with
@@ -443,9 +466,11 @@ impl Store {
         )?;
         bar.finish();
         if !self.has_blob(&out.digest)? {
+            self.drop_if_corrupt(&out.digest)?;
             self.inner
                 .backend
                 .put(&blob_key(&out.digest), Payload::File(out.temp))?;
+            self.forget_corrupt(&out.digest);
         }
         Ok((out.digest, out.size))
     }
