@@ -1,7 +1,9 @@
 //! Reproducible guests (`--deterministic`): the wall clock starts at `SOURCE_DATE_EPOCH` and
 //! advances only as a virtual clock (one microsecond per reading), the monotonic clock is
 //! virtual too, WASI random comes from a generator seeded from the build's inputs, and
-//! directory listings come sorted by name with inode numbers derived from the names.
+//! directory listings come sorted by name with inode numbers derived from the names, and
+//! file timestamps read through `stat` are clamped to `SOURCE_DATE_EPOCH` (the convention
+//! of reproducible-builds.org), so archives a build makes do not embed the host's clock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,10 +90,77 @@ impl Determinism {
     }
 }
 
-/// Replaces `fd_readdir` in `linker` (a copy of the WASI linker) with one that lists
-/// directories sorted by name. The original is called through the guest state's
-/// `readdir_original`, set for each store.
-pub(super) fn shadow_readdir(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+/// WASI's host functions read the guest's memory through the *calling instance's*
+/// `memory` export, so a host function cannot call them directly. This small module, one
+/// instance per guest, imports the guest's memory and the original functions, re-exports the
+/// memory, and forwards each call: the replacements call the originals through it.
+pub(super) const INTERPOSER: &str = r#"(module
+  (import "env" "memory" (memory 0))
+  (import "wasi_snapshot_preview1" "fd_readdir"
+    (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get"
+    (func $fstat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $pstat (param i32 i32 i32 i32 i32) (result i32)))
+  (export "memory" (memory 0))
+  (func (export "fd_readdir") (param i32 i32 i32 i64 i32) (result i32)
+    (call $readdir (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4)))
+  (func (export "fd_filestat_get") (param i32 i32) (result i32)
+    (call $fstat (local.get 0) (local.get 1)))
+  (func (export "path_filestat_get") (param i32 i32 i32 i32 i32) (result i32)
+    (call $pstat (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4))))"#;
+
+/// WASI's own functions that a deterministic guest's replacements wrap, and the clamp.
+#[derive(Clone)]
+pub(super) struct Originals {
+    pub readdir: Func,
+    pub fd_filestat_get: Func,
+    pub path_filestat_get: Func,
+    /// Latest timestamp a guest may see on a file, in nanoseconds since the epoch.
+    pub clamp_nanos: u64,
+}
+
+impl Originals {
+    /// Instantiates the interposer over the guest's `memory` and the unshadowed WASI
+    /// functions of `linker`.
+    pub(super) fn instantiate(
+        interposer: &wasmtime::Module,
+        linker: &Linker<GuestState>,
+        store: &mut wasmtime::Store<GuestState>,
+        memory: wasmtime::Memory,
+        source_date_epoch: u64,
+    ) -> wasmtime::Result<Originals> {
+        let mut imports: Vec<wasmtime::Extern> = vec![memory.into()];
+        for name in ["fd_readdir", "fd_filestat_get", "path_filestat_get"] {
+            imports.push(linker.get(&mut *store, "wasi_snapshot_preview1", name)?);
+        }
+        let instance = wasmtime::Instance::new(&mut *store, interposer, &imports)?;
+        let mut export = |name: &str| {
+            instance
+                .get_func(&mut *store, name)
+                .ok_or_else(|| wasmtime::Error::msg(format!("interposer lacks {name}")))
+        };
+        Ok(Originals {
+            readdir: export("fd_readdir")?,
+            fd_filestat_get: export("fd_filestat_get")?,
+            path_filestat_get: export("path_filestat_get")?,
+            clamp_nanos: source_date_epoch.saturating_mul(1_000_000_000),
+        })
+    }
+}
+
+fn originals(caller: &Caller<'_, GuestState>) -> wasmtime::Result<Originals> {
+    caller
+        .data()
+        .originals
+        .clone()
+        .ok_or_else(|| wasmtime::Error::msg("deterministic WASI functions are not linked"))
+}
+
+/// Replaces `fd_readdir`, `fd_filestat_get` and `path_filestat_get` in `linker` (a copy of
+/// the WASI linker) with sorted listings and clamped timestamps. The originals are called
+/// through the guest state's `originals`, set for each store.
+pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     linker.func_wrap(
         "wasi_snapshot_preview1",
@@ -104,7 +173,63 @@ pub(super) fn shadow_readdir(linker: &mut Linker<GuestState>) -> wasmtime::Resul
          bufused: i32|
          -> wasmtime::Result<i32> { sorted_readdir(&mut caller, fd, buf, buf_len, cookie, bufused) },
     )?;
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "fd_filestat_get",
+        |mut caller: Caller<'_, GuestState>, fd: i32, buf: i32| -> wasmtime::Result<i32> {
+            let originals = originals(&caller)?;
+            let original = originals.fd_filestat_get.typed::<(i32, i32), i32>(&caller)?;
+            let errno = original.call(&mut caller, (fd, buf))?;
+            clamp_filestat(&mut caller, errno, buf, originals.clamp_nanos)
+        },
+    )?;
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "path_filestat_get",
+        |mut caller: Caller<'_, GuestState>,
+         fd: i32,
+         flags: i32,
+         path: i32,
+         path_len: i32,
+         buf: i32|
+         -> wasmtime::Result<i32> {
+            let originals = originals(&caller)?;
+            let original = originals
+                .path_filestat_get
+                .typed::<(i32, i32, i32, i32, i32), i32>(&caller)?;
+            let errno = original.call(&mut caller, (fd, flags, path, path_len, buf))?;
+            clamp_filestat(&mut caller, errno, buf, originals.clamp_nanos)
+        },
+    )?;
     Ok(())
+}
+
+/// Offsets of `atim`, `mtim` and `ctim` in a preview1 `filestat`.
+const FILESTAT_TIMES: [usize; 3] = [40, 48, 56];
+
+fn clamp_filestat(
+    caller: &mut Caller<'_, GuestState>,
+    errno: i32,
+    buf: i32,
+    clamp: u64,
+) -> wasmtime::Result<i32> {
+    if errno != 0 {
+        return Ok(errno);
+    }
+    let memory = caller
+        .get_export("memory")
+        .and_then(|e| e.into_memory())
+        .ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
+    let data = memory.data_mut(&mut *caller);
+    let at = buf as u32 as usize;
+    for offset in FILESTAT_TIMES {
+        let field = data
+            .get_mut(at + offset..at + offset + 8)
+            .ok_or_else(|| wasmtime::Error::msg("filestat out of bounds"))?;
+        let time = u64::from_le_bytes(field.try_into().expect("8 bytes"));
+        field.copy_from_slice(&time.min(clamp).to_le_bytes());
+    }
+    Ok(0)
 }
 
 const DIRENT_HEADER: usize = 24;
@@ -122,11 +247,7 @@ fn sorted_readdir(
     cookie: i64,
     bufused: i32,
 ) -> wasmtime::Result<i32> {
-    let original: Func = caller
-        .data()
-        .readdir_original
-        .clone()
-        .ok_or_else(|| wasmtime::Error::msg("fd_readdir is not linked"))?;
+    let original: Func = originals(caller)?.readdir;
     let original = original.typed::<(i32, i32, i32, i64, i32), i32>(&*caller)?;
     let memory = caller
         .get_export("memory")

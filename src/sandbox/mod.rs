@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Config, Engine, Extern, Func, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -182,8 +182,8 @@ impl GuestExit {
 pub struct GuestState {
     wasi: WasiP1Ctx,
     limits: GuestLimits,
-    /// WASI's own `fd_readdir`, which the sorted listing of a deterministic guest wraps.
-    readdir_original: Option<Func>,
+    /// WASI's own functions that a deterministic guest's replacements wrap.
+    originals: Option<determinism::Originals>,
 }
 
 struct GuestLimits {
@@ -235,6 +235,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<GuestState>,
     sorted_linker: Linker<GuestState>,
+    interposer: Module,
     code_cache: Option<CodeCache>,
     loaded: Mutex<HashMap<String, LoadedModule>>,
     memory_limit: u64,
@@ -250,7 +251,9 @@ impl Sandbox {
         })
         .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut sorted_linker = linker.clone();
-        determinism::shadow_readdir(&mut sorted_linker)
+        determinism::shadow(&mut sorted_linker)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let interposer = Module::new(&engine, determinism::INTERPOSER)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         start_epoch_ticker(&engine);
         let code_cache = config
@@ -261,6 +264,7 @@ impl Sandbox {
             engine,
             linker,
             sorted_linker,
+            interposer,
             code_cache,
             loaded: Mutex::new(HashMap::new()),
             memory_limit: config.memory_limit,
@@ -498,7 +502,7 @@ impl Sandbox {
                 memory_limit: self.memory_limit.try_into().unwrap_or(usize::MAX),
                 memory_denied: false,
             },
-            readdir_original: None,
+            originals: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -514,19 +518,28 @@ impl Sandbox {
         });
 
         let pre = if determinism.is_some() {
-            store.data_mut().readdir_original = self
-                .linker
-                .get(&mut store, "wasi_snapshot_preview1", "fd_readdir")
-                .ok()
-                .and_then(Extern::into_func);
             &module.sorted_pre
         } else {
             &module.pre
         };
-        let result = pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
-            .and_then(|start| start.call(&mut store, ()));
+        let result = pre.instantiate(&mut store).and_then(|instance| {
+            if let Some(determinism) = &determinism {
+                let memory = instance
+                    .get_memory(&mut store, "memory")
+                    .ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
+                let originals = determinism::Originals::instantiate(
+                    &self.interposer,
+                    &self.linker,
+                    &mut store,
+                    memory,
+                    determinism.source_date_epoch,
+                )?;
+                store.data_mut().originals = Some(originals);
+            }
+            instance
+                .get_typed_func::<(), ()>(&mut store, "_start")?
+                .call(&mut store, ())
+        });
         let _ = stdout.flush();
         let _ = stderr.flush();
 
