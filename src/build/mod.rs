@@ -1,12 +1,15 @@
 //! The build lifecycle, as CodeBuild runs it: SUBMITTED, PROVISIONING, DOWNLOAD_SOURCE,
 //! INSTALL, PRE_BUILD, BUILD, POST_BUILD, UPLOAD_ARTIFACTS, FINALIZING, COMPLETED. A build
 //! takes a parsed buildspec and a source directory, copies the source into a private
-//! workspace, runs every command through one shell session (version 0.2) or one per command
-//! (0.1), exports the artifacts, and ends with a [`BuildRecord`] and its log.
+//! workspace, restores the buildspec cache ([`cache`]), runs every command through one shell
+//! session (version 0.2) or one per command (0.1), saves the cache, exports the artifacts
+//! (also kept in the store, as is the record), and ends with a [`BuildRecord`] and its log.
 
 pub mod artifacts;
+pub mod cache;
 pub mod env;
 pub mod git;
+mod keep;
 pub mod log;
 pub mod record;
 pub mod verify;
@@ -29,7 +32,8 @@ pub use log::BuildLog;
 pub use record::{BuildRecord, Status};
 
 use record::{
-    Environment, EnvironmentVariable, Logs, NameValue, PhaseContext, PhaseRecord, record_time,
+    Environment, EnvironmentVariable, Logs, NameValue, PhaseContext, PhaseRecord, StoreRecord,
+    record_time,
 };
 
 /// Everything a build is asked to do.
@@ -232,6 +236,7 @@ struct Build<'a> {
     shells: Option<Shells>,
     /// Digests of the build's inputs, for a deterministic build's seed.
     seed_material: Vec<String>,
+    cache_state: cache::CacheState,
 }
 
 /// Runs the build to its end and returns its record (also written as `build.json`).
@@ -276,6 +281,12 @@ pub fn run(
                 .to_string_lossy()
                 .into_owned(),
         },
+        cache: None,
+        store: Some(StoreRecord {
+            location: services.runtimes.store().spec(),
+            record: keep::record_ref(&request.project, request.build_number),
+            artifacts: Vec::new(),
+        }),
     };
     let mut build = Build {
         request,
@@ -289,6 +300,7 @@ pub fn run(
         env: Vec::new(),
         shells: None,
         seed_material: Vec::new(),
+        cache_state: Default::default(),
     };
     build.run(start);
     build.record
@@ -325,6 +337,7 @@ impl Build<'_> {
         let downloaded =
             provisioned && self.phase("DOWNLOAD_SOURCE", |build| build.download_source());
         if downloaded {
+            self.restore_cache(deadline);
             self.run_phases(deadline);
         }
         self.phase("FINALIZING", |build| build.finalize());
@@ -404,6 +417,9 @@ impl Build<'_> {
             }
             build_ran |= name == "BUILD";
         }
+        if build_ran {
+            self.save_cache();
+        }
         if build_ran && buildspec.artifacts.is_some() {
             self.phase("UPLOAD_ARTIFACTS", |build| build.upload_artifacts());
         } else if build_ran {
@@ -454,10 +470,10 @@ impl Build<'_> {
         let finished = jiff::Timestamp::now();
         if end.status != Status::Succeeded {
             self.failed = true;
-            if end.status == Status::Failed && self.shells.is_some() {
-                if let Some(shells) = &mut self.shells {
-                    shells.export("CODEBUILD_BUILD_SUCCEEDING", "0");
-                }
+            if end.status == Status::Failed
+                && let Some(shells) = &mut self.shells
+            {
+                shells.export("CODEBUILD_BUILD_SUCCEEDING", "0");
             }
         }
         if name != "SUBMITTED" {
@@ -680,6 +696,12 @@ impl Build<'_> {
 
     /// Mounts the image over the workspace and opens the shell(s).
     fn start_shells(&mut self, deadline: Instant) -> Result<(), PhaseEnd> {
+        self.shells = Some(self.make_shells(deadline)?);
+        Ok(())
+    }
+
+    /// Shell(s) over the workspace with the image as it is now.
+    fn make_shells(&mut self, deadline: Instant) -> Result<Shells, PhaseEnd> {
         let (Some(ws), Some(image)) = (&self.workspace, &self.image) else {
             return Err(PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no workspace"));
         };
@@ -705,7 +727,7 @@ impl Build<'_> {
         let mut env = self.env.clone();
         env.retain(|(k, _)| k != "PATH");
         env.push(("PATH".to_owned(), image.guest_path_var()));
-        self.shells = Some(Shells {
+        Ok(Shells {
             runner: Arc::new(runner),
             fs,
             env,
@@ -713,8 +735,7 @@ impl Build<'_> {
             per_command: self.request.buildspec.version == Version::V0_1,
             cancel: self.control.cancel.clone(),
             script_name: self.request.buildspec_name.clone(),
-        });
-        Ok(())
+        })
     }
 
     /// A phase's `commands` (stopping at the first failure), then its `finally`; retried as
@@ -843,6 +864,7 @@ impl Build<'_> {
                         exported.files.len(),
                         exported.location
                     ));
+                    self.keep_artifact_set(&identifier, Path::new(&exported.location));
                     if identifier == "primary" {
                         self.record.artifacts = Some(exported);
                     } else {
@@ -891,5 +913,6 @@ impl Build<'_> {
             self.log
                 .line(format!("Warning: cannot write {}: {e}", path.display()));
         }
+        self.keep_record();
     }
 }

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::artifacts::ArtifactSet;
+use super::cache::CacheRecord;
 
 /// How a build or phase ended, in CodeBuild's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -124,6 +125,26 @@ pub struct BuildRecord {
     pub secondary_artifacts: Vec<ArtifactSet>,
     pub exported_environment_variables: Vec<NameValue>,
     pub logs: Logs,
+    /// What the buildspec cache did (restored from / saved under which key, how much).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheRecord>,
+    /// Where the build is kept in the store (its record and artifact trees).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreRecord>,
+}
+
+/// The store references of a build.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreRecord {
+    /// The store (`/path` or `s3://bucket/prefix`).
+    pub location: String,
+    /// The reference of this record (`builds/<project>/<number>`).
+    pub record: String,
+    /// Artifact set identifier → the reference of its tree
+    /// (`artifacts/<project>/<number>/<identifier>`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<NameValue>,
 }
 
 /// RFC 3339 in UTC with microseconds, as the record shows times.

@@ -249,8 +249,15 @@ fn locate_buildspec(src: &Path, given: &Path) -> Result<(PathBuf, String), Failu
 }
 
 /// The next `CODEBUILD_BUILD_NUMBER` of `project`, counted in the store (locked, so
-/// concurrent builds get distinct numbers).
+/// concurrent builds get distinct numbers): a counter reference in a remote store (shared
+/// by every host using it), a locked file in a local one.
 fn next_build_number(ctx: &Context, project: &str) -> Result<u64, Failure> {
+    if ctx.store.is_remote() {
+        return ctx
+            .store
+            .next_counter(&format!("builds/{}", build::cache::encode_ref_part(project)))
+            .map_err(|e| Failure::fault(format!("build counter of {project}: {e}")));
+    }
     let fault = |e: std::io::Error| Failure::fault(format!("build counter of {project}: {e}"));
     let dir = ctx.store.local_dir("counters");
     std::fs::create_dir_all(&dir).map_err(fault)?;

@@ -1,4 +1,6 @@
-//! `wasmbuild runtime build|list`.
+//! `wasmbuild runtime build|list|push|pull`. Push and pull move a bundle between this
+//! machine's local store and the remote store named by `--store s3://…`, so a host with
+//! no Rust toolchain runs builds from bundles another host built.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -6,7 +8,8 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::{Context, Failure};
-use crate::runtime::{Recipe, RuntimeError};
+use crate::runtime::{BundleCopy, Recipe, RuntimeError, Runtimes};
+use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
@@ -21,13 +24,85 @@ pub enum RuntimeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a bundle from this machine's local store to the remote `--store s3://…`.
+    Push {
+        name: String,
+        /// A given version (default: the newest build).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Copy a bundle from the remote `--store s3://…` to this machine, verify and install it.
+    Pull {
+        name: String,
+        /// A given version (default: the newest build).
+        #[arg(long)]
+        version: Option<String>,
+    },
 }
 
 pub fn run(ctx: &Context, command: RuntimeCommand) -> Result<u8, Failure> {
     match command {
         RuntimeCommand::Build { name } => build(ctx, &name),
         RuntimeCommand::List { json } => list(ctx, json),
+        RuntimeCommand::Push { name, version } => transfer(ctx, &name, version.as_deref(), true),
+        RuntimeCommand::Pull { name, version } => transfer(ctx, &name, version.as_deref(), false),
     }
+}
+
+/// `push` (local → remote) or `pull` (remote → local, then installed).
+fn transfer(ctx: &Context, name: &str, version: Option<&str>, push: bool) -> Result<u8, Failure> {
+    let verb = if push { "push" } else { "pull" };
+    if !ctx.store.is_remote() {
+        return Err(Failure::bad_input(format!(
+            "runtime {verb} moves a bundle between this machine and a remote store: \
+             give --store s3://BUCKET/PREFIX (or WASMBUILD_STORE)"
+        )));
+    }
+    let local = Store::open(ctx.store.root()).map_err(|e| Failure::fault(e.to_string()))?;
+    let (from, to) = if push {
+        (Runtimes::new(local.clone()), &ctx.store)
+    } else {
+        (ctx.runtimes(), &local)
+    };
+    let what = match version {
+        Some(version) => format!("{name} {version}"),
+        None => name.to_owned(),
+    };
+    let copy: BundleCopy = from
+        .copy_bundle(to, name, version)
+        .map_err(|e| Failure::fault(e.to_string()))?
+        .ok_or_else(|| {
+            Failure::bad_input(if push {
+                format!(
+                    "no bundle {what} on this machine ({}); build it with `wasmbuild runtime build {name}`",
+                    local.spec()
+                )
+            } else {
+                format!("no bundle {what} in {}", ctx.store.spec())
+            })
+        })?;
+    if !push {
+        Runtimes::new(local)
+            .install(&copy.digest)
+            .map_err(|e| Failure::fault(e.to_string()))?;
+    }
+    let (source, dest) = if push {
+        (ctx.store.root().display().to_string(), ctx.store.spec())
+    } else {
+        (ctx.store.spec(), ctx.store.root().display().to_string())
+    };
+    eprintln!(
+        "{verb}ed {} {} ({}) from {source} to {dest}: {} blobs copied ({}), {} already there{}",
+        copy.name,
+        copy.version,
+        &copy.digest[..12],
+        copy.copied_blobs,
+        human_size(copy.copied_bytes),
+        copy.present_blobs,
+        if push { "" } else { "; installed" }
+    );
+    println!("{}", copy.digest);
+    Ok(0)
 }
 
 /// Builds or imports bundle `name` from its recipe, with a progress display.

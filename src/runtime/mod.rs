@@ -71,6 +71,20 @@ pub struct BundleSummary {
     pub size: u64,
 }
 
+/// What copying a bundle between stores did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BundleCopy {
+    pub name: String,
+    pub version: String,
+    /// Digest of the manifest: the bundle's identity.
+    pub digest: String,
+    /// Blobs copied (the manifest included), and their size.
+    pub copied_blobs: u64,
+    pub copied_bytes: u64,
+    /// Blobs the destination had already.
+    pub present_blobs: u64,
+}
+
 /// Bundles in one store.
 pub struct Runtimes {
     store: Store,
@@ -171,6 +185,72 @@ impl Runtimes {
             }
         }
         Ok(None)
+    }
+
+    /// Copies bundle `name` (its newest build, or `version`) from this store to `to`:
+    /// every blob it names that `to` lacks, each verified against its digest on the way,
+    /// then the manifest and the references `bundle-versions/<name>/<version>` and
+    /// `bundles/<name>` (the latter unless an older `version` was asked for and `to`
+    /// already names one). `None` when this store has no such bundle.
+    pub fn copy_bundle(
+        &self,
+        to: &Store,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<BundleCopy>, RuntimeError> {
+        let Some(digest) = self.find(name, version)? else {
+            return Ok(None);
+        };
+        let manifest = self.manifest(&digest)?;
+        let scratch = tempfile::tempdir().map_err(|e| RuntimeError::Io(e.to_string()))?;
+        let mut copy = BundleCopy {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            digest: digest.clone(),
+            copied_blobs: 0,
+            copied_bytes: 0,
+            present_blobs: 0,
+        };
+        let mut digests: Vec<&str> = manifest.files.iter().map(|f| f.sha256.as_str()).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        for file_digest in digests {
+            if to.has_blob(file_digest)? {
+                copy.present_blobs += 1;
+                continue;
+            }
+            let path = scratch.path().join(file_digest);
+            self.store.get_blob_to_file(file_digest, &path)?;
+            let (stored, size) = to.put_file(&path)?;
+            let _ = fs::remove_file(&path);
+            if stored != file_digest {
+                return Err(RuntimeError::DigestMismatch {
+                    what: format!("a file of bundle {name}"),
+                    expected: file_digest.into(),
+                    actual: stored,
+                });
+            }
+            copy.copied_blobs += 1;
+            copy.copied_bytes += size;
+        }
+        // The manifest last: a bundle is visible only once all its files are there.
+        let bytes = self.store.get_blob(&digest)?;
+        if to.has_blob(&digest)? {
+            copy.present_blobs += 1;
+        } else {
+            to.put_blob(&bytes)?;
+            copy.copied_blobs += 1;
+            copy.copied_bytes += bytes.len() as u64;
+        }
+        to.set_ref(
+            &format!("bundle-versions/{}/{}", manifest.name, manifest.version),
+            &digest,
+        )?;
+        let newest = format!("{BUNDLE_REFS}/{}", manifest.name);
+        if version.is_none() || to.get_ref(&newest)?.is_none() {
+            to.set_ref(&newest, &digest)?;
+        }
+        Ok(Some(copy))
     }
 
     /// Makes the bundle's files available on this machine (verifying each one against its

@@ -9,6 +9,7 @@ mod builtins;
 mod exec;
 mod expand;
 pub mod fs;
+mod hash_files;
 pub mod host;
 mod parse;
 mod pattern;
