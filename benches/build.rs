@@ -109,8 +109,14 @@ fn main() {
     }
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let out = tempfile::tempdir().unwrap();
-    println!("wasmbuild run, end to end (process start, copy, phases, artifacts, record); median of {} runs", runs());
-    println!("{:<34} {:>12} {:>12} {:>8}", "build", "wasmbuild", "bash", "ratio");
+    println!(
+        "wasmbuild run, end to end (process start, copy, phases, artifacts, record); median of {} runs",
+        runs()
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>8}",
+        "build", "wasmbuild", "bash", "ratio"
+    );
 
     let hello = fixtures.join("hello");
     let w = wasmbuild_run(&hello, out.path());

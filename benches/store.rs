@@ -33,8 +33,18 @@ impl Rng {
 /// Content of `len` bytes: runs of source-like text (compressible) and random bytes.
 fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
     const WORDS: [&[u8]; 12] = [
-        b"fn ", b"let ", b"mut ", b"self", b".iter()", b"=> ", b"{\n    ", b"}\n", b"Ok(",
-        b"return ", b"0x7f", b"// note ",
+        b"fn ",
+        b"let ",
+        b"mut ",
+        b"self",
+        b".iter()",
+        b"=> ",
+        b"{\n    ",
+        b"}\n",
+        b"Ok(",
+        b"return ",
+        b"0x7f",
+        b"// note ",
     ];
     let mut out = Vec::with_capacity(len + 64);
     while out.len() < len {
@@ -71,7 +81,11 @@ fn generate(root: &Path, files: usize, total: u64) {
     for (i, size) in sizes.into_iter().enumerate() {
         let dir = root.join(format!("d{:02}/s{:02}", i % 37, i % 23));
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(format!("file{i:05}.dat")), content(&mut rng, size as usize)).unwrap();
+        fs::write(
+            dir.join(format!("file{i:05}.dat")),
+            content(&mut rng, size as usize),
+        )
+        .unwrap();
     }
 }
 

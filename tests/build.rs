@@ -9,7 +9,9 @@ use std::process::Output;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// A finished build: its output, and the artifacts directory with build.json and build.log.
@@ -29,8 +31,14 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
     fn record(&self) -> Value {
-        let text = std::fs::read_to_string(self.out.path().join("build.json"))
-            .unwrap_or_else(|e| panic!("build.json: {e}\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr()));
+        let text =
+            std::fs::read_to_string(self.out.path().join("build.json")).unwrap_or_else(|e| {
+                panic!(
+                    "build.json: {e}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                )
+            });
         serde_json::from_str(&text).expect("build.json is JSON")
     }
     fn log(&self) -> String {
@@ -102,7 +110,10 @@ fn hello_build_succeeds_with_log_record_and_artifact() {
     assert!(stdout.contains("17\n"), "wc -c output: {stdout}");
     assert_eq!(run.log(), stdout, "build.log holds what was streamed");
 
-    assert_eq!(run.artifact("primary/out/greeting.txt"), "HELLO, WASMBUILD\n");
+    assert_eq!(
+        run.artifact("primary/out/greeting.txt"),
+        "HELLO, WASMBUILD\n"
+    );
     let record = run.record();
     assert_eq!(record["buildStatus"], "SUCCEEDED");
     assert_eq!(record["buildComplete"], true);
@@ -151,7 +162,10 @@ fn a_failed_build_still_runs_finally_post_build_and_artifacts() {
     );
     assert_eq!(run.phase_status("BUILD").as_deref(), Some("FAILED"));
     assert_eq!(run.phase_status("POST_BUILD").as_deref(), Some("SUCCEEDED"));
-    assert_eq!(run.phase_status("UPLOAD_ARTIFACTS").as_deref(), Some("SUCCEEDED"));
+    assert_eq!(
+        run.phase_status("UPLOAD_ARTIFACTS").as_deref(),
+        Some("SUCCEEDED")
+    );
     let record = run.record();
     assert_eq!(record["buildStatus"], "FAILED");
     let build = record["phases"]
@@ -160,15 +174,20 @@ fn a_failed_build_still_runs_finally_post_build_and_artifacts() {
         .iter()
         .find(|p| p["phaseType"] == "BUILD")
         .unwrap();
-    assert_eq!(build["contexts"][0]["statusCode"], "COMMAND_EXECUTION_ERROR");
+    assert_eq!(
+        build["contexts"][0]["statusCode"],
+        "COMMAND_EXECUTION_ERROR"
+    );
     assert_eq!(
         build["contexts"][0]["message"],
         "Error while executing command: test \"$FAIL_IN\" != BUILD. Reason: exit status 1"
     );
     let log = run.log();
-    assert!(log.contains(
-        "Command did not exit successfully test \"$FAIL_IN\" != BUILD exit status 1\n"
-    ));
+    assert!(
+        log.contains(
+            "Command did not exit successfully test \"$FAIL_IN\" != BUILD exit status 1\n"
+        )
+    );
     assert!(log.contains("Phase complete: BUILD State: FAILED\n"));
     assert!(log.contains(
         "Phase context status code: COMMAND_EXECUTION_ERROR Message: Error while executing command: test \"$FAIL_IN\" != BUILD. Reason: exit status 1\n"
@@ -231,7 +250,11 @@ fn on_failure_continue_and_retry() {
 fn environment_precedence_literals_secrets_and_masking() {
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join("env.list");
-    std::fs::write(&env_file, "# local agent format\nOVERRIDDEN=from-file\nFROM_FILE=yes\n").unwrap();
+    std::fs::write(
+        &env_file,
+        "# local agent format\nOVERRIDDEN=from-file\nFROM_FILE=yes\n",
+    )
+    .unwrap();
     let run = run_fixture(
         "env",
         &[
@@ -264,7 +287,10 @@ fn environment_precedence_literals_secrets_and_masking() {
     let number = record["buildNumber"].as_u64().unwrap();
     assert_eq!(exported[0]["name"], "ARTIFACT_VERSION");
     assert_eq!(exported[0]["value"], format!("1.2.{number}"));
-    assert_eq!(exported[1], serde_json::json!({"name": "NUMBER", "value": "42"}));
+    assert_eq!(
+        exported[1],
+        serde_json::json!({"name": "NUMBER", "value": "42"})
+    );
 
     // Without -e, the env file wins over the buildspec.
     let run = run_fixture(
@@ -288,7 +314,9 @@ fn a_missing_secret_fails_provisioning() {
     assert_eq!(run.phase_status("PROVISIONING").as_deref(), Some("FAILED"));
     let log = run.log();
     assert!(
-        log.contains("Phase context status code: SECRETS_MANAGER_ERROR Message: secret prod/api is not known"),
+        log.contains(
+            "Phase context status code: SECRETS_MANAGER_ERROR Message: secret prod/api is not known"
+        ),
         "{log}"
     );
 }
@@ -340,7 +368,10 @@ fn artifact_rules() {
         wasmbuild::store::sha256_hex(&zip)
     );
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
-    let mut names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+    let mut names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.unwrap().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names, ["css/site.css", "index.html"]);
     let mut index = String::new();
@@ -358,7 +389,10 @@ fn artifacts_that_match_nothing_fail_upload() {
     .unwrap();
     let run = run_build(src.path(), &[]);
     assert_eq!(run.status(), 1);
-    assert_eq!(run.phase_status("UPLOAD_ARTIFACTS").as_deref(), Some("FAILED"));
+    assert_eq!(
+        run.phase_status("UPLOAD_ARTIFACTS").as_deref(),
+        Some("FAILED")
+    );
     assert!(run.log().contains(
         "Phase context status code: CLIENT_ERROR Message: no matching artifact paths found for missing/**/*"
     ));
@@ -469,13 +503,20 @@ fn python_package_build_runs_its_unit_tests() {
     let run = run_fixture("python-package", &[]);
     assert_eq!(run.status(), 0, "{}", run.stdout());
     let log = run.log();
-    assert!(log.contains("Selected runtime python 3.12.0 (asked for 3.12)"), "{log}");
+    assert!(
+        log.contains("Selected runtime python 3.12.0 (asked for 3.12)"),
+        "{log}"
+    );
     assert!(log.contains("Python 3.12.0"));
     assert!(log.contains("Ran 2 tests"));
     assert!(log.contains("OK"));
     let zip = std::fs::read(run.out.path().join("primary/dist/greet.zip")).unwrap();
     let archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
-    assert!(archive.file_names().any(|n| n.unwrap().ends_with("greet/__init__.py")));
+    assert!(
+        archive
+            .file_names()
+            .any(|n| n.unwrap().ends_with("greet/__init__.py"))
+    );
 }
 
 #[test]
@@ -493,4 +534,50 @@ fn an_unknown_runtime_version_fails_install_naming_what_exists() {
     let log = run.log();
     assert!(log.contains("unknown runtime version python: 2.7"), "{log}");
     assert!(log.contains("python 3.12.0"));
+}
+
+#[test]
+fn a_git_checkout_is_copied_with_its_commit_and_never_modified() {
+    let src = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(src.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git runs");
+        assert!(status.status.success(), "git {args:?}");
+        String::from_utf8(status.stdout).unwrap().trim().to_owned()
+    };
+    std::fs::write(src.path().join("file.txt"), "original\n").unwrap();
+    std::fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nrun-as: builder\nphases:\n  build:\n    commands:\n      \
+         - echo \"commit=$CODEBUILD_RESOLVED_SOURCE_VERSION\"\n      - test -d .git\n      \
+         - echo changed > file.txt\n      - rm buildspec.yml\n",
+    )
+    .unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "first"]);
+    let head = git(&["rev-parse", "HEAD"]);
+
+    let run = run_build(src.path(), &[]);
+    assert_eq!(run.status(), 0, "{}", run.stdout());
+    let log = run.log();
+    assert!(log.contains(&format!("commit={head}\n")), "{log}");
+    assert!(
+        log.contains("run-as"),
+        "run-as is accepted with a warning: {log}"
+    );
+    // The build changed its workspace copy only.
+    assert_eq!(
+        std::fs::read_to_string(src.path().join("file.txt")).unwrap(),
+        "original\n"
+    );
+    assert!(src.path().join("buildspec.yml").exists());
+    assert_eq!(git(&["status", "--porcelain"]), "");
 }

@@ -159,11 +159,10 @@ fn a_corrupt_bundle_blob_is_never_installed() {
         fs::read_dir(store.path().join("bundles"))
             .unwrap()
             .all(|e| {
-                e.unwrap()
+                !e.unwrap()
                     .file_name()
                     .to_string_lossy()
                     .starts_with(".install-")
-                    == false
             })
     );
 }

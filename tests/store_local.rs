@@ -65,7 +65,11 @@ fn selections_save_only_matching_paths() {
             entry.path
         );
     }
-    assert!(tree.entries.iter().any(|e| e.path == "bin/tool.sh" && e.mode == 0o755));
+    assert!(
+        tree.entries
+            .iter()
+            .any(|e| e.path == "bin/tool.sh" && e.mode == 0o755)
+    );
 }
 
 #[test]
@@ -168,7 +172,10 @@ fn symlinks_leaving_the_root_and_unsafe_paths_are_refused() {
     std::os::unix::fs::symlink(&outside, dest2.join("a")).unwrap();
     let stats = store.restore_tree(&digest, &dest2).unwrap();
     assert!(!outside.join("fine.txt").exists());
-    assert!(stats.refused.iter().any(|r| r.contains("symlink")), "{stats:?}");
+    assert!(
+        stats.refused.iter().any(|r| r.contains("symlink")),
+        "{stats:?}"
+    );
 }
 
 #[test]

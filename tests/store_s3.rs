@@ -140,7 +140,12 @@ fn flipped_bytes_in_s3_are_caught_by_verify_and_never_restored() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains(&victim), "{stdout}");
 
     let machine = tempfile::tempdir().unwrap();

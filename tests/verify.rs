@@ -9,7 +9,9 @@ use std::process::Output;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 fn verify(name: &str, args: &[&str]) -> Output {
@@ -76,7 +78,10 @@ fn the_build_id_is_unique_and_reported_with_and_without_deterministic() {
             stdout.contains("NOT reproducible: 1 of 2 artifact file(s) differ"),
             "{stdout}"
         );
-        assert!(stdout.contains("primary/out/id.txt: text differs"), "{stdout}");
+        assert!(
+            stdout.contains("primary/out/id.txt: text differs"),
+            "{stdout}"
+        );
         assert!(!stdout.contains("constant.txt"), "{stdout}");
     }
 }
@@ -120,8 +125,7 @@ fn deterministic_zip_build(src: &Path) -> Value {
         .output()
         .expect("run wasmbuild");
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
-    serde_json::from_str(&std::fs::read_to_string(out.path().join("build.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(&std::fs::read_to_string(out.path().join("build.json")).unwrap()).unwrap()
 }
 
 #[test]

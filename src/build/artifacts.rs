@@ -116,7 +116,11 @@ fn base_directories(src: &Path, base: Option<&str>) -> Result<Vec<PathBuf>, Arti
     Ok(dirs)
 }
 
-fn select(src: &Path, spec: &Artifacts, warnings: &mut Vec<String>) -> Result<Vec<Selected>, ArtifactError> {
+fn select(
+    src: &Path,
+    spec: &Artifacts,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Selected>, ArtifactError> {
     if spec.files.is_empty() {
         return Err(ArtifactError::Client("artifacts have no files".to_owned()));
     }

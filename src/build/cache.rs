@@ -227,17 +227,10 @@ fn expand(shells: &mut Shells, text: &str, log: &BuildLog) -> Result<String, Str
 }
 
 fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
+    if bytes < 1024 {
         format!("{bytes} bytes")
     } else {
-        format!("{bytes} bytes ({value:.1} {})", UNITS[unit])
+        format!("{bytes} bytes ({})", indicatif::HumanBytes(bytes))
     }
 }
 
@@ -306,6 +299,9 @@ impl Build<'_> {
         let Some(cache) = self.request.buildspec.cache.clone() else {
             return;
         };
+        if !self.request.use_cache {
+            return;
+        }
         self.record.cache = Some(CacheRecord {
             action: action_name(cache.action),
             paths: cache.paths.clone(),
@@ -484,6 +480,9 @@ impl Build<'_> {
         let Some(cache) = self.request.buildspec.cache.clone() else {
             return;
         };
+        if !self.request.use_cache {
+            return;
+        }
         if cache.paths.is_empty() {
             return;
         }

@@ -13,8 +13,8 @@ pub struct EnvError(pub String);
 /// Parses an env file: `KEY=VALUE` per line, `#` comments and blank lines ignored, the
 /// value taken literally (no quotes removed, no expansion), as the local agent does.
 pub fn parse_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| EnvError(format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| EnvError(format!("{}: {e}", path.display())))?;
     let mut vars = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
@@ -142,8 +142,11 @@ impl Secrets {
         if json_key.is_empty() {
             return Ok(value.clone());
         }
-        let object: serde_json::Value = serde_json::from_str(value)
-            .map_err(|_| EnvError(format!("secret {id} is not JSON, so it has no key {json_key}")))?;
+        let object: serde_json::Value = serde_json::from_str(value).map_err(|_| {
+            EnvError(format!(
+                "secret {id} is not JSON, so it has no key {json_key}"
+            ))
+        })?;
         match object.get(json_key) {
             Some(serde_json::Value::String(s)) => Ok(s.clone()),
             Some(other) => Ok(other.to_string()),
@@ -159,7 +162,9 @@ mod tests {
     #[test]
     fn secrets_manager_references_pick_json_keys() {
         let mut secrets = Secrets::default();
-        secrets.add_pair(r#"prod/db={"user":"admin","port":5432}"#).unwrap();
+        secrets
+            .add_pair(r#"prod/db={"user":"admin","port":5432}"#)
+            .unwrap();
         secrets.add_pair("token=abc").unwrap();
         assert_eq!(secrets.secret("token").unwrap(), "abc");
         assert_eq!(secrets.secret("prod/db:user").unwrap(), "admin");
@@ -183,6 +188,9 @@ mod tests {
         );
         std::fs::write(&path, "A=1\nHOME\n").unwrap();
         let err = parse_env_file(&path).unwrap_err().to_string();
-        assert!(err.ends_with(":2: expected KEY=VALUE (a host variable is never passed implicitly)"), "{err}");
+        assert!(
+            err.ends_with(":2: expected KEY=VALUE (a host variable is never passed implicitly)"),
+            "{err}"
+        );
     }
 }

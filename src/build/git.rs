@@ -90,14 +90,17 @@ fn pack_offset(index: &[u8], wanted: &[u8]) -> Option<u64> {
     };
     let hi = be32(index, fanout + first * 4)? as usize;
     let names = fanout + 256 * 4;
-    let position = (lo..hi).find(|&i| index.get(names + i * 20..names + i * 20 + 20) == Some(wanted))?;
+    let position =
+        (lo..hi).find(|&i| index.get(names + i * 20..names + i * 20 + 20) == Some(wanted))?;
     let offsets = names + count * 20 + count * 4;
     let offset = be32(index, offsets + position * 4)?;
     if offset & 0x8000_0000 == 0 {
         return Some(u64::from(offset));
     }
     let large = offsets + count * 4 + (offset & 0x7fff_ffff) as usize * 8;
-    Some(u64::from_be_bytes(index.get(large..large + 8)?.try_into().ok()?))
+    Some(u64::from_be_bytes(
+        index.get(large..large + 8)?.try_into().ok()?,
+    ))
 }
 
 fn read_pack_entry(pack: &Path, offset: u64) -> Option<Vec<u8>> {

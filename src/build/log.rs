@@ -186,7 +186,10 @@ mod tests {
         drop(out);
         log.line("Running command echo hunter2");
         let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-        assert!(text.starts_with("password is ***\nnext[Container] "), "{text}");
+        assert!(
+            text.starts_with("password is ***\nnext[Container] "),
+            "{text}"
+        );
         assert!(text.ends_with(" Running command echo ***\n"), "{text}");
         assert!(!text.contains("hunter2"));
     }

@@ -63,6 +63,9 @@ pub struct BuildRequest {
     pub source_date_epoch: Option<u64>,
     /// The order in which the source copy creates files (`verify` perturbs it).
     pub copy_order: workspace::CopyOrder,
+    /// Whether the buildspec's cache is restored and saved (`verify` keeps its two builds
+    /// independent by turning it off).
+    pub use_cache: bool,
 }
 
 /// What a build runs with.
@@ -366,7 +369,12 @@ impl Build<'_> {
     }
 
     fn final_status(&self) -> Status {
-        let worst = |status: Status| self.record.phases.iter().any(|p| p.phase_status == Some(status));
+        let worst = |status: Status| {
+            self.record
+                .phases
+                .iter()
+                .any(|p| p.phase_status == Some(status))
+        };
         if let Some(status) = self.control.interruption() {
             status
         } else if worst(Status::Fault) {
@@ -515,9 +523,8 @@ impl Build<'_> {
                 .line("Warning: proxy settings are ignored: the sandbox has no network");
         }
         if buildspec.env.git_credential_helper {
-            self.log.line(
-                "Warning: git-credential-helper is ignored: the sandbox has no network",
-            );
+            self.log
+                .line("Warning: git-credential-helper is ignored: the sandbox has no network");
         }
         let image = match Image::open(&self.services.runtimes, &request.image, Path::new("")) {
             Ok(image) => image,
@@ -606,7 +613,11 @@ impl Build<'_> {
             set(&mut env, "LANG", "C.UTF-8".to_owned());
         }
         if let Some(commit) = &self.record.resolved_source_version {
-            set(&mut env, "CODEBUILD_RESOLVED_SOURCE_VERSION", commit.clone());
+            set(
+                &mut env,
+                "CODEBUILD_RESOLVED_SOURCE_VERSION",
+                commit.clone(),
+            );
             set(&mut env, "CODEBUILD_SOURCE_VERSION", commit.clone());
         }
         self.env = env;
@@ -632,7 +643,12 @@ impl Build<'_> {
         };
         let skip = vec![ws.root().to_owned(), self.request.out_dir.clone()];
         let started = Instant::now();
-        match workspace::copy_tree(&self.request.src_dir, &ws.src, &skip, self.request.copy_order) {
+        match workspace::copy_tree(
+            &self.request.src_dir,
+            &ws.src,
+            &skip,
+            self.request.copy_order,
+        ) {
             Ok(stats) => {
                 self.seed_material.push(stats.listing_digest.clone());
                 self.log.line(format!(
@@ -665,8 +681,9 @@ impl Build<'_> {
         for (name, request) in &phase.runtime_versions {
             match image.add_runtime(&self.services.runtimes, name, request) {
                 Ok(version) => {
-                    self.log
-                        .line(format!("Selected runtime {name} {version} (asked for {request})"));
+                    self.log.line(format!(
+                        "Selected runtime {name} {version} (asked for {request})"
+                    ));
                 }
                 Err(e) => {
                     return Err(PhaseEnd::failed(
@@ -703,7 +720,11 @@ impl Build<'_> {
     /// Shell(s) over the workspace with the image as it is now.
     fn make_shells(&mut self, deadline: Instant) -> Result<Shells, PhaseEnd> {
         let (Some(ws), Some(image)) = (&self.workspace, &self.image) else {
-            return Err(PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no workspace"));
+            return Err(PhaseEnd::failed(
+                Status::Fault,
+                "CLIENT_ERROR",
+                "no workspace",
+            ));
         };
         let image = Arc::new(image.clone());
         self.record.environment.runtimes = image
@@ -721,9 +742,8 @@ impl Build<'_> {
                 seed: self.seed(epoch),
             });
         }
-        let fs = GuestFs::open(&runner.layout).map_err(|e| {
-            PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", e.to_string())
-        })?;
+        let fs = GuestFs::open(&runner.layout)
+            .map_err(|e| PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", e.to_string()))?;
         let mut env = self.env.clone();
         env.retain(|(k, _)| k != "PATH");
         env.push(("PATH".to_owned(), image.guest_path_var()));
@@ -763,8 +783,9 @@ impl Build<'_> {
                 return end;
             }
             attempt += 1;
-            self.log
-                .line(format!("Retrying phase {name} (retry {attempt} of {attempts})"));
+            self.log.line(format!(
+                "Retrying phase {name} (retry {attempt} of {attempts})"
+            ));
         }
     }
 
@@ -810,7 +831,9 @@ impl Build<'_> {
                 return PhaseEnd::failed(
                     Status::Failed,
                     "COMMAND_EXECUTION_ERROR",
-                    format!("Error while executing command: {command}. Reason: exit status {status}"),
+                    format!(
+                        "Error while executing command: {command}. Reason: exit status {status}"
+                    ),
                 );
             }
         }

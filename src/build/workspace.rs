@@ -88,10 +88,7 @@ pub fn copy_tree(
         .filter_entry(|entry| !skip.iter().any(|s| entry.path() == s));
     for entry in walker {
         let entry = entry.map_err(io::Error::other)?;
-        let rel = entry
-            .path()
-            .strip_prefix(from)
-            .map_err(io::Error::other)?;
+        let rel = entry.path().strip_prefix(from).map_err(io::Error::other)?;
         let dest = to.join(rel);
         let kind = entry.file_type();
         if kind.is_dir() {

@@ -72,7 +72,9 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     let deadline = args
         .timeout
         .map(|secs| Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
-    let determinism = args.determinism.determinism(&args.src, &[&args.image, &cwd])
+    let determinism = args
+        .determinism
+        .determinism(&args.src, &[&args.image, &cwd])
         .map(|mut d| {
             let argv = args.argv.join("\0");
             d.seed = crate::sandbox::Determinism::derive_seed(&d.seed, argv.as_bytes());

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::{Context, Failure};
 use crate::image::{DEFAULT_IMAGE, Image, ImageError, ImageRunner};
 use crate::runtime::Recipe;
-use crate::sandbox::{Determinism, Layout};
 use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
+use crate::sandbox::{Determinism, Layout};
 
 /// A ready guest: the runner and the scratch directories it mounts (removed on drop).
 pub struct Guest {

@@ -42,7 +42,12 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// The store: a local directory or `s3://BUCKET/PREFIX` (configured by the `AWS_*`
     /// variables). Default: `wasmbuild` in the user's cache directory.
-    #[arg(long, global = true, env = "WASMBUILD_STORE", value_name = "DIR|s3://BUCKET/PREFIX")]
+    #[arg(
+        long,
+        global = true,
+        env = "WASMBUILD_STORE",
+        value_name = "DIR|s3://BUCKET/PREFIX"
+    )]
     pub store: Option<std::ffi::OsString>,
     /// Where runtime recipes live (`<DIR>/<name>/recipe.toml`).
     #[arg(long, global = true, env = "WASMBUILD_RECIPES", value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/runtimes"))]

@@ -19,7 +19,12 @@ pub struct RunArgs {
     #[arg(default_value = ".", value_name = "SRC_DIR")]
     pub src: PathBuf,
     /// The buildspec: a path inside the source directory, else a host path.
-    #[arg(short = 'b', long, default_value = "buildspec.yml", value_name = "BUILDSPEC")]
+    #[arg(
+        short = 'b',
+        long,
+        default_value = "buildspec.yml",
+        value_name = "BUILDSPEC"
+    )]
     pub buildspec: PathBuf,
     /// Image to build with: `NAME[:VERSION]`.
     #[arg(long, default_value = DEFAULT_IMAGE, value_name = "NAME[:VERSION]")]
@@ -86,8 +91,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
     stop_on_ctrl_c(&control);
     let record = build::run(&request, &services, log, control);
     if args.json {
-        let text = serde_json::to_string_pretty(&record)
-            .map_err(|e| Failure::fault(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&record).map_err(|e| Failure::fault(e.to_string()))?;
         println!("{text}");
     } else {
         eprintln!(
@@ -124,7 +129,11 @@ pub fn stop_on_ctrl_c(control: &BuildControl) {
 
 /// Checks the arguments, parses the buildspec, makes sure the image's bundles are there
 /// and numbers the build. `out_dir` overrides `-a`.
-pub fn prepare(ctx: &Context, args: &RunArgs, out_dir: Option<PathBuf>) -> Result<Prepared, Failure> {
+pub fn prepare(
+    ctx: &Context,
+    args: &RunArgs,
+    out_dir: Option<PathBuf>,
+) -> Result<Prepared, Failure> {
     let src = args
         .src
         .canonicalize()
@@ -134,8 +143,8 @@ pub fn prepare(ctx: &Context, args: &RunArgs, out_dir: Option<PathBuf>) -> Resul
             Failure::bad_input(format!("{}: not a source directory", args.src.display()))
         })?;
     let (buildspec_path, buildspec_name) = locate_buildspec(&src, &args.buildspec)?;
-    let buildspec = Buildspec::from_file(&buildspec_path)
-        .map_err(|e| Failure::bad_input(e.to_string()))?;
+    let buildspec =
+        Buildspec::from_file(&buildspec_path).map_err(|e| Failure::bad_input(e.to_string()))?;
 
     let timeout = Duration::try_from_secs_f64(args.timeout * 60.0)
         .ok()
@@ -151,13 +160,19 @@ pub fn prepare(ctx: &Context, args: &RunArgs, out_dir: Option<PathBuf>) -> Resul
     }
     let mut secrets = Secrets::default();
     for pair in &args.secrets {
-        secrets.add_pair(pair).map_err(|e| Failure::bad_input(e.0))?;
+        secrets
+            .add_pair(pair)
+            .map_err(|e| Failure::bad_input(e.0))?;
     }
     if let Some(file) = &args.secrets_file {
-        secrets.add_file(file).map_err(|e| Failure::bad_input(e.0))?;
+        secrets
+            .add_file(file)
+            .map_err(|e| Failure::bad_input(e.0))?;
     }
     for name in &args.secret_from_env {
-        secrets.add_from_env(name).map_err(|e| Failure::bad_input(e.0))?;
+        secrets
+            .add_from_env(name)
+            .map_err(|e| Failure::bad_input(e.0))?;
     }
 
     let project = match &args.project {
@@ -223,6 +238,7 @@ pub fn prepare(ctx: &Context, args: &RunArgs, out_dir: Option<PathBuf>) -> Resul
         work_parent: None,
         source_date_epoch,
         copy_order: Default::default(),
+        use_cache: true,
     };
     let services = BuildServices {
         runtimes,
@@ -255,7 +271,10 @@ fn next_build_number(ctx: &Context, project: &str) -> Result<u64, Failure> {
     if ctx.store.is_remote() {
         return ctx
             .store
-            .next_counter(&format!("builds/{}", build::cache::encode_ref_part(project)))
+            .next_counter(&format!(
+                "builds/{}",
+                build::cache::encode_ref_part(project)
+            ))
             .map_err(|e| Failure::fault(format!("build counter of {project}: {e}")));
     }
     let fault = |e: std::io::Error| Failure::fault(format!("build counter of {project}: {e}"));

@@ -102,18 +102,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    indicatif::HumanBytes(bytes).to_string()
 }
 
 fn fault(e: StoreError) -> Failure {
@@ -129,7 +118,10 @@ fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
 pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
     let store = &ctx.store;
     match command {
-        StoreCommand::Verify { repair, json: as_json } => {
+        StoreCommand::Verify {
+            repair,
+            json: as_json,
+        } => {
             let report = store.verify(repair).map_err(fault)?;
             if as_json {
                 json(&report)?;
@@ -162,7 +154,8 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
             dry_run,
             json: as_json,
         } => {
-            if max_age.is_some_and(|d| !(d >= 0.0)) || !(grace >= 0.0) {
+            let non_negative = |d: f64| d.is_finite() && d >= 0.0;
+            if max_age.is_some_and(|d| !non_negative(d)) || !non_negative(grace) {
                 return Err(Failure::bad_input("ages must be positive numbers"));
             }
             let options = GcOptions {
@@ -202,8 +195,11 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
                 println!("store       {}", stats.store);
                 println!("blobs       {} ({})", stats.blobs, human(stats.blob_bytes));
                 let total: u64 = stats.refs.values().sum();
-                let parts: Vec<String> =
-                    stats.refs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                let parts: Vec<String> = stats
+                    .refs
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
                 println!("references  {total} ({})", parts.join(", "));
                 println!("local dir   {}", stats.local_dir);
                 if let (Some(n), Some(b)) = (stats.local_cache_blobs, stats.local_cache_bytes) {

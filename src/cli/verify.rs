@@ -54,7 +54,11 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<u8, Failure> {
     let mut records = Vec::new();
     for (label, work, order) in [
         ("first", "w", CopyOrder::Parallel),
-        ("second", "workspace-of-the-second-build", CopyOrder::Reversed),
+        (
+            "second",
+            "workspace-of-the-second-build",
+            CopyOrder::Reversed,
+        ),
     ] {
         if label == "second" {
             wait_for_next_second();
@@ -65,8 +69,13 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<u8, Failure> {
         } = prepare(ctx, &args, Some(out_root.join(label)))?;
         request.work_parent = Some(scratch.path().join(work));
         request.copy_order = order;
+        // Two independent builds: neither restores what the other saved.
+        request.use_cache = false;
         let log = open_log(Box::new(std::io::sink()), &request.out_dir)?;
-        eprintln!("wasmbuild verify: {label} build of {}", request.src_dir.display());
+        eprintln!(
+            "wasmbuild verify: {label} build of {}",
+            request.src_dir.display()
+        );
         let record = build::run(&request, &services, log, control.clone());
         eprintln!(
             "wasmbuild verify: {label} build {} {}",
@@ -97,8 +106,8 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<u8, Failure> {
         comparison,
     };
     if args.json {
-        let text = serde_json::to_string_pretty(&record)
-            .map_err(|e| Failure::fault(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&record).map_err(|e| Failure::fault(e.to_string()))?;
         println!("{text}");
     } else {
         print_report(&record, &mut std::io::stdout().lock());

@@ -171,14 +171,18 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
          buf_len: i32,
          cookie: i64,
          bufused: i32|
-         -> wasmtime::Result<i32> { sorted_readdir(&mut caller, fd, buf, buf_len, cookie, bufused) },
+         -> wasmtime::Result<i32> {
+            sorted_readdir(&mut caller, fd, buf, buf_len, cookie, bufused)
+        },
     )?;
     linker.func_wrap(
         "wasi_snapshot_preview1",
         "fd_filestat_get",
         |mut caller: Caller<'_, GuestState>, fd: i32, buf: i32| -> wasmtime::Result<i32> {
             let originals = originals(&caller)?;
-            let original = originals.fd_filestat_get.typed::<(i32, i32), i32>(&caller)?;
+            let original = originals
+                .fd_filestat_get
+                .typed::<(i32, i32), i32>(&caller)?;
             let errno = original.call(&mut caller, (fd, buf))?;
             clamp_filestat(&mut caller, errno, buf, originals.clamp_nanos)
         },
@@ -253,7 +257,11 @@ fn sorted_readdir(
         .get_export("memory")
         .and_then(|e| e.into_memory())
         .ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
-    let (buf_at, used_at, cap) = (buf as u32 as usize, bufused as u32 as usize, buf_len as u32 as usize);
+    let (buf_at, used_at, cap) = (
+        buf as u32 as usize,
+        bufused as u32 as usize,
+        buf_len as u32 as usize,
+    );
 
     // Read the whole directory through the original, one buffer at a time.
     let mut entries = Vec::new();
@@ -294,7 +302,7 @@ fn sorted_readdir(
         }
         if !progressed {
             // The buffer cannot hold one entry: let the original answer as it would.
-            return Ok(original.call(&mut *caller, (fd, buf, buf_len, cookie, bufused))?);
+            return original.call(&mut *caller, (fd, buf, buf_len, cookie, bufused));
         }
     }
 

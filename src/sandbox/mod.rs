@@ -251,8 +251,7 @@ impl Sandbox {
         })
         .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut sorted_linker = linker.clone();
-        determinism::shadow(&mut sorted_linker)
-            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        determinism::shadow(&mut sorted_linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
         let interposer = Module::new(&engine, determinism::INTERPOSER)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         start_epoch_ticker(&engine);
@@ -377,13 +376,13 @@ impl Sandbox {
                 name: name.into(),
                 reason: format!("{e:#}"),
             })?;
-        let sorted_pre = self
-            .sorted_linker
-            .instantiate_pre(&module)
-            .map_err(|e| SandboxError::Instantiate {
-                name: name.into(),
-                reason: format!("{e:#}"),
-            })?;
+        let sorted_pre =
+            self.sorted_linker
+                .instantiate_pre(&module)
+                .map_err(|e| SandboxError::Instantiate {
+                    name: name.into(),
+                    reason: format!("{e:#}"),
+                })?;
         let loaded = LoadedModule {
             pre,
             sorted_pre,
@@ -602,9 +601,12 @@ fn start_epoch_ticker(engine: &Engine) {
 /// Host directories standing in for the guest's `/`: empty directories for every mount
 /// point and its parents, one skeleton per distinct set of mount points, made once per
 /// process and removed with it.
+/// Mount points → the skeleton made for them.
+type SkeletonRoots = HashMap<Vec<String>, PathBuf>;
+
 #[derive(Default)]
 struct Skeletons {
-    made: Mutex<Option<(tempfile::TempDir, HashMap<Vec<String>, PathBuf>)>>,
+    made: Mutex<Option<(tempfile::TempDir, SkeletonRoots)>>,
 }
 
 impl Skeletons {

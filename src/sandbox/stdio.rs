@@ -203,4 +203,3 @@ impl SharedBuffer {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
-

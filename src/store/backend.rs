@@ -59,8 +59,7 @@ pub trait ObjectBackend: Send + Sync {
 
     /// Downloads each `(key, destination)` into its destination file (atomically, through
     /// `tmp_dir`); absent objects are skipped. S3: concurrently.
-    fn download_many(&self, items: &[(String, PathBuf)], tmp_dir: &Path)
-    -> Result<(), StoreError>;
+    fn download_many(&self, items: &[(String, PathBuf)], tmp_dir: &Path) -> Result<(), StoreError>;
 
     fn exists(&self, key: &str) -> Result<bool, StoreError>;
 

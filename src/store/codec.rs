@@ -123,8 +123,9 @@ pub(crate) fn compress_file_to_temp(
     let mut source = File::open(path).map_err(io_err(path))?;
     let tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err(tmp_dir))?;
     let (file, temp) = tmp.into_parts();
-    let mut encoder = zstd::stream::write::Encoder::new(io::BufWriter::with_capacity(CHUNK, file), level)
-        .map_err(io_err(path))?;
+    let mut encoder =
+        zstd::stream::write::Encoder::new(io::BufWriter::with_capacity(CHUNK, file), level)
+            .map_err(io_err(path))?;
     if size_hint >= MULTITHREAD_THRESHOLD {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         // Without the `zstdmt` feature this fails; single-threaded is fine then.
@@ -279,9 +280,8 @@ pub(crate) fn decode_bytes_verified(
     digest: &str,
     out: &mut dyn Sink,
 ) -> Result<u64, DecodeError> {
-    let decoded = decode_bytes(bytes).map_err(|e| {
-        DecodeError::Store(corrupt(digest, format!("not a valid zstd frame: {e}")))
-    })?;
+    let decoded = decode_bytes(bytes)
+        .map_err(|e| DecodeError::Store(corrupt(digest, format!("not a valid zstd frame: {e}"))))?;
     let actual = hex::encode(Sha256::digest(&decoded));
     if actual != digest {
         return Err(DecodeError::Store(corrupt(

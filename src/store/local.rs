@@ -136,7 +136,10 @@ impl LocalBackend {
             }
         }
         for area in ["blobs", "refs"] {
-            for entry in walkdir::WalkDir::new(self.root.join(area)).into_iter().flatten() {
+            for entry in walkdir::WalkDir::new(self.root.join(area))
+                .into_iter()
+                .flatten()
+            {
                 let name = entry.file_name().as_encoded_bytes();
                 if entry.file_type().is_file()
                     && name.starts_with(TEMP_PREFIX.as_bytes())
@@ -179,22 +182,26 @@ fn copy_then_persist(
     if let Some(parent) = target.parent() {
         fs::create_dir_all(parent).map_err(io_err(parent))?;
     }
-    copy.persist(target)
-        .map_err(|e| io_err(target)(e.error))?;
+    copy.persist(target).map_err(|e| io_err(target)(e.error))?;
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically through a temporary file in the same directory.
-pub(crate) fn write_atomic_beside(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
+/// A temporary file in `path`'s directory (created if need be), to be renamed onto `path`.
+pub(crate) fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, StoreError> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let mut tmp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(".wasmbuild-")
         .tempfile_in(parent)
-        .map_err(io_err(parent))?;
+        .map_err(io_err(parent))
+}
+
+/// Writes `bytes` to `path` atomically through a temporary file in the same directory.
+pub(crate) fn write_atomic_beside(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
+    let mut tmp = temp_beside(path)?;
     tmp.write_all(bytes).map_err(io_err(path))?;
     if sync {
         tmp.as_file().sync_data().map_err(io_err(path))?;
@@ -256,11 +263,7 @@ impl ObjectBackend for LocalBackend {
         Ok(true)
     }
 
-    fn download_many(
-        &self,
-        items: &[(String, PathBuf)],
-        tmp_dir: &Path,
-    ) -> Result<(), StoreError> {
+    fn download_many(&self, items: &[(String, PathBuf)], tmp_dir: &Path) -> Result<(), StoreError> {
         for (key, dest) in items {
             let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err(tmp_dir))?;
             if self.get_to_writer(key, tmp.as_file_mut(), false)? {
@@ -337,7 +340,9 @@ impl ObjectBackend for LocalBackend {
                     return Err(io_err(&path)(e.into()));
                 }
             };
-            if !entry.file_type().is_file() || entry.file_name().as_encoded_bytes().starts_with(b".") {
+            if !entry.file_type().is_file()
+                || entry.file_name().as_encoded_bytes().starts_with(b".")
+            {
                 continue;
             }
             let Ok(rel) = entry.path().strip_prefix(&self.root) else {
@@ -388,9 +393,7 @@ impl ObjectBackend for LocalBackend {
     fn touch(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key);
         match File::options().write(true).open(&path) {
-            Ok(file) => file
-                .set_modified(SystemTime::now())
-                .map_err(io_err(&path)),
+            Ok(file) => file.set_modified(SystemTime::now()).map_err(io_err(&path)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&path)(e)),
         }

@@ -128,9 +128,12 @@ impl Sink for NullSink {
     }
 }
 
+/// Digest → (stored size, modification time) of each blob.
+type BlobListing = HashMap<String, (u64, SystemTime)>;
+
 /// All blobs: digest → (stored size, modification time). Objects under `blobs/` that are
 /// not blobs are returned apart.
-fn list_blobs(store: &Store) -> Result<(HashMap<String, (u64, SystemTime)>, Vec<String>), StoreError> {
+fn list_blobs(store: &Store) -> Result<(BlobListing, Vec<String>), StoreError> {
     let mut blobs = HashMap::new();
     let mut stray = Vec::new();
     for object in store.backend().list("blobs/")? {
@@ -535,9 +538,7 @@ pub(crate) fn stats(store: &Store) -> Result<StoreStats, StoreError> {
     if store.is_remote() {
         let mut blobs = 0;
         let mut bytes = 0;
-        for object in
-            super::ObjectBackend::list(store.local(), "blobs/")?
-        {
+        for object in super::ObjectBackend::list(store.local(), "blobs/")? {
             blobs += 1;
             bytes += object.size;
         }
@@ -555,7 +556,11 @@ mod tests {
     fn digests_are_found_in_text() {
         let a = "a".repeat(64);
         let b = "0123456789abcdef".repeat(4);
-        let text = format!("sha256 = \"{a}\"\nx{b}\n{}\n{}", "c".repeat(65), "d".repeat(63));
+        let text = format!(
+            "sha256 = \"{a}\"\nx{b}\n{}\n{}",
+            "c".repeat(65),
+            "d".repeat(63)
+        );
         assert_eq!(scan_digests(text.as_bytes()), vec![b, a]);
     }
 }

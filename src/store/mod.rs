@@ -444,7 +444,10 @@ impl Store {
         let key = blob_key(digest);
         self.drop_if_corrupt(digest)?;
         if self.inner.remote {
-            batch.put(key, Payload::Bytes(bytes::Bytes::copy_from_slice(compressed)))?;
+            batch.put(
+                key,
+                Payload::Bytes(bytes::Bytes::copy_from_slice(compressed)),
+            )?;
         } else {
             self.inner.local.put_slice(&key, compressed)?;
         }
@@ -486,15 +489,7 @@ impl Store {
     /// Writes a verified blob to `dest` (atomically); the file appears only if it is whole
     /// and its digest matches.
     pub fn get_blob_to_file(&self, digest: &str, dest: &Path) -> Result<u64, StoreError> {
-        let parent = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).map_err(io_err(parent))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".wasmbuild-")
-            .tempfile_in(parent)
-            .map_err(io_err(parent))?;
+        let mut tmp = local::temp_beside(dest)?;
         let size = {
             let mut sink = codec::FileSink::new(tmp.as_file_mut());
             let size = self.read_blob(digest, &mut sink, true)?;
@@ -539,9 +534,11 @@ impl Store {
             Err(StoreError::Missing(_)) => {}
             Err(e) => return Err(e),
         }
-        let temp = self.fetch_remote_blob(digest, show_progress).map_err(corrupt)?;
-        let size =
-            codec::decode_file_verified(temp.as_ref(), digest, out, show_progress).map_err(corrupt)?;
+        let temp = self
+            .fetch_remote_blob(digest, show_progress)
+            .map_err(corrupt)?;
+        let size = codec::decode_file_verified(temp.as_ref(), digest, out, show_progress)
+            .map_err(corrupt)?;
         if self.inner.cache_remote {
             let _ = self.inner.local.adopt_blob(temp, digest);
         }
@@ -601,9 +598,10 @@ impl Store {
     /// Points the reference `name` (e.g. `bundles/base`) at `digest` (or any short value).
     pub fn set_ref(&self, name: &str, digest: &str) -> Result<(), StoreError> {
         let key = ref_key(name)?;
-        self.inner
-            .backend
-            .put(&key, Payload::Bytes(format!("{digest}\n").into_bytes().into()))
+        self.inner.backend.put(
+            &key,
+            Payload::Bytes(format!("{digest}\n").into_bytes().into()),
+        )
     }
 
     /// Points `name` at `digest` only if `name` does not exist yet (immutable cache keys).
@@ -659,10 +657,12 @@ impl Store {
             })
             .collect();
         names.sort();
-        let values = self
-            .inner
-            .backend
-            .get_many(&names.iter().map(|(n, _)| format!("refs/{n}")).collect::<Vec<_>>())?;
+        let values = self.inner.backend.get_many(
+            &names
+                .iter()
+                .map(|(n, _)| format!("refs/{n}"))
+                .collect::<Vec<_>>(),
+        )?;
         Ok(names
             .into_iter()
             .zip(values)

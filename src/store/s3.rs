@@ -78,7 +78,10 @@ impl std::fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "…"))
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "…"),
+            )
             .field("session_token", &self.session_token.as_ref().map(|_| "…"))
             .field("profile", &self.profile)
             .finish()
@@ -650,11 +653,7 @@ impl ObjectBackend for S3Backend {
         ))
     }
 
-    fn download_many(
-        &self,
-        items: &[(String, PathBuf)],
-        tmp_dir: &Path,
-    ) -> Result<(), StoreError> {
+    fn download_many(&self, items: &[(String, PathBuf)], tmp_dir: &Path) -> Result<(), StoreError> {
         let bar = Bar::items(items.len() as u64, "downloading");
         let requests: Vec<_> = items
             .iter()
@@ -801,26 +800,28 @@ impl ObjectBackend for S3Backend {
         let path = self.path(key);
         self.block_on(async {
             for attempt in 0..50u64 {
-                let (current, version) = match self.store.get_opts(&path, GetOptions::default()).await
-                {
-                    Ok(result) => {
-                        let version = UpdateVersion {
-                            e_tag: result.meta.e_tag.clone(),
-                            version: result.meta.version.clone(),
-                        };
-                        let bytes = result
-                            .bytes()
-                            .await
-                            .map_err(|e| self.error(&format!("reading {path}"), e))?;
-                        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-                        let value = text.parse::<u64>().map_err(|_| {
-                            StoreError::Invalid(format!("counter {path} holds {text:?}, not a number"))
-                        })?;
-                        (value, Some(version))
-                    }
-                    Err(e) if is_not_found(&e) => (0, None),
-                    Err(e) => return Err(self.error(&format!("reading {path}"), e)),
-                };
+                let (current, version) =
+                    match self.store.get_opts(&path, GetOptions::default()).await {
+                        Ok(result) => {
+                            let version = UpdateVersion {
+                                e_tag: result.meta.e_tag.clone(),
+                                version: result.meta.version.clone(),
+                            };
+                            let bytes = result
+                                .bytes()
+                                .await
+                                .map_err(|e| self.error(&format!("reading {path}"), e))?;
+                            let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+                            let value = text.parse::<u64>().map_err(|_| {
+                                StoreError::Invalid(format!(
+                                    "counter {path} holds {text:?}, not a number"
+                                ))
+                            })?;
+                            (value, Some(version))
+                        }
+                        Err(e) if is_not_found(&e) => (0, None),
+                        Err(e) => return Err(self.error(&format!("reading {path}"), e)),
+                    };
                 let next = current + 1;
                 let mode = match version {
                     Some(version) => PutMode::Update(version),

@@ -215,9 +215,9 @@ impl Selection {
         // Drop bases inside other bases.
         let mut kept: Vec<String> = Vec::new();
         for base in bases {
-            let covered = kept.iter().any(|k| {
-                k.is_empty() || base == *k || base.starts_with(&format!("{k}/"))
-            });
+            let covered = kept
+                .iter()
+                .any(|k| k.is_empty() || base == *k || base.starts_with(&format!("{k}/")));
             if !covered {
                 kept.push(base);
             }
@@ -306,8 +306,7 @@ impl Stamp {
     /// taken when nothing else wrote the file before `checked_ns`: the file's times must be
     /// clearly older than that (else a write in the same clock tick could go unseen).
     fn trustworthy(&self, checked_ns: i64) -> bool {
-        let window = if self.mtime_ns % 1_000_000_000 == 0 && self.ctime_ns % 1_000_000_000 == 0
-        {
+        let window = if self.mtime_ns % 1_000_000_000 == 0 && self.ctime_ns % 1_000_000_000 == 0 {
             2_000_000_000 // whole-second timestamps
         } else {
             50_000_000
@@ -426,7 +425,11 @@ struct Found {
     target: Option<String>,
 }
 
-fn walk(root: &Path, selection: &Selection, ignored: &mut Vec<String>) -> Result<Vec<Found>, StoreError> {
+fn walk(
+    root: &Path,
+    selection: &Selection,
+    ignored: &mut Vec<String>,
+) -> Result<Vec<Found>, StoreError> {
     let mut found = Vec::new();
     for base in selection.bases() {
         let start = if base.is_empty() {
@@ -822,8 +825,7 @@ pub(crate) fn save_tree(
                 });
             }
             EntryKind::File => {
-                let (digest, hashed, uploaded) = match file_results.next().expect("one per file")
-                {
+                let (digest, hashed, uploaded) = match file_results.next().expect("one per file") {
                     FileResult::Done {
                         digest,
                         hashed,
@@ -910,9 +912,13 @@ fn link_stays_inside(link: &str, target: &str, symlinks: &HashSet<&str>) -> bool
 }
 
 enum Action {
-    Unchanged { stamp: Option<Stamp> },
+    Unchanged {
+        stamp: Option<Stamp>,
+    },
     /// Write the file; `replace`: something is in the way (a different file, a symlink).
-    Write { replace: bool },
+    Write {
+        replace: bool,
+    },
     Refused(String),
 }
 
@@ -943,7 +949,9 @@ impl RestoreCtx<'_> {
             match fs::symlink_metadata(&path) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(format!("{prefix} is a symlink where the tree has a directory"));
+                    return Err(format!(
+                        "{prefix} is a symlink where the tree has a directory"
+                    ));
                 }
                 Ok(_) => return Err(format!("{prefix} is a file where the tree has a directory")),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&path) {
@@ -1023,7 +1031,10 @@ impl RestoreCtx<'_> {
         let mut new = NewFile::create(&path, entry.mode, replace).map_err(io_err(&path))?;
         {
             let mut sink = FileSink::new(new.file());
-            match self.store.read_blob(digest, &mut sink, entry.size >= 64 << 20) {
+            match self
+                .store
+                .read_blob(digest, &mut sink, entry.size >= 64 << 20)
+            {
                 Ok(_) => sink.finish().map_err(io_err(&path))?,
                 Err(e @ (StoreError::Corrupt { .. } | StoreError::Missing(_))) => {
                     tracing::warn!("not restoring {}: {e}", entry.path);
@@ -1051,22 +1062,25 @@ impl RestoreCtx<'_> {
         self.ensure_dir(parent_rel)?;
         let path = self.dest.join(&entry.path);
         match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                if fs::read_link(&path).ok().as_deref() == Some(Path::new(target)) {
-                    return Ok(false);
-                }
+            Ok(meta)
+                if meta.file_type().is_symlink()
+                    && fs::read_link(&path).ok().as_deref() == Some(Path::new(target)) =>
+            {
+                return Ok(false);
             }
+            Ok(meta) if meta.file_type().is_symlink() => {}
             Ok(meta) if meta.is_dir() => {
-                return Err(format!("{}: a directory is where the tree has a symlink", entry.path));
+                return Err(format!(
+                    "{}: a directory is where the tree has a symlink",
+                    entry.path
+                ));
             }
             _ => {}
         }
         let parent = self.dest.join(parent_rel);
-        let tmp_name = parent.join(format!(
-            ".wasmbuild-link-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::os::unix::fs::symlink(target, &tmp_name).map_err(|e| format!("{}: {e}", entry.path))?;
+        let tmp_name = parent.join(format!(".wasmbuild-link-{}", uuid::Uuid::new_v4().simple()));
+        std::os::unix::fs::symlink(target, &tmp_name)
+            .map_err(|e| format!("{}: {e}", entry.path))?;
         if let Err(e) = fs::rename(&tmp_name, &path) {
             let _ = fs::remove_file(&tmp_name);
             return Err(format!("{}: {e}", entry.path));
@@ -1098,7 +1112,9 @@ pub(crate) fn restore_tree(
     let mut links = Vec::new();
     for entry in &tree.entries {
         if !safe_rel(&entry.path) {
-            stats.refused.push(format!("{:?}: not a safe relative path", entry.path));
+            stats
+                .refused
+                .push(format!("{:?}: not a safe relative path", entry.path));
             continue;
         }
         match entry.kind {
@@ -1107,7 +1123,9 @@ pub(crate) fn restore_tree(
                 if entry.digest.as_deref().is_some_and(super::is_digest) {
                     files.push(entry);
                 } else {
-                    stats.refused.push(format!("{}: no valid digest", entry.path));
+                    stats
+                        .refused
+                        .push(format!("{}: no valid digest", entry.path));
                 }
             }
             EntryKind::Symlink => {
