@@ -238,6 +238,8 @@ pub struct Sandbox {
     interposer: Module,
     code_cache: Option<CodeCache>,
     loaded: Mutex<HashMap<String, LoadedModule>>,
+    /// Held while a module is being loaded (see `load_with`).
+    loading: Mutex<()>,
     memory_limit: u64,
     skeletons: Skeletons,
 }
@@ -266,6 +268,7 @@ impl Sandbox {
             interposer,
             code_cache,
             loaded: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
             memory_limit: config.memory_limit,
             skeletons: Skeletons::default(),
         })
@@ -347,16 +350,24 @@ impl Sandbox {
         digest: &str,
         read_module: impl FnOnce() -> Result<Vec<u8>, SandboxError>,
     ) -> Result<LoadedModule, SandboxError> {
-        if let Some(loaded) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(digest)
-        {
-            return Ok(LoadedModule {
-                origin: CodeOrigin::Memory,
-                ..loaded.clone()
-            });
+        let in_memory = || {
+            self.loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(digest)
+                .map(|loaded| LoadedModule {
+                    origin: CodeOrigin::Memory,
+                    ..loaded.clone()
+                })
+        };
+        if let Some(loaded) = in_memory() {
+            return Ok(loaded);
+        }
+        // One load at a time: the stages of a pipeline start together, and each would
+        // otherwise read and map the same machine code.
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(loaded) = in_memory() {
+            return Ok(loaded);
         }
         let cached = self
             .code_cache
