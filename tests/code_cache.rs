@@ -118,3 +118,19 @@ fn a_module_whose_digest_does_not_match_is_refused() {
         .unwrap();
     assert!(err.to_string().contains("refusing to run it"), "{err}");
 }
+
+#[test]
+fn a_cache_file_with_the_same_content_in_a_new_state_is_rechecked_and_used() {
+    let (dir, path, digest) = setup();
+    let cache = dir.path().join("compiled");
+    sandbox(&cache).load("exit5", &path, &digest).unwrap();
+    let file = sandbox(&cache).code_cache().unwrap().file(&digest);
+    // Rewritten with identical bytes: a new inode, mtime and ctime, the same content.
+    let bytes = fs::read(&file).unwrap();
+    fs::remove_file(&file).unwrap();
+    fs::write(&file, &bytes).unwrap();
+    let s = sandbox(&cache);
+    let module = s.load("exit5", &path, &digest).unwrap();
+    assert_eq!(module.origin(), CodeOrigin::CodeCache);
+    assert_eq!(run(&s, &module), GuestExit::Exited(5));
+}

@@ -13,7 +13,6 @@
 //!
 //! Nothing here fails a build: every problem is a warning in the log and in the record.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
@@ -464,7 +463,7 @@ impl Build<'_> {
                     corrupt: stats.corrupt.clone(),
                 });
             }
-            forget_index(&store, &root);
+            store.forget_index(&root);
             return;
         }
         self.log
@@ -540,11 +539,11 @@ impl Build<'_> {
             Ok(saved) => saved,
             Err(e) => {
                 self.cache_warn(format!("saving the cache under key {key} failed: {e}"));
-                forget_index(&store, &root);
+                store.forget_index(&root);
                 return;
             }
         };
-        forget_index(&store, &root);
+        store.forget_index(&root);
         for ignored in &stats.ignored {
             self.cache_warn(format!("not cached: {ignored}"));
         }
@@ -591,16 +590,6 @@ impl Build<'_> {
                 uploaded_bytes: stats.uploaded_bytes,
             });
         }
-    }
-}
-
-/// Drops the store's file index of `root`, a directory saved once (the workspace, an
-/// exported artifact set): kept, such indexes would only pile up in the machine-local
-/// directory. (Same location as `store::tree::FileIndex`.)
-pub(super) fn forget_index(store: &Store, root: &Path) {
-    if let Ok(canonical) = std::fs::canonicalize(root) {
-        let key = sha256_hex(canonical.as_os_str().as_encoded_bytes());
-        let _ = std::fs::remove_file(store.local_dir("index").join(&key[..40]));
     }
 }
 

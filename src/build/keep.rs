@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::Build;
-use super::cache::{encode_ref_part, forget_index};
+use super::cache::encode_ref_part;
 use super::record::NameValue;
 use crate::store::Selection;
 
@@ -32,7 +32,7 @@ impl Build<'_> {
         let result = store
             .save_tree(dir, &Selection::all())
             .and_then(|(tree, stats)| store.set_ref(&reference, &tree).map(|()| (tree, stats)));
-        forget_index(&store, dir);
+        store.forget_index(dir);
         match result {
             Ok((tree, stats)) => {
                 self.log.line(format!(

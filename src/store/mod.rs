@@ -733,6 +733,12 @@ impl Store {
     }
 
     /// Reads and parses tree `digest`.
+    /// Drops the local file index kept for `root` (a workspace or an exported directory
+    /// that will not be saved again), so that such indexes do not pile up.
+    pub fn forget_index(&self, root: &Path) {
+        tree::FileIndex::forget(self, root);
+    }
+
     pub fn get_tree(&self, digest: &str) -> Result<Tree, StoreError> {
         let bytes = self.get_blob(digest)?;
         Tree::from_bytes(&bytes)

@@ -322,7 +322,7 @@ fn now_ns() -> i64 {
 }
 
 /// Per directory: path → (stamp, digest), kept on this machine only.
-struct FileIndex {
+pub(crate) struct FileIndex {
     path: Option<PathBuf>,
     entries: HashMap<String, (Stamp, String)>,
 }
@@ -330,6 +330,13 @@ struct FileIndex {
 const INDEX_HEADER: &str = "wasmbuild-index 1";
 
 impl FileIndex {
+    /// Drops the index of `root` (a directory saved or restored once, about to go away).
+    pub(crate) fn forget(store: &Store, root: &Path) {
+        if let Some(path) = Self::location(store, root) {
+            let _ = fs::remove_file(path);
+        }
+    }
+
     fn location(store: &Store, root: &Path) -> Option<PathBuf> {
         let canonical = fs::canonicalize(root).ok()?;
         let key = sha256_hex(canonical.as_os_str().as_encoded_bytes());
