@@ -4,70 +4,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
+use common::Run;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(name)
-}
-
-/// A finished build: its output, and the artifacts directory with build.json and build.log.
-struct Run {
-    output: Output,
-    out: tempfile::TempDir,
-}
-
-impl Run {
-    fn status(&self) -> i32 {
-        self.output.status.code().unwrap_or(-1)
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.output.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-    fn record(&self) -> Value {
-        let text =
-            std::fs::read_to_string(self.out.path().join("build.json")).unwrap_or_else(|e| {
-                panic!(
-                    "build.json: {e}\nstdout:\n{}\nstderr:\n{}",
-                    self.stdout(),
-                    self.stderr()
-                )
-            });
-        serde_json::from_str(&text).expect("build.json is JSON")
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.out.path().join("build.log")).expect("build.log")
-    }
-    fn artifact(&self, path: &str) -> String {
-        std::fs::read_to_string(self.out.path().join(path))
-            .unwrap_or_else(|e| panic!("artifact {path}: {e}\nlog:\n{}", self.log()))
-    }
-    /// `(phaseType, phaseStatus)` of every phase of the record, in order.
-    fn phases(&self) -> Vec<(String, String)> {
-        self.record()["phases"]
-            .as_array()
-            .expect("phases")
-            .iter()
-            .map(|p| {
-                (
-                    p["phaseType"].as_str().unwrap_or_default().to_owned(),
-                    p["phaseStatus"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect()
-    }
-    fn phase_status(&self, name: &str) -> Option<String> {
-        self.phases()
-            .into_iter()
-            .find(|(p, _)| p == name)
-            .map(|(_, s)| s)
-    }
 }
 
 fn run_build(src: &Path, args: &[&str]) -> Run {

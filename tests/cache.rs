@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wasmbuild::store::sha256_hex;
 
+use common::Run;
 use store_common::S3Server;
 
 fn fixture(name: &str) -> PathBuf {
@@ -86,39 +87,13 @@ fn hash_files(files: &[(&str, &[u8])]) -> String {
     sha256_hex(lines.as_bytes())
 }
 
-/// A finished build: its output and the artifacts directory.
-struct Run {
-    output: Output,
-    out: tempfile::TempDir,
-}
-
+/// Cache-specific checks of a finished build.
 impl Run {
-    fn status(&self) -> i32 {
-        self.output.status.code().unwrap_or(-1)
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.out.path().join("build.log")).unwrap_or_else(|e| {
-            panic!(
-                "build.log: {e}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&self.output.stdout),
-                String::from_utf8_lossy(&self.output.stderr)
-            )
-        })
-    }
-    fn record(&self) -> Value {
-        let text = std::fs::read_to_string(self.out.path().join("build.json"))
-            .unwrap_or_else(|e| panic!("build.json: {e}\nlog:\n{}", self.log()));
-        serde_json::from_str(&text).unwrap()
-    }
     fn cache(&self) -> Value {
         self.record()["cache"].clone()
     }
     fn number(&self) -> u64 {
         self.record()["buildNumber"].as_u64().unwrap()
-    }
-    fn artifact(&self, path: &str) -> String {
-        std::fs::read_to_string(self.out.path().join("primary").join(path))
-            .unwrap_or_else(|e| panic!("artifact {path}: {e}\nlog:\n{}", self.log()))
     }
     /// Asserts the build succeeded and returns self.
     fn succeeded(self) -> Run {
@@ -198,12 +173,12 @@ fn a_miss_then_a_hit_restores_source_and_home_paths() {
     second.assert_log(&format!("Cache key {key} exists: its entry is kept"));
     second.assert_not_log("Cache miss");
     assert_eq!(
-        second.artifact("deps/lib.txt"),
-        first.artifact("deps/lib.txt")
+        second.artifact("primary/deps/lib.txt"),
+        first.artifact("primary/deps/lib.txt")
     );
     assert_eq!(
-        second.artifact("home-state.txt"),
-        first.artifact("home-state.txt")
+        second.artifact("primary/home-state.txt"),
+        first.artifact("primary/home-state.txt")
     );
     let cache = second.cache();
     assert_eq!(cache["restore"]["hit"], true);
@@ -224,7 +199,11 @@ fn a_miss_then_a_hit_restores_source_and_home_paths() {
 
     // Only files that differ are written: one already in the source is left alone.
     std::fs::create_dir_all(p.src().join("deps")).unwrap();
-    std::fs::write(p.src().join("deps/lib.txt"), first.artifact("deps/lib.txt")).unwrap();
+    std::fs::write(
+        p.src().join("deps/lib.txt"),
+        first.artifact("primary/deps/lib.txt"),
+    )
+    .unwrap();
     let third = run(&p, &[]).succeeded();
     third.assert_log(&format!(
         "Restoring cache from key {key}: 2 files, {} bytes (1 written, 1 unchanged)",
@@ -314,7 +293,7 @@ fn a_keyed_entry_is_immutable_and_a_derived_one_is_replaced() {
     let second = run(&p, &["OVERWRITE=1"]).succeeded();
     assert!(
         second
-            .artifact("deps/lib.txt")
+            .artifact("primary/deps/lib.txt")
             .starts_with("lib overwritten")
     );
     second.assert_log(&format!(
@@ -323,8 +302,8 @@ fn a_keyed_entry_is_immutable_and_a_derived_one_is_replaced() {
     assert_eq!(local_ref(&reference).as_deref(), Some(tree.as_str()));
     let third = run(&p, &[]).succeeded();
     assert_eq!(
-        third.artifact("deps/lib.txt"),
-        first.artifact("deps/lib.txt")
+        third.artifact("primary/deps/lib.txt"),
+        first.artifact("primary/deps/lib.txt")
     );
 
     // Without `key`: derived from the project and paths, and replaced by each save.
@@ -408,7 +387,7 @@ fn blob_file(store: &Path, content: &[u8]) -> PathBuf {
 fn a_corrupt_cached_blob_is_reported_and_not_restored() {
     let p = Project::new("cache");
     let first = run(&p, &[]).succeeded();
-    let lib = first.artifact("deps/lib.txt");
+    let lib = first.artifact("primary/deps/lib.txt");
     let blob = blob_file(&common::store_dir(), lib.as_bytes());
     assert!(blob.is_file(), "{}", blob.display());
     store_common::flip_byte(&blob);
@@ -418,7 +397,7 @@ fn a_corrupt_cached_blob_is_reported_and_not_restored() {
     second.assert_log("install sees no lib");
     second.assert_log("install sees home state: state made by build");
     assert_eq!(
-        second.artifact("deps/lib.txt"),
+        second.artifact("primary/deps/lib.txt"),
         format!("lib made by build {} ({})\n", second.number(), p.salt)
     );
     let restore = &second.cache()["restore"];
@@ -495,7 +474,7 @@ fn s3_a_corrupt_cached_blob_is_reported_and_not_restored() {
     push_base(&server, "ci");
     let p = Project::new("cache");
     let first = run_with(s3_command(&server, "ci", &s3_local_dir()), &p, &[]).succeeded();
-    let lib = first.artifact("deps/lib.txt");
+    let lib = first.artifact("primary/deps/lib.txt");
     let digest = sha256_hex(lib.as_bytes());
     let object = server.object_path("ci", &wasmbuild::store::blob_key(&digest));
     assert!(object.is_file(), "{}", object.display());
@@ -571,7 +550,7 @@ fn s3_server_stopped_mid_build_is_a_warning_not_a_failure() {
     run.assert_not_log("Saving cache under key");
     assert!(!run.cache()["warnings"].as_array().unwrap().is_empty());
     assert!(
-        run.artifact("deps/lib.txt")
+        run.artifact("primary/deps/lib.txt")
             .starts_with("lib made by build 1")
     );
 }

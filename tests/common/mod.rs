@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
+
+use serde_json::Value;
 use std::sync::Mutex;
 
 /// The store every integration test uses.
@@ -50,4 +52,60 @@ pub fn write_wat(dir: &std::path::Path, name: &str, wat: &str) -> String {
     let bytes = wat::parse_str(wat).expect("valid WAT");
     std::fs::write(dir.join(name), bytes).expect("write module");
     name.to_owned()
+}
+
+/// A finished build: its output, and the artifacts directory with build.json and build.log.
+pub struct Run {
+    pub output: Output,
+    pub out: tempfile::TempDir,
+}
+
+impl Run {
+    pub fn status(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn record(&self) -> Value {
+        let text =
+            std::fs::read_to_string(self.out.path().join("build.json")).unwrap_or_else(|e| {
+                panic!(
+                    "build.json: {e}\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                )
+            });
+        serde_json::from_str(&text).expect("build.json is JSON")
+    }
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.out.path().join("build.log")).expect("build.log")
+    }
+    pub fn artifact(&self, path: &str) -> String {
+        std::fs::read_to_string(self.out.path().join(path))
+            .unwrap_or_else(|e| panic!("artifact {path}: {e}\nlog:\n{}", self.log()))
+    }
+    /// `(phaseType, phaseStatus)` of every phase of the record, in order.
+    pub fn phases(&self) -> Vec<(String, String)> {
+        self.record()["phases"]
+            .as_array()
+            .expect("phases")
+            .iter()
+            .map(|p| {
+                (
+                    p["phaseType"].as_str().unwrap_or_default().to_owned(),
+                    p["phaseStatus"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+    pub fn phase_status(&self, name: &str) -> Option<String> {
+        self.phases()
+            .into_iter()
+            .find(|(p, _)| p == name)
+            .map(|(_, s)| s)
+    }
 }
