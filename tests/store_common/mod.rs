@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wasmbuild::store::{S3Config, Store, StoreOptions};
+use wasmbuild::store::{S3Config, Selection, Store, StoreOptions};
 
 pub const ACCESS_KEY: &str = "wasmbuild-test-ak";
 pub const SECRET_KEY: &str = "wasmbuild-test-sk";
@@ -282,4 +282,35 @@ pub fn flip_byte(path: &Path) {
     let i = bytes.len() / 2;
     bytes[i] ^= 0x5a;
     fs::write(path, bytes).unwrap();
+}
+
+/// Saves `src` through each of `stores` at once and names the result `cache/p/k`. Checks
+/// that every save made the same tree, that the key holds it, that `check` (a fresh view
+/// of the same store) verifies clean, and that the key restores to `src` in `dest`.
+/// Returns how many of the saves were told they created the key.
+pub fn save_concurrently(stores: Vec<Store>, src: &Path, check: &Store, dest: &Path) -> usize {
+    let results: Vec<(String, bool)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .into_iter()
+            .map(|store| {
+                scope.spawn(move || {
+                    let (digest, _) = store.save_tree(src, &Selection::all()).unwrap();
+                    let created = store.create_ref_if_absent("cache/p/k", &digest).unwrap();
+                    (digest, created)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let digest = &results[0].0;
+    assert!(results.iter().all(|(d, _)| d == digest));
+    assert_eq!(
+        check.get_ref("cache/p/k").unwrap().as_deref(),
+        Some(digest.as_str())
+    );
+    let report = check.verify(false).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    check.restore_tree(digest, dest).unwrap();
+    assert_eq!(snapshot(src), snapshot(dest));
+    results.iter().filter(|(_, created)| *created).count()
 }
