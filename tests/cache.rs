@@ -206,9 +206,10 @@ fn a_miss_then_a_hit_restores_source_and_home_paths() {
     .unwrap();
     let third = run(&p, &[]).succeeded();
     third.assert_log(&format!(
-        "Restoring cache from key {key}: 2 files, {} bytes (1 written, 1 unchanged)",
+        "Restoring cache from key {key}: 2 files, {} bytes",
         cache["restore"]["bytes"]
     ));
+    third.assert_log("(1 written, 1 unchanged)");
     assert_eq!(third.cache()["restore"]["unchangedFiles"], 1);
 }
 
@@ -397,8 +398,12 @@ fn a_corrupt_cached_blob_is_reported_and_not_restored() {
     second.assert_log("install sees no lib");
     second.assert_log("install sees home state: state made by build");
     assert_eq!(
-        second.artifact("primary/deps/lib.txt"),
-        format!("lib made by build {} ({})\n", second.number(), p.salt)
+        second
+            .artifact("primary/deps/lib.txt")
+            .lines()
+            .next()
+            .unwrap(),
+        format!("lib made by build {} ({})", second.number(), p.salt)
     );
     let restore = &second.cache()["restore"];
     assert_eq!(restore["hit"], true);

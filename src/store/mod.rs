@@ -46,7 +46,8 @@ pub use local::LocalBackend;
 pub use maintenance::{GcOptions, GcReport, StoreStats, VerifyProblem, VerifyReport};
 pub use s3::{S3Backend, S3Config};
 pub use tree::{
-    EntryKind, RestoreOptions, RestoreStats, SaveOptions, SaveStats, Selection, Tree, TreeEntry,
+    EntryKind, INLINE_MAX, Inline, RestoreOptions, RestoreStats, SaveOptions, SaveStats, Selection,
+    Tree, TreeEntry,
 };
 
 /// Default zstd compression level for new blobs.

@@ -5,7 +5,9 @@
 //! lacks; restoring writes only the files that differ, each through a temporary file and a
 //! rename, and never writes a file whose blob is corrupt. Modification times are not kept
 //! (reproducibility); a local index of (size, mtime, ctime, inode) → digest per directory
-//! lets unchanged files skip hashing.
+//! lets unchanged files skip hashing. Files of at most [`INLINE_MAX`] bytes are kept in the
+//! manifest itself: a blob file of its own would cost an inode (and, in S3, a request) for
+//! less than one filesystem block of content.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -31,6 +33,8 @@ pub const TREE_FORMAT: &str = "wasmbuild-tree/1";
 pub(crate) const TREE_MAGIC: &[u8] = b"{\"format\":\"wasmbuild-tree/";
 /// Files up to this size are read whole, hashed and compressed in memory.
 const SMALL_FILE: u64 = 4 << 20;
+/// Files up to this size (one filesystem block) are inlined in the manifest.
+pub const INLINE_MAX: u64 = 4096;
 
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +63,40 @@ pub struct TreeEntry {
     /// Where the link points (symlinks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The content of a small file, kept here instead of in a blob (`digest` is still its
+    /// sha256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<Inline>,
+}
+
+/// A small file's content inside a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Inline {
+    /// UTF-8 content, as it is (compresses well with the manifest).
+    Text(String),
+    /// Any other content, in base64.
+    Base64(String),
+}
+
+impl Inline {
+    pub fn new(bytes: &[u8]) -> Inline {
+        use base64::Engine as _;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Inline::Text(text.to_owned()),
+            Err(_) => Inline::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        }
+    }
+
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        match self {
+            Inline::Text(text) => Ok(text.as_bytes().to_vec()),
+            Inline::Base64(data) => base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|e| format!("inline content is not base64: {e}")),
+        }
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -104,9 +142,13 @@ impl Tree {
         bytes.starts_with(TREE_MAGIC)
     }
 
-    /// The digests of the files, with repeats.
+    /// The digests of the blobs the files are kept in, with repeats (inlined files have
+    /// none).
     pub fn file_digests(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().filter_map(|e| e.digest.as_deref())
+        self.entries
+            .iter()
+            .filter(|e| e.inline.is_none())
+            .filter_map(|e| e.digest.as_deref())
     }
 
     /// Total size of the files.
@@ -249,6 +291,8 @@ pub struct SaveStats {
     pub uploaded_bytes: u64,
     /// Files whose blob the store already had.
     pub skipped: u64,
+    /// Small files kept in the manifest (no blob).
+    pub inlined: u64,
     /// Paths left out (special files, unreadable files, names that are not UTF-8).
     pub ignored: Vec<String>,
     #[serde(skip)]
@@ -526,6 +570,8 @@ enum FileResult {
         hashed: bool,
         uploaded: Option<u64>,
     },
+    /// A small file's digest and content, to be kept in the manifest.
+    Inline { digest: String, content: Vec<u8> },
     /// A digest known from the index, whether the store has it still to be asked (remote).
     Unverified(String),
     /// Hashed, existence still to be asked (remote).
@@ -555,6 +601,9 @@ impl SaveCtx<'_> {
 
     /// Local store: hash (and compress and store if missing) one file in one read.
     fn save_local(&self, file: &Found, index: &FileIndex) -> Result<FileResult, StoreError> {
+        if file.stamp.size <= INLINE_MAX {
+            return Ok(self.inline(file));
+        }
         if let Some(digest) = index.lookup(&file.rel, &file.stamp) {
             if self.known_present(digest) || !self.claim(digest) || self.store.has_blob(digest)? {
                 self.bar.inc(file.stamp.size);
@@ -568,6 +617,21 @@ impl SaveCtx<'_> {
             self.claimed.lock().unwrap().remove(digest);
         }
         self.hash_and_store(file, Some(true), &self.bar)
+    }
+
+    /// Reads and hashes a small file for the manifest.
+    fn inline(&self, file: &Found) -> FileResult {
+        BUFFERS.with(|cell| {
+            let (input, _) = &mut *cell.borrow_mut();
+            if let Err(e) = read_small(&file.abs, file.stamp.size, input) {
+                return FileResult::Ignored(format!("{}: {e}", file.rel));
+            }
+            self.bar.inc(input.len() as u64);
+            FileResult::Inline {
+                digest: sha256_hex(input),
+                content: input.clone(),
+            }
+        })
     }
 
     /// Whether the blob needs storing: not in the base tree, not claimed by another file
@@ -745,6 +809,7 @@ pub(crate) fn save_tree(
         let mut results: Vec<FileResult> = files
             .par_iter()
             .map(|f| match index.lookup(&f.rel, &f.stamp) {
+                _ if f.stamp.size <= INLINE_MAX => Ok(ctx.inline(f)),
                 Some(digest) => {
                     ctx.bar.inc(f.stamp.size);
                     Ok(FileResult::Unverified(digest.to_owned()))
@@ -818,6 +883,7 @@ pub(crate) fn save_tree(
                     size: 0,
                     digest: None,
                     target: None,
+                    inline: None,
                 });
             }
             EntryKind::Symlink => {
@@ -829,10 +895,27 @@ pub(crate) fn save_tree(
                     size: 0,
                     digest: None,
                     target: f.target.clone(),
+                    inline: None,
                 });
             }
             EntryKind::File => {
                 let (digest, hashed, uploaded) = match file_results.next().expect("one per file") {
+                    FileResult::Inline { digest, content } => {
+                        stats.files += 1;
+                        stats.inlined += 1;
+                        stats.bytes += content.len() as u64;
+                        stats.hashed_bytes += content.len() as u64;
+                        entries.push(TreeEntry {
+                            path: f.rel.clone(),
+                            kind: EntryKind::File,
+                            mode: f.mode,
+                            size: content.len() as u64,
+                            digest: Some(digest),
+                            target: None,
+                            inline: Some(Inline::new(&content)),
+                        });
+                        continue;
+                    }
                     FileResult::Done {
                         digest,
                         hashed,
@@ -865,6 +948,7 @@ pub(crate) fn save_tree(
                     size: f.stamp.size,
                     digest: Some(digest),
                     target: None,
+                    inline: None,
                 });
             }
         }
@@ -1036,7 +1120,19 @@ impl RestoreCtx<'_> {
         }
         let path = self.dest.join(&entry.path);
         let mut new = NewFile::create(&path, entry.mode, replace).map_err(io_err(&path))?;
-        {
+        if let Some(inline) = &entry.inline {
+            let content = match inline.bytes() {
+                Ok(content) if sha256_hex(&content) == digest => content,
+                Ok(_) => {
+                    return Ok(Err(format!(
+                        "{}: inline content does not match its digest",
+                        entry.path
+                    )));
+                }
+                Err(why) => return Ok(Err(format!("{}: {why}", entry.path))),
+            };
+            std::io::Write::write_all(new.file(), &content).map_err(io_err(&path))?;
+        } else {
             let mut sink = FileSink::new(new.file());
             match self
                 .store
@@ -1183,6 +1279,7 @@ pub(crate) fn restore_tree(
     // 2. Remote stores: fetch the blobs in parallel first.
     let mut wanted: Vec<String> = to_write
         .iter()
+        .filter(|(e, _)| e.inline.is_none())
         .filter_map(|(e, _)| e.digest.clone())
         .collect();
     wanted.sort();
@@ -1248,6 +1345,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn inline_content_round_trips_as_text_or_base64() {
+        for bytes in [&b""[..], b"plain text\n", b"\xff\x00\xfe binary"] {
+            let inline = Inline::new(bytes);
+            assert_eq!(
+                matches!(inline, Inline::Text(_)),
+                std::str::from_utf8(bytes).is_ok()
+            );
+            let json = serde_json::to_string(&inline).unwrap();
+            let back: Inline = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.bytes().unwrap(), bytes);
+        }
+        assert!(Inline::Base64("not base64!".into()).bytes().is_err());
+    }
+
+    #[test]
     fn selections_match_paths_and_their_contents() {
         let s = Selection::globs(["node_modules/**/*", "target", "*.o"]).unwrap();
         assert!(s.matches("node_modules/a/b.js"));
@@ -1298,6 +1410,7 @@ mod tests {
                 size: 3,
                 digest: Some("ab".repeat(32)),
                 target: None,
+                inline: None,
             },
             TreeEntry {
                 path: "a".into(),
@@ -1306,6 +1419,7 @@ mod tests {
                 size: 0,
                 digest: None,
                 target: Some("b".into()),
+                inline: None,
             },
         ]);
         let bytes = tree.to_bytes();

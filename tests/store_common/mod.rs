@@ -223,12 +223,16 @@ pub fn small_tree(root: &Path, seed: u64) {
     for i in 0..30 {
         let dir = root.join(format!("d{}/e{}", i % 4, i % 3));
         fs::create_dir_all(&dir).unwrap();
-        let len = rng.below(50_000) as usize;
+        // Above the inlining size: each of these is a blob of its own.
+        let len = 5_000 + rng.below(45_000) as usize;
         fs::write(dir.join(format!("f{i}.dat")), content(&mut rng, len)).unwrap();
     }
-    fs::write(root.join("same-a.txt"), b"identical content\n").unwrap();
-    fs::write(root.join("same-b.txt"), b"identical content\n").unwrap();
+    let same = "identical content\n".repeat(400);
+    fs::write(root.join("same-a.txt"), &same).unwrap();
+    fs::write(root.join("same-b.txt"), &same).unwrap();
+    // Small files, inlined in the manifest: empty, text, and not UTF-8.
     fs::write(root.join("empty.txt"), b"").unwrap();
+    fs::write(root.join("small.bin"), b"\xff\xfe\x00 not text \x80").unwrap();
     let tool = root.join("bin/tool.sh");
     fs::create_dir_all(tool.parent().unwrap()).unwrap();
     fs::write(&tool, b"#!/bin/sh\necho hi\n").unwrap();
