@@ -81,6 +81,15 @@ thread_local! {
 
 /// Compresses `bytes` in one call (a per-thread zstd context is reused).
 pub(crate) fn compress_bytes(bytes: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    if bytes.len() >= 4 << 20 {
+        // A large blob (a big tree manifest): zstd's own worker threads.
+        let mut encoder =
+            zstd::stream::write::Encoder::new(Vec::with_capacity(bytes.len() / 2), level)?;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        encoder.multithread(workers)?;
+        encoder.write_all(bytes)?;
+        return encoder.finish();
+    }
     let mut out = Vec::new();
     compress_into(bytes, level, &mut out)?;
     Ok(out)

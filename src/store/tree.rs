@@ -33,7 +33,8 @@ pub const TREE_FORMAT: &str = "wasmbuild-tree/1";
 pub(crate) const TREE_MAGIC: &[u8] = b"{\"format\":\"wasmbuild-tree/";
 /// Files up to this size are read whole, hashed and compressed in memory.
 const SMALL_FILE: u64 = 4 << 20;
-/// Files up to this size (one filesystem block) are inlined in the manifest.
+/// Files up to this size (one filesystem block, the least a blob file costs) are inlined
+/// in the manifest.
 pub const INLINE_MAX: u64 = 4096;
 
 /// What an entry is.
