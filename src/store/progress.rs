@@ -27,16 +27,11 @@ impl Bar {
         if total < MIN_BYTES || !stderr_is_terminal() {
             return Bar(None);
         }
-        let style = ProgressStyle::with_template(
+        Self::styled(
+            total,
             "{msg:>14} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            message,
         )
-        .expect("valid template")
-        .progress_chars("=> ");
-        Bar(Some(
-            ProgressBar::new(total)
-                .with_style(style)
-                .with_message(message.to_owned()),
-        ))
     }
 
     /// A bar counting `total` items (shown for long runs of many objects).
@@ -44,7 +39,11 @@ impl Bar {
         if total < 1000 || !stderr_is_terminal() {
             return Bar(None);
         }
-        let style = ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} {eta}")
+        Self::styled(total, "{msg:>14} [{bar:30}] {pos}/{len} {eta}", message)
+    }
+
+    fn styled(total: u64, template: &str, message: &str) -> Self {
+        let style = ProgressStyle::with_template(template)
             .expect("valid template")
             .progress_chars("=> ");
         Bar(Some(

@@ -366,7 +366,17 @@ impl S3Backend {
     }
 
     async fn get_one(&self, path: ObjectPath) -> Result<Option<Bytes>, StoreError> {
-        match self.store.get(&path).await {
+        let got = self.store.get(&path).await;
+        self.body_of(&path, got).await
+    }
+
+    /// The body of a GET's answer; `None` for a missing object.
+    async fn body_of(
+        &self,
+        path: &ObjectPath,
+        got: object_store::Result<object_store::GetResult>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        match got {
             Ok(result) => result
                 .bytes()
                 .await
@@ -615,15 +625,9 @@ impl ObjectBackend for S3Backend {
                 ..Default::default()
             };
             match self.store.get_opts(&path, options).await {
-                Ok(result) => result
-                    .bytes()
-                    .await
-                    .map(Some)
-                    .map_err(|e| self.error(&format!("reading {path}"), e)),
-                Err(e) if is_not_found(&e) => Ok(None),
                 // A range past the end of a small object: read it whole.
                 Err(object_store::Error::NotModified { .. }) => Ok(None),
-                Err(e) => Err(self.error(&format!("reading {path}"), e)),
+                got => self.body_of(&path, got).await,
             }
         })
     }
