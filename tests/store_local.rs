@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use common::{Rng, content, flip_byte, save_concurrently, small_tree, snapshot, wasmbuild};
+use common::{
+    Rng, blob_holding, content, flip_byte, save_concurrently, small_tree, snapshot, wasmbuild,
+};
 use wasmbuild::store::{
     EntryKind, GcOptions, Selection, Store, StoreError, Tree, TreeEntry, blob_key, sha256_hex,
 };
@@ -27,16 +29,32 @@ fn trees_round_trip_with_modes_symlinks_and_empty_dirs() {
     let src = tmp.path().join("src");
     small_tree(&src, 1);
     let (digest, stats) = store.save_tree(&src, &Selection::all()).unwrap();
-    assert_eq!(stats.files, 35);
+    assert_eq!(stats.files, 36);
     assert_eq!(stats.symlinks, 1);
-    // Two files with the same content share one blob; small files live in the manifest.
-    assert_eq!(stats.inlined, 3);
-    assert_eq!(stats.uploaded_blobs, 31);
-    assert_eq!(stats.skipped, 1);
+    // One pack for the small files (two of them with the same content, kept once), and a
+    // blob for the large one.
+    assert_eq!((stats.packed, stats.packs), (35, 1));
+    assert_eq!(stats.uploaded_blobs, 2);
+    let (pack, packed) = blob_holding(&store, &digest, "same-a.txt");
+    assert_eq!(packed.len(), 35);
+    let tree = store.get_tree(&digest).unwrap();
+    let offset = |path: &str| tree.entries.iter().find(|e| e.path == path).unwrap().offset;
+    assert_eq!(offset("same-a.txt"), offset("same-b.txt"));
+    let pack_size = store.get_blob(&pack).unwrap().len() as u64;
+    let files_size: u64 = tree
+        .entries
+        .iter()
+        .filter(|e| e.pack.is_some())
+        .map(|e| e.size)
+        .sum();
+    assert_eq!(
+        pack_size,
+        files_size - 400 * "identical content\n".len() as u64
+    );
 
     let dest = tmp.path().join("dest");
     let restored = store.restore_tree(&digest, &dest).unwrap();
-    assert_eq!(restored.written_files, 35);
+    assert_eq!(restored.written_files, 36);
     assert!(restored.corrupt.is_empty() && restored.refused.is_empty());
     assert_eq!(snapshot(&src), snapshot(&dest));
 
@@ -47,6 +65,15 @@ fn trees_round_trip_with_modes_symlinks_and_empty_dirs() {
     // The restored copy hashes to the same tree too (no mtimes in trees).
     let (copy, _) = store.save_tree(&dest, &Selection::all()).unwrap();
     assert_eq!(copy, digest);
+
+    // Once the files are clearly older than a save, the index vouches for them: the next
+    // save reads nothing, the pack included.
+    std::thread::sleep(Duration::from_millis(100));
+    store.save_tree(&src, &Selection::all()).unwrap();
+    let (again, stats) = store.save_tree(&src, &Selection::all()).unwrap();
+    assert_eq!(again, digest);
+    assert_eq!((stats.hashed_bytes, stats.uploaded_blobs), (0, 0));
+    assert_eq!(stats.skipped, 36);
 }
 
 #[test]
@@ -110,7 +137,7 @@ fn restore_writes_only_files_that_differ() {
 
     let stats = store.restore_tree(&digest, &dest).unwrap();
     assert_eq!(stats.written_files, 2, "{stats:?}");
-    assert_eq!(stats.unchanged_files, 33);
+    assert_eq!(stats.unchanged_files, 34);
     let after = stamps(&dest);
     for (path, stamp) in &before {
         if path == "same-a.txt" {
@@ -127,7 +154,42 @@ fn restore_writes_only_files_that_differ() {
     // A third restore finds everything in place (the index vouches, no hashing needed).
     let stats = store.restore_tree(&digest, &dest).unwrap();
     assert_eq!(stats.written_files, 0);
-    assert_eq!(stats.unchanged_files, 35);
+    assert_eq!(stats.unchanged_files, 36);
+}
+
+#[test]
+fn packed_files_are_written_only_when_their_bytes_match_the_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(&tmp.path().join("store"));
+    let pack = store.put_blob(b"first|second").unwrap();
+    let packed = |path: &str, content: &[u8], offset: u64| TreeEntry {
+        path: path.into(),
+        kind: EntryKind::File,
+        mode: 0o644,
+        size: content.len() as u64,
+        digest: Some(sha256_hex(content)),
+        target: None,
+        pack: Some(pack.clone()),
+        offset,
+    };
+    let tree = Tree::new(vec![
+        packed("first", b"first", 0),
+        packed("second", b"second", 6),
+        // A manifest naming the wrong place, or a place past the pack's end.
+        packed("shifted", b"second", 5),
+        packed("beyond", b"second", 10),
+        packed("huge", b"second", u64::MAX - 2),
+    ]);
+    let digest = store.put_tree(&tree).unwrap();
+    let dest = tmp.path().join("dest");
+    let stats = store.restore_tree(&digest, &dest).unwrap();
+    assert_eq!(fs::read(dest.join("first")).unwrap(), b"first");
+    assert_eq!(fs::read(dest.join("second")).unwrap(), b"second");
+    assert_eq!(stats.written_files, 2);
+    assert_eq!(stats.corrupt.len(), 3, "{:?}", stats.corrupt);
+    for path in ["shifted", "beyond", "huge"] {
+        assert!(!dest.join(path).exists(), "{path}");
+    }
 }
 
 #[test]
@@ -142,7 +204,8 @@ fn symlinks_leaving_the_root_and_unsafe_paths_are_refused() {
         size: 5,
         digest: Some(ok.clone()),
         target: None,
-        inline: None,
+        pack: None,
+        offset: 0,
     };
     let link = |path: &str, target: &str| TreeEntry {
         path: path.into(),
@@ -151,7 +214,8 @@ fn symlinks_leaving_the_root_and_unsafe_paths_are_refused() {
         size: 0,
         digest: None,
         target: Some(target.into()),
-        inline: None,
+        pack: None,
+        offset: 0,
     };
     let tree = Tree::new(vec![
         file("a/fine.txt"),
@@ -194,8 +258,9 @@ fn flipped_bytes_are_caught_by_verify_and_never_restored() {
     let (digest, _) = store.save_tree(&src, &Selection::all()).unwrap();
     store.set_ref("cache/proj/key", &digest).unwrap();
 
-    let victim = fs::read(src.join("d1/e1/f1.dat")).unwrap();
-    let victim_digest = sha256_hex(&victim);
+    // The pack holding d1/e1/f1.dat goes bad: none of its files may be restored.
+    let (victim_digest, packed) = blob_holding(&store, &digest, "d1/e1/f1.dat");
+    assert!(packed.len() > 30);
     flip_byte(&store_dir.join(blob_key(&victim_digest)));
 
     let out = wasmbuild()
@@ -211,9 +276,13 @@ fn flipped_bytes_are_caught_by_verify_and_never_restored() {
 
     let dest = tmp.path().join("dest");
     let stats = open(&store_dir).restore_tree(&digest, &dest).unwrap();
-    assert!(!dest.join("d1/e1/f1.dat").exists());
-    assert_eq!(stats.corrupt.len(), 1);
-    assert!(stats.corrupt[0].contains("d1/e1/f1.dat"));
+    for path in &packed {
+        assert!(!dest.join(path).exists(), "{path}");
+    }
+    assert_eq!(stats.corrupt.len(), packed.len());
+    assert!(stats.corrupt.iter().any(|c| c.contains("d1/e1/f1.dat")));
+    assert_eq!(stats.written_files, 1);
+    assert!(dest.join("big/blob.bin").is_file());
     assert!(matches!(
         store.get_blob(&victim_digest),
         Err(StoreError::Corrupt { .. })

@@ -13,7 +13,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    Rng, S3Server, content, flip_byte, save_concurrently, small_tree, snapshot, wasmbuild,
+    Rng, S3Server, blob_holding, content, flip_byte, save_concurrently, small_tree, snapshot,
+    wasmbuild,
 };
 use wasmbuild::store::{GcOptions, Selection, StoreError, blob_key, sha256_hex};
 
@@ -99,9 +100,9 @@ fn trees_save_and_restore_through_s3() {
     let src = local.path().join("src");
     small_tree(&src, 21);
     let (digest, stats) = store.save_tree(&src, &Selection::all()).unwrap();
-    assert_eq!(stats.files, 35);
-    assert_eq!(stats.uploaded_blobs, 31);
-    assert_eq!(stats.inlined, 3);
+    assert_eq!(stats.files, 36);
+    assert_eq!(stats.uploaded_blobs, 2);
+    assert_eq!((stats.packed, stats.packs), (35, 1));
     store.set_ref("cache/proj/main", &digest).unwrap();
 
     // Another machine: its own local directory.
@@ -109,7 +110,7 @@ fn trees_save_and_restore_through_s3() {
     let other = server.open("trees", machine.path());
     let dest = machine.path().join("dest");
     let restored = other.restore_tree(&digest, &dest).unwrap();
-    assert_eq!(restored.written_files, 35);
+    assert_eq!(restored.written_files, 36);
     assert_eq!(snapshot(&src), snapshot(&dest));
 
     // Saving again uploads nothing; so does a save of the restored copy.
@@ -133,7 +134,7 @@ fn flipped_bytes_in_s3_are_caught_by_verify_and_never_restored() {
     small_tree(&src, 22);
     let (digest, _) = store.save_tree(&src, &Selection::all()).unwrap();
     store.set_ref("cache/proj/main", &digest).unwrap();
-    let victim = sha256_hex(&fs::read(src.join("d2/e2/f2.dat")).unwrap());
+    let (victim, packed) = blob_holding(&store, &digest, "d2/e2/f2.dat");
     flip_byte(&server.object_path("flip", &blob_key(&victim)));
 
     let mut cmd = wasmbuild();
@@ -155,9 +156,11 @@ fn flipped_bytes_in_s3_are_caught_by_verify_and_never_restored() {
     let other = server.open("flip", machine.path());
     let dest = machine.path().join("dest");
     let stats = other.restore_tree(&digest, &dest).unwrap();
-    assert!(!dest.join("d2/e2/f2.dat").exists());
-    assert_eq!(stats.corrupt.len(), 1, "{stats:?}");
-    assert_eq!(stats.written_files, 34);
+    for path in &packed {
+        assert!(!dest.join(path).exists(), "{path}");
+    }
+    assert_eq!(stats.corrupt.len(), packed.len(), "{stats:?}");
+    assert_eq!(stats.written_files, 1);
     // Nor is the bad copy kept on this machine.
     assert!(!machine.path().join(blob_key(&victim)).exists());
 }

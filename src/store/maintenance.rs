@@ -184,7 +184,7 @@ fn children(
         let tree = Tree::from_bytes(&bytes).map_err(|e| {
             StoreError::Invalid(format!("store object {digest} is not a valid tree: {e}"))
         })?;
-        let mut out: Vec<String> = tree.file_digests().map(str::to_owned).collect();
+        let mut out: Vec<String> = tree.blob_digests().map(str::to_owned).collect();
         out.sort();
         out.dedup();
         return Ok(out);

@@ -46,7 +46,7 @@ pub use local::LocalBackend;
 pub use maintenance::{GcOptions, GcReport, StoreStats, VerifyProblem, VerifyReport};
 pub use s3::{S3Backend, S3Config};
 pub use tree::{
-    EntryKind, INLINE_MAX, Inline, RestoreOptions, RestoreStats, SaveOptions, SaveStats, Selection,
+    EntryKind, PACK_FILE_MAX, RestoreOptions, RestoreStats, SaveOptions, SaveStats, Selection,
     Tree, TreeEntry,
 };
 

@@ -3,11 +3,16 @@
 //!
 //! Saving hashes and compresses files in parallel and uploads only the blobs the store
 //! lacks; restoring writes only the files that differ, each through a temporary file and a
-//! rename, and never writes a file whose blob is corrupt. Modification times are not kept
-//! (reproducibility); a local index of (size, mtime, ctime, inode) → digest per directory
-//! lets unchanged files skip hashing. Files of at most [`INLINE_MAX`] bytes are kept in the
-//! manifest itself: a blob file of its own would cost an inode (and, in S3, a request) for
-//! less than one filesystem block of content.
+//! rename, and never writes a file whose content does not match its digest. Modification
+//! times are not kept (reproducibility); a local index of (size, mtime, ctime, inode) →
+//! digest per directory lets unchanged files skip hashing.
+//!
+//! Files of at most [`PACK_FILE_MAX`] bytes are kept in *packs*: blobs holding the content
+//! of consecutive files (in path order), a few MiB each. A blob per small file would cost an
+//! inode (in S3, a request) for little content and compress each file without the context
+//! of its neighbours. Where a pack ends depends only on the paths and sizes around it
+//! ([`pack_boundary`]), so adding or changing a file changes its own pack, not the packs
+//! after it; and a pack whose files the index vouches for is not read again.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -21,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::atomic::NewFile;
 use super::codec::{self, FileSink};
@@ -28,14 +34,20 @@ use super::progress::Bar;
 use super::{Payload, Store, StoreError, blob_key, io_err, sha256_hex};
 
 /// The `format` of tree manifests written by this version.
-pub const TREE_FORMAT: &str = "wasmbuild-tree/1";
+pub const TREE_FORMAT: &str = "wasmbuild-tree/2";
 /// How every serialized tree begins (used to recognise trees among blobs).
 pub(crate) const TREE_MAGIC: &[u8] = b"{\"format\":\"wasmbuild-tree/";
 /// Files up to this size are read whole, hashed and compressed in memory.
 const SMALL_FILE: u64 = 4 << 20;
-/// Files up to this size (one filesystem block, the least a blob file costs) are inlined
-/// in the manifest.
-pub const INLINE_MAX: u64 = 4096;
+/// Files up to this size are kept in packs; larger ones get a blob of their own.
+pub const PACK_FILE_MAX: u64 = 1 << 20;
+/// A pack holds at least this much content before it may end (unless its files run out)…
+const PACK_MIN: u64 = 1 << 20;
+/// …then ends after a file with a chance of (file size / this), so that packs hold about
+/// `PACK_MIN + PACK_SPREAD` bytes…
+const PACK_SPREAD: u64 = 3 << 20;
+/// …and always ends once it holds this much.
+const PACK_MAX: u64 = 16 << 20;
 
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,45 +70,24 @@ pub struct TreeEntry {
     /// Size in bytes (files).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub size: u64,
-    /// sha256 of the content (files).
+    /// sha256 of the content (files); also the blob holding it, unless `pack` says
+    /// otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// Where the link points (symlinks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// The content of a small file, kept here instead of in a blob (`digest` is still its
-    /// sha256).
+    /// The pack blob holding the content (at `offset`, `size` bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inline: Option<Inline>,
+    pub pack: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u64,
 }
 
-/// A small file's content inside a manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Inline {
-    /// UTF-8 content, as it is (compresses well with the manifest).
-    Text(String),
-    /// Any other content, in base64.
-    Base64(String),
-}
-
-impl Inline {
-    pub fn new(bytes: &[u8]) -> Inline {
-        use base64::Engine as _;
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Inline::Text(text.to_owned()),
-            Err(_) => Inline::Base64(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        }
-    }
-
-    pub fn bytes(&self) -> Result<Vec<u8>, String> {
-        use base64::Engine as _;
-        match self {
-            Inline::Text(text) => Ok(text.as_bytes().to_vec()),
-            Inline::Base64(data) => base64::engine::general_purpose::STANDARD
-                .decode(data)
-                .map_err(|e| format!("inline content is not base64: {e}")),
-        }
+impl TreeEntry {
+    /// The blob holding a file's content: its pack, or its own.
+    pub fn blob(&self) -> Option<&str> {
+        self.pack.as_deref().or(self.digest.as_deref())
     }
 }
 
@@ -131,11 +122,14 @@ impl Tree {
         if !Self::looks_like_tree(bytes) {
             return Err("no wasmbuild-tree header".into());
         }
-        let tree: Tree = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if tree.format != TREE_FORMAT {
-            return Err(format!("unknown tree format {:?}", tree.format));
+        let format: FormatOnly = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if format.format != TREE_FORMAT {
+            return Err(format!(
+                "tree format {:?} is not {TREE_FORMAT:?} (written by another version)",
+                format.format
+            ));
         }
-        Ok(tree)
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }
 
     /// Whether `bytes` begin like a serialized tree.
@@ -143,19 +137,65 @@ impl Tree {
         bytes.starts_with(TREE_MAGIC)
     }
 
-    /// The digests of the blobs the files are kept in, with repeats (inlined files have
-    /// none).
-    pub fn file_digests(&self) -> impl Iterator<Item = &str> {
+    /// The blobs holding the files (packs and blobs of their own), with repeats.
+    pub fn blob_digests(&self) -> impl Iterator<Item = &str> {
         self.entries
             .iter()
-            .filter(|e| e.inline.is_none())
-            .filter_map(|e| e.digest.as_deref())
+            .filter(|e| e.kind == EntryKind::File)
+            .filter_map(TreeEntry::blob)
     }
 
     /// Total size of the files.
     pub fn total_size(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()
     }
+
+    /// Each pack of the tree by the [`pack_signature`] of its files.
+    fn packs(&self) -> HashMap<String, String> {
+        let mut files: HashMap<&str, Vec<&str>> = HashMap::new();
+        for e in &self.entries {
+            if let (Some(pack), Some(digest)) = (&e.pack, &e.digest) {
+                files.entry(pack).or_default().push(digest);
+            }
+        }
+        files
+            .into_iter()
+            .map(|(pack, digests)| (pack_signature(digests), pack.to_owned()))
+            .collect()
+    }
+}
+
+#[derive(Deserialize)]
+struct FormatOnly {
+    format: String,
+}
+
+/// Identifies the content of a pack by the digests of its files, in order: the same
+/// signature means the same pack bytes, so a pack can be found without reading its files.
+fn pack_signature<'a>(digests: impl IntoIterator<Item = &'a str>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"wasmbuild-pack/1");
+    for d in digests {
+        hasher.update(b" ");
+        hasher.update(d.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Whether a pack holding `pack_bytes` (this file included) ends after the file at `rel` of
+/// `size` bytes. Decided by the path and size alone, so that an added or changed file moves
+/// at most the boundaries of its own pack.
+fn pack_boundary(rel: &str, size: u64, pack_bytes: u64) -> bool {
+    if pack_bytes >= PACK_MAX {
+        return true;
+    }
+    if pack_bytes < PACK_MIN {
+        return false;
+    }
+    let hash = Sha256::digest(rel.as_bytes());
+    let draw = u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"));
+    // A chance of size / PACK_SPREAD (size is at most PACK_FILE_MAX < PACK_SPREAD).
+    (draw as u128 * PACK_SPREAD as u128) < ((size as u128) << 64)
 }
 
 /// Which paths under a root to save: everything, or glob patterns relative to the root
@@ -292,8 +332,9 @@ pub struct SaveStats {
     pub uploaded_bytes: u64,
     /// Files whose blob the store already had.
     pub skipped: u64,
-    /// Small files kept in the manifest (no blob).
-    pub inlined: u64,
+    /// Files kept in packs, and the packs they are in.
+    pub packed: u64,
+    pub packs: u64,
     /// Paths left out (special files, unreadable files, names that are not UTF-8).
     pub ignored: Vec<String>,
     #[serde(skip)]
@@ -366,10 +407,12 @@ fn now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// Per directory: path → (stamp, digest), kept on this machine only.
+/// Per directory: path → (stamp, digest), and the packs of the tree last saved or restored
+/// there by [`pack_signature`]; kept on this machine only.
 pub(crate) struct FileIndex {
     path: Option<PathBuf>,
     entries: HashMap<String, (Stamp, String)>,
+    packs: HashMap<String, String>,
 }
 
 const INDEX_HEADER: &str = "wasmbuild-index 1";
@@ -391,10 +434,19 @@ impl FileIndex {
     fn load(store: &Store, root: &Path) -> FileIndex {
         let path = Self::location(store, root);
         let mut entries = HashMap::new();
+        let mut packs = HashMap::new();
         if let Some(text) = path.as_ref().and_then(|p| fs::read_to_string(p).ok())
             && let Some(rest) = text.strip_prefix(INDEX_HEADER)
         {
             for line in rest.lines().skip(1) {
+                if let Some(pack) = line.strip_prefix("pack ") {
+                    if let Some((signature, digest)) = pack.split_once(' ')
+                        && super::is_digest(digest)
+                    {
+                        packs.insert(signature.to_owned(), digest.to_owned());
+                    }
+                    continue;
+                }
                 let mut parts = line.splitn(6, ' ');
                 let (Some(digest), Some(size), Some(mtime), Some(ctime), Some(ino), Some(rel)) = (
                     parts.next(),
@@ -427,7 +479,11 @@ impl FileIndex {
                 }
             }
         }
-        FileIndex { path, entries }
+        FileIndex {
+            path,
+            entries,
+            packs,
+        }
     }
 
     fn lookup(&self, rel: &str, stamp: &Stamp) -> Option<&str> {
@@ -438,9 +494,11 @@ impl FileIndex {
     }
 
     /// Adds `updates` (stamps taken when nothing else wrote the files before `checked_ns`;
-    /// those too recent to trust are left out) and writes the index.
-    fn save(mut self, updates: Vec<(String, Stamp, String)>, checked_ns: i64) {
+    /// those too recent to trust are left out), keeps the packs of `tree` (the one just
+    /// saved or restored), and writes the index.
+    fn save(mut self, updates: Vec<(String, Stamp, String)>, checked_ns: i64, tree: &Tree) {
         let Some(path) = self.path.take() else { return };
+        self.packs = tree.packs();
         for (rel, stamp, digest) in updates {
             if stamp.trustworthy(checked_ns) {
                 self.entries.insert(rel, (stamp, digest));
@@ -459,6 +517,9 @@ impl FileIndex {
                 "{digest} {} {} {} {} {rel}\n",
                 s.size, s.mtime_ns, s.ctime_ns, s.ino
             ));
+        }
+        for (signature, digest) in &self.packs {
+            text.push_str(&format!("pack {signature} {digest}\n"));
         }
         if let Err(e) = super::local::write_atomic_beside(&path, text.as_bytes(), false) {
             tracing::debug!("could not write the file index {}: {e}", path.display());
@@ -571,8 +632,15 @@ enum FileResult {
         hashed: bool,
         uploaded: Option<u64>,
     },
-    /// A small file's digest and content, to be kept in the manifest.
-    Inline { digest: String, content: Vec<u8> },
+    /// Kept in `pack` at `offset`; `hashed`: the content was read; `fresh`: this save
+    /// stored the pack.
+    Packed {
+        digest: String,
+        pack: String,
+        offset: u64,
+        hashed: bool,
+        fresh: bool,
+    },
     /// A digest known from the index, whether the store has it still to be asked (remote).
     Unverified(String),
     /// Hashed, existence still to be asked (remote).
@@ -581,9 +649,60 @@ enum FileResult {
     Ignored(String),
 }
 
+/// A piece of work of a save: the files of one pack, or one file with a blob of its own
+/// (indices into the files, in path order).
+enum Unit {
+    Pack(Vec<usize>),
+    Own(usize),
+}
+
+/// Splits the files into packs and files of their own (see [`pack_boundary`]).
+fn plan(files: &[&Found]) -> Vec<Unit> {
+    let mut units = Vec::new();
+    let mut pack = Vec::new();
+    let mut bytes = 0;
+    for (i, f) in files.iter().enumerate() {
+        if f.stamp.size > PACK_FILE_MAX {
+            units.push(Unit::Own(i));
+            continue;
+        }
+        pack.push(i);
+        bytes += f.stamp.size;
+        if pack_boundary(&f.rel, f.stamp.size, bytes) {
+            units.push(Unit::Pack(std::mem::take(&mut pack)));
+            bytes = 0;
+        }
+    }
+    if !pack.is_empty() {
+        units.push(Unit::Pack(pack));
+    }
+    units
+}
+
+/// Where each file of a pack starts, given (digest, size) in order: one after another,
+/// except that a file whose content is already in the pack points at that copy.
+fn pack_layout<'a>(files: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<u64> {
+    let mut placed: HashMap<&str, u64> = HashMap::new();
+    let mut end = 0;
+    files
+        .into_iter()
+        .map(|(digest, size)| {
+            *placed.entry(digest).or_insert_with(|| {
+                end += size;
+                end - size
+            })
+        })
+        .collect()
+}
+
 struct SaveCtx<'a> {
     store: &'a Store,
     base: HashSet<String>,
+    /// Packs by [`pack_signature`]: of the index and the base tree.
+    known_packs: HashMap<String, String>,
+    /// Packs this save stored, and their compressed size.
+    new_packs: AtomicU64,
+    new_pack_bytes: AtomicU64,
     /// Digests this save has already stored or found present.
     claimed: Mutex<HashSet<String>>,
     batch: Box<dyn super::PutBatch + 'a>,
@@ -602,11 +721,8 @@ impl SaveCtx<'_> {
 
     /// Local store: hash (and compress and store if missing) one file in one read.
     fn save_local(&self, file: &Found, index: &FileIndex) -> Result<FileResult, StoreError> {
-        if file.stamp.size <= INLINE_MAX {
-            return Ok(self.inline(file));
-        }
         if let Some(digest) = index.lookup(&file.rel, &file.stamp) {
-            if self.known_present(digest) || !self.claim(digest) || self.store.has_blob(digest)? {
+            if self.present(digest)? {
                 self.bar.inc(file.stamp.size);
                 return Ok(FileResult::Done {
                     digest: digest.to_owned(),
@@ -620,18 +736,110 @@ impl SaveCtx<'_> {
         self.hash_and_store(file, Some(true), &self.bar)
     }
 
-    /// Reads and hashes a small file for the manifest.
-    fn inline(&self, file: &Found) -> FileResult {
+    /// Whether the store has `digest` (known from the base tree, claimed by another file
+    /// of this save, or asked).
+    fn present(&self, digest: &str) -> Result<bool, StoreError> {
+        Ok(self.known_present(digest) || !self.claim(digest) || self.store.has_blob(digest)?)
+    }
+
+    /// Saves the files of one pack. When the index vouches for every file and knows their
+    /// pack, and the store has it, nothing is read; else the files are read into a new
+    /// pack, stored unless the store has it.
+    fn save_pack(
+        &self,
+        files: &[&Found],
+        index: &FileIndex,
+    ) -> Result<Vec<FileResult>, StoreError> {
+        let known: Option<Vec<&str>> = files
+            .iter()
+            .map(|f| index.lookup(&f.rel, &f.stamp))
+            .collect();
+        if let Some(digests) = known
+            && let Some(pack) = self
+                .known_packs
+                .get(&pack_signature(digests.iter().copied()))
+            && self.present(pack)?
+        {
+            let offsets = pack_layout(
+                digests
+                    .iter()
+                    .copied()
+                    .zip(files.iter().map(|f| f.stamp.size)),
+            );
+            self.bar.inc(files.iter().map(|f| f.stamp.size).sum());
+            return Ok(digests
+                .into_iter()
+                .zip(offsets)
+                .map(|(digest, offset)| FileResult::Packed {
+                    digest: digest.to_owned(),
+                    pack: pack.clone(),
+                    offset,
+                    hashed: false,
+                    fresh: false,
+                })
+                .collect());
+        }
         BUFFERS.with(|cell| {
-            let (input, _) = &mut *cell.borrow_mut();
-            if let Err(e) = read_small(&file.abs, file.stamp.size, input) {
-                return FileResult::Ignored(format!("{}: {e}", file.rel));
+            let (content, compressed) = &mut *cell.borrow_mut();
+            content.clear();
+            content.reserve(files.iter().map(|f| f.stamp.size as usize).sum::<usize>() + 1);
+            // (digest, offset) of each file read, or why it was left out.
+            let mut read: Vec<Result<(String, u64), String>> = Vec::with_capacity(files.len());
+            let mut placed: HashMap<String, u64> = HashMap::new();
+            for f in files {
+                let start = content.len();
+                let outcome =
+                    File::open(&f.abs).and_then(|file| file.take(u64::MAX).read_to_end(content));
+                if let Err(e) = outcome {
+                    content.truncate(start);
+                    read.push(Err(format!("{}: {e}", f.rel)));
+                    continue;
+                }
+                self.bar.inc((content.len() - start) as u64);
+                let digest = sha256_hex(&content[start..]);
+                let offset = match placed.get(&digest) {
+                    Some(&offset) => {
+                        content.truncate(start);
+                        offset
+                    }
+                    None => {
+                        placed.insert(digest.clone(), start as u64);
+                        start as u64
+                    }
+                };
+                read.push(Ok((digest, offset)));
             }
-            self.bar.inc(input.len() as u64);
-            FileResult::Inline {
-                digest: sha256_hex(input),
-                content: input.clone(),
+            if read.iter().all(Result::is_err) {
+                return Ok(read
+                    .into_iter()
+                    .filter_map(Result::err)
+                    .map(FileResult::Ignored)
+                    .collect());
             }
+            let pack = sha256_hex(content);
+            let fresh = self.needs_storing(&pack, true)?;
+            if fresh {
+                codec::compress_into(content, self.store.zstd_level(), compressed)
+                    .map_err(io_err(Path::new(&pack)))?;
+                self.store
+                    .put_compressed(&pack, compressed, self.batch.as_ref())?;
+                self.new_packs.fetch_add(1, Ordering::Relaxed);
+                self.new_pack_bytes
+                    .fetch_add(compressed.len() as u64, Ordering::Relaxed);
+            }
+            Ok(read
+                .into_iter()
+                .map(|r| match r {
+                    Ok((digest, offset)) => FileResult::Packed {
+                        digest,
+                        pack: pack.clone(),
+                        offset,
+                        hashed: true,
+                        fresh,
+                    },
+                    Err(why) => FileResult::Ignored(why),
+                })
+                .collect())
         })
     }
 
@@ -747,7 +955,7 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 }
 
 thread_local! {
-    /// Per-thread buffers for small files: content read, and compressed.
+    /// Per-thread buffers for packs and small files: content read, and compressed.
     static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
@@ -780,44 +988,72 @@ pub(crate) fn save_tree(
     let mut stats = SaveStats::default();
     let found = walk(root, selection, &mut stats.ignored)?;
     let index = FileIndex::load(store, root);
-    let base: HashSet<String> = match &options.base {
-        Some(digest) => match store.get_tree(digest) {
-            Ok(tree) => tree.file_digests().map(str::to_owned).collect(),
+    let base_tree = options
+        .base
+        .as_deref()
+        .and_then(|digest| match store.get_tree(digest) {
+            Ok(tree) => Some(tree),
             Err(e) => {
                 tracing::debug!("base tree {digest} not used: {e}");
-                HashSet::new()
+                None
             }
-        },
-        None => HashSet::new(),
-    };
+        });
+    let base: HashSet<String> = base_tree
+        .iter()
+        .flat_map(|tree| tree.blob_digests().map(str::to_owned))
+        .collect();
     let files: Vec<&Found> = found.iter().filter(|f| f.kind == EntryKind::File).collect();
     let total: u64 = files.iter().map(|f| f.stamp.size).sum();
+    let mut known_packs = index.packs.clone();
+    if let Some(tree) = &base_tree {
+        known_packs.extend(tree.packs());
+    }
     let ctx = SaveCtx {
         store,
         base,
+        known_packs,
+        new_packs: AtomicU64::new(0),
+        new_pack_bytes: AtomicU64::new(0),
         claimed: Mutex::new(HashSet::new()),
         batch: store.backend().batch(),
         bar: Bar::bytes(total, "saving"),
     };
 
-    let mut results: Vec<FileResult> = if !store.is_remote() {
-        files
-            .par_iter()
-            .map(|f| ctx.save_local(f, &index))
-            .collect::<Result<_, _>>()?
-    } else {
-        // 1. Digests: from the index, else by hashing.
-        let mut results: Vec<FileResult> = files
-            .par_iter()
-            .map(|f| match index.lookup(&f.rel, &f.stamp) {
-                _ if f.stamp.size <= INLINE_MAX => Ok(ctx.inline(f)),
-                Some(digest) => {
-                    ctx.bar.inc(f.stamp.size);
-                    Ok(FileResult::Unverified(digest.to_owned()))
-                }
-                None => ctx.hash_and_store(f, None, &ctx.bar),
-            })
-            .collect::<Result<_, StoreError>>()?;
+    // Packs are read, hashed and stored in one pass; so are files of their own locally. In
+    // a remote store, those are hashed first, and the store asked once for all that are
+    // not known to be there.
+    let remote = store.is_remote();
+    let done: Vec<Vec<(usize, FileResult)>> = plan(&files)
+        .par_iter()
+        .map(|unit| match unit {
+            Unit::Pack(members) => {
+                let group: Vec<&Found> = members.iter().map(|&i| files[i]).collect();
+                let results = ctx.save_pack(&group, &index)?;
+                Ok(members.iter().copied().zip(results).collect())
+            }
+            Unit::Own(i) => {
+                let f = files[*i];
+                let result = match index.lookup(&f.rel, &f.stamp) {
+                    _ if !remote => ctx.save_local(f, &index)?,
+                    Some(digest) => {
+                        ctx.bar.inc(f.stamp.size);
+                        FileResult::Unverified(digest.to_owned())
+                    }
+                    None => ctx.hash_and_store(f, None, &ctx.bar)?,
+                };
+                Ok(vec![(*i, result)])
+            }
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let mut slots: Vec<Option<FileResult>> = (0..files.len()).map(|_| None).collect();
+    for (i, result) in done.into_iter().flatten() {
+        slots[i] = Some(result);
+    }
+    let mut results: Vec<FileResult> = slots
+        .into_iter()
+        .map(|r| r.expect("one result per file"))
+        .collect();
+    if remote {
         // 2. Which blobs the store lacks (concurrent lookups; the base tree's are there).
         let mut to_check: Vec<String> = Vec::new();
         for r in &results {
@@ -865,13 +1101,13 @@ pub(crate) fn save_tree(
                 other => other,
             };
         }
-        results
-    };
+    }
     ctx.batch.finish()?;
     ctx.bar.finish();
 
     let mut entries = Vec::with_capacity(found.len());
     let mut index_updates = Vec::with_capacity(files.len());
+    let mut packs = HashSet::new();
     let mut file_results = results.drain(..);
     for f in &found {
         match f.kind {
@@ -884,7 +1120,8 @@ pub(crate) fn save_tree(
                     size: 0,
                     digest: None,
                     target: None,
-                    inline: None,
+                    pack: None,
+                    offset: 0,
                 });
             }
             EntryKind::Symlink => {
@@ -896,24 +1133,39 @@ pub(crate) fn save_tree(
                     size: 0,
                     digest: None,
                     target: f.target.clone(),
-                    inline: None,
+                    pack: None,
+                    offset: 0,
                 });
             }
             EntryKind::File => {
                 let (digest, hashed, uploaded) = match file_results.next().expect("one per file") {
-                    FileResult::Inline { digest, content } => {
+                    FileResult::Packed {
+                        digest,
+                        pack,
+                        offset,
+                        hashed,
+                        fresh,
+                    } => {
                         stats.files += 1;
-                        stats.inlined += 1;
-                        stats.bytes += content.len() as u64;
-                        stats.hashed_bytes += content.len() as u64;
+                        stats.packed += 1;
+                        stats.bytes += f.stamp.size;
+                        if hashed {
+                            stats.hashed_bytes += f.stamp.size;
+                        }
+                        if !fresh {
+                            stats.skipped += 1;
+                        }
+                        packs.insert(pack.clone());
+                        index_updates.push((f.rel.clone(), f.stamp, digest.clone()));
                         entries.push(TreeEntry {
                             path: f.rel.clone(),
                             kind: EntryKind::File,
                             mode: f.mode,
-                            size: content.len() as u64,
+                            size: f.stamp.size,
                             digest: Some(digest),
                             target: None,
-                            inline: Some(Inline::new(&content)),
+                            pack: Some(pack),
+                            offset,
                         });
                         continue;
                     }
@@ -949,11 +1201,15 @@ pub(crate) fn save_tree(
                     size: f.stamp.size,
                     digest: Some(digest),
                     target: None,
-                    inline: None,
+                    pack: None,
+                    offset: 0,
                 });
             }
         }
     }
+    stats.packs = packs.len() as u64;
+    stats.uploaded_blobs += ctx.new_packs.into_inner();
+    stats.uploaded_bytes += ctx.new_pack_bytes.into_inner();
     let tree = Tree::new(entries);
     let bytes = tree.to_bytes();
     let digest = sha256_hex(&bytes);
@@ -961,7 +1217,7 @@ pub(crate) fn save_tree(
     if options.base.as_deref() != Some(digest.as_str()) || !store.has_blob(&digest)? {
         store.put_blob(&bytes)?;
     }
-    index.save(index_updates, checked_ns);
+    index.save(index_updates, checked_ns, &tree);
     stats.elapsed = started.elapsed();
     Ok((digest, stats))
 }
@@ -1106,13 +1362,57 @@ impl RestoreCtx<'_> {
         Action::Unchanged { stamp }
     }
 
-    /// Writes one file from its blob: its new stamp, or why not (a blob corrupt or missing,
-    /// or, prefixed `refused `, something in the way).
+    /// Writes the files of one pack (`(entry, replace)`), each checked against its digest:
+    /// for each, its new stamp or why not (see [`RestoreCtx::write_file`]).
+    fn write_packed(
+        &self,
+        pack: &str,
+        files: &[(&TreeEntry, bool)],
+        options: &RestoreOptions,
+    ) -> Result<Vec<Result<Stamp, String>>, StoreError> {
+        let bytes = match self.store.get_blob(pack) {
+            Ok(bytes) => bytes,
+            Err(e @ (StoreError::Corrupt { .. } | StoreError::Missing(_))) => {
+                tracing::warn!(
+                    "not restoring the {} files of pack {pack}: {e}",
+                    files.len()
+                );
+                return Ok(files
+                    .iter()
+                    .map(|(entry, _)| Err(format!("{} (in pack {pack}): {e}", entry.path)))
+                    .collect());
+            }
+            Err(e) => return Err(e),
+        };
+        files
+            .iter()
+            .map(|&(entry, replace)| {
+                let content = usize::try_from(entry.offset).ok().and_then(|start| {
+                    bytes.get(start..start.checked_add(usize::try_from(entry.size).ok()?)?)
+                });
+                match content {
+                    Some(content)
+                        if Some(sha256_hex(content).as_str()) == entry.digest.as_deref() =>
+                    {
+                        self.write_file(entry, replace, options, Some(content))
+                    }
+                    _ => Ok(Err(format!(
+                        "{} (in pack {pack}): the content there does not match its digest",
+                        entry.path
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    /// Writes one file, from `content` or else from its own blob: its new stamp, or why not
+    /// (a blob corrupt or missing, or, prefixed `refused `, something in the way).
     fn write_file(
         &self,
         entry: &TreeEntry,
         replace: bool,
         options: &RestoreOptions,
+        content: Option<&[u8]>,
     ) -> Result<Result<Stamp, String>, StoreError> {
         let digest = entry.digest.as_deref().unwrap_or_default();
         let parent_rel = Self::parent_of(&entry.path);
@@ -1121,18 +1421,8 @@ impl RestoreCtx<'_> {
         }
         let path = self.dest.join(&entry.path);
         let mut new = NewFile::create(&path, entry.mode, replace).map_err(io_err(&path))?;
-        if let Some(inline) = &entry.inline {
-            let content = match inline.bytes() {
-                Ok(content) if sha256_hex(&content) == digest => content,
-                Ok(_) => {
-                    return Ok(Err(format!(
-                        "{}: inline content does not match its digest",
-                        entry.path
-                    )));
-                }
-                Err(why) => return Ok(Err(format!("{}: {why}", entry.path))),
-            };
-            std::io::Write::write_all(new.file(), &content).map_err(io_err(&path))?;
+        if let Some(content) = content {
+            std::io::Write::write_all(new.file(), content).map_err(io_err(&path))?;
         } else {
             let mut sink = FileSink::new(new.file());
             match self
@@ -1154,7 +1444,7 @@ impl RestoreCtx<'_> {
         }
         if !new.commit().map_err(io_err(&path))? {
             // Created meanwhile by someone else: replace it with what the tree says.
-            return self.write_file(entry, true, options);
+            return self.write_file(entry, true, options, content);
         }
         let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
         Ok(Ok(Stamp::of(&meta)))
@@ -1280,26 +1570,50 @@ pub(crate) fn restore_tree(
     // 2. Remote stores: fetch the blobs in parallel first.
     let mut wanted: Vec<String> = to_write
         .iter()
-        .filter(|(e, _)| e.inline.is_none())
-        .filter_map(|(e, _)| e.digest.clone())
+        .filter_map(|(e, _)| e.blob().map(str::to_owned))
         .collect();
     wanted.sort();
     wanted.dedup();
     store.prefetch(&wanted)?;
-    // 3. Write, in parallel.
+    // 3. Write, in parallel: the files of a pack together, files with a blob of their own
+    // one by one.
+    let mut by_pack: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    for (i, (entry, _)) in to_write.iter().enumerate() {
+        match &entry.pack {
+            Some(pack) => by_pack.entry(pack).or_default().push(i),
+            None => units.push(vec![i]),
+        }
+    }
+    units.extend(by_pack.into_values());
+    // Large units first, so that no thread is left with a big one at the end.
+    units.sort_by_cached_key(|unit| {
+        std::cmp::Reverse(unit.iter().map(|&i| to_write[i].0.size).sum::<u64>())
+    });
     let bar = Bar::bytes(to_write.iter().map(|(e, _)| e.size).sum(), "restoring");
     let written = AtomicU64::new(0);
-    let results: Vec<Result<Stamp, String>> = to_write
+    let done: Vec<Vec<(usize, Result<Stamp, String>)>> = units
         .par_iter()
-        .map(|&(entry, replace)| {
-            let r = ctx.write_file(entry, replace, options);
-            bar.inc(entry.size);
-            if let Ok(Ok(_)) = &r {
-                written.fetch_add(entry.size, Ordering::Relaxed);
+        .map(|unit| {
+            let files: Vec<(&TreeEntry, bool)> = unit.iter().map(|&i| to_write[i]).collect();
+            let results = match files[0].0.pack.as_deref() {
+                Some(pack) => ctx.write_packed(pack, &files, options)?,
+                None => vec![ctx.write_file(files[0].0, files[0].1, options, None)?],
+            };
+            for ((entry, _), result) in files.iter().zip(&results) {
+                bar.inc(entry.size);
+                if result.is_ok() {
+                    written.fetch_add(entry.size, Ordering::Relaxed);
+                }
             }
-            r
+            Ok(unit.iter().copied().zip(results).collect())
         })
         .collect::<Result<_, StoreError>>()?;
+    let mut slots: Vec<Option<Result<Stamp, String>>> = (0..to_write.len()).map(|_| None).collect();
+    for (i, result) in done.into_iter().flatten() {
+        slots[i] = Some(result);
+    }
+    let results = slots.into_iter().map(|r| r.expect("one result per file"));
     bar.finish();
     for ((entry, _), result) in to_write.iter().zip(results) {
         match result {
@@ -1336,7 +1650,7 @@ pub(crate) fn restore_tree(
     }
     // Nothing else writes `dest` during a restore: stamps taken up to now are trustworthy
     // once clearly older than now.
-    index.save(index_updates, now_ns());
+    index.save(index_updates, now_ns(), &tree);
     stats.elapsed = started.elapsed();
     Ok(stats)
 }
@@ -1345,19 +1659,74 @@ pub(crate) fn restore_tree(
 mod tests {
     use super::*;
 
-    #[test]
-    fn inline_content_round_trips_as_text_or_base64() {
-        for bytes in [&b""[..], b"plain text\n", b"\xff\x00\xfe binary"] {
-            let inline = Inline::new(bytes);
-            assert_eq!(
-                matches!(inline, Inline::Text(_)),
-                std::str::from_utf8(bytes).is_ok()
-            );
-            let json = serde_json::to_string(&inline).unwrap();
-            let back: Inline = serde_json::from_str(&json).unwrap();
-            assert_eq!(back.bytes().unwrap(), bytes);
+    fn found(rel: &str, size: u64) -> Found {
+        Found {
+            rel: rel.into(),
+            abs: PathBuf::from(rel),
+            kind: EntryKind::File,
+            mode: 0o644,
+            stamp: Stamp {
+                size,
+                mtime_ns: 0,
+                ctime_ns: 0,
+                ino: 0,
+            },
+            target: None,
         }
-        assert!(Inline::Base64("not base64!".into()).bytes().is_err());
+    }
+
+    /// The packs of `plan` as lists of paths (files of their own left out).
+    fn packs_of(files: &[Found]) -> Vec<Vec<String>> {
+        let refs: Vec<&Found> = files.iter().collect();
+        plan(&refs)
+            .into_iter()
+            .filter_map(|unit| match unit {
+                Unit::Pack(members) => {
+                    Some(members.iter().map(|&i| files[i].rel.clone()).collect())
+                }
+                Unit::Own(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packs_end_where_paths_say_so_an_added_file_moves_only_its_own_pack() {
+        let files: Vec<Found> = (0..4000)
+            .map(|i| found(&format!("f{i:05}"), 5_000 + (i * 7919 % 20_000)))
+            .collect();
+        let packs = packs_of(&files);
+        let sizes: Vec<u64> = packs
+            .iter()
+            .map(|p| {
+                p.iter()
+                    .map(|rel| files.iter().find(|f| &f.rel == rel).unwrap().stamp.size)
+                    .sum()
+            })
+            .collect();
+        assert!(packs.len() >= 5, "{sizes:?}");
+        for size in &sizes[..sizes.len() - 1] {
+            assert!(
+                (PACK_MIN..PACK_MAX + PACK_FILE_MAX).contains(size),
+                "{sizes:?}"
+            );
+        }
+        // A file added early, and a large file (a blob of its own) in between: every pack
+        // but the one with the new file stays as it was.
+        let mut more: Vec<Found> = files.iter().map(|f| found(&f.rel, f.stamp.size)).collect();
+        more.insert(10, found("f00009a", 12_345));
+        more.insert(3000, found("f02990a", PACK_FILE_MAX + 1));
+        let after = packs_of(&more);
+        assert_eq!(after.len(), packs.len());
+        assert_eq!(after[1..], packs[1..]);
+        assert!(after[0].contains(&"f00009a".to_string()));
+    }
+
+    #[test]
+    fn pack_layout_places_repeated_content_once() {
+        let offsets = pack_layout([("a", 10), ("b", 5), ("a", 10), ("e", 0), ("c", 7)]);
+        assert_eq!(offsets, vec![0, 10, 0, 15, 15]);
+        assert_ne!(pack_signature(["a", "b"]), pack_signature(["b", "a"]));
+        assert_ne!(pack_signature(["ab"]), pack_signature(["a", "b"]));
     }
 
     #[test]
@@ -1411,7 +1780,8 @@ mod tests {
                 size: 3,
                 digest: Some("ab".repeat(32)),
                 target: None,
-                inline: None,
+                pack: Some("cd".repeat(32)),
+                offset: 7,
             },
             TreeEntry {
                 path: "a".into(),
@@ -1420,7 +1790,8 @@ mod tests {
                 size: 0,
                 digest: None,
                 target: Some("b".into()),
-                inline: None,
+                pack: None,
+                offset: 0,
             },
         ]);
         let bytes = tree.to_bytes();
@@ -1428,5 +1799,15 @@ mod tests {
         assert_eq!(tree.entries[0].path, "a");
         assert_eq!(Tree::from_bytes(&bytes).unwrap(), tree);
         assert!(Tree::from_bytes(b"{\"entries\":[]}").is_err());
+        let old = br#"{"format":"wasmbuild-tree/1","entries":[]}"#;
+        assert!(
+            Tree::from_bytes(old)
+                .unwrap_err()
+                .contains("another version")
+        );
+        assert_eq!(
+            tree.blob_digests().collect::<Vec<_>>(),
+            vec!["cd".repeat(32)]
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wasmbuild::store::{S3Config, Selection, Store, StoreOptions};
+use wasmbuild::store::{PACK_FILE_MAX, S3Config, Selection, Store, StoreOptions};
 
 pub const ACCESS_KEY: &str = "wasmbuild-test-ak";
 pub const SECRET_KEY: &str = "wasmbuild-test-sk";
@@ -230,7 +230,11 @@ pub fn small_tree(root: &Path, seed: u64) {
     let same = "identical content\n".repeat(400);
     fs::write(root.join("same-a.txt"), &same).unwrap();
     fs::write(root.join("same-b.txt"), &same).unwrap();
-    // Small files, inlined in the manifest: empty, text, and not UTF-8.
+    // One file too large for a pack: a blob of its own.
+    let big = root.join("big/blob.bin");
+    fs::create_dir_all(big.parent().unwrap()).unwrap();
+    fs::write(&big, content(&mut rng, PACK_FILE_MAX as usize + 4096)).unwrap();
+    // Small files, packed with the rest: empty, text, and not UTF-8.
     fs::write(root.join("empty.txt"), b"").unwrap();
     fs::write(root.join("small.bin"), b"\xff\xfe\x00 not text \x80").unwrap();
     let tool = root.join("bin/tool.sh");
@@ -239,6 +243,21 @@ pub fn small_tree(root: &Path, seed: u64) {
     fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
     fs::create_dir_all(root.join("empty-dir")).unwrap();
     std::os::unix::fs::symlink("bin/tool.sh", root.join("tool-link")).unwrap();
+}
+
+/// The blob of tree `tree` holding the file at `path` (its pack or its own), and every path
+/// of the tree kept in that blob.
+pub fn blob_holding(store: &Store, tree: &str, path: &str) -> (String, Vec<String>) {
+    let tree = store.get_tree(tree).unwrap();
+    let entry = tree.entries.iter().find(|e| e.path == path).unwrap();
+    let blob = entry.blob().unwrap().to_owned();
+    let paths = tree
+        .entries
+        .iter()
+        .filter(|e| e.blob() == Some(blob.as_str()))
+        .map(|e| e.path.clone())
+        .collect();
+    (blob, paths)
 }
 
 /// Every file, dir and symlink under `root`: (relative path, kind, mode, content or
