@@ -1,6 +1,7 @@
 //! Store benchmark: save and restore of a tree of 10,000 files / 200 MB (mixed sizes,
 //! deterministic content, partly compressible), cold and unchanged, side by side with
-//! `tar -cf - . | zstd -T0 -3` and `zstd -d | tar -x` on the same tree.
+//! `tar -cf - . | zstd -T0 -3` and `zstd -d | tar -x` on the same tree: each tar step runs
+//! right before the matching step of the local store, run after run.
 //!
 //! `cargo bench --bench store` (set `STORE_BENCH_FILES` / `STORE_BENCH_MB` for another
 //! size, `STORE_BENCH_RUNS` for more runs; the median is shown). When `s3s-fs` is installed,
@@ -116,41 +117,61 @@ fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
 
+#[derive(Default)]
 struct Figures {
     save_cold: Duration,
     save_unchanged: Duration,
     restore_cold: Duration,
     restore_unchanged: Duration,
-    stored_bytes: u64,
 }
 
+/// The four measurements, in the order they run.
+#[derive(Clone, Copy)]
+enum Phase {
+    SaveCold,
+    SaveUnchanged,
+    RestoreCold,
+    RestoreUnchanged,
+}
+
+/// Times the baseline's step for `phase` of run `run`.
+type Baseline<'a> = &'a dyn Fn(Phase, usize) -> Duration;
+
 /// Runs the four measurements `runs` times against stores made by `open(run, reader)`
-/// (`reader`: a fresh handle, for S3 with a fresh machine-local directory). Each phase
-/// runs for every store before the next starts, and nothing is deleted: on some file
-/// systems (ext4 without a journal) freshly freed inodes slow down the next creations.
+/// (`reader`: a fresh handle, for S3 with a fresh machine-local directory); with a
+/// `baseline`, each of its steps runs right before the matching measurement, so that both
+/// meet the machine in the same state. Each phase runs for every store before the next
+/// starts, and nothing is deleted: on some file systems (ext4 without a journal) freshly
+/// freed inodes slow down the next creations. Medians: ours, and the baseline's.
 fn measure(
     label: &str,
     src: &Path,
     scratch: &Path,
     runs: usize,
     open: &dyn Fn(usize, bool) -> Store,
-    stored: &dyn Fn(usize) -> u64,
-) -> Figures {
+    baseline: Option<Baseline>,
+) -> (Figures, Figures) {
+    let mut theirs: [Vec<Duration>; 4] = Default::default();
+    let mut alongside = |phase: Phase, run: usize| {
+        if let Some(baseline) = baseline {
+            theirs[phase as usize].push(baseline(phase, run));
+        }
+        settle();
+        Instant::now()
+    };
     let stores: Vec<Store> = (0..runs).map(|run| open(run, false)).collect();
     let mut digests = Vec::new();
     let mut save_cold = Vec::new();
-    for store in &stores {
-        settle();
-        let t = Instant::now();
+    for (run, store) in stores.iter().enumerate() {
+        let t = alongside(Phase::SaveCold, run);
         let (digest, stats) = store.save_tree(src, &Selection::all()).unwrap();
         save_cold.push(t.elapsed());
         assert!(stats.uploaded_blobs > 0);
         digests.push(digest);
     }
     let mut save_unchanged = Vec::new();
-    for (store, digest) in stores.iter().zip(&digests) {
-        settle();
-        let t = Instant::now();
+    for (run, (store, digest)) in stores.iter().zip(&digests).enumerate() {
+        let t = alongside(Phase::SaveUnchanged, run);
         let (again, stats) = store.save_tree(src, &Selection::all()).unwrap();
         save_unchanged.push(t.elapsed());
         assert_eq!(&again, digest);
@@ -161,29 +182,68 @@ fn measure(
         .map(|run| scratch.join(format!("restore-{label}-{run}")))
         .collect();
     let mut restore_cold = Vec::new();
-    for ((store, digest), dest) in readers.iter().zip(&digests).zip(&dests) {
-        settle();
-        let t = Instant::now();
+    for (run, ((store, digest), dest)) in readers.iter().zip(&digests).zip(&dests).enumerate() {
+        let t = alongside(Phase::RestoreCold, run);
         let stats = store.restore_tree(digest, dest).unwrap();
         restore_cold.push(t.elapsed());
         assert!(stats.corrupt.is_empty());
         assert!(stats.written_files > 0);
     }
     let mut restore_unchanged = Vec::new();
-    for ((store, digest), dest) in readers.iter().zip(&digests).zip(&dests) {
-        settle();
-        let t = Instant::now();
+    for (run, ((store, digest), dest)) in readers.iter().zip(&digests).zip(&dests).enumerate() {
+        let t = alongside(Phase::RestoreUnchanged, run);
         let stats = store.restore_tree(digest, dest).unwrap();
         restore_unchanged.push(t.elapsed());
         assert_eq!(stats.written_files, 0);
     }
-    Figures {
+    let ours = Figures {
         save_cold: median(save_cold),
         save_unchanged: median(save_unchanged),
         restore_cold: median(restore_cold),
         restore_unchanged: median(restore_unchanged),
-        stored_bytes: stored(0),
-    }
+    };
+    let theirs = match baseline {
+        Some(_) => {
+            let [a, b, c, d] = theirs.map(median);
+            Figures {
+                save_cold: a,
+                save_unchanged: b,
+                restore_cold: c,
+                restore_unchanged: d,
+            }
+        }
+        None => Figures::default(),
+    };
+    (ours, theirs)
+}
+
+/// Prints one table: ours against the baseline, phase by phase.
+fn table(title: &str, ours: &Figures, theirs: &Figures) {
+    let row = |name: &str, ours: Duration, theirs: Duration| {
+        println!(
+            "{name:<22} {:>10} {:>12}   {:>6.2}x",
+            secs(ours),
+            secs(theirs),
+            ours.as_secs_f64() / theirs.as_secs_f64()
+        );
+    };
+    println!();
+    println!(
+        "{title:<22} {:>10} {:>12}   {:>7}",
+        "wasmbuild", "tar+zstd", "ratio"
+    );
+    row("save, cold", ours.save_cold, theirs.save_cold);
+    row(
+        "save, unchanged",
+        ours.save_unchanged,
+        theirs.save_unchanged,
+    );
+    row("restore, cold", ours.restore_cold, theirs.restore_cold);
+    row(
+        "restore, unchanged",
+        ours.restore_unchanged,
+        theirs.restore_unchanged,
+    );
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -242,71 +302,49 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
-    // tar + zstd on the same tree: packing, then unpacking into fresh directories.
+    // tar + zstd on the same tree, step by step beside the local store: packing (again:
+    // tar has no "unchanged" mode), then unpacking into a fresh directory and over it again
+    // (tar replaces every file).
     let archive = |run: usize| scratch.path().join(format!("x-{run}.tar.zst"));
-    let pack = |run: usize| {
-        format!(
-            "tar -cf - . | zstd -T0 -3 -q -f -o {}",
-            archive(run).display()
-        )
+    let untar_dir = |run: usize| scratch.path().join(format!("untar-{run}"));
+    let tar = |phase: Phase, run: usize| match phase {
+        Phase::SaveCold | Phase::SaveUnchanged => shell(
+            &format!(
+                "tar -cf - . | zstd -T0 -3 -q -f -o {}",
+                archive(run).display()
+            ),
+            &src,
+        ),
+        Phase::RestoreCold | Phase::RestoreUnchanged => {
+            fs::create_dir_all(untar_dir(run)).unwrap();
+            shell(
+                &format!("zstd -d -T0 -q -c {} | tar -xf -", archive(run).display()),
+                &untar_dir(run),
+            )
+        }
     };
-    let unpack = |run: usize| format!("zstd -d -T0 -q -c {} | tar -xf -", archive(run).display());
-    let tar_cold = median((0..runs).map(|run| shell(&pack(run), &src)).collect());
-    // tar has no "unchanged" mode: pack the same tree again.
-    let tar_again = median((0..runs).map(|run| shell(&pack(run), &src)).collect());
-    let tar_bytes = fs::metadata(archive(0)).unwrap().len();
-    let untar_dirs: Vec<PathBuf> = (0..runs)
-        .map(|run| {
-            let dir = scratch.path().join(format!("untar-{run}"));
-            fs::create_dir_all(&dir).unwrap();
-            dir
-        })
-        .collect();
-    let untar_cold = median(
-        (0..runs)
-            .map(|run| shell(&unpack(run), &untar_dirs[run]))
-            .collect(),
-    );
 
     let stores = scratch.path().join("stores");
-    let local = measure(
+    let (local, tar_figures) = measure(
         "local",
         &src,
         scratch.path(),
         runs,
         &|run, _reader| Store::open(stores.join(format!("local-{run}"))).unwrap(),
-        &|run| dir_size(&stores.join(format!("local-{run}/blobs"))),
+        Some(&tar),
     );
-    // Unpacking over the files already there (tar replaces every one): last, as it frees
-    // many inodes.
-    let untar_again = median(
-        (0..runs)
-            .map(|run| shell(&unpack(run), &untar_dirs[run]))
-            .collect(),
-    );
-
-    let row = |name: &str, ours: Duration, theirs: Duration| {
-        println!(
-            "{name:<22} {:>10} {:>12}   {:>6.2}x",
-            secs(ours),
-            secs(theirs),
-            ours.as_secs_f64() / theirs.as_secs_f64()
-        );
-    };
-    println!();
-    println!(
-        "{:<22} {:>10} {:>12}   {:>7}",
-        "local store", "wasmbuild", "tar+zstd", "ratio"
-    );
-    row("save, cold", local.save_cold, tar_cold);
-    row("save, unchanged", local.save_unchanged, tar_again);
-    row("restore, cold", local.restore_cold, untar_cold);
-    row("restore, unchanged", local.restore_unchanged, untar_again);
+    table("local store", &local, &tar_figures);
     println!(
         "{:<22} {:>10} {:>12}",
         "stored MiB",
-        format!("{:.1}", local.stored_bytes as f64 / (1 << 20) as f64),
-        format!("{:.1}", tar_bytes as f64 / (1 << 20) as f64)
+        format!(
+            "{:.1}",
+            dir_size(&stores.join("local-0/blobs")) as f64 / (1 << 20) as f64
+        ),
+        format!(
+            "{:.1}",
+            fs::metadata(archive(0)).unwrap().len() as f64 / (1 << 20) as f64
+        )
     );
 
     let Some(binary) = s3s_fs() else {
@@ -340,7 +378,7 @@ fn main() {
         ..Default::default()
     };
     let locals = scratch.path().join("s3-locals");
-    let s3 = measure(
+    let (s3, _) = measure(
         "s3",
         &src,
         scratch.path(),
@@ -356,17 +394,17 @@ fn main() {
             )
             .unwrap()
         },
-        &|run| dir_size(&root.join(format!("bench/run{run}/blobs"))),
+        None,
     );
     let _ = server.kill();
     let _ = server.wait();
-    println!();
+    table("S3 (s3s-fs, loopback)", &s3, &tar_figures);
     println!(
-        "{:<22} {:>10} {:>12}   {:>7}",
-        "S3 (s3s-fs, loopback)", "wasmbuild", "tar+zstd", "ratio"
+        "{:<22} {:>10}",
+        "stored MiB",
+        format!(
+            "{:.1}",
+            dir_size(&root.join("bench/run0/blobs")) as f64 / (1 << 20) as f64
+        )
     );
-    row("save, cold", s3.save_cold, tar_cold);
-    row("save, unchanged", s3.save_unchanged, tar_again);
-    row("restore, cold", s3.restore_cold, untar_cold);
-    row("restore, unchanged", s3.restore_unchanged, untar_again);
 }

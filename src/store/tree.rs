@@ -543,7 +543,7 @@ fn walk(
     selection: &Selection,
     ignored: &mut Vec<String>,
 ) -> Result<Vec<Found>, StoreError> {
-    let mut found = Vec::new();
+    let mut listed = Vec::new();
     for base in selection.bases() {
         let start = if base.is_empty() {
             root.to_path_buf()
@@ -575,53 +575,55 @@ fn walk(
             if rel.is_empty() || !selection.matches(rel) {
                 continue;
             }
-            let meta = match entry.metadata() {
-                Ok(meta) => meta,
-                Err(e) => {
-                    ignored.push(format!("{rel}: {e}"));
-                    continue;
-                }
-            };
-            let file_type = meta.file_type();
-            let (kind, target) = if file_type.is_file() {
-                (EntryKind::File, None)
-            } else if file_type.is_dir() {
-                (EntryKind::Dir, None)
-            } else if file_type.is_symlink() {
-                match fs::read_link(entry.path()) {
-                    Ok(target) => match target.to_str() {
-                        Some(t) => (EntryKind::Symlink, Some(t.to_owned())),
-                        None => {
-                            ignored.push(format!("{rel}: link target is not UTF-8"));
-                            continue;
-                        }
-                    },
-                    Err(e) => {
-                        ignored.push(format!("{rel}: {e}"));
-                        continue;
-                    }
-                }
-            } else {
-                ignored.push(format!("{rel}: not a file, directory or symlink"));
-                continue;
-            };
-            found.push(Found {
-                rel: rel.to_owned(),
-                abs: entry.path().to_path_buf(),
-                kind,
-                mode: if kind == EntryKind::Symlink {
-                    0
-                } else {
-                    meta.permissions().mode() & 0o7777
-                },
-                stamp: Stamp::of(&meta),
-                target,
-            });
+            listed.push((rel.to_owned(), entry.into_path()));
+        }
+    }
+    // The metadata of each path, in parallel (most of a walk's time).
+    let described: Vec<Result<Found, String>> = listed
+        .into_par_iter()
+        .map(|(rel, abs)| describe(rel, abs))
+        .collect();
+    let mut found = Vec::with_capacity(described.len());
+    for entry in described {
+        match entry {
+            Ok(entry) => found.push(entry),
+            Err(why) => ignored.push(why),
         }
     }
     found.sort_by(|a, b| a.rel.cmp(&b.rel));
     found.dedup_by(|a, b| a.rel == b.rel);
     Ok(found)
+}
+
+/// What is at `abs` (`rel` in the tree), or why it is left out.
+fn describe(rel: String, abs: PathBuf) -> Result<Found, String> {
+    let meta = fs::symlink_metadata(&abs).map_err(|e| format!("{rel}: {e}"))?;
+    let file_type = meta.file_type();
+    let (kind, target) = if file_type.is_file() {
+        (EntryKind::File, None)
+    } else if file_type.is_dir() {
+        (EntryKind::Dir, None)
+    } else if file_type.is_symlink() {
+        let target = fs::read_link(&abs).map_err(|e| format!("{rel}: {e}"))?;
+        match target.to_str() {
+            Some(t) => (EntryKind::Symlink, Some(t.to_owned())),
+            None => return Err(format!("{rel}: link target is not UTF-8")),
+        }
+    } else {
+        return Err(format!("{rel}: not a file, directory or symlink"));
+    };
+    Ok(Found {
+        rel,
+        abs,
+        kind,
+        mode: if kind == EntryKind::Symlink {
+            0
+        } else {
+            meta.permissions().mode() & 0o7777
+        },
+        stamp: Stamp::of(&meta),
+        target,
+    })
 }
 
 /// The outcome for one file of a save.
