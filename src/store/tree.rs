@@ -989,6 +989,7 @@ pub(crate) fn save_tree(
     }
     let mut stats = SaveStats::default();
     let found = walk(root, selection, &mut stats.ignored)?;
+    let walked = started.elapsed();
     let index = FileIndex::load(store, root);
     let base_tree = options
         .base
@@ -1025,8 +1026,18 @@ pub(crate) fn save_tree(
     // a remote store, those are hashed first, and the store asked once for all that are
     // not known to be there.
     let remote = store.is_remote();
-    let done: Vec<Vec<(usize, FileResult)>> = plan(&files)
+    let mut units = plan(&files);
+    // Large units first, and taken one at a time, so that no thread is left with a big one
+    // at the end while the others idle.
+    units.sort_by_cached_key(|unit| {
+        std::cmp::Reverse(match unit {
+            Unit::Pack(members) => members.iter().map(|&i| files[i].stamp.size).sum(),
+            Unit::Own(i) => files[*i].stamp.size,
+        })
+    });
+    let done: Vec<Vec<(usize, FileResult)>> = units
         .par_iter()
+        .with_max_len(1)
         .map(|unit| match unit {
             Unit::Pack(members) => {
                 let group: Vec<&Found> = members.iter().map(|&i| files[i]).collect();
@@ -1106,6 +1117,7 @@ pub(crate) fn save_tree(
     }
     ctx.batch.finish()?;
     ctx.bar.finish();
+    let stored = started.elapsed();
 
     let mut entries = Vec::with_capacity(found.len());
     let mut index_updates = Vec::with_capacity(files.len());
@@ -1219,8 +1231,17 @@ pub(crate) fn save_tree(
     if options.base.as_deref() != Some(digest.as_str()) || !store.has_blob(&digest)? {
         store.put_blob(&bytes)?;
     }
+    let manifest = started.elapsed();
     index.save(index_updates, checked_ns, &tree);
     stats.elapsed = started.elapsed();
+    tracing::debug!(
+        "saved {}: walk {:?}, files {:?}, manifest {:?}, index {:?}",
+        root.display(),
+        walked,
+        stored - walked,
+        manifest - stored,
+        stats.elapsed - manifest
+    );
     Ok((digest, stats))
 }
 
@@ -1588,7 +1609,8 @@ pub(crate) fn restore_tree(
         }
     }
     units.extend(by_pack.into_values());
-    // Large units first, so that no thread is left with a big one at the end.
+    // Large units first, and taken one at a time, so that no thread is left with a big one
+    // at the end while the others idle.
     units.sort_by_cached_key(|unit| {
         std::cmp::Reverse(unit.iter().map(|&i| to_write[i].0.size).sum::<u64>())
     });
@@ -1596,6 +1618,7 @@ pub(crate) fn restore_tree(
     let written = AtomicU64::new(0);
     let done: Vec<Vec<(usize, Result<Stamp, String>)>> = units
         .par_iter()
+        .with_max_len(1)
         .map(|unit| {
             let files: Vec<(&TreeEntry, bool)> = unit.iter().map(|&i| to_write[i]).collect();
             let results = match files[0].0.pack.as_deref() {
