@@ -681,6 +681,17 @@ fn plan(files: &[&Found]) -> Vec<Unit> {
     units
 }
 
+/// The units of a parallel save or restore, in the order threads should take them: largest
+/// first and one at a time, so that no thread is left with a big one at the end while the
+/// others idle (rayon would otherwise hand each thread a contiguous half).
+fn largest_first<T: Sync>(
+    units: &mut [T],
+    size: impl Fn(&T) -> u64,
+) -> impl IndexedParallelIterator<Item = &T> {
+    units.sort_by_cached_key(|unit| std::cmp::Reverse(size(unit)));
+    units.par_iter().with_max_len(1)
+}
+
 /// Where each file of a pack starts, given (digest, size) in order: one after another,
 /// except that a file whose content is already in the pack points at that copy.
 fn pack_layout<'a>(files: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<u64> {
@@ -1026,38 +1037,32 @@ pub(crate) fn save_tree(
     // a remote store, those are hashed first, and the store asked once for all that are
     // not known to be there.
     let remote = store.is_remote();
+    let loaded = started.elapsed();
     let mut units = plan(&files);
-    // Large units first, and taken one at a time, so that no thread is left with a big one
-    // at the end while the others idle.
-    units.sort_by_cached_key(|unit| {
-        std::cmp::Reverse(match unit {
-            Unit::Pack(members) => members.iter().map(|&i| files[i].stamp.size).sum(),
-            Unit::Own(i) => files[*i].stamp.size,
-        })
-    });
-    let done: Vec<Vec<(usize, FileResult)>> = units
-        .par_iter()
-        .with_max_len(1)
-        .map(|unit| match unit {
-            Unit::Pack(members) => {
-                let group: Vec<&Found> = members.iter().map(|&i| files[i]).collect();
-                let results = ctx.save_pack(&group, &index)?;
-                Ok(members.iter().copied().zip(results).collect())
-            }
-            Unit::Own(i) => {
-                let f = files[*i];
-                let result = match index.lookup(&f.rel, &f.stamp) {
-                    _ if !remote => ctx.save_local(f, &index)?,
-                    Some(digest) => {
-                        ctx.bar.inc(f.stamp.size);
-                        FileResult::Unverified(digest.to_owned())
-                    }
-                    None => ctx.hash_and_store(f, None, &ctx.bar)?,
-                };
-                Ok(vec![(*i, result)])
-            }
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let done: Vec<Vec<(usize, FileResult)>> = largest_first(&mut units, |unit| match unit {
+        Unit::Pack(members) => members.iter().map(|&i| files[i].stamp.size).sum(),
+        Unit::Own(i) => files[*i].stamp.size,
+    })
+    .map(|unit| match unit {
+        Unit::Pack(members) => {
+            let group: Vec<&Found> = members.iter().map(|&i| files[i]).collect();
+            let results = ctx.save_pack(&group, &index)?;
+            Ok(members.iter().copied().zip(results).collect())
+        }
+        Unit::Own(i) => {
+            let f = files[*i];
+            let result = match index.lookup(&f.rel, &f.stamp) {
+                _ if !remote => ctx.save_local(f, &index)?,
+                Some(digest) => {
+                    ctx.bar.inc(f.stamp.size);
+                    FileResult::Unverified(digest.to_owned())
+                }
+                None => ctx.hash_and_store(f, None, &ctx.bar)?,
+            };
+            Ok(vec![(*i, result)])
+        }
+    })
+    .collect::<Result<_, StoreError>>()?;
     let mut slots: Vec<Option<FileResult>> = (0..files.len()).map(|_| None).collect();
     for (i, result) in done.into_iter().flatten() {
         slots[i] = Some(result);
@@ -1235,10 +1240,11 @@ pub(crate) fn save_tree(
     index.save(index_updates, checked_ns, &tree);
     stats.elapsed = started.elapsed();
     tracing::debug!(
-        "saved {}: walk {:?}, files {:?}, manifest {:?}, index {:?}",
+        "saved {}: walk {:?}, index and base tree loaded {:?}, files {:?}, manifest {:?}, index saved {:?}",
         root.display(),
         walked,
-        stored - walked,
+        loaded - walked,
+        stored - loaded,
         manifest - stored,
         stats.elapsed - manifest
     );
@@ -1609,31 +1615,26 @@ pub(crate) fn restore_tree(
         }
     }
     units.extend(by_pack.into_values());
-    // Large units first, and taken one at a time, so that no thread is left with a big one
-    // at the end while the others idle.
-    units.sort_by_cached_key(|unit| {
-        std::cmp::Reverse(unit.iter().map(|&i| to_write[i].0.size).sum::<u64>())
-    });
     let bar = Bar::bytes(to_write.iter().map(|(e, _)| e.size).sum(), "restoring");
     let written = AtomicU64::new(0);
-    let done: Vec<Vec<(usize, Result<Stamp, String>)>> = units
-        .par_iter()
-        .with_max_len(1)
-        .map(|unit| {
-            let files: Vec<(&TreeEntry, bool)> = unit.iter().map(|&i| to_write[i]).collect();
-            let results = match files[0].0.pack.as_deref() {
-                Some(pack) => ctx.write_packed(pack, &files, options)?,
-                None => vec![ctx.write_file(files[0].0, files[0].1, options, None)?],
-            };
-            for ((entry, _), result) in files.iter().zip(&results) {
-                bar.inc(entry.size);
-                if result.is_ok() {
-                    written.fetch_add(entry.size, Ordering::Relaxed);
-                }
+    let done: Vec<Vec<(usize, Result<Stamp, String>)>> = largest_first(&mut units, |unit| {
+        unit.iter().map(|&i| to_write[i].0.size).sum()
+    })
+    .map(|unit| {
+        let files: Vec<(&TreeEntry, bool)> = unit.iter().map(|&i| to_write[i]).collect();
+        let results = match files[0].0.pack.as_deref() {
+            Some(pack) => ctx.write_packed(pack, &files, options)?,
+            None => vec![ctx.write_file(files[0].0, files[0].1, options, None)?],
+        };
+        for ((entry, _), result) in files.iter().zip(&results) {
+            bar.inc(entry.size);
+            if result.is_ok() {
+                written.fetch_add(entry.size, Ordering::Relaxed);
             }
-            Ok(unit.iter().copied().zip(results).collect())
-        })
-        .collect::<Result<_, StoreError>>()?;
+        }
+        Ok(unit.iter().copied().zip(results).collect())
+    })
+    .collect::<Result<_, StoreError>>()?;
     let mut slots: Vec<Option<Result<Stamp, String>>> = (0..to_write.len()).map(|_| None).collect();
     for (i, result) in done.into_iter().flatten() {
         slots[i] = Some(result);
