@@ -489,20 +489,31 @@ impl Sandbox {
                     reason: format!("{e:#}"),
                 })?;
         }
-        if let Some((mount, rel)) = layout.resolve(&cwd) {
-            let host = if rel.is_empty() {
-                mount.host.clone()
-            } else {
-                mount.host.join(rel)
-            };
+        // The working directory is opened through the mount's capability (cap-std refuses
+        // `..` and links that leave the mount) and handed to WASI as that very open
+        // directory, never reopened by its host path: a guest that swapped a directory of
+        // the path for a link since the shell entered it cannot point `.` at the host.
+        if let Some((mount, _)) = layout.resolve(&cwd) {
             let perms = if mount.writable {
                 FsPerms::ReadWrite
             } else {
                 FsPerms::ReadOnly
             };
-            // A cwd that vanished or escapes is not fatal: the guest just has no `.`.
-            if let Err(error) = wasi.preopened_dir(&host, ".", perms) {
-                tracing::debug!(%error, cwd, "no `.` preopen");
+            match layout.open_dir(&cwd) {
+                Ok(dir) => {
+                    let host = opened_dir_path(&dir);
+                    if let Err(error) = wasi.preopened_dir(&host, ".", perms) {
+                        no_cwd(&stderr, &cwd, &error.to_string());
+                    }
+                    // `dir` is dropped only now: the preopen holds its own descriptor.
+                    drop(dir);
+                }
+                // A working directory that vanished is not worth a word, as on Unix: the
+                // program runs, relative paths fail.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::debug!(%error, cwd, "no `.` preopen");
+                }
+                Err(error) => no_cwd(&stderr, &cwd, &error.to_string()),
             }
         }
 
@@ -591,6 +602,32 @@ impl Sandbox {
             message: format!("{name}: {reason}"),
         })
     }
+}
+
+/// A host path naming the directory `dir` has open, not its path: `/proc/self/fd/N` is a
+/// link to the open file itself, so opening it cannot be redirected by a rename or a
+/// symbolic link made since. (wasmtime-wasi 48 preopens only by path.)
+fn opened_dir_path(dir: &cap_std::fs::Dir) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    let fd = dir.as_raw_fd();
+    if cfg!(target_os = "linux") {
+        PathBuf::from(format!("/proc/self/fd/{fd}"))
+    } else {
+        PathBuf::from(format!("/dev/fd/{fd}"))
+    }
+}
+
+/// A working directory that cannot be entered safely: the guest runs without `.` (relative
+/// paths fail) and its stderr says why, once.
+fn no_cwd(stderr: &OutputPipe, cwd: &str, reason: &str) {
+    tracing::warn!(cwd, reason, "no `.` preopen");
+    let _ = stderr.write_all(
+        format!(
+            "wasmbuild: working directory {cwd} cannot be entered inside the sandbox \
+             ({reason}); the program runs without one\n"
+        )
+        .as_bytes(),
+    );
 }
 
 /// Advances the engine's epoch on a background thread for the life of the process.

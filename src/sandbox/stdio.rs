@@ -109,7 +109,7 @@ impl OutputPipe {
             .flush()
     }
 
-    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())
