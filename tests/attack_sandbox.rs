@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{ensure_bundle, wasmbuild};
 
@@ -294,4 +294,255 @@ fn attack_exec_workdir_through_absolute_link() {
         );
     }
     host.assert_outside_untouched();
+}
+
+/// `wasmbuild exec --image IMAGE --timeout SECS [extra...] --src SRC -- ARGV`, timed.
+fn exec_timed(
+    image: &str,
+    src: &Path,
+    extra: &[&str],
+    argv: &[&str],
+) -> (std::process::Output, Duration) {
+    ensure_bundle("base");
+    if image != "base" {
+        ensure_bundle(image);
+    }
+    let started = Instant::now();
+    let out = wasmbuild()
+        .args(["exec", "--image", image])
+        .args(extra)
+        .arg("--src")
+        .arg(src)
+        .arg("--")
+        .args(argv)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("run wasmbuild exec");
+    (out, started.elapsed())
+}
+
+// Item 6: a guest asleep in a host call (`sleep 300`) stops at its deadline.
+#[test]
+fn attack_deadline_stops_sleep() {
+    let host = Host::new();
+    let (out, took) = exec_timed("base", &host.src, &["--timeout", "0.5"], &["sleep", "300"]);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("sleep: stopped: deadline exceeded"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+// Item 6: python's sleep (an absolute monotonic timeout) stops at the deadline too.
+#[test]
+fn attack_deadline_stops_python_sleep() {
+    let host = Host::new();
+    let (out, took) = exec_timed(
+        "python",
+        &host.src,
+        &["--timeout", "1"],
+        &[
+            "python",
+            "-c",
+            "import time; time.sleep(300); print('slept')",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("slept"));
+    assert!(
+        text(&out.stderr).contains("stopped: deadline exceeded"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+// Item 6: the deterministic (virtual clock) mode sleeps as asked and stops at the deadline.
+#[test]
+fn attack_deadline_stops_sleep_with_virtual_clocks() {
+    let host = Host::new();
+    let (out, took) = exec_timed(
+        "python",
+        &host.src,
+        &["--deterministic", "--timeout", "10"],
+        &[
+            "python",
+            "-c",
+            "import time; time.sleep(0.3); print('slept')",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "slept\n");
+    assert!(
+        took >= Duration::from_millis(300),
+        "returned early: {took:?}"
+    );
+    let (out, took) = exec_timed(
+        "base",
+        &host.src,
+        &["--deterministic", "--timeout", "0.5"],
+        &["sleep", "300"],
+    );
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+// Item 6: a short sleep still lasts as long as asked (the slices add up).
+#[test]
+fn attack_sleep_is_not_cut_short() {
+    let host = Host::new();
+    let (out, took) = exec_timed("base", &host.src, &["--timeout", "30"], &["sleep", "0.4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        took >= Duration::from_millis(400),
+        "returned early: {took:?}"
+    );
+}
+
+// Item 6: a guest blocked reading a stdin that never ends stops at its deadline.
+#[test]
+fn attack_deadline_stops_blocked_stdin_read() {
+    ensure_bundle("base");
+    let host = Host::new();
+    let started = Instant::now();
+    let mut child = std::process::Command::new(
+        std::env::var_os("CARGO_BIN_EXE_wasmbuild")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasmbuild"))),
+    )
+    .env("WASMBUILD_STORE", common::store_dir())
+    .args(["exec", "--timeout", "0.5", "--src"])
+    .arg(&host.src)
+    .args(["--", "cat"])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Holds the write end open and silent: the read can only end by the deadline.
+    let stdin = child.stdin.take();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("cat blocked on stdin outlived its deadline");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cat: stopped: deadline exceeded"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// Item 6: a guest spinning in WebAssembly stops at its deadline.
+#[test]
+fn attack_deadline_stops_cpu_loop() {
+    let host = Host::new();
+    common::write_wat(
+        &host.src,
+        "spin.wasm",
+        r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#,
+    );
+    let (out, took) = exec_timed("base", &host.src, &["--timeout", "0.5"], &["./spin.wasm"]);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("./spin.wasm: stopped: deadline exceeded"));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+/// `wasmbuild run SRC -a OUT ARGS` on a buildspec, timed.
+fn run_build(buildspec: &str, args: &[&str]) -> (common::Run, Duration) {
+    ensure_bundle("base");
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = wasmbuild()
+        .arg("run")
+        .arg(src.path())
+        .arg("-a")
+        .arg(out.path())
+        .args(args)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("run wasmbuild");
+    (common::Run { output, out }, started.elapsed())
+}
+
+// Item 6: a build whose command sleeps past `--timeout` ends TIMED_OUT, quickly, recorded.
+#[test]
+fn attack_build_timeout_stops_sleep() {
+    let (run, took) = run_build(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 300\n      - echo after-sleep\n",
+        // 0.05 minutes: 3 seconds.
+        &["--timeout", "0.05"],
+    );
+    assert_eq!(run.status(), 4, "{}\n{}", run.stdout(), run.stderr());
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(run.record()["buildStatus"], "TIMED_OUT", "{}", run.record());
+    assert!(!run.log().contains("\nafter-sleep"), "{}", run.log());
+}
+
+// Item 6: Ctrl-C (cancel) stops a build asleep in a guest; the build ends STOPPED.
+#[test]
+fn attack_cancel_stops_sleep() {
+    ensure_bundle("base");
+    let src = tempfile::tempdir().unwrap();
+    fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo sleeping\n      - sleep 300\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(
+        std::env::var_os("CARGO_BIN_EXE_wasmbuild")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasmbuild"))),
+    )
+    .env("WASMBUILD_STORE", common::store_dir())
+    .arg("run")
+    .arg(src.path())
+    .arg("-a")
+    .arg(out.path())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    // Waits until the build is in its sleep, then interrupts it once.
+    let started = Instant::now();
+    while !fs::read_to_string(out.path().join("build.log"))
+        .unwrap_or_default()
+        .contains("Running command sleep 300")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the build never slept"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let interrupted = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if interrupted.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the sleeping guest ignored the cancel");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(5));
+    let record: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.path().join("build.json")).unwrap()).unwrap();
+    assert_eq!(record["buildStatus"], "STOPPED", "{record}");
 }
