@@ -52,13 +52,12 @@ impl Guest {
                 .map_err(|e| Failure::fault(format!("{}: {e}", dir.display())))?;
         }
         let layout = Layout::build(src, tmp, home);
-        match layout.resolve(cwd) {
-            Some((mount, rel)) if mount.host.join(rel).is_dir() => {}
-            _ => {
-                return Err(Failure::bad_input(format!(
-                    "{cwd} is not a directory the guest can see"
-                )));
-            }
+        // Opened through the mount's capability, as the sandbox will: a link in the source
+        // that leads out of the mount is not a directory the guest can see.
+        if let Err(error) = layout.open_dir(cwd) {
+            return Err(Failure::bad_input(format!(
+                "{cwd} is not a directory the guest can see ({error})"
+            )));
         }
         let image = Arc::new(image);
         let mut runner = ImageRunner::new(ctx.sandbox()?, image.clone(), layout);

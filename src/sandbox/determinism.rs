@@ -72,9 +72,14 @@ impl Determinism {
         hasher.finalize().into()
     }
 
-    /// Applies the clocks and generators to a WASI context being built.
-    pub(super) fn configure(&self, wasi: &mut wasmtime_wasi::WasiCtxBuilder) {
+    /// Applies the clocks and generators to a WASI context being built; returns the clocks,
+    /// for the host functions that turn the guest's absolute timeouts into durations.
+    pub(super) fn configure(&self, wasi: &mut wasmtime_wasi::WasiCtxBuilder) -> VirtualClocks {
         let time = VirtualTime::default();
+        let clocks = VirtualClocks {
+            epoch: Duration::from_secs(self.source_date_epoch),
+            time: time.clone(),
+        };
         wasi.wall_clock(VirtualWallClock {
             epoch: Duration::from_secs(self.source_date_epoch),
             time: time.clone(),
@@ -87,6 +92,25 @@ impl Determinism {
             .insecure_random_seed(u128::from_le_bytes(
                 self.seed[..16].try_into().expect("16 bytes"),
             ));
+        clocks
+    }
+}
+
+/// A deterministic guest's clocks, as the guest reads them (each reading advances them).
+#[derive(Clone)]
+pub(super) struct VirtualClocks {
+    epoch: Duration,
+    time: VirtualTime,
+}
+
+impl VirtualClocks {
+    pub(super) fn monotonic_now(&self) -> u64 {
+        self.time.read()
+    }
+
+    pub(super) fn wall_now(&self) -> u64 {
+        let now = self.epoch + Duration::from_nanos(self.time.read());
+        u64::try_from(now.as_nanos()).unwrap_or(u64::MAX)
     }
 }
 

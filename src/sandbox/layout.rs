@@ -2,7 +2,10 @@
 //! paths, and whether it may write there. A plain value; the sandbox turns it into WASI
 //! preopens and the shell into capability-scoped `cap_std` directories.
 
+use std::io;
 use std::path::PathBuf;
+
+use cap_std::fs::Dir;
 
 /// Guest path of the build's source workspace (`CODEBUILD_SRC_DIR`).
 pub const SRC_DIR: &str = "/codebuild/output/src";
@@ -77,6 +80,25 @@ impl Layout {
                 }
             })
             .max_by_key(|(m, _)| m.guest.len())
+    }
+
+    /// Opens the guest directory `guest_path` (absolute, normalised) on the host through a
+    /// capability: the mount's root is opened, then the path below it is resolved by cap-std,
+    /// which refuses `..` above the root and symbolic links (relative or absolute, direct or
+    /// chained) that lead out of the mount. The host path is never reopened by string.
+    pub fn open_dir(&self, guest_path: &str) -> io::Result<Dir> {
+        let (mount, rel) = self.resolve(guest_path).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{guest_path} is not inside any directory the guest can see"),
+            )
+        })?;
+        let root = Dir::open_ambient_dir(&mount.host, cap_std::ambient_authority())?;
+        if rel.is_empty() {
+            Ok(root)
+        } else {
+            root.open_dir(rel)
+        }
     }
 }
 

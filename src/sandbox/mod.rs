@@ -5,12 +5,13 @@
 
 mod code_cache;
 mod determinism;
+mod interrupt;
 pub mod layout;
 mod stdio;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ pub use determinism::Determinism;
 pub use layout::{Layout, Mount};
 pub use stdio::{GuestInput, GuestOutput, SharedBuffer};
 
+use interrupt::{GuestClocks, HostMonotonic, StopSignal};
 use stdio::{InputPipe, OutputPipe};
 
 /// Exit status of a guest stopped by its deadline (as `timeout(1)` reports it).
@@ -184,6 +186,12 @@ pub struct GuestState {
     limits: GuestLimits,
     /// WASI's own functions that a deterministic guest's replacements wrap.
     originals: Option<determinism::Originals>,
+    /// The deadline and cancel flag, checked by host calls that block.
+    stop: StopSignal,
+    /// The clocks the guest reads.
+    clocks: GuestClocks,
+    /// WASI's own `poll_oneoff`, made on first need (see `interrupt`).
+    poll_original: Option<wasmtime::TypedFunc<(i32, i32, i32, i32), i32>>,
 }
 
 struct GuestLimits {
@@ -247,11 +255,17 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         let engine = Self::engine(config.memory_limit)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| {
+        let mut raw_linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut raw_linker, |state: &mut GuestState| {
             &mut state.wasi
         })
         .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        // Sleeps wake at the deadline and on cancel.
+        let poll_interposer = Module::new(&engine, interrupt::POLL_INTERPOSER)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let mut linker = raw_linker.clone();
+        interrupt::shadow_poll(&mut linker, raw_linker, poll_interposer)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut sorted_linker = linker.clone();
         determinism::shadow(&mut sorted_linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
         let interposer = Module::new(&engine, determinism::INTERPOSER)
@@ -446,19 +460,28 @@ impl Sandbox {
         let stdout = OutputPipe::new(stdout, terminal[1]);
         let stderr = OutputPipe::new(stderr, terminal[2]);
 
+        let stop = StopSignal {
+            deadline,
+            cancel: cancel.clone(),
+        };
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&argv)
             .envs(&env)
-            .stdin(InputPipe::new(stdin, terminal[0]))
+            .stdin(InputPipe::new(stdin, terminal[0], stop.clone()))
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_blocking_current_thread(true)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        if let Some(determinism) = &determinism {
-            determinism.configure(&mut wasi);
-        }
+        let clocks = match &determinism {
+            Some(determinism) => GuestClocks::Virtual(determinism.configure(&mut wasi)),
+            None => {
+                let start = Instant::now();
+                wasi.monotonic_clock(HostMonotonic { start });
+                GuestClocks::Host { start }
+            }
+        };
         // Read-only, empty stand-ins for the directories leading to each mount
         // (`/codebuild`, `/codebuild/output`, `/opt/runtimes`), so that a guest walking up
         // from its cwd (`realpath`, `readlink -f`, `pwd -P`) finds a consistent tree and sees
@@ -489,20 +512,31 @@ impl Sandbox {
                     reason: format!("{e:#}"),
                 })?;
         }
-        if let Some((mount, rel)) = layout.resolve(&cwd) {
-            let host = if rel.is_empty() {
-                mount.host.clone()
-            } else {
-                mount.host.join(rel)
-            };
+        // The working directory is opened through the mount's capability (cap-std refuses
+        // `..` and links that leave the mount) and handed to WASI as that very open
+        // directory, never reopened by its host path: a guest that swapped a directory of
+        // the path for a link since the shell entered it cannot point `.` at the host.
+        if let Some((mount, _)) = layout.resolve(&cwd) {
             let perms = if mount.writable {
                 FsPerms::ReadWrite
             } else {
                 FsPerms::ReadOnly
             };
-            // A cwd that vanished or escapes is not fatal: the guest just has no `.`.
-            if let Err(error) = wasi.preopened_dir(&host, ".", perms) {
-                tracing::debug!(%error, cwd, "no `.` preopen");
+            match layout.open_dir(&cwd) {
+                Ok(dir) => {
+                    let host = opened_dir_path(&dir);
+                    if let Err(error) = wasi.preopened_dir(&host, ".", perms) {
+                        no_cwd(&stderr, &cwd, &error.to_string());
+                    }
+                    // `dir` is dropped only now: the preopen holds its own descriptor.
+                    drop(dir);
+                }
+                // A working directory that vanished is not worth a word, as on Unix: the
+                // program runs, relative paths fail.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::debug!(%error, cwd, "no `.` preopen");
+                }
+                Err(error) => no_cwd(&stderr, &cwd, &error.to_string()),
             }
         }
 
@@ -513,18 +547,17 @@ impl Sandbox {
                 memory_denied: false,
             },
             originals: None,
+            stop: stop.clone(),
+            clocks,
+            poll_original: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(Interrupted(TrapKind::Cancelled).into());
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Interrupted(TrapKind::Deadline).into());
-            }
-            Ok(UpdateDeadline::Continue(1))
+        let epoch_stop = stop.clone();
+        store.epoch_deadline_callback(move |_| match epoch_stop.check() {
+            Some(kind) => Err(Interrupted(kind).into()),
+            None => Ok(UpdateDeadline::Continue(1)),
         });
 
         let pre = if determinism.is_some() {
@@ -560,12 +593,23 @@ impl Sandbox {
             return Ok(GuestExit::Exited(exit.0));
         }
         let memory_denied = store.data().limits.memory_denied;
-        let (kind, reason) = if let Some(Interrupted(kind)) = error.downcast_ref::<Interrupted>() {
+        // A host call stopped by the deadline or cancel may hand its reason back wrapped;
+        // a guest that failed once it had to stop was stopped.
+        let interrupted = error
+            .downcast_ref::<Interrupted>()
+            .map(|i| i.0)
+            .or_else(|| {
+                error
+                    .chain()
+                    .find_map(|e| e.downcast_ref::<Interrupted>().map(|i| i.0))
+            })
+            .or_else(|| stop.check());
+        let (kind, reason) = if let Some(kind) = interrupted {
             let reason = match kind {
                 TrapKind::Deadline => "stopped: deadline exceeded".to_owned(),
                 _ => "stopped: cancelled".to_owned(),
             };
-            (*kind, reason)
+            (kind, reason)
         } else if memory_denied {
             let limit = self.memory_limit >> 20;
             (
@@ -591,6 +635,32 @@ impl Sandbox {
             message: format!("{name}: {reason}"),
         })
     }
+}
+
+/// A host path naming the directory `dir` has open, not its path: `/proc/self/fd/N` is a
+/// link to the open file itself, so opening it cannot be redirected by a rename or a
+/// symbolic link made since. (wasmtime-wasi 48 preopens only by path.)
+fn opened_dir_path(dir: &cap_std::fs::Dir) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    let fd = dir.as_raw_fd();
+    if cfg!(target_os = "linux") {
+        PathBuf::from(format!("/proc/self/fd/{fd}"))
+    } else {
+        PathBuf::from(format!("/dev/fd/{fd}"))
+    }
+}
+
+/// A working directory that cannot be entered safely: the guest runs without `.` (relative
+/// paths fail) and its stderr says why, once.
+fn no_cwd(stderr: &OutputPipe, cwd: &str, reason: &str) {
+    tracing::warn!(cwd, reason, "no `.` preopen");
+    let _ = stderr.write_all(
+        format!(
+            "wasmbuild: working directory {cwd} cannot be entered inside the sandbox \
+             ({reason}); the program runs without one\n"
+        )
+        .as_bytes(),
+    );
 }
 
 /// Advances the engine's epoch on a background thread for the life of the process.

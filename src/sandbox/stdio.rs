@@ -3,11 +3,14 @@
 //! own thread, so a blocking read or write only ever holds up the guest it belongs to.
 
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+
+use super::Interrupted;
+use super::interrupt::{CHECK_SLICE, StopSignal};
 
 /// What a guest reads as stdin.
 pub type GuestInput = Box<dyn Read + Send>;
@@ -18,17 +21,144 @@ pub type GuestOutput = Box<dyn Write + Send>;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// stdin for a guest, shared by every handle the guest opens on it.
+///
+/// When the guest can be stopped (a deadline, a cancel flag), reads happen on a helper
+/// thread, started at the first read, that reads exactly what the guest asks for (never
+/// ahead, so what the guest does not read stays for the next reader); the guest waits in
+/// slices and stops at its deadline or on cancel even while the read blocks.
 #[derive(Clone)]
 pub(crate) struct InputPipe {
-    reader: Arc<Mutex<GuestInput>>,
+    inner: Arc<InputInner>,
     terminal: bool,
 }
 
+struct InputInner {
+    /// The reader while no helper thread has taken it.
+    reader: Mutex<Option<GuestInput>>,
+    pump: Mutex<Option<Pump>>,
+    stop: StopSignal,
+}
+
+/// The helper thread's ends: read requests (sizes) in, results out.
+struct Pump {
+    requests: mpsc::Sender<usize>,
+    replies: mpsc::Receiver<io::Result<Vec<u8>>>,
+}
+
 impl InputPipe {
-    pub(crate) fn new(reader: GuestInput, terminal: bool) -> Self {
+    pub(crate) fn new(reader: GuestInput, terminal: bool, stop: StopSignal) -> Self {
         InputPipe {
-            reader: Arc::new(Mutex::new(reader)),
+            inner: Arc::new(InputInner {
+                reader: Mutex::new(Some(reader)),
+                pump: Mutex::new(None),
+                stop,
+            }),
             terminal,
+        }
+    }
+
+    /// One read of at most `size` bytes; empty at end of input.
+    fn read_chunk(&self, size: usize) -> StreamResult<Vec<u8>> {
+        let size = size.clamp(1, READ_CHUNK);
+        if !self.inner.stop.is_armed() {
+            return self.read_here(size);
+        }
+        let mut pump = self.inner.pump.lock().unwrap_or_else(|e| e.into_inner());
+        if pump.is_none() {
+            let Some(reader) = self
+                .inner
+                .reader
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            else {
+                return Err(StreamError::Closed);
+            };
+            match Pump::start(reader) {
+                Ok(started) => *pump = Some(started),
+                Err((reader, error)) => {
+                    tracing::debug!(%error, "no stdin helper thread; reading in place");
+                    *self.inner.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
+                    drop(pump);
+                    return self.read_here(size);
+                }
+            }
+        }
+        let pump = pump.as_ref().expect("started above");
+        if pump.requests.send(size).is_err() {
+            return Err(StreamError::Closed);
+        }
+        loop {
+            match pump.replies.recv_timeout(CHECK_SLICE) {
+                Ok(Ok(bytes)) => return Ok(bytes),
+                Ok(Err(e)) => return Err(StreamError::LastOperationFailed(e.into())),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(StreamError::Closed),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(kind) = self.inner.stop.check() {
+                        return Err(StreamError::Trap(Interrupted(kind).into()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_here(&self, size: usize) -> StreamResult<Vec<u8>> {
+        let mut reader = self.inner.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(reader) = reader.as_mut() else {
+            return Err(StreamError::Closed);
+        };
+        read_once(reader.as_mut(), size).map_err(|e| StreamError::LastOperationFailed(e.into()))
+    }
+}
+
+/// One read of at most `size` bytes, retried on EINTR.
+fn read_once(reader: &mut dyn Read, size: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; size];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Pump {
+    fn start(reader: GuestInput) -> Result<Pump, (GuestInput, io::Error)> {
+        let (requests, request_rx) = mpsc::channel::<usize>();
+        let (reply_tx, replies) = mpsc::channel();
+        // The reader goes to the thread through a slot, so that it comes back if the
+        // thread cannot be started.
+        let slot = Arc::new(Mutex::new(Some(reader)));
+        let thread_slot = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wasmbuild-stdin".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let Some(mut reader) = thread_slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+                else {
+                    return;
+                };
+                // Ends when the guest's pipe is dropped (its last handle closed).
+                while let Ok(size) = request_rx.recv() {
+                    if reply_tx.send(read_once(reader.as_mut(), size)).is_err() {
+                        break;
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Ok(Pump { requests, replies }),
+            Err(error) => {
+                let reader = slot
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                    .expect("the thread never ran");
+                Err((reader, error))
+            }
         }
     }
 }
@@ -57,19 +187,11 @@ impl Pollable for InputPipe {
 
 impl InputStream for InputPipe {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        let mut buf = vec![0u8; size.clamp(1, READ_CHUNK)];
-        let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => return Err(StreamError::Closed),
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(Bytes::from(buf));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(StreamError::LastOperationFailed(e.into())),
-            }
+        let bytes = self.read_chunk(size)?;
+        if bytes.is_empty() {
+            return Err(StreamError::Closed);
         }
+        Ok(Bytes::from(bytes))
     }
 }
 
@@ -81,9 +203,20 @@ impl tokio::io::AsyncRead for AsyncInput {
         _cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        let mut reader = self.0.reader.lock().unwrap_or_else(|e| e.into_inner());
-        let n = reader.read(buf.initialize_unfilled());
-        std::task::Poll::Ready(n.map(|n| buf.advance(n)))
+        if buf.remaining() == 0 {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        let result = match self.0.read_chunk(buf.remaining()) {
+            Ok(bytes) => {
+                buf.put_slice(&bytes);
+                Ok(())
+            }
+            Err(StreamError::Closed) => Ok(()),
+            Err(StreamError::LastOperationFailed(e)) | Err(StreamError::Trap(e)) => {
+                Err(io::Error::other(e.to_string()))
+            }
+        };
+        std::task::Poll::Ready(result)
     }
 }
 
@@ -109,7 +242,7 @@ impl OutputPipe {
             .flush()
     }
 
-    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
         self.writer
             .lock()
             .unwrap_or_else(|e| e.into_inner())

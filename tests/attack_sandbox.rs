@@ -1,0 +1,548 @@
+//! Attacks on the sandbox (issue 13): a hostile guest tries to reach the host through the
+//! working directory, links, traversal and absolute paths, to see /proc, /dev or the host's
+//! environment, to open sockets, to exhaust memory, to outlive its deadline, and to have a
+//! tampered bundle file run. Each case asserts containment (the host file outside is unread
+//! and untouched), the exit status and the message.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{ensure_bundle, wasmbuild};
+
+/// A source directory and, next to it, a host directory the guest must never reach, with a
+/// secret in it.
+struct Host {
+    _root: tempfile::TempDir,
+    src: PathBuf,
+    outside: PathBuf,
+}
+
+const SECRET: &str = "host-secret-7f3a";
+
+impl Host {
+    fn new() -> Host {
+        let root = tempfile::tempdir().unwrap();
+        let src = root.path().join("src");
+        let outside = root.path().join("outside");
+        fs::create_dir(&src).unwrap();
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret.txt"), SECRET).unwrap();
+        Host {
+            _root: root,
+            src,
+            outside,
+        }
+    }
+
+    /// Asserts the outside directory holds exactly the secret, unchanged.
+    fn assert_outside_untouched(&self) {
+        let mut names: Vec<String> = fs::read_dir(&self.outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["secret.txt"], "the guest wrote outside its mounts");
+        assert_eq!(
+            fs::read_to_string(self.outside.join("secret.txt")).unwrap(),
+            SECRET
+        );
+    }
+
+    /// The relative link from `src/<depth levels>` to the outside directory.
+    fn climb_to_outside(levels: usize) -> String {
+        format!("{}outside", "../".repeat(levels))
+    }
+}
+
+/// `wasmbuild sh --image IMAGE --src SRC -c SCRIPT`.
+fn sh(image: &str, src: &Path, script: &str) -> std::process::Output {
+    ensure_bundle("base");
+    if image != "base" {
+        ensure_bundle(image);
+    }
+    wasmbuild()
+        .args(["sh", "--image", image, "--src"])
+        .arg(src)
+        .args(["-c", script])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("run wasmbuild sh")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A python program that does not run `site` (so it never calls `os.chdir`): its relative
+/// paths go through the `.` preopen itself. It reads `secret.txt` and tries to create
+/// `pwned` in its working directory, and reports both.
+const PYTHON_USES_DOT: &str = "python -S -c \"\
+import os
+try:
+    print('READ', open('secret.txt').read())
+except OSError as e:
+    print('read refused')
+try:
+    open('pwned', 'w').write('x')
+    print('WROTE')
+except OSError as e:
+    print('write refused')
+\"";
+
+/// Runs `setup` (shell lines that end in the working directory under attack), then the
+/// python program above, and checks that the host outside was neither read nor written.
+fn assert_cwd_attack_contained(host: &Host, setup: &str) -> String {
+    let script = format!("{setup}\n{PYTHON_USES_DOT}\necho done");
+    let out = sh("python", &host.src, &script);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !stdout.contains(SECRET) && !stdout.contains("WROTE"),
+        "the guest reached the host through its working directory:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("read refused"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("write refused"), "{stdout}\n{stderr}");
+    assert!(stdout.ends_with("done\n"), "{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    host.assert_outside_untouched();
+    stderr
+}
+
+// Item 1: `cd d`, then a guest swaps d for a relative link climbing out to a host directory.
+#[test]
+fn attack_cwd_swapped_for_relative_link_after_cd() {
+    let host = Host::new();
+    let setup = format!(
+        "mkdir d\ncd d\nrm -r $CODEBUILD_SRC_DIR/d\nln -s {} $CODEBUILD_SRC_DIR/d",
+        Host::climb_to_outside(1)
+    );
+    let stderr = assert_cwd_attack_contained(&host, &setup);
+    assert!(
+        stderr.contains("working directory /codebuild/output/src/d cannot be entered"),
+        "{stderr}"
+    );
+}
+
+// Item 1: the swapped-in link climbs far above the host's root (`../../../../..`).
+#[test]
+fn attack_cwd_swapped_for_link_to_host_root() {
+    let host = Host::new();
+    let out = sh(
+        "python",
+        &host.src,
+        "mkdir d\ncd d\nrm -r $CODEBUILD_SRC_DIR/d\nln -s ../../../../../../../../../.. $CODEBUILD_SRC_DIR/d\n\
+         python -S -c \"\
+import os
+for p in ('etc/passwd', 'proc/self/environ'):
+    try:
+        print('READ', open(p).read()[:40])
+    except OSError:
+        print('refused')
+try:
+    print(sorted(os.listdir('.')))
+except OSError:
+    print('listing refused')
+\"",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout,
+        "refused\nrefused\nlisting refused\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("cannot be entered"));
+}
+
+// Item 1: the swapped-in link is absolute (a host path).
+#[test]
+fn attack_cwd_swapped_for_absolute_link() {
+    let host = Host::new();
+    let setup = format!(
+        "mkdir d\ncd d\nrm -r $CODEBUILD_SRC_DIR/d\nln -s {} $CODEBUILD_SRC_DIR/d",
+        host.outside.display()
+    );
+    assert_cwd_attack_contained(&host, &setup);
+}
+
+// Item 1: a chain of links, each inside the workspace but the last, leads out.
+#[test]
+fn attack_cwd_swapped_for_link_chain() {
+    let host = Host::new();
+    let setup = format!(
+        "mkdir -p d x/y\ncd d\nrm -r $CODEBUILD_SRC_DIR/d\n\
+         ln -s x/y/hop2 $CODEBUILD_SRC_DIR/d\n\
+         ln -s ../../hop3 $CODEBUILD_SRC_DIR/x/y/hop2\n\
+         ln -s {} $CODEBUILD_SRC_DIR/hop3",
+        Host::climb_to_outside(1)
+    );
+    assert_cwd_attack_contained(&host, &setup);
+}
+
+// Item 1: a directory higher up the working directory's path is the one swapped.
+#[test]
+fn attack_cwd_parent_swapped_for_link() {
+    let host = Host::new();
+    // The outside directory gets the same shape so that `a/b` exists there.
+    fs::create_dir_all(host.outside.join("b")).unwrap();
+    fs::write(host.outside.join("b/secret.txt"), SECRET).unwrap();
+    let setup = format!(
+        "mkdir -p a/b\ncd a/b\nrm -r $CODEBUILD_SRC_DIR/a\nln -s {} $CODEBUILD_SRC_DIR/a",
+        Host::climb_to_outside(1)
+    );
+    let script = format!("{setup}\n{PYTHON_USES_DOT}\necho done");
+    let out = sh("python", &host.src, &script);
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains(SECRET) && !stdout.contains("WROTE"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+    assert!(!host.outside.join("b/pwned").exists());
+    assert_eq!(
+        fs::read_to_string(host.outside.join("b/secret.txt")).unwrap(),
+        SECRET
+    );
+}
+
+// Item 1: `cd` into a link that leads out (made by the guest), then run programs there.
+#[test]
+fn attack_cd_into_escaping_link_then_run_program() {
+    let host = Host::new();
+    let setup = format!(
+        "ln -s {} l\ncd l\ncat secret.txt\nls\ntouch pwned",
+        Host::climb_to_outside(1)
+    );
+    let script = format!("{setup}\n{PYTHON_USES_DOT}\necho done");
+    let out = sh("python", &host.src, &script);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!stdout.contains(SECRET), "{stdout}\n{stderr}");
+    assert!(stdout.contains("read refused"), "{stdout}\n{stderr}");
+    assert!(stdout.ends_with("done\n"), "{stdout}\n{stderr}");
+    host.assert_outside_untouched();
+}
+
+// Item 1: a link that stays inside the workspace still works as a working directory.
+#[test]
+fn attack_cwd_through_inner_link_still_works() {
+    let host = Host::new();
+    fs::create_dir(host.src.join("real")).unwrap();
+    fs::write(host.src.join("real/inner.txt"), "inner").unwrap();
+    std::os::unix::fs::symlink("real", host.src.join("alias")).unwrap();
+    let out = sh(
+        "python",
+        &host.src,
+        "cd alias\npython -S -c \"print(open('inner.txt').read()); open('made', 'w').write('m')\"\ncat inner.txt",
+    );
+    assert_eq!(text(&out.stdout), "inner\ninner", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(fs::read_to_string(host.src.join("real/made")).unwrap(), "m");
+}
+
+/// `wasmbuild exec --workdir WORKDIR --src SRC -- python -S -c CODE` reading secret.txt.
+fn exec_workdir(src: &Path, workdir: &str) -> std::process::Output {
+    ensure_bundle("base");
+    ensure_bundle("python");
+    wasmbuild()
+        .args(["exec", "--image", "python", "--workdir", workdir, "--src"])
+        .arg(src)
+        .args([
+            "--",
+            "python",
+            "-S",
+            "-c",
+            "print(open('secret.txt').read()); open('pwned', 'w').write('x')",
+        ])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("run wasmbuild exec")
+}
+
+// Item 1: `exec --workdir` through a relative link in the source that leads out.
+#[test]
+fn attack_exec_workdir_through_relative_link() {
+    let host = Host::new();
+    std::os::unix::fs::symlink(Host::climb_to_outside(1), host.src.join("l")).unwrap();
+    let out = exec_workdir(&host.src, "l");
+    assert!(!text(&out.stdout).contains(SECRET));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("--workdir l: /codebuild/output/src/l is not a directory the guest can see"),
+        "{}",
+        text(&out.stderr)
+    );
+    host.assert_outside_untouched();
+}
+
+// Item 1: `exec --workdir` through an absolute link, and through a link below a directory.
+#[test]
+fn attack_exec_workdir_through_absolute_link() {
+    let host = Host::new();
+    fs::create_dir(host.src.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&host.outside, host.src.join("sub/l")).unwrap();
+    for workdir in ["sub/l", "/codebuild/output/src/sub/l"] {
+        let out = exec_workdir(&host.src, workdir);
+        assert!(!text(&out.stdout).contains(SECRET));
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("is not a directory the guest can see"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    host.assert_outside_untouched();
+}
+
+/// `wasmbuild exec --image IMAGE --timeout SECS [extra...] --src SRC -- ARGV`, timed.
+fn exec_timed(
+    image: &str,
+    src: &Path,
+    extra: &[&str],
+    argv: &[&str],
+) -> (std::process::Output, Duration) {
+    ensure_bundle("base");
+    if image != "base" {
+        ensure_bundle(image);
+    }
+    let started = Instant::now();
+    let out = wasmbuild()
+        .args(["exec", "--image", image])
+        .args(extra)
+        .arg("--src")
+        .arg(src)
+        .arg("--")
+        .args(argv)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("run wasmbuild exec");
+    (out, started.elapsed())
+}
+
+// Item 6: a guest asleep in a host call (`sleep 300`) stops at its deadline.
+#[test]
+fn attack_deadline_stops_sleep() {
+    let host = Host::new();
+    let (out, took) = exec_timed("base", &host.src, &["--timeout", "0.5"], &["sleep", "300"]);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("sleep: stopped: deadline exceeded"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+// Item 6: python's sleep (an absolute monotonic timeout) stops at the deadline too.
+#[test]
+fn attack_deadline_stops_python_sleep() {
+    let host = Host::new();
+    let (out, took) = exec_timed(
+        "python",
+        &host.src,
+        &["--timeout", "1"],
+        &[
+            "python",
+            "-c",
+            "import time; time.sleep(300); print('slept')",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("slept"));
+    assert!(
+        text(&out.stderr).contains("stopped: deadline exceeded"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+// Item 6: the deterministic (virtual clock) mode sleeps as asked and stops at the deadline.
+#[test]
+fn attack_deadline_stops_sleep_with_virtual_clocks() {
+    let host = Host::new();
+    let (out, took) = exec_timed(
+        "python",
+        &host.src,
+        &["--deterministic", "--timeout", "10"],
+        &[
+            "python",
+            "-c",
+            "import time; time.sleep(0.3); print('slept')",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "slept\n");
+    assert!(
+        took >= Duration::from_millis(300),
+        "returned early: {took:?}"
+    );
+    let (out, took) = exec_timed(
+        "base",
+        &host.src,
+        &["--deterministic", "--timeout", "0.5"],
+        &["sleep", "300"],
+    );
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+// Item 6: a short sleep still lasts as long as asked (the slices add up).
+#[test]
+fn attack_sleep_is_not_cut_short() {
+    let host = Host::new();
+    let (out, took) = exec_timed("base", &host.src, &["--timeout", "30"], &["sleep", "0.4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        took >= Duration::from_millis(400),
+        "returned early: {took:?}"
+    );
+}
+
+// Item 6: a guest blocked reading a stdin that never ends stops at its deadline.
+#[test]
+fn attack_deadline_stops_blocked_stdin_read() {
+    ensure_bundle("base");
+    let host = Host::new();
+    let started = Instant::now();
+    let mut child = std::process::Command::new(
+        std::env::var_os("CARGO_BIN_EXE_wasmbuild")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasmbuild"))),
+    )
+    .env("WASMBUILD_STORE", common::store_dir())
+    .args(["exec", "--timeout", "0.5", "--src"])
+    .arg(&host.src)
+    .args(["--", "cat"])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Holds the write end open and silent: the read can only end by the deadline.
+    let stdin = child.stdin.take();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("cat blocked on stdin outlived its deadline");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cat: stopped: deadline exceeded"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// Item 6: a guest spinning in WebAssembly stops at its deadline.
+#[test]
+fn attack_deadline_stops_cpu_loop() {
+    let host = Host::new();
+    common::write_wat(
+        &host.src,
+        "spin.wasm",
+        r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#,
+    );
+    let (out, took) = exec_timed("base", &host.src, &["--timeout", "0.5"], &["./spin.wasm"]);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("./spin.wasm: stopped: deadline exceeded"));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+/// `wasmbuild run SRC -a OUT ARGS` on a buildspec, timed.
+fn run_build(buildspec: &str, args: &[&str]) -> (common::Run, Duration) {
+    ensure_bundle("base");
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = wasmbuild()
+        .arg("run")
+        .arg(src.path())
+        .arg("-a")
+        .arg(out.path())
+        .args(args)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("run wasmbuild");
+    (common::Run { output, out }, started.elapsed())
+}
+
+// Item 6: a build whose command sleeps past `--timeout` ends TIMED_OUT, quickly, recorded.
+#[test]
+fn attack_build_timeout_stops_sleep() {
+    let (run, took) = run_build(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - sleep 300\n      - echo after-sleep\n",
+        // 0.05 minutes: 3 seconds.
+        &["--timeout", "0.05"],
+    );
+    assert_eq!(run.status(), 4, "{}\n{}", run.stdout(), run.stderr());
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(run.record()["buildStatus"], "TIMED_OUT", "{}", run.record());
+    assert!(!run.log().contains("\nafter-sleep"), "{}", run.log());
+}
+
+// Item 6: Ctrl-C (cancel) stops a build asleep in a guest; the build ends STOPPED.
+#[test]
+fn attack_cancel_stops_sleep() {
+    ensure_bundle("base");
+    let src = tempfile::tempdir().unwrap();
+    fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo sleeping\n      - sleep 300\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(
+        std::env::var_os("CARGO_BIN_EXE_wasmbuild")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_wasmbuild"))),
+    )
+    .env("WASMBUILD_STORE", common::store_dir())
+    .arg("run")
+    .arg(src.path())
+    .arg("-a")
+    .arg(out.path())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    // Waits until the build is in its sleep, then interrupts it once.
+    let started = Instant::now();
+    while !fs::read_to_string(out.path().join("build.log"))
+        .unwrap_or_default()
+        .contains("Running command sleep 300")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the build never slept"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let interrupted = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if interrupted.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the sleeping guest ignored the cancel");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(5));
+    let record: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.path().join("build.json")).unwrap()).unwrap();
+    assert_eq!(record["buildStatus"], "STOPPED", "{record}");
+}
