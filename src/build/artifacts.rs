@@ -5,12 +5,15 @@
 //! described by the sha256 of every file.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
+use cap_std::fs::Dir;
+
 use crate::buildspec::Artifacts;
+use crate::store::beneath::{self, Kind};
 use crate::store::sha256_reader;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +55,20 @@ pub struct ArtifactSet {
 struct Selected {
     /// Path inside the artifact set.
     path: String,
-    host: PathBuf,
-    /// Some(target) when the entry is exported as a symlink.
-    link: Option<PathBuf>,
+    /// Path below the source directory.
+    rel: String,
+    how: Source,
+}
+
+/// Where a selected entry's content comes from.
+enum Source {
+    /// A regular file, opened without following links.
+    File,
+    /// A link (without `enable-symlinks`) to a file of the source directory: opened
+    /// through the source directory's capability, which follows links only inside it.
+    ThroughLink,
+    /// A link kept as a link (`enable-symlinks`), whose target stays inside the source.
+    Link(String),
 }
 
 fn glob(pattern: &str) -> Result<Glob, ArtifactError> {
@@ -80,13 +94,19 @@ fn rel_string(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// The directories `base-directory` names under `src` (a glob may name several).
-fn base_directories(src: &Path, base: Option<&str>) -> Result<Vec<PathBuf>, ArtifactError> {
+/// The directories `base-directory` names below the source (a glob may name several), as
+/// paths relative to it (`""`: the source itself). Links are not entered nor taken as
+/// directories.
+fn base_directories(
+    src: &Dir,
+    base: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, ArtifactError> {
     let Some(base) = base.map(|b| b.trim_start_matches("./").trim_end_matches('/')) else {
-        return Ok(vec![src.to_owned()]);
+        return Ok(vec![String::new()]);
     };
     if base.is_empty() || base == "." {
-        return Ok(vec![src.to_owned()]);
+        return Ok(vec![String::new()]);
     }
     if base.starts_with('/') || base.split('/').any(|c| c == "..") {
         return Err(ArtifactError::Client(format!(
@@ -94,20 +114,15 @@ fn base_directories(src: &Path, base: Option<&str>) -> Result<Vec<PathBuf>, Arti
         )));
     }
     let matcher = glob(base)?.compile_matcher();
-    let mut dirs = Vec::new();
-    for entry in walkdir::WalkDir::new(src)
-        .min_depth(1)
-        .sort_by_file_name()
+    let mut errors = Vec::new();
+    let entries =
+        beneath::walk(src, "", &mut errors).map_err(|e| ArtifactError::Io(e.to_string()))?;
+    warnings.extend(errors.into_iter().map(|e| format!("not searched: {e}")));
+    let dirs: Vec<String> = entries
         .into_iter()
-        .flatten()
-    {
-        if entry.file_type().is_dir()
-            && let Ok(rel) = entry.path().strip_prefix(src)
-            && matcher.is_match(rel)
-        {
-            dirs.push(entry.path().to_owned());
-        }
-    }
+        .filter(|entry| entry.kind == Kind::Dir && matcher.is_match(&entry.rel))
+        .map(|entry| entry.rel)
+        .collect();
     if dirs.is_empty() {
         return Err(ArtifactError::Client(format!(
             "no matching base directory path found for {base}"
@@ -117,7 +132,7 @@ fn base_directories(src: &Path, base: Option<&str>) -> Result<Vec<PathBuf>, Arti
 }
 
 fn select(
-    src: &Path,
+    src: &Dir,
     spec: &Artifacts,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Selected>, ArtifactError> {
@@ -127,59 +142,79 @@ fn select(
     let include = glob_set(&spec.files)?;
     let exclude = glob_set(&spec.exclude_paths)?;
     let mut selected: Vec<Selected> = Vec::new();
-    for base in base_directories(src, spec.base_directory.as_deref())? {
-        for entry in walkdir::WalkDir::new(&base)
-            .min_depth(1)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
-            let entry = entry.map_err(|e| ArtifactError::Io(e.to_string()))?;
-            let kind = entry.file_type();
-            if kind.is_dir() {
+    for base in base_directories(src, spec.base_directory.as_deref(), warnings)? {
+        let mut errors = Vec::new();
+        let entries = match beneath::walk(src, &base, &mut errors) {
+            Ok(entries) => entries,
+            Err(e) => {
+                warnings.push(format!("base directory {base} not searched: {e}"));
                 continue;
             }
-            let Ok(rel) = entry.path().strip_prefix(&base) else {
+        };
+        warnings.extend(errors.into_iter().map(|e| format!("not searched: {e}")));
+        for entry in entries {
+            if entry.kind == Kind::Dir || entry.rel == base {
                 continue;
+            }
+            let rel = match base.as_str() {
+                "" => entry.rel.as_str(),
+                base => match entry
+                    .rel
+                    .strip_prefix(base)
+                    .and_then(|r| r.strip_prefix('/'))
+                {
+                    Some(rel) => rel,
+                    None => continue,
+                },
             };
             if !include.is_match(rel) || exclude.is_match(rel) {
                 continue;
             }
             let path = if spec.discard_paths {
-                rel.file_name().map(Path::new).unwrap_or(rel)
+                rel.rsplit('/').next().unwrap_or(rel)
             } else {
                 rel
             };
-            let mut link = None;
-            let mut host = entry.path().to_owned();
-            if kind.is_symlink() {
-                let target = std::fs::read_link(entry.path())
-                    .map_err(|e| ArtifactError::Io(format!("{}: {e}", entry.path().display())))?;
-                if spec.enable_symlinks {
-                    link = Some(target);
-                } else {
-                    // Without enable-symlinks the link's content is exported, if it is a
-                    // file of the source directory.
-                    match entry.path().canonicalize() {
-                        Ok(real) if real.starts_with(src) && real.is_file() => host = real,
-                        _ => {
-                            warnings.push(format!(
-                                "skipping symlink {} that points outside the source directory or nowhere",
-                                rel.display()
-                            ));
-                            continue;
+            let how = match entry.kind {
+                Kind::File => Source::File,
+                Kind::Symlink => {
+                    let target = beneath::read_link(src, &entry.rel)
+                        .map_err(|e| ArtifactError::Io(format!("{}: {e}", entry.rel)))?;
+                    if spec.enable_symlinks {
+                        match String::from_utf8(target) {
+                            Ok(target)
+                                if beneath::link_stays_inside(&entry.rel, target.as_bytes()) =>
+                            {
+                                Source::Link(target)
+                            }
+                            _ => {
+                                warnings.push(format!(
+                                    "skipping symlink {rel} that points outside the source directory"
+                                ));
+                                continue;
+                            }
                         }
+                    } else if open_through_link(src, &entry.rel).is_ok() {
+                        // Without enable-symlinks the link's content is exported, if it is
+                        // a file of the source directory.
+                        Source::ThroughLink
+                    } else {
+                        warnings.push(format!(
+                            "skipping symlink {rel} that points outside the source directory or nowhere"
+                        ));
+                        continue;
                     }
                 }
-            } else if !kind.is_file() {
-                continue;
-            }
-            let path = rel_string(path);
+                Kind::Dir | Kind::Other => continue,
+            };
+            let path = path.to_owned();
+            let rel = entry.rel.clone();
             if let Some(previous) = selected.iter_mut().find(|s| s.path == path) {
                 warnings.push(format!("{path} is matched twice; the last one is kept"));
-                previous.host = host;
-                previous.link = link;
+                previous.rel = rel;
+                previous.how = how;
             } else {
-                selected.push(Selected { path, host, link });
+                selected.push(Selected { path, rel, how });
             }
         }
     }
@@ -191,6 +226,49 @@ fn select(
     }
     selected.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(selected)
+}
+
+/// Opens the file a link of the source directory leads to, following links only while
+/// they stay inside the source directory (cap-std refuses the others), and checks on the
+/// handle that it is a regular file.
+fn open_through_link(src: &Dir, rel: &str) -> std::io::Result<std::fs::File> {
+    let file = src.open(rel)?.into_std();
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{rel}: not a regular file"),
+        ));
+    }
+    Ok(file)
+}
+
+/// Copies `from` (an opened file) to the new file `dest` with mode `mode`, returning the
+/// sha256 and size of exactly the bytes copied.
+fn copy_from_handle(mut from: std::fs::File, dest: &Path, mode: u32) -> io::Result<(String, u64)> {
+    use sha2::Digest;
+    use std::io::Read;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    to.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    Ok((hex::encode(hasher.finalize()), size))
 }
 
 /// Exports one artifact set: selects its files under `src`, copies them to
@@ -216,7 +294,9 @@ pub fn export(
     }
     let io_err = |what: &Path, e: io::Error| ArtifactError::Io(format!("{}: {e}", what.display()));
     let mut warnings = Vec::new();
-    let selected = select(src, spec, &mut warnings)?;
+    // The source directory as a capability, opened once: nothing below is reached by path.
+    let src_dir = beneath::open_root(src).map_err(|e| io_err(src, e))?;
+    let selected = select(&src_dir, spec, &mut warnings)?;
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{dir_name}.partial-"))
@@ -228,20 +308,40 @@ pub fn export(
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
         }
-        if let Some(target) = &item.link {
+        if let Source::Link(target) = &item.how {
             std::os::unix::fs::symlink(target, &dest).map_err(|e| io_err(&dest, e))?;
-            let target = target.to_string_lossy().into_owned();
             files.push(ArtifactFile {
                 path: item.path.clone(),
                 size: target.len() as u64,
                 sha256: crate::store::sha256_hex(target.as_bytes()),
-                symlink: Some(target),
+                symlink: Some(target.clone()),
             });
             continue;
         }
-        reflink_copy::reflink_or_copy(&item.host, &dest).map_err(|e| io_err(&item.host, e))?;
-        let file = std::fs::File::open(&dest).map_err(|e| io_err(&dest, e))?;
-        let (sha256, size) = sha256_reader(file).map_err(|e| io_err(&dest, e))?;
+        // Copied from the handle opened here (a regular file, checked on the handle), never
+        // from the path again: a file swapped for a link meanwhile is not followed.
+        let opened = match item.how {
+            Source::ThroughLink => open_through_link(&src_dir, &item.rel),
+            _ => beneath::open_file(&src_dir, &item.rel),
+        };
+        let source = match opened {
+            Ok(file) => file,
+            Err(e) => {
+                warnings.push(format!(
+                    "skipping {}: it changed while the artifacts were collected ({e})",
+                    item.rel
+                ));
+                continue;
+            }
+        };
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = source
+                .metadata()
+                .map_err(|e| io_err(Path::new(&item.rel), e))?;
+            beneath::safe_mode(meta.permissions().mode())
+        };
+        let (sha256, size) = copy_from_handle(source, &dest, mode).map_err(|e| io_err(&dest, e))?;
         files.push(ArtifactFile {
             path: item.path.clone(),
             size,
@@ -296,7 +396,7 @@ fn write_zip(dir: &Path, files: &[ArtifactFile], zip_path: &Path) -> io::Result<
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .last_modified_time(zip::DateTime::default())
-            .unix_permissions(mode & 0o777);
+            .unix_permissions(beneath::safe_mode(mode));
         if let Some(target) = &file.symlink {
             writer
                 .add_symlink(&file.path, target, options)

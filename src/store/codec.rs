@@ -129,7 +129,19 @@ pub(crate) fn compress_file_to_temp(
     tmp_dir: &Path,
     bar: &Bar,
 ) -> Result<Compressed, StoreError> {
-    let mut source = File::open(path).map_err(io_err(path))?;
+    let source = File::open(path).map_err(io_err(path))?;
+    compress_open_file_to_temp(source, path, size_hint, level, tmp_dir, bar)
+}
+
+/// [`compress_file_to_temp`] for a file already opened (`path` names it in errors).
+pub(crate) fn compress_open_file_to_temp(
+    mut source: File,
+    path: &Path,
+    size_hint: u64,
+    level: i32,
+    tmp_dir: &Path,
+    bar: &Bar,
+) -> Result<Compressed, StoreError> {
     let tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err(tmp_dir))?;
     let (file, temp) = tmp.into_parts();
     let mut encoder =

@@ -23,6 +23,7 @@
 
 mod atomic;
 mod backend;
+pub mod beneath;
 mod codec;
 mod local;
 mod maintenance;

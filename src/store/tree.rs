@@ -23,12 +23,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use cap_std::fs::Dir;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::atomic::NewFile;
+use super::beneath::{self, NewFileAt};
 use super::codec::{self, FileSink};
 use super::progress::Bar;
 use super::{Payload, Store, StoreError, blob_key, io_err, sha256_hex};
@@ -531,57 +532,39 @@ impl FileIndex {
 
 struct Found {
     rel: String,
-    abs: PathBuf,
     kind: EntryKind,
     mode: u32,
     stamp: Stamp,
     target: Option<String>,
 }
 
+/// The entries of `root` that `selection` selects, found without following a link (a link
+/// is saved as a link, never entered, even where a cache path itself is one).
 fn walk(
-    root: &Path,
+    root: &Dir,
     selection: &Selection,
     ignored: &mut Vec<String>,
 ) -> Result<Vec<Found>, StoreError> {
     let mut listed = Vec::new();
     for base in selection.bases() {
-        let start = if base.is_empty() {
-            root.to_path_buf()
-        } else {
-            root.join(&base)
-        };
-        if fs::symlink_metadata(&start).is_err() {
-            continue;
-        }
-        let walker = walkdir::WalkDir::new(&start)
-            .follow_links(false)
-            .min_depth(if base.is_empty() { 1 } else { 0 });
-        for entry in walker {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    let path = e.path().unwrap_or(&start).display().to_string();
-                    ignored.push(format!("{path}: {e}"));
-                    continue;
+        let mut errors = Vec::new();
+        match beneath::walk(root, &base, &mut errors) {
+            Ok(entries) => {
+                for entry in entries {
+                    if !entry.rel.is_empty() && selection.matches(&entry.rel) {
+                        listed.push(entry.rel);
+                    }
                 }
-            };
-            let Ok(rel_path) = entry.path().strip_prefix(root) else {
-                continue;
-            };
-            let Some(rel) = rel_path.to_str() else {
-                ignored.push(format!("{}: name is not UTF-8", entry.path().display()));
-                continue;
-            };
-            if rel.is_empty() || !selection.matches(rel) {
-                continue;
             }
-            listed.push((rel.to_owned(), entry.into_path()));
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => ignored.push(format!("{base}: {e}")),
         }
+        ignored.extend(errors);
     }
     // The metadata of each path, in parallel (most of a walk's time).
     let described: Vec<Result<Found, String>> = listed
         .into_par_iter()
-        .map(|(rel, abs)| describe(rel, abs))
+        .map(|rel| describe(root, rel))
         .collect();
     let mut found = Vec::with_capacity(described.len());
     for entry in described {
@@ -595,26 +578,25 @@ fn walk(
     Ok(found)
 }
 
-/// What is at `abs` (`rel` in the tree), or why it is left out.
-fn describe(rel: String, abs: PathBuf) -> Result<Found, String> {
-    let meta = fs::symlink_metadata(&abs).map_err(|e| format!("{rel}: {e}"))?;
+/// What is at `rel` below `root` (reached without following links), or why it is left out.
+fn describe(root: &Dir, rel: String) -> Result<Found, String> {
+    let meta = beneath::symlink_metadata(root, &rel).map_err(|e| format!("{rel}: {e}"))?;
     let file_type = meta.file_type();
     let (kind, target) = if file_type.is_file() {
         (EntryKind::File, None)
     } else if file_type.is_dir() {
         (EntryKind::Dir, None)
     } else if file_type.is_symlink() {
-        let target = fs::read_link(&abs).map_err(|e| format!("{rel}: {e}"))?;
-        match target.to_str() {
-            Some(t) => (EntryKind::Symlink, Some(t.to_owned())),
-            None => return Err(format!("{rel}: link target is not UTF-8")),
+        let target = beneath::read_link(root, &rel).map_err(|e| format!("{rel}: {e}"))?;
+        match String::from_utf8(target) {
+            Ok(t) => (EntryKind::Symlink, Some(t)),
+            Err(_) => return Err(format!("{rel}: link target is not UTF-8")),
         }
     } else {
         return Err(format!("{rel}: not a file, directory or symlink"));
     };
     Ok(Found {
         rel,
-        abs,
         kind,
         mode: if kind == EntryKind::Symlink {
             0
@@ -710,6 +692,8 @@ fn pack_layout<'a>(files: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<u64> 
 
 struct SaveCtx<'a> {
     store: &'a Store,
+    /// The root saved: every file is opened below it without following links.
+    root: &'a Dir,
     base: HashSet<String>,
     /// Packs by [`pack_signature`]: of the index and the base tree.
     known_packs: HashMap<String, String>,
@@ -801,8 +785,8 @@ impl SaveCtx<'_> {
             let mut placed: HashMap<String, u64> = HashMap::new();
             for f in files {
                 let start = content.len();
-                let outcome =
-                    File::open(&f.abs).and_then(|file| file.take(u64::MAX).read_to_end(content));
+                let outcome = beneath::open_file(self.root, &f.rel)
+                    .and_then(|file| file.take(u64::MAX).read_to_end(content));
                 if let Err(e) = outcome {
                     content.truncate(start);
                     read.push(Err(format!("{}: {e}", f.rel)));
@@ -876,7 +860,9 @@ impl SaveCtx<'_> {
         if file.stamp.size <= SMALL_FILE {
             return BUFFERS.with(|cell| {
                 let (input, output) = &mut *cell.borrow_mut();
-                if let Err(e) = read_small(&file.abs, file.stamp.size, input) {
+                if let Err(e) = beneath::open_file(self.root, &file.rel)
+                    .and_then(|f| read_small(f, file.stamp.size, input))
+                {
                     return Ok(FileResult::Ignored(format!("{}: {e}", file.rel)));
                 }
                 bar.inc(input.len() as u64);
@@ -891,7 +877,7 @@ impl SaveCtx<'_> {
                         uploaded: None,
                     });
                 }
-                codec::compress_into(input, level, output).map_err(io_err(&file.abs))?;
+                codec::compress_into(input, level, output).map_err(io_err(Path::new(&file.rel)))?;
                 self.store
                     .put_compressed(&digest, output, self.batch.as_ref())?;
                 Ok(FileResult::Done {
@@ -902,7 +888,7 @@ impl SaveCtx<'_> {
             });
         }
         let Some(ask) = store_now else {
-            let file_handle = match File::open(&file.abs) {
+            let file_handle = match beneath::open_file(self.root, &file.rel) {
                 Ok(f) => f,
                 Err(e) => return Ok(FileResult::Ignored(format!("{}: {e}", file.rel))),
             };
@@ -916,15 +902,21 @@ impl SaveCtx<'_> {
             };
         };
         // Large file: hash and compress in one pass into a temporary file.
-        let compressed = match codec::compress_file_to_temp(
-            &file.abs,
+        let source = match beneath::open_file(self.root, &file.rel) {
+            Ok(f) => f,
+            Err(e) => return Ok(FileResult::Ignored(format!("{}: {e}", file.rel))),
+        };
+        let label = Path::new(&file.rel);
+        let compressed = match codec::compress_open_file_to_temp(
+            source,
+            label,
             file.stamp.size,
             level,
             self.store.local().tmp_dir(),
             bar,
         ) {
             Ok(c) => c,
-            Err(StoreError::Io { path, source }) if path == file.abs => {
+            Err(StoreError::Io { path, source }) if path == label => {
                 return Ok(FileResult::Ignored(format!("{}: {source}", file.rel)));
             }
             Err(e) => return Err(e),
@@ -974,10 +966,9 @@ thread_local! {
 }
 
 /// Reads the whole file into `buf` (cleared first), expecting about `size` bytes.
-fn read_small(path: &Path, size: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+fn read_small(file: File, size: u64, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     buf.reserve(size as usize + 1);
-    let file = File::open(path)?;
     // Through `Take`, so std asks no size hint of the file (no extra stat and seek).
     file.take(u64::MAX).read_to_end(buf)?;
     Ok(())
@@ -998,8 +989,9 @@ pub(crate) fn save_tree(
             root.display()
         )));
     }
+    let root_dir = beneath::open_root(root).map_err(io_err(root))?;
     let mut stats = SaveStats::default();
-    let found = walk(root, selection, &mut stats.ignored)?;
+    let found = walk(&root_dir, selection, &mut stats.ignored)?;
     let walked = started.elapsed();
     let index = FileIndex::load(store, root);
     let base_tree = options
@@ -1024,6 +1016,7 @@ pub(crate) fn save_tree(
     }
     let ctx = SaveCtx {
         store,
+        root: &root_dir,
         base,
         known_packs,
         new_packs: AtomicU64::new(0),
@@ -1301,7 +1294,11 @@ enum Action {
 
 struct RestoreCtx<'a> {
     store: &'a Store,
+    /// The destination, for messages.
     dest: PathBuf,
+    /// The destination as a capability: every entry is reached below it without
+    /// following links.
+    root: Dir,
     /// Directories checked to be real directories (not symlinks) inside `dest`.
     dirs: Mutex<HashSet<String>>,
 }
@@ -1322,8 +1319,7 @@ impl RestoreCtx<'_> {
             if self.dirs.lock().unwrap().contains(&prefix) {
                 continue;
             }
-            let path = self.dest.join(&prefix);
-            match fs::symlink_metadata(&path) {
+            match beneath::symlink_metadata(&self.root, &prefix) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(meta) if meta.file_type().is_symlink() => {
                     return Err(format!(
@@ -1331,11 +1327,19 @@ impl RestoreCtx<'_> {
                     ));
                 }
                 Ok(_) => return Err(format!("{prefix} is a file where the tree has a directory")),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
-                    Err(e) => return Err(format!("{prefix}: {e}")),
-                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let (parent, name) = beneath::split(&prefix);
+                    let made = beneath::open_dir(&self.root, parent)
+                        .and_then(|dir| beneath::mkdir(&dir, name, 0o755));
+                    match made {
+                        Ok(()) => {}
+                        Err(e)
+                            if e.kind() == io::ErrorKind::AlreadyExists
+                                && beneath::symlink_metadata(&self.root, &prefix)
+                                    .is_ok_and(|m| m.is_dir()) => {}
+                        Err(e) => return Err(format!("{prefix}: {e}")),
+                    }
+                }
                 Err(e) => return Err(format!("{prefix}: {e}")),
             }
             self.dirs.lock().unwrap().insert(prefix.clone());
@@ -1343,13 +1347,8 @@ impl RestoreCtx<'_> {
         Ok(())
     }
 
-    fn parent_of(rel: &str) -> &str {
-        rel.rfind('/').map_or("", |i| &rel[..i])
-    }
-
     fn compare(&self, entry: &TreeEntry, index: &FileIndex) -> Action {
-        let path = self.dest.join(&entry.path);
-        let meta = match fs::symlink_metadata(&path) {
+        let meta = match beneath::symlink_metadata(&self.root, &entry.path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Action::Write { replace: false };
@@ -1369,22 +1368,25 @@ impl RestoreCtx<'_> {
         let stamp = Stamp::of(&meta);
         let same = match index.lookup(&entry.path, &stamp) {
             Some(known) => known == digest,
-            None => match File::open(&path).and_then(super::sha256_reader) {
-                Ok((actual, _)) => actual == digest,
-                Err(_) => false,
-            },
+            None => {
+                match beneath::open_file(&self.root, &entry.path).and_then(super::sha256_reader) {
+                    Ok((actual, _)) => actual == digest,
+                    Err(_) => false,
+                }
+            }
         };
         if !same {
             return Action::Write { replace: true };
         }
-        let mode_fixed = meta.permissions().mode() & 0o7777 != entry.mode;
-        if mode_fixed
-            && let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(entry.mode))
-        {
+        let mode = beneath::safe_mode(entry.mode);
+        let mode_fixed = meta.permissions().mode() & 0o7777 != mode;
+        if mode_fixed && let Err(e) = beneath::set_mode(&self.root, &entry.path, mode) {
             return Action::Refused(format!("{}: {e}", entry.path));
         }
         let stamp = if mode_fixed {
-            fs::symlink_metadata(&path).ok().map(|m| Stamp::of(&m))
+            beneath::symlink_metadata(&self.root, &entry.path)
+                .ok()
+                .map(|m| Stamp::of(&m))
         } else {
             Some(stamp)
         };
@@ -1435,7 +1437,10 @@ impl RestoreCtx<'_> {
     }
 
     /// Writes one file, from `content` or else from its own blob: its new stamp, or why not
-    /// (a blob corrupt or missing, or, prefixed `refused `, something in the way).
+    /// (a blob corrupt or missing, or, prefixed `refused `, something in the way). The
+    /// file is created in its directory (reached without following links) and renamed or
+    /// linked into place: a link in the way is replaced, never written through. Its mode
+    /// is the tree's without setuid, setgid, sticky and group/world write bits.
     fn write_file(
         &self,
         entry: &TreeEntry,
@@ -1444,12 +1449,17 @@ impl RestoreCtx<'_> {
         content: Option<&[u8]>,
     ) -> Result<Result<Stamp, String>, StoreError> {
         let digest = entry.digest.as_deref().unwrap_or_default();
-        let parent_rel = Self::parent_of(&entry.path);
+        let (parent_rel, name) = beneath::split(&entry.path);
         if let Err(why) = self.ensure_dir(parent_rel) {
             return Ok(Err(format!("refused {}: {why}", entry.path)));
         }
         let path = self.dest.join(&entry.path);
-        let mut new = NewFile::create(&path, entry.mode, replace).map_err(io_err(&path))?;
+        let dir = match beneath::open_dir(&self.root, parent_rel) {
+            Ok(dir) => dir,
+            Err(e) => return Ok(Err(format!("refused {}: {e}", entry.path))),
+        };
+        let mode = beneath::safe_mode(entry.mode);
+        let mut new = NewFileAt::create(dir, name, mode, replace).map_err(io_err(&path))?;
         if let Some(content) = content {
             std::io::Write::write_all(new.file(), content).map_err(io_err(&path))?;
         } else {
@@ -1467,27 +1477,28 @@ impl RestoreCtx<'_> {
             }
         }
         // Exact permission bits, whatever the umask.
-        codec::set_mode(new.file(), entry.mode).map_err(io_err(&path))?;
+        codec::set_mode(new.file(), mode).map_err(io_err(&path))?;
         if let Some(mtime) = options.mtime {
             new.file().set_modified(mtime).map_err(io_err(&path))?;
         }
-        if !new.commit().map_err(io_err(&path))? {
+        let (created, file) = new.commit().map_err(io_err(&path))?;
+        if !created {
             // Created meanwhile by someone else: replace it with what the tree says.
             return self.write_file(entry, true, options, content);
         }
-        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        let meta = file.metadata().map_err(io_err(&path))?;
         Ok(Ok(Stamp::of(&meta)))
     }
 
     fn write_symlink(&self, entry: &TreeEntry) -> Result<bool, String> {
         let target = entry.target.as_deref().unwrap_or_default();
-        let parent_rel = Self::parent_of(&entry.path);
+        let (parent_rel, name) = beneath::split(&entry.path);
         self.ensure_dir(parent_rel)?;
-        let path = self.dest.join(&entry.path);
-        match fs::symlink_metadata(&path) {
+        match beneath::symlink_metadata(&self.root, &entry.path) {
             Ok(meta)
                 if meta.file_type().is_symlink()
-                    && fs::read_link(&path).ok().as_deref() == Some(Path::new(target)) =>
+                    && beneath::read_link(&self.root, &entry.path).ok().as_deref()
+                        == Some(target.as_bytes()) =>
             {
                 return Ok(false);
             }
@@ -1500,14 +1511,10 @@ impl RestoreCtx<'_> {
             }
             _ => {}
         }
-        let parent = self.dest.join(parent_rel);
-        let tmp_name = parent.join(format!(".wasmbuild-link-{}", uuid::Uuid::new_v4().simple()));
-        std::os::unix::fs::symlink(target, &tmp_name)
+        let dir = beneath::open_dir(&self.root, parent_rel)
             .map_err(|e| format!("{}: {e}", entry.path))?;
-        if let Err(e) = fs::rename(&tmp_name, &path) {
-            let _ = fs::remove_file(&tmp_name);
-            return Err(format!("{}: {e}", entry.path));
-        }
+        beneath::replace_with_symlink(&dir, name, target.as_bytes())
+            .map_err(|e| format!("{}: {e}", entry.path))?;
         Ok(true)
     }
 }
@@ -1523,6 +1530,7 @@ pub(crate) fn restore_tree(
     let mut stats = RestoreStats::default();
     fs::create_dir_all(dest).map_err(io_err(dest))?;
     let dest = fs::canonicalize(dest).map_err(io_err(dest))?;
+    let root = beneath::open_root(&dest).map_err(io_err(&dest))?;
     let symlinks: HashSet<&str> = tree
         .entries
         .iter()
@@ -1571,6 +1579,7 @@ pub(crate) fn restore_tree(
     let ctx = RestoreCtx {
         store,
         dest: dest.clone(),
+        root,
         dirs: Mutex::new(HashSet::new()),
     };
     for dir in &dirs {
@@ -1666,12 +1675,12 @@ pub(crate) fn restore_tree(
         }
     }
     for dir in dirs.iter().rev() {
-        let path = dest.join(&dir.path);
-        if let Ok(meta) = fs::symlink_metadata(&path)
+        let mode = beneath::safe_mode(dir.mode);
+        if let Ok(meta) = beneath::symlink_metadata(&ctx.root, &dir.path)
             && meta.is_dir()
-            && meta.permissions().mode() & 0o7777 != dir.mode
+            && meta.permissions().mode() & 0o7777 != mode
         {
-            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(dir.mode));
+            let _ = beneath::set_mode(&ctx.root, &dir.path, mode);
         }
     }
     // Nothing else writes `dest` during a restore: stamps taken up to now are trustworthy
@@ -1688,7 +1697,6 @@ mod tests {
     fn found(rel: &str, size: u64) -> Found {
         Found {
             rel: rel.into(),
-            abs: PathBuf::from(rel),
             kind: EntryKind::File,
             mode: 0o644,
             stamp: Stamp {
