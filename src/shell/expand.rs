@@ -887,6 +887,7 @@ impl State {
         let mut sub_io = io.clone();
         sub_io.set(1, Some(Stream::Out(OutHandle::new(capture.clone()))));
         let mut sub = self.subshell();
+        sub.enter_nesting(io, "command substitution")?;
         // Not in POSIX mode, bash clears `-e` inside command substitutions.
         sub.options.errexit = false;
         let result = sub.run_program(&program, &mut sub_io);
