@@ -499,8 +499,12 @@ impl State {
         let values = match &clause.values {
             Some(words) => {
                 let mut values = Vec::new();
+                let mut bytes = 0;
                 for word in words {
+                    let before = values.len();
                     values.extend(self.expand_word_fields(&word.value, io)?);
+                    bytes += values[before..].iter().map(|v| v.len() + 1).sum::<usize>();
+                    self.check_expansion_size(bytes, io)?;
                 }
                 values
             }
@@ -561,7 +565,10 @@ impl State {
     /// Whether arithmetic text fails to evaluate (as opposed to evaluating to 0).
     fn last_arith_failed(&mut self, text: &str, io: &Io) -> Exec<bool> {
         let expanded = self.expand_arithmetic_text(text, io)?;
-        Ok(brush_parser::arithmetic::parse(&expanded).is_err())
+        Ok(
+            parse::contained(|| brush_parser::arithmetic::parse(&expanded))
+                .is_none_or(|r| r.is_err()),
+        )
     }
 
     fn run_case(&mut self, clause: &ast::CaseClauseCommand, io: &mut Io) -> Exec {
@@ -639,7 +646,9 @@ impl State {
 
         self.last_substitution_status = None;
         let mut argv: Vec<String> = Vec::new();
+        let mut argv_bytes = 0;
         for word in &words {
+            let before = argv.len();
             match word {
                 ArgWord::Declaration(assignment, _)
                     if argv
@@ -652,6 +661,8 @@ impl State {
                     argv.extend(self.expand_word_fields(&w.value, io)?);
                 }
             }
+            argv_bytes += argv[before..].iter().map(|a| a.len() + 1).sum::<usize>();
+            self.check_expansion_size(argv_bytes, io)?;
         }
 
         if argv.is_empty() {
@@ -897,8 +908,16 @@ impl State {
             }
         } else {
             let mut bytes = Vec::new();
-            if let Err(e) = io.stdin().read_to_end(&mut bytes) {
+            let max = self.shared.limits.max_expansion_bytes;
+            if let Err(e) = io.stdin().take(max as u64 + 1).read_to_end(&mut bytes) {
                 self.error(io, &format!("{}: {}", argv[0], describe_io_error(&e)));
+                return Ok(1);
+            }
+            if bytes.len() > max {
+                self.error(
+                    io,
+                    &format!("{}: script too large (limit {max} bytes)", argv[0]),
+                );
                 return Ok(1);
             }
             (

@@ -783,3 +783,100 @@ fn jobs_of_subshells_are_stopped_at_the_end_of_a_phase() {
     let (out, _, status) = f.run("echo still");
     assert_eq!((out.as_str(), status), ("still\n", 0));
 }
+
+fn small_limits() -> super::ShellLimits {
+    super::ShellLimits {
+        max_capture_bytes: 1 << 20,
+        max_expansion_bytes: 4 << 20,
+        max_expansion_words: 100_000,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_command_substitution_stops_at_its_byte_limit() {
+    let mut f = with_limits(small_limits());
+    let (out, err, status) = f.run("x=$(yes); echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("wasmbuild: command substitution output too large (limit 1048576 bytes)"),
+        "{err}"
+    );
+    assert!(!out.contains("after"));
+    // A builtin producer ends as by SIGPIPE.
+    let (_, err, status) = f.run("x=$(while :; do echo yyyyyyyy; done); echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("output too large"), "{err}");
+    // Under the limit nothing changes.
+    let (out, _, status) = f.run("x=$(yes | head -n 3); echo $x");
+    assert_eq!((out.as_str(), status), ("y y y\n", 0));
+}
+
+#[test]
+fn brace_expansion_past_its_limit_is_an_error_not_a_truncation() {
+    let mut f = with_limits(small_limits());
+    let (out, err, status) = f.run("echo {1..2000}{1..2000}{1..2000}; echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("brace expansion too large (limit 100000 words)"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+    let (_, err, status) = f.run("echo {1..2000000}");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("brace expansion too large"), "{err}");
+    let (_, err, status) = f.run("echo {-9223372036854775807..9223372036854775807}");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("brace expansion too large"), "{err}");
+    // Numbers the parser cannot read leave the word as it is, as in bash; no crash.
+    let (out, _, status) = f.run("echo {1..99999999999999999999}; echo ok");
+    assert_eq!(status, 0);
+    assert!(out.ends_with("ok\n"), "{out}");
+    // Under the limit: every word, none lost.
+    let (out, _, status) = f.run("set -- {1..100000}; echo $#");
+    assert_eq!((out.trim(), status), ("100000", 0));
+}
+
+#[test]
+fn doubling_a_variable_stops_at_the_expansion_limit() {
+    let mut f = with_limits(small_limits());
+    let (out, err, status) = f.run("x=a; while :; do x=$x$x; done; echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("wasmbuild: expansion too large (limit 4194304 bytes)"),
+        "{err}"
+    );
+    assert!(!out.contains("after"));
+    let (_, err, status) = f.run("x=$(printf '%1000000s' a); y=${x// /$x}");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("expansion too large"), "{err}");
+    let (_, err, status) = f.run(r#"x=$(printf '%1000000s' a); echo "$x" "$x" "$x" "$x" "$x""#);
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("expansion too large"), "{err}");
+}
+
+#[test]
+fn reading_an_endless_line_stops_at_the_limit() {
+    let mut f = with_limits(small_limits());
+    let (_, err, status) = f.run("read x < /dev/zero; echo $?");
+    assert!(err.contains("line too long (limit 4194304 bytes)"), "{err}");
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn an_endless_builtin_loop_stops_when_the_session_is_cancelled() {
+    let mut f = Fixture::new();
+    let flag = Arc::new(AtomicBool::new(false));
+    f.session.set_cancel_flag(flag.clone());
+    let raise = flag.clone();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        raise.store(true, Ordering::Relaxed);
+    });
+    let started = std::time::Instant::now();
+    let stdio = Stdio::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    let result = f.session.run_script("while :; do :; done", "t", stdio);
+    timer.join().unwrap();
+    assert!(matches!(result, Err(ShellError::Interrupted)), "{result:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
