@@ -166,7 +166,12 @@ impl Shells {
 
     fn session(&mut self) -> &mut Session {
         if self.per_command || self.session.is_none() {
-            self.session = Some(self.new_session());
+            let mut session = self.new_session();
+            if let Some(old) = &self.session {
+                // Per-command shells (0.1) share one count of processes and one set of jobs.
+                session.share_jobs_with(old);
+            }
+            self.session = Some(session);
         }
         self.session.as_mut().expect("session was just made")
     }
@@ -216,7 +221,10 @@ impl Shells {
                 "artifact name",
                 stdio,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string());
+        // Nothing started by an expansion runs on while the artifacts are collected.
+        session.stop_jobs_within(Duration::ZERO);
+        let status = status?;
         if status != 0 {
             return Err(format!("cannot expand {text:?}"));
         }
@@ -406,10 +414,11 @@ impl Build<'_> {
                 {
                     return end;
                 }
-                match phase {
+                let end = match phase {
                     Some(phase) => build.run_phase_commands(name, phase),
                     None => PhaseEnd::ok(),
-                }
+                };
+                build.stop_jobs(end)
             });
             if self.control.interruption().is_some() {
                 return;
@@ -838,6 +847,32 @@ impl Build<'_> {
             }
         }
         PhaseEnd::ok()
+    }
+
+    /// The end of a phase's commands: the shell's background jobs get a grace period, then
+    /// are stopped; a session that went over its process limit fails the phase.
+    fn stop_jobs(&mut self, end: PhaseEnd) -> PhaseEnd {
+        let Some(session) = self.shells.as_mut().and_then(|s| s.session.as_mut()) else {
+            return end;
+        };
+        let report = session.stop_jobs();
+        if self.control.interruption().is_some() {
+            // Stopping the jobs may have lowered the flag for a moment: the build's stop stays.
+            self.control.cancel.store(true, Ordering::SeqCst);
+        }
+        if report.stopped > 0 {
+            self.log.line(format!(
+                "Stopped {} background job(s) still running at the end of the phase",
+                report.stopped
+            ));
+        }
+        match report.error {
+            Some(message) if end.status == Status::Succeeded => {
+                self.log.line(&message);
+                PhaseEnd::failed(Status::Failed, "COMMAND_EXECUTION_ERROR", message)
+            }
+            _ => end,
+        }
     }
 
     /// UPLOAD_ARTIFACTS: every artifact set exported to the artifacts directory.

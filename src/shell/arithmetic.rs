@@ -23,8 +23,9 @@ impl State {
         if text.trim().is_empty() {
             return Ok(0);
         }
-        let expr = brush_parser::arithmetic::parse(text)
-            .map_err(|_| format!("{}: syntax error in expression", text.trim()))?;
+        let expr = super::parse::contained(|| brush_parser::arithmetic::parse(text))
+            .and_then(Result::ok)
+            .ok_or_else(|| format!("{}: syntax error in expression", text.trim()))?;
         self.eval_expr(&expr, depth)
             .map_err(|reason| format!("{}: {reason}", text.trim()))
     }

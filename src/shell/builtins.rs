@@ -862,7 +862,8 @@ fn read(state: &mut State, args: &[String], io: &mut Io) -> Exec {
             );
         }
     }
-    let (chars, complete) = match read_input(&input, raw, delimiter, limit) {
+    let max = state.shared.limits.max_expansion_bytes;
+    let (chars, complete) = match read_input(&input, raw, delimiter, limit, max) {
         Ok(read) => read,
         Err(e) => return usage(state, io, "read", &describe_io_error(&e), 1),
     };
@@ -896,14 +897,20 @@ fn read_input(
     raw: bool,
     delimiter: u8,
     limit: Option<usize>,
+    max: usize,
 ) -> std::io::Result<(Vec<(char, bool)>, bool)> {
     let mut chars = Vec::new();
     loop {
+        if chars.len() > max {
+            return Err(std::io::Error::other(format!(
+                "line too long (limit {max} bytes)"
+            )));
+        }
         let bytes = match limit {
             Some(n) => {
                 let mut bytes = Vec::new();
                 let mut complete = false;
-                while bytes.len() < n.saturating_sub(chars.len()) {
+                while bytes.len() < n.saturating_sub(chars.len()).min(max) {
                     let b = input.read_up_to(1)?;
                     match b.first() {
                         Some(&b) if b == delimiter => {
@@ -919,7 +926,7 @@ fn read_input(
                 let full = chars.len() >= n;
                 return Ok((chars, complete || full));
             }
-            None => input.read_until(delimiter)?,
+            None => input.read_until(delimiter, max)?,
         };
         let Some(mut bytes) = bytes else {
             return Ok((chars, false));

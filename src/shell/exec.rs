@@ -16,6 +16,7 @@ use super::builtins;
 use super::expand::shell_quote;
 use super::fs::{EntryKind, describe_io_error, normalize};
 use super::host::{Invocation, Program};
+use super::limits::{JobSlot, MAX_FUNCTION_DEPTH, MAX_NESTING_DEPTH, PROCESS_LIMIT_STATUS};
 use super::parse;
 use super::pattern::Pattern;
 use super::state::{State, Var, next_pid};
@@ -28,8 +29,6 @@ pub(crate) const THREAD_STACK: usize = 64 << 20;
 /// Capacity asked of the pipes between pipeline stages (Linux caps it at
 /// `/proc/sys/fs/pipe-max-size`, 1 MiB by default).
 const PIPE_CAPACITY: usize = 1 << 20;
-/// Deepest function recursion allowed (bash has no default limit; we protect the stack).
-const MAX_FUNCTION_DEPTH: usize = 1000;
 
 /// A word of a simple command, before expansion.
 enum ArgWord<'a> {
@@ -50,21 +49,63 @@ impl State {
         Ok(status)
     }
 
+    /// Stops here if the session was interrupted (or this job stopped), or went over its
+    /// process limit (the whole command then ends with [`PROCESS_LIMIT_STATUS`]).
     pub(crate) fn check_cancel(&self) -> Exec<()> {
         if self.is_cancelled() {
             Err(Unwind::Fatal(ShellError::Interrupted))
+        } else if self.shared.is_tripped() {
+            Err(Unwind::Abort(PROCESS_LIMIT_STATUS))
         } else {
             Ok(())
         }
     }
 
-    /// Ends a subshell: its `exit`/`return` become its status; faults go on.
+    /// Ends a subshell: its `exit`/`return` become its status; faults and aborts go on.
     pub(crate) fn finish_subshell(&self, result: Exec) -> Result<i32, Unwind> {
         match result {
             Ok(status) | Err(Unwind::Exit(status) | Unwind::Return(status)) => Ok(status),
             Err(Unwind::Break(_) | Unwind::Continue(_)) => Ok(self.last_status),
-            Err(fatal @ Unwind::Fatal(_)) => Err(fatal),
+            Err(fatal @ (Unwind::Fatal(_) | Unwind::Abort(_))) => Err(fatal),
         }
+    }
+
+    /// Takes one of the session's process slots for a new thread, or reports the limit
+    /// (once for the session) and aborts the command.
+    fn process_slot(&self, io: &Io) -> Exec<super::limits::ProcessSlot> {
+        self.check_cancel()?;
+        match self.shared.acquire() {
+            Ok(slot) => Ok(slot),
+            Err(first) => {
+                if first {
+                    io.diag(&self.shared.process_limit_message());
+                }
+                Err(Unwind::Abort(PROCESS_LIMIT_STATUS))
+            }
+        }
+    }
+
+    /// A thread could not be started: the host is out of threads, which the process limit
+    /// treats as its own excess.
+    fn thread_failed(&self, io: &Io, what: &str, error: &std::io::Error) -> Unwind {
+        if self.shared.trip() {
+            io.diag(&format!("wasmbuild: cannot start {what}: {error}"));
+            io.diag(&self.shared.process_limit_message());
+        }
+        Unwind::Abort(PROCESS_LIMIT_STATUS)
+    }
+
+    /// Enters an `eval`, `source`, `$( )` or a script; `Err` past [`MAX_NESTING_DEPTH`].
+    pub(crate) fn enter_nesting(&mut self, io: &Io, what: &str) -> Exec<()> {
+        if self.nesting >= MAX_NESTING_DEPTH {
+            self.error(
+                io,
+                &format!("{what}: maximum nesting level exceeded ({MAX_NESTING_DEPTH})"),
+            );
+            return Err(Unwind::Abort(1));
+        }
+        self.nesting += 1;
+        Ok(())
     }
 
     pub(crate) fn run_list(&mut self, list: &ast::CompoundList, io: &mut Io) -> Exec {
@@ -73,7 +114,7 @@ impl State {
             status = match separator {
                 SeparatorOperator::Sequence => self.run_and_or(and_or, io)?,
                 SeparatorOperator::Async => {
-                    self.spawn_background(and_or, io);
+                    self.spawn_background(and_or, io)?;
                     0
                 }
             };
@@ -142,10 +183,18 @@ impl State {
     /// subshell; stages are joined by OS pipes so nothing is buffered whole.
     fn run_stages(&mut self, seq: &[Command], io: &mut Io) -> Exec {
         let mut results: Vec<Result<i32, Unwind>> = Vec::with_capacity(seq.len());
+        let mut refused: Option<Unwind> = None;
         std::thread::scope(|scope| {
             let mut handles = Vec::with_capacity(seq.len());
             let mut next_stdin: Option<InHandle> = None;
             for (i, command) in seq.iter().enumerate() {
+                let slot = match self.process_slot(io) {
+                    Ok(slot) => slot,
+                    Err(unwind) => {
+                        refused = Some(unwind);
+                        break;
+                    }
+                };
                 let mut stage_io = io.clone();
                 if let Some(input) = next_stdin.take() {
                     stage_io.set(0, Some(Stream::In(input)));
@@ -170,11 +219,18 @@ impl State {
                     .name("wasmbuild-pipeline".into())
                     .stack_size(THREAD_STACK)
                     .spawn_scoped(scope, move || {
+                        let _slot = slot;
                         let result = sub.run_command(command, &mut stage_io);
                         drop(stage_io);
                         sub.finish_subshell(result)
                     });
-                handles.push(spawned.map_err(|e| format!("cannot start a pipeline stage: {e}")));
+                match spawned {
+                    Ok(handle) => handles.push(Ok(handle)),
+                    Err(e) => {
+                        refused = Some(self.thread_failed(io, "a pipeline stage", &e));
+                        break;
+                    }
+                }
             }
             drop(next_stdin);
             for handle in handles {
@@ -186,6 +242,9 @@ impl State {
                 });
             }
         });
+        if let Some(unwind) = refused {
+            return Err(unwind);
+        }
         let mut statuses = Vec::with_capacity(results.len());
         for result in results {
             statuses.push(result?);
@@ -203,48 +262,73 @@ impl State {
         }
     }
 
-    fn spawn_background(&mut self, list: &ast::AndOrList, io: &Io) {
+    /// `list &`: a thread of its own, counted against the process limit and registered
+    /// with the session so that the end of the phase waits for it or stops it.
+    fn spawn_background(&mut self, list: &ast::AndOrList, io: &Io) -> Exec<()> {
+        let slot = self.process_slot(io)?;
         let mut sub = self.subshell();
+        // A job of a job belongs to the same generation: stopping one stops both.
+        sub.job_generation = Some(
+            self.job_generation
+                .unwrap_or_else(|| self.shared.generation()),
+        );
         let list = list.clone();
         let mut job_io = io.clone();
         // Without job control, bash gives background jobs an empty stdin.
         job_io.set(0, Some(Stream::In(InHandle::empty())));
         let pid = next_pid();
+        let job = Arc::new(JobSlot::default());
+        let end = job.clone();
         let spawned = std::thread::Builder::new()
             .name("wasmbuild-job".into())
             .stack_size(THREAD_STACK)
             .spawn(move || {
-                let result = sub.run_and_or(&list, &mut job_io);
-                drop(job_io);
-                match sub.finish_subshell(result) {
-                    Ok(status) => Ok(status),
-                    Err(Unwind::Fatal(e)) => Err(e),
-                    Err(_) => Ok(1),
-                }
+                let _slot = slot;
+                let run = std::panic::AssertUnwindSafe(|| {
+                    let result = sub.run_and_or(&list, &mut job_io);
+                    drop(job_io);
+                    match sub.finish_subshell(result) {
+                        Ok(status) | Err(Unwind::Abort(status)) => Ok(status),
+                        Err(Unwind::Fatal(e)) => Err(e),
+                        Err(_) => Ok(1),
+                    }
+                });
+                let result = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                    Err(ShellError::Host(super::host::HostError(
+                        "a background job of the shell panicked".into(),
+                    )))
+                });
+                end.complete(result);
             });
         match spawned {
             Ok(handle) => {
-                self.jobs.0.push((pid, handle));
+                self.shared.register_job(handle);
+                self.jobs.0.push((pid, job));
                 self.last_background_pid = Some(pid);
             }
-            Err(e) => self.error(io, &format!("cannot start a background job: {e}")),
+            Err(e) => return Err(self.thread_failed(io, "a background job", &e)),
         }
         self.last_status = 0;
+        Ok(())
     }
 
     /// Waits for background jobs: all, or the one with `pid`. Returns the last status.
     pub(crate) fn wait_jobs(&mut self, pid: Option<u32>) -> Exec {
         let mut status = 0;
         let jobs = std::mem::take(&mut self.jobs.0);
-        for (job_pid, handle) in jobs {
+        for (job_pid, job) in jobs {
             if pid.is_some_and(|p| p != job_pid) {
-                self.jobs.0.push((job_pid, handle));
+                self.jobs.0.push((job_pid, job));
                 continue;
             }
-            status = match handle.join() {
-                Ok(Ok(status)) => status,
-                Ok(Err(e)) => return Err(Unwind::Fatal(e)),
-                Err(_) => return Err(fault("a background job of the shell panicked".into())),
+            status = match job.wait() {
+                Ok(status) => status,
+                Err(ShellError::Interrupted) => {
+                    // A stopped job: the session goes on if it was only the job.
+                    self.check_cancel()?;
+                    130
+                }
+                Err(e) => return Err(Unwind::Fatal(e)),
             };
         }
         Ok(status)
@@ -415,8 +499,12 @@ impl State {
         let values = match &clause.values {
             Some(words) => {
                 let mut values = Vec::new();
+                let mut bytes = 0;
                 for word in words {
+                    let before = values.len();
                     values.extend(self.expand_word_fields(&word.value, io)?);
+                    bytes += values[before..].iter().map(|v| v.len() + 1).sum::<usize>();
+                    self.check_expansion_size(bytes, io)?;
                 }
                 values
             }
@@ -477,7 +565,10 @@ impl State {
     /// Whether arithmetic text fails to evaluate (as opposed to evaluating to 0).
     fn last_arith_failed(&mut self, text: &str, io: &Io) -> Exec<bool> {
         let expanded = self.expand_arithmetic_text(text, io)?;
-        Ok(brush_parser::arithmetic::parse(&expanded).is_err())
+        Ok(
+            parse::contained(|| brush_parser::arithmetic::parse(&expanded))
+                .is_none_or(|r| r.is_err()),
+        )
     }
 
     fn run_case(&mut self, clause: &ast::CaseClauseCommand, io: &mut Io) -> Exec {
@@ -555,7 +646,9 @@ impl State {
 
         self.last_substitution_status = None;
         let mut argv: Vec<String> = Vec::new();
+        let mut argv_bytes = 0;
         for word in &words {
+            let before = argv.len();
             match word {
                 ArgWord::Declaration(assignment, _)
                     if argv
@@ -568,6 +661,8 @@ impl State {
                     argv.extend(self.expand_word_fields(&w.value, io)?);
                 }
             }
+            argv_bytes += argv[before..].iter().map(|a| a.len() + 1).sum::<usize>();
+            self.check_expansion_size(argv_bytes, io)?;
         }
 
         if argv.is_empty() {
@@ -813,8 +908,16 @@ impl State {
             }
         } else {
             let mut bytes = Vec::new();
-            if let Err(e) = io.stdin().read_to_end(&mut bytes) {
+            let max = self.shared.limits.max_expansion_bytes;
+            if let Err(e) = io.stdin().take(max as u64 + 1).read_to_end(&mut bytes) {
                 self.error(io, &format!("{}: {}", argv[0], describe_io_error(&e)));
+                return Ok(1);
+            }
+            if bytes.len() > max {
+                self.error(
+                    io,
+                    &format!("{}: script too large (limit {max} bytes)", argv[0]),
+                );
                 return Ok(1);
             }
             (
@@ -860,7 +963,7 @@ impl State {
         argv: Vec<String>,
         io: &mut Io,
     ) -> Exec {
-        if self.function_depth >= MAX_FUNCTION_DEPTH {
+        if self.stack_functions >= MAX_FUNCTION_DEPTH {
             self.error(
                 io,
                 &format!(
@@ -868,11 +971,12 @@ impl State {
                     argv[0]
                 ),
             );
-            return Err(Unwind::Exit(1));
+            return Err(Unwind::Abort(1));
         }
         let args = argv.into_iter().skip(1).collect();
         let saved_positional = std::mem::replace(&mut self.positional, args);
         self.function_depth += 1;
+        self.stack_functions += 1;
         self.function_names.push(function.fname.value.clone());
         self.push_local_frame();
         let ast::FunctionBody(body, redirects) = &function.body;
@@ -880,6 +984,7 @@ impl State {
         self.pop_local_frame();
         self.function_names.pop();
         self.function_depth -= 1;
+        self.stack_functions -= 1;
         self.positional = saved_positional;
         match result {
             Err(Unwind::Return(status)) => Ok(status),
@@ -996,6 +1101,7 @@ impl State {
                 builtins::set_short_option(&mut child.options, letter, on);
             }
         }
+        child.enter_nesting(io, &child.script_name.clone())?;
         let result = child.run_program(&program, io);
         let status = child.finish_subshell(result)?;
         child.run_exit_trap(status, io)
@@ -1044,11 +1150,13 @@ impl State {
                 return Ok(2);
             }
         };
+        self.enter_nesting(io, shown)?;
         let saved_positional = args.map(|a| std::mem::replace(&mut self.positional, a));
         let saved_line = self.line;
         self.source_depth += 1;
         let result = self.run_program(&program, io);
         self.source_depth -= 1;
+        self.nesting -= 1;
         self.line = saved_line;
         if let Some(saved) = saved_positional {
             self.positional = saved;
@@ -1068,7 +1176,10 @@ impl State {
                 return Ok(2);
             }
         };
-        self.run_program(&program, io)
+        self.enter_nesting(io, "eval")?;
+        let result = self.run_program(&program, io);
+        self.nesting -= 1;
+        result
     }
 
     /// Prints a `set -x` line.

@@ -76,6 +76,8 @@ impl Field {
 /// The fields of a word while it is being expanded. `"$@"` starts new fields.
 struct Fields {
     done: Vec<Field>,
+    /// Bytes of the fields in `done`.
+    done_bytes: usize,
     current: Field,
     /// The origin of unquoted text: `Literal` in a word, `Expanded` in the word of
     /// `${x:-word}`, whose result is split like any expansion.
@@ -86,6 +88,7 @@ impl Fields {
     fn new() -> Self {
         Fields {
             done: Vec::new(),
+            done_bytes: 0,
             current: Field::default(),
             text_origin: Origin::Literal,
         }
@@ -102,7 +105,13 @@ impl Fields {
 
     fn break_field(&mut self) {
         let field = std::mem::take(&mut self.current);
+        self.done_bytes += field.text.len();
         self.done.push(field);
+    }
+
+    /// Bytes expanded so far.
+    fn bytes(&self) -> usize {
+        self.done_bytes + self.current.text.len()
     }
 
     fn finish(mut self) -> Vec<Field> {
@@ -156,10 +165,19 @@ impl State {
     /// A command word, fully expanded into zero or more fields.
     pub(crate) fn expand_word_fields(&mut self, word: &str, io: &Io) -> Exec<Vec<String>> {
         if word.contains('{') {
-            let words = brace_expand(word);
+            let limits = &self.shared.limits;
+            let words =
+                match brace_expand(word, limits.max_expansion_words, limits.max_expansion_bytes) {
+                    Ok(words) => words,
+                    Err(message) => {
+                        self.error(io, &message);
+                        return Err(Unwind::Exit(1));
+                    }
+                };
             if words.len() != 1 || words[0] != word {
                 let mut out = Vec::new();
                 for w in words {
+                    self.check_cancel()?;
                     out.extend(self.expand_fields_of(&w, io)?);
                 }
                 return Ok(out);
@@ -232,9 +250,9 @@ impl State {
     /// The body of an unquoted here-document: parameters, `$( )`, `$(( ))` and the
     /// backslash escapes of `$`, `` ` `` and `\`; quotes are ordinary characters.
     pub(crate) fn expand_heredoc(&mut self, body: &str, io: &Io) -> Exec<String> {
-        let pieces = match word::parse_heredoc(body, &parse::options()) {
-            Ok(p) => p,
-            Err(_) => return Ok(body.to_owned()),
+        let pieces = match parse::contained(|| word::parse_heredoc(body, &parse::options())) {
+            Some(Ok(p)) => p,
+            _ => return Ok(body.to_owned()),
         };
         let mut fields = Fields::new();
         self.expand_pieces(&pieces, true, &mut fields, io)?;
@@ -266,9 +284,9 @@ impl State {
         options: &brush_parser::ParserOptions,
         io: &Io,
     ) -> Exec<Vec<Field>> {
-        let pieces = match word::parse(word, options) {
-            Ok(pieces) => pieces,
-            Err(_) => {
+        let pieces = match parse::contained(|| word::parse(word, options)) {
+            Some(Ok(pieces)) => pieces,
+            _ => {
                 self.error(io, &format!("{word}: bad substitution"));
                 return Err(Unwind::Exit(1));
             }
@@ -287,6 +305,22 @@ impl State {
     ) -> Exec<()> {
         for piece in pieces {
             self.expand_piece(&piece.piece, quoted, out, io)?;
+            self.check_expansion_size(out.bytes(), io)?;
+        }
+        Ok(())
+    }
+
+    /// An expansion (a word, a here-document) past the session's byte limit is an error
+    /// that ends the shell, as other expansion errors do; the deadline is checked too.
+    pub(crate) fn check_expansion_size(&self, bytes: usize, io: &Io) -> Exec<()> {
+        self.check_cancel()?;
+        let limit = self.shared.limits.max_expansion_bytes;
+        if bytes > limit {
+            self.error(
+                io,
+                &format!("wasmbuild: expansion too large (limit {limit} bytes)"),
+            );
+            return Err(Unwind::Exit(1));
         }
         Ok(())
     }
@@ -373,9 +407,9 @@ impl State {
 
     /// Expands a word nested in `${x:-word}` into the enclosing fields.
     fn expand_nested(&mut self, raw: &str, quoted: bool, out: &mut Fields, io: &Io) -> Exec<()> {
-        let pieces = match word::parse(raw, &parse::options()) {
-            Ok(p) => p,
-            Err(_) => {
+        let pieces = match parse::contained(|| word::parse(raw, &parse::options())) {
+            Some(Ok(p)) => p,
+            _ => {
                 self.error(io, &format!("{raw}: bad substitution"));
                 return Err(Unwind::Exit(1));
             }
@@ -440,9 +474,9 @@ impl State {
             Value::Str(s) => s,
             Value::List { items, .. } => items.join(" "),
         };
-        match word::parse_parameter(&name, &parse::options()) {
-            Ok(target) => Ok(self.direct_value(&target)),
-            Err(_) => {
+        match parse::contained(|| word::parse_parameter(&name, &parse::options())) {
+            Some(Ok(target)) => Ok(self.direct_value(&target)),
+            _ => {
                 self.error(io, &format!("{name}: invalid indirect expansion"));
                 Err(Unwind::Exit(1))
             }
@@ -829,7 +863,24 @@ impl State {
                     SubstringMatchKind::FirstOccurrence => Replace::First,
                     SubstringMatchKind::Anywhere => Replace::All,
                 };
-                let value = value.map(|s| pattern::replace(s, &pattern, &replacement, how));
+                let limit = self.shared.limits.max_expansion_bytes;
+                let cancel = self.cancel.clone();
+                let stopped = std::cell::Cell::new(false);
+                let go_on = |len: usize| {
+                    let go = len <= limit && !cancel.load(std::sync::atomic::Ordering::Relaxed);
+                    if !go {
+                        stopped.set(true);
+                    }
+                    go
+                };
+                let value = value.map(|s| {
+                    pattern::replace_while(s, &pattern, &replacement, how, &go_on)
+                        .unwrap_or_default()
+                });
+                if stopped.get() {
+                    self.check_cancel()?;
+                    self.check_expansion_size(limit + 1, io)?;
+                }
                 self.push_value(value, quoted, out);
             }
             ParameterExpr::VariableNames {
@@ -883,15 +934,25 @@ impl State {
                 return Err(Unwind::Exit(2));
             }
         };
-        let capture = Capture::default();
+        let limit = self.shared.limits.max_capture_bytes;
+        let capture = Capture::new(limit);
         let mut sub_io = io.clone();
         sub_io.set(1, Some(Stream::Out(OutHandle::new(capture.clone()))));
         let mut sub = self.subshell();
+        sub.enter_nesting(io, "command substitution")?;
         // Not in POSIX mode, bash clears `-e` inside command substitutions.
         sub.options.errexit = false;
         let result = sub.run_program(&program, &mut sub_io);
         drop(sub_io);
         let status = sub.finish_subshell(result)?;
+        if capture.overflowed() {
+            drop(capture.take());
+            self.error(
+                io,
+                &format!("wasmbuild: command substitution output too large (limit {limit} bytes)"),
+            );
+            return Err(Unwind::Exit(1));
+        }
         self.last_status = status;
         self.last_substitution_status = Some(status);
         let mut bytes = capture.take();
@@ -967,15 +1028,41 @@ impl State {
 }
 
 /// Brace expansion (`a{b,c}d`, `{1..5}`, `{a..e..2}`), done on the text of a word before
-/// any other expansion. A word without a valid brace expression is returned as is.
-fn brace_expand(word: &str) -> Vec<String> {
-    match word::parse_brace_expansions(word, &parse::options()) {
-        Ok(Some(pieces)) => expand_brace_pieces(&pieces),
-        _ => vec![word.to_owned()],
+/// any other expansion. A word without a valid brace expression is returned as is. More than
+/// `max_words` words or `max_bytes` bytes is an error (nothing is built past the limit).
+fn brace_expand(word: &str, max_words: usize, max_bytes: usize) -> Result<Vec<String>, String> {
+    let limits = BraceLimits {
+        words: max_words,
+        bytes: max_bytes,
+    };
+    match parse::contained(|| word::parse_brace_expansions(word, &parse::options())) {
+        Some(Ok(Some(pieces))) => expand_brace_pieces(&pieces, &limits)
+            .map_err(|what| format!("{word}: brace expansion too large ({what})")),
+        _ => Ok(vec![word.to_owned()]),
     }
 }
 
-fn expand_brace_pieces(pieces: &[word::BraceExpressionOrText]) -> Vec<String> {
+struct BraceLimits {
+    words: usize,
+    bytes: usize,
+}
+
+impl BraceLimits {
+    fn check(&self, words: u128, bytes: u128) -> Result<(), String> {
+        if words > self.words as u128 {
+            return Err(format!("limit {} words", self.words));
+        }
+        if bytes > self.bytes as u128 {
+            return Err(format!("limit {} bytes", self.bytes));
+        }
+        Ok(())
+    }
+}
+
+fn expand_brace_pieces(
+    pieces: &[word::BraceExpressionOrText],
+    limits: &BraceLimits,
+) -> Result<Vec<String>, String> {
     let mut words = vec![String::new()];
     for piece in pieces {
         let alternatives = match piece {
@@ -983,39 +1070,54 @@ fn expand_brace_pieces(pieces: &[word::BraceExpressionOrText]) -> Vec<String> {
             word::BraceExpressionOrText::Expr(members) => {
                 let mut alternatives = Vec::new();
                 for member in members {
-                    alternatives.extend(expand_brace_member(member));
+                    alternatives.extend(expand_brace_member(member, limits)?);
+                    limits.check(alternatives.len() as u128, 0)?;
                 }
                 alternatives
             }
         };
+        // The size of the product, before it is made.
+        let count = words.len() as u128 * alternatives.len() as u128;
+        let word_bytes: u128 = words.iter().map(|w| w.len() as u128).sum();
+        let alternative_bytes: u128 = alternatives.iter().map(|a| a.len() as u128).sum();
+        let bytes =
+            word_bytes * alternatives.len() as u128 + alternative_bytes * words.len() as u128;
+        limits.check(count, bytes)?;
         words = words
             .iter()
             .flat_map(|w| alternatives.iter().map(move |a| format!("{w}{a}")))
             .collect();
     }
-    words
+    Ok(words)
 }
 
-fn expand_brace_member(member: &word::BraceExpressionMember) -> Vec<String> {
-    const MAX_ITEMS: usize = 1 << 20;
+fn expand_brace_member(
+    member: &word::BraceExpressionMember,
+    limits: &BraceLimits,
+) -> Result<Vec<String>, String> {
     match member {
-        word::BraceExpressionMember::Child(pieces) => expand_brace_pieces(pieces),
+        word::BraceExpressionMember::Child(pieces) => expand_brace_pieces(pieces, limits),
         word::BraceExpressionMember::NumberSequence {
             start,
             end,
             increment,
         } => {
-            let step = increment.unsigned_abs().max(1) as usize;
-            let items: Vec<i64> = if start <= end {
-                (*start..=*end).step_by(step).take(MAX_ITEMS).collect()
+            let step = increment.unsigned_abs().max(1);
+            let (low, high) = if start <= end {
+                (*start, *end)
             } else {
-                (*end..=*start)
-                    .rev()
-                    .step_by(step)
-                    .take(MAX_ITEMS)
-                    .collect()
+                (*end, *start)
             };
-            items.iter().map(i64::to_string).collect()
+            let count = (high as i128 - low as i128) as u128 / step as u128 + 1;
+            // At most 20 bytes a number.
+            limits.check(count, count.saturating_mul(20).min(limits.bytes as u128))?;
+            let step = usize::try_from(step).unwrap_or(usize::MAX);
+            let items: Vec<i64> = if start <= end {
+                (low..=high).step_by(step).collect()
+            } else {
+                (low..=high).rev().step_by(step).collect()
+            };
+            Ok(items.iter().map(i64::to_string).collect())
         }
         word::BraceExpressionMember::CharSequence {
             start,
@@ -1024,16 +1126,17 @@ fn expand_brace_member(member: &word::BraceExpressionMember) -> Vec<String> {
         } => {
             let step = increment.unsigned_abs().max(1) as usize;
             let (a, b) = (*start as u32, *end as u32);
+            limits.check(u128::from(a.abs_diff(b)) / step as u128 + 1, 0)?;
             let codes: Vec<u32> = if a <= b {
                 (a..=b).step_by(step).collect()
             } else {
                 (b..=a).rev().step_by(step).collect()
             };
-            codes
+            Ok(codes
                 .into_iter()
                 .filter_map(char::from_u32)
                 .map(String::from)
-                .collect()
+                .collect())
         }
     }
 }

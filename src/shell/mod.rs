@@ -11,6 +11,7 @@ mod expand;
 pub mod fs;
 mod hash_files;
 pub mod host;
+pub mod limits;
 mod parse;
 mod pattern;
 mod printf;
@@ -26,6 +27,7 @@ use std::sync::atomic::AtomicBool;
 
 pub use fs::{GuestFs, GuestFsError};
 pub use host::{HostError, Input, Invocation, Output, Program, ProgramHost};
+pub use limits::{JobsStopped, ShellLimits};
 
 use state::State;
 use streams::{InHandle, Io, OutHandle};
@@ -109,6 +111,9 @@ pub(crate) enum Unwind {
     Return(i32),
     Break(usize),
     Continue(usize),
+    /// A limit was exceeded (process count, nesting): ends the whole command with this
+    /// status, through subshells and scripts, as a fault would.
+    Abort(i32),
     /// Stop everything: a fault of wasmbuild or an interruption.
     Fatal(ShellError),
 }
@@ -121,8 +126,10 @@ pub(crate) type Exec<T = i32> = Result<T, Unwind>;
 ///
 /// `exit N` ends the running script with status N and marks the session as exited
 /// ([`Session::exited`]); the session stays usable and the next `run_script` clears the mark,
-/// so the caller decides whether later commands run. Background jobs (`&`) are joined and the
-/// `EXIT` trap runs in [`Session::finish`].
+/// so the caller decides whether later commands run. Background jobs (`&`, of subshells and
+/// scripts too) are waited for or stopped by [`Session::stop_jobs`] (the end of a phase) and
+/// [`Session::finish`], which also runs the `EXIT` trap. The session's limits are
+/// [`ShellLimits::from_env`] unless [`Session::set_limits`] says otherwise.
 pub struct Session {
     state: State,
     exited: Option<i32>,
@@ -138,9 +145,44 @@ impl Session {
         cwd: String,
     ) -> Self {
         Session {
-            state: State::new(host, fs, env, cwd),
+            state: State::new(host, fs, env, cwd, ShellLimits::from_env()),
             exited: None,
         }
+    }
+
+    /// Replaces the session's limits (before it runs anything).
+    pub fn set_limits(&mut self, limits: ShellLimits) {
+        self.state.shared = limits::SessionShared::new(limits);
+    }
+
+    pub fn limits(&self) -> &ShellLimits {
+        &self.state.shared.limits
+    }
+
+    /// Makes this session share `other`'s limits, process count and background jobs, as
+    /// the per-command shells of one build do.
+    pub fn share_jobs_with(&mut self, other: &Session) {
+        self.state.shared = other.state.shared.clone();
+    }
+
+    /// The end of a phase: waits up to the grace period of the limits for every background
+    /// job of the session (those of subshells and scripts included), then stops the rest
+    /// (their interpreters at once, their programs through the cancel flag, raised for a
+    /// moment if it was not up). Says how many were stopped, and the process limit's error
+    /// if the session went over it since the last call (the phase must fail).
+    pub fn stop_jobs(&mut self) -> JobsStopped {
+        let grace = self.state.shared.limits.job_grace;
+        self.stop_jobs_within(grace)
+    }
+
+    /// [`Session::stop_jobs`] with another grace period (zero: stop them at once).
+    pub fn stop_jobs_within(&mut self, grace: std::time::Duration) -> JobsStopped {
+        let shared = self.state.shared.clone();
+        let stopped = shared.stop_jobs(grace, &self.state.cancel);
+        self.state.jobs = Default::default();
+        let error = shared.is_tripped().then(|| shared.process_limit_message());
+        shared.reset(&self.state.cancel);
+        JobsStopped { stopped, error }
     }
 
     /// Raising `flag` stops the session between commands with [`ShellError::Interrupted`].
@@ -172,6 +214,8 @@ impl Session {
         stdio: Stdio,
     ) -> Result<i32, ShellError> {
         self.exited = None;
+        // What is left of a runaway of an earlier script ends before this one starts.
+        self.state.shared.reset(&self.state.cancel);
         let program = parse::parse_program(script, name)?;
         let mut io = Io::new(
             InHandle::new(stdio.stdin),
@@ -183,9 +227,16 @@ impl Session {
         let result = on_interpreter_stack(|| state.run_program(&program, &mut io))?;
         let _ = std::io::Write::flush(&mut io.stdout());
         let _ = std::io::Write::flush(&mut io.stderr());
+        // A job of this script that went over the process limit fails it too.
+        let result = match result {
+            Ok(0) if self.state.shared.is_tripped() => {
+                Err(Unwind::Abort(limits::PROCESS_LIMIT_STATUS))
+            }
+            other => other,
+        };
         match result {
             Ok(status) => Ok(status),
-            Err(Unwind::Exit(status)) => {
+            Err(Unwind::Exit(status) | Unwind::Abort(status)) => {
                 self.state.last_status = status;
                 self.exited = Some(status);
                 Ok(status)
@@ -205,8 +256,12 @@ impl Session {
             OutHandle::new(stdio.stdout),
             OutHandle::new(stdio.stderr),
         );
-        let status = self.exited.unwrap_or(self.state.last_status);
+        let mut status = self.exited.unwrap_or(self.state.last_status);
         self.state.wait_all_jobs();
+        let stopped = self.stop_jobs();
+        if stopped.error.is_some() && status == 0 {
+            status = limits::PROCESS_LIMIT_STATUS;
+        }
         let Some(trap) = self.state.exit_trap.take() else {
             return Ok(status);
         };
@@ -218,7 +273,7 @@ impl Session {
         let _ = std::io::Write::flush(&mut io.stderr());
         match result {
             Ok(_) | Err(Unwind::Return(_) | Unwind::Break(_) | Unwind::Continue(_)) => Ok(status),
-            Err(Unwind::Exit(n)) => Ok(n),
+            Err(Unwind::Exit(n) | Unwind::Abort(n)) => Ok(n),
             Err(Unwind::Fatal(e)) => Err(e),
         }
     }

@@ -35,6 +35,12 @@ pub(crate) fn no_tilde_options() -> ParserOptions {
     }
 }
 
+/// Runs one of brush-parser's parsers on user input: a panic of it (it unwraps some numbers,
+/// e.g. `{1..99999999999999999999}`) becomes `None`, never a crash of wasmbuild.
+pub(crate) fn contained<T>(parse: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).ok()
+}
+
 /// Parses a whole script.
 pub(crate) fn parse_program(text: &str, file: &str) -> Result<ast::Program, ShellError> {
     let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text), &options());

@@ -252,19 +252,41 @@ pub(crate) enum Replace {
 }
 
 /// `${x/p/r}`, `${x//p/r}`, `${x/#p/r}`, `${x/%p/r}`: the longest match at the earliest place.
+#[cfg(test)]
 pub(crate) fn replace(value: &str, pattern: &str, replacement: &str, how: Replace) -> String {
+    replace_while(value, pattern, replacement, how, &|_| true).unwrap_or_default()
+}
+
+/// [`replace`], asking `go_on` with the length of the result so far at each position of
+/// the value: `None` when it says no (the session was stopped, the result is too large).
+pub(crate) fn replace_while(
+    value: &str,
+    pattern: &str,
+    replacement: &str,
+    how: Replace,
+    go_on: &dyn Fn(usize) -> bool,
+) -> Option<String> {
     let pattern = Pattern::new(pattern);
     let chars: Vec<char> = value.chars().collect();
     let n = chars.len();
     match how {
-        Replace::Prefix => match (0..=n).rev().find(|&i| pattern.matches_chars(&chars[..i])) {
-            Some(i) => format!("{replacement}{}", chars[i..].iter().collect::<String>()),
-            None => value.to_owned(),
-        },
-        Replace::Suffix => match (0..=n).find(|&i| pattern.matches_chars(&chars[i..])) {
-            Some(i) => format!("{}{replacement}", chars[..i].iter().collect::<String>()),
-            None => value.to_owned(),
-        },
+        Replace::Prefix => Some(
+            match (0..=n)
+                .rev()
+                .find(|&i| !go_on(0) || pattern.matches_chars(&chars[..i]))
+            {
+                _ if !go_on(0) => return None,
+                Some(i) => format!("{replacement}{}", chars[i..].iter().collect::<String>()),
+                None => value.to_owned(),
+            },
+        ),
+        Replace::Suffix => Some(
+            match (0..=n).find(|&i| !go_on(0) || pattern.matches_chars(&chars[i..])) {
+                _ if !go_on(0) => return None,
+                Some(i) => format!("{}{replacement}", chars[..i].iter().collect::<String>()),
+                None => value.to_owned(),
+            },
+        ),
         Replace::First | Replace::All => {
             let mut out = String::new();
             let mut start = 0;
@@ -272,6 +294,9 @@ pub(crate) fn replace(value: &str, pattern: &str, replacement: &str, how: Replac
             while start < n {
                 if replaced && how == Replace::First {
                     break;
+                }
+                if !go_on(out.len()) {
+                    return None;
                 }
                 let found = (start + 1..=n)
                     .rev()
@@ -289,7 +314,7 @@ pub(crate) fn replace(value: &str, pattern: &str, replacement: &str, how: Replac
                 }
             }
             out.extend(&chars[start..]);
-            out
+            Some(out)
         }
     }
 }

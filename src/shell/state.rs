@@ -2,16 +2,15 @@
 //! functions, options, positional parameters and the current directory. A subshell is a
 //! clone of it; a script run as a program gets a fresh one with the exported variables only.
 
+use brush_parser::ast;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::thread::JoinHandle;
 
-use brush_parser::ast;
-
+use super::ShellOptions;
 use super::fs::GuestFs;
 use super::host::ProgramHost;
-use super::{ShellError, ShellOptions};
+use super::limits::{JobSlot, SessionShared, ShellLimits};
 
 /// One shell variable. `value: None` is a variable that is declared (e.g. `export X`) but unset.
 #[derive(Debug, Clone, Default)]
@@ -21,9 +20,10 @@ pub(crate) struct Var {
     pub readonly: bool,
 }
 
-/// Background jobs of one shell; a subshell starts with none.
+/// Background jobs of one shell, for `wait`; a subshell starts with none. (Every job of the
+/// session is also registered in [`SessionShared`], which joins or stops them.)
 #[derive(Default)]
-pub(crate) struct Jobs(pub Vec<(u32, JoinHandle<Result<i32, ShellError>>)>);
+pub(crate) struct Jobs(pub Vec<(u32, Arc<JobSlot>)>);
 
 impl Clone for Jobs {
     fn clone(&self) -> Self {
@@ -85,6 +85,16 @@ pub(crate) struct State {
     pub function_names: Vec<String>,
     /// Builtins turned off with `enable -n`.
     pub disabled_builtins: Vec<String>,
+    /// What every interpreter of the session shares: limits, live threads, all jobs.
+    pub shared: Arc<SessionShared>,
+    /// In a background job (and what it runs): the generation of jobs it belongs to; it
+    /// stops when the session moves on to a newer one (end of a phase).
+    pub job_generation: Option<u64>,
+    /// Nesting of `eval`, `source`, `$( )` and scripts run as programs: not reset in a
+    /// child interpreter, since all share the thread's stack.
+    pub nesting: usize,
+    /// Function calls on this thread's stack, in this interpreter and its parents.
+    pub stack_functions: usize,
 }
 
 impl State {
@@ -93,6 +103,7 @@ impl State {
         fs: GuestFs,
         env: Vec<(String, String)>,
         cwd: String,
+        limits: ShellLimits,
     ) -> Self {
         let mut vars = HashMap::new();
         for (name, value) in env {
@@ -138,6 +149,10 @@ impl State {
             command_string: false,
             function_names: Vec::new(),
             disabled_builtins: Vec::new(),
+            shared: SessionShared::new(limits),
+            job_generation: None,
+            nesting: 0,
+            stack_functions: 0,
         };
         // bash sets IFS at start-up, whatever the environment says.
         state.vars.insert(
@@ -320,8 +335,12 @@ impl State {
             .to_owned()
     }
 
+    /// The session was interrupted, or this is a background job that was stopped.
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
+            || self
+                .job_generation
+                .is_some_and(|g| g != self.shared.generation())
     }
 
     /// `$-`: the single-letter options that are on.

@@ -3,6 +3,7 @@
 //! and the small fd table each command gets. Nothing here touches a path.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A shared reader. Clones read from the same stream, so `read` and the programs after it
@@ -34,10 +35,19 @@ impl InHandle {
         InHandle(Arc::new(Mutex::new(Box::new(io::empty()))))
     }
 
-    /// Reads up to and including `delimiter`; `None` at end of input.
-    pub(crate) fn read_until(&self, delimiter: u8) -> io::Result<Option<Vec<u8>>> {
+    /// Reads up to and including `delimiter`, at most `limit` bytes (an error past them);
+    /// `None` at end of input.
+    pub(crate) fn read_until(&self, delimiter: u8, limit: usize) -> io::Result<Option<Vec<u8>>> {
         let mut line = Vec::new();
-        let n = lock(&self.0).read_until(delimiter, &mut line)?;
+        let mut guard = lock(&self.0);
+        let n = (&mut *guard)
+            .take(limit as u64 + 1)
+            .read_until(delimiter, &mut line)?;
+        if line.len() > limit {
+            return Err(io::Error::other(format!(
+                "line too long (limit {limit} bytes)"
+            )));
+        }
         Ok((n > 0).then_some(line))
     }
 
@@ -99,19 +109,45 @@ impl Write for ClosedWriter {
     }
 }
 
-/// The bytes a command substitution captures.
-#[derive(Clone, Default)]
-pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
+/// The bytes a command substitution captures, at most `limit`: a write past it fails as
+/// on a closed pipe (a builtin then ends as by SIGPIPE, a program sees an error), and the
+/// capture remembers that it overflowed.
+#[derive(Clone)]
+pub(crate) struct Capture {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    limit: usize,
+    overflowed: Arc<AtomicBool>,
+}
 
 impl Capture {
+    pub(crate) fn new(limit: usize) -> Self {
+        Capture {
+            bytes: Arc::default(),
+            limit,
+            overflowed: Arc::default(),
+        }
+    }
+
     pub(crate) fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *lock(&self.0))
+        std::mem::take(&mut *lock(&self.bytes))
+    }
+
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::SeqCst)
     }
 }
 
 impl Write for Capture {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        lock(&self.0).extend_from_slice(buf);
+        let mut bytes = lock(&self.bytes);
+        if self.overflowed() || bytes.len().saturating_add(buf.len()) > self.limit {
+            self.overflowed.store(true, Ordering::SeqCst);
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "command substitution output too large",
+            ));
+        }
+        bytes.extend_from_slice(buf);
         Ok(buf.len())
     }
 

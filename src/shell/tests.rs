@@ -654,3 +654,229 @@ fn exit_trap_runs_at_finish() {
         .unwrap();
     assert_eq!((buffer.text().as_str(), status), ("bye\n", 0));
 }
+
+// Limits (issue 13, items 7-9 and deliver 4): runaways end with a message and a status,
+// never by crashing the host process.
+
+fn with_limits(limits: super::ShellLimits) -> Fixture {
+    let mut f = Fixture::new();
+    f.session.set_limits(limits);
+    f
+}
+
+#[test]
+fn function_recursion_stops_at_the_limit_through_heavy_frames() {
+    // Each level goes through a loop, an `if`, a `case` and a group: the deepest stack per
+    // function call the interpreter makes, at the full limit of 1000.
+    let (out, err, status) = Fixture::new()
+        .run("f(){ while :; do if :; then case a in a) { f; } ;; esac; fi; done; }; f; echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("f: maximum function nesting level exceeded (1000)"),
+        "{err}"
+    );
+    assert!(!out.contains("after"), "{out}");
+}
+
+#[test]
+fn eval_and_source_recursion_stop_at_the_nesting_limit() {
+    let (_, err, status) = Fixture::new().run(r#"x='eval "$x"'; eval "$x"; echo after"#);
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("eval: maximum nesting level exceeded (100)"),
+        "{err}"
+    );
+
+    let mut f = Fixture::new();
+    std::fs::write(f.dir.path().join("self.sh"), ". ./self.sh\necho after\n").unwrap();
+    let (out, err, status) = f.run(". ./self.sh");
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("maximum nesting level exceeded (100)"),
+        "{err}"
+    );
+    assert!(!out.contains("after"), "{out}");
+
+    let mut f = Fixture::new();
+    std::fs::write(f.dir.path().join("self.sh"), "./self.sh\necho after $?\n").unwrap();
+    let (out, err, status) = f.run("sh ./self.sh; echo status $?");
+    assert!(
+        err.contains("maximum nesting level exceeded (100)"),
+        "{err}"
+    );
+    assert!(!out.contains("after"), "{out}");
+    assert_eq!(status, 1, "{out}");
+}
+
+#[test]
+fn the_deepest_mix_of_functions_and_evals_fits_the_stack() {
+    // 999 heavy function frames, then nested evals, substitutions and sources to the limit.
+    let mut f = Fixture::new();
+    std::fs::write(f.dir.path().join("s.sh"), r#"echo $(eval "$x")"#).unwrap();
+    let (_, err, status) = f.run(
+        r#"x='. ./s.sh'
+g(){ while :; do if [ "$1" -lt 998 ]; then case a in a) { g $(($1+1)); } ;; esac; else eval "$x"; fi; done; }
+g 0"#,
+    );
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("maximum nesting level exceeded (100)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_fork_bomb_fails_at_the_process_limit() {
+    let mut f = with_limits(super::ShellLimits {
+        max_processes: 16,
+        ..Default::default()
+    });
+    let started = std::time::Instant::now();
+    let err = Buffer::default();
+    let stdio = Stdio::new(Box::new(std::io::sink()), Box::new(err.clone()));
+    let status = f
+        .session
+        .run_script("f(){ f | f & }; f; wait", "t", stdio)
+        .unwrap();
+    // The script itself may end before its jobs go over the limit; the end of the phase
+    // reports it then.
+    let stopped = f.session.stop_jobs();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(status == 0 || status == 126, "{status}");
+    let err = err.text();
+    assert_eq!(
+        err.matches("wasmbuild: too many processes (limit 16)")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        stopped.error.as_deref(),
+        Some("wasmbuild: too many processes (limit 16)")
+    );
+    // A script that trips the limit itself fails with it.
+    let (_, err, status) = f.run("f(){ f | f; }; f; echo after");
+    assert_eq!(status, 126, "{err}");
+    assert!(
+        err.contains("wasmbuild: too many processes (limit 16)"),
+        "{err}"
+    );
+    assert!(f.session.stop_jobs().error.is_some());
+    // The session is usable again afterwards.
+    let (out, _, status) = f.run("echo a | cat; echo b & wait");
+    assert_eq!((out.as_str(), status), ("a\nb\n", 0));
+}
+
+#[test]
+fn jobs_of_subshells_are_stopped_at_the_end_of_a_phase() {
+    let mut f = with_limits(super::ShellLimits {
+        job_grace: std::time::Duration::from_millis(100),
+        ..Default::default()
+    });
+    let (_, _, status) = f.run("( while :; do :; done & ); { while :; do :; done; } &");
+    assert_eq!(status, 0);
+    let started = std::time::Instant::now();
+    let stopped = f.session.stop_jobs();
+    assert_eq!(stopped.stopped, 2);
+    assert_eq!(stopped.error, None);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let (out, _, status) = f.run("echo still");
+    assert_eq!((out.as_str(), status), ("still\n", 0));
+}
+
+fn small_limits() -> super::ShellLimits {
+    super::ShellLimits {
+        max_capture_bytes: 1 << 20,
+        max_expansion_bytes: 4 << 20,
+        max_expansion_words: 100_000,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_command_substitution_stops_at_its_byte_limit() {
+    let mut f = with_limits(small_limits());
+    let (out, err, status) = f.run("x=$(yes); echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("wasmbuild: command substitution output too large (limit 1048576 bytes)"),
+        "{err}"
+    );
+    assert!(!out.contains("after"));
+    // A builtin producer ends as by SIGPIPE.
+    let (_, err, status) = f.run("x=$(while :; do echo yyyyyyyy; done); echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("output too large"), "{err}");
+    // Under the limit nothing changes.
+    let (out, _, status) = f.run("x=$(yes | head -n 3); echo $x");
+    assert_eq!((out.as_str(), status), ("y y y\n", 0));
+}
+
+#[test]
+fn brace_expansion_past_its_limit_is_an_error_not_a_truncation() {
+    let mut f = with_limits(small_limits());
+    let (out, err, status) = f.run("echo {1..2000}{1..2000}{1..2000}; echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("brace expansion too large (limit 100000 words)"),
+        "{err}"
+    );
+    assert!(out.is_empty(), "{out}");
+    let (_, err, status) = f.run("echo {1..2000000}");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("brace expansion too large"), "{err}");
+    let (_, err, status) = f.run("echo {-9223372036854775807..9223372036854775807}");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("brace expansion too large"), "{err}");
+    // Numbers the parser cannot read leave the word as it is, as in bash; no crash.
+    let (out, _, status) = f.run("echo {1..99999999999999999999}; echo ok");
+    assert_eq!(status, 0);
+    assert!(out.ends_with("ok\n"), "{out}");
+    // Under the limit: every word, none lost.
+    let (out, _, status) = f.run("set -- {1..100000}; echo $#");
+    assert_eq!((out.trim(), status), ("100000", 0));
+}
+
+#[test]
+fn doubling_a_variable_stops_at_the_expansion_limit() {
+    let mut f = with_limits(small_limits());
+    let (out, err, status) = f.run("x=a; while :; do x=$x$x; done; echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("wasmbuild: expansion too large (limit 4194304 bytes)"),
+        "{err}"
+    );
+    assert!(!out.contains("after"));
+    let (_, err, status) = f.run("x=$(printf '%1000000s' a); y=${x// /$x}");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("expansion too large"), "{err}");
+    let (_, err, status) = f.run(r#"x=$(printf '%1000000s' a); echo "$x" "$x" "$x" "$x" "$x""#);
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("expansion too large"), "{err}");
+}
+
+#[test]
+fn reading_an_endless_line_stops_at_the_limit() {
+    let mut f = with_limits(small_limits());
+    let (_, err, status) = f.run("read x < /dev/zero; echo $?");
+    assert!(err.contains("line too long (limit 4194304 bytes)"), "{err}");
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn an_endless_builtin_loop_stops_when_the_session_is_cancelled() {
+    let mut f = Fixture::new();
+    let flag = Arc::new(AtomicBool::new(false));
+    f.session.set_cancel_flag(flag.clone());
+    let raise = flag.clone();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        raise.store(true, Ordering::Relaxed);
+    });
+    let started = std::time::Instant::now();
+    let stdio = Stdio::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    let result = f.session.run_script("while :; do :; done", "t", stdio);
+    timer.join().unwrap();
+    assert!(matches!(result, Err(ShellError::Interrupted)), "{result:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
