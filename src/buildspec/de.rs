@@ -7,6 +7,7 @@
 //! their keys while reading them, and [`CheckedMap`]/[`CheckedSeq`] validate a whole
 //! mapping or sequence before its own call returns.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -159,7 +160,10 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Map<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Map<V>, A::Error> {
                 let mut pairs: Vec<(String, V)> = Vec::new();
-                while let Some(key) = map.next_key_seed(UniqueKey(&pairs))? {
+                // Keys seen so far, hashed: a mapping of n keys is checked in O(n).
+                let mut seen: HashSet<String> = HashSet::new();
+                while let Some(key) = map.next_key_seed(UniqueKey(&seen))? {
+                    seen.insert(key.clone());
                     let value = map.next_value()?;
                     pairs.push((key, value));
                 }
@@ -171,14 +175,14 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Map<V> {
 }
 
 /// A mapping key that must not repeat one already read: the error points at the repeat.
-struct UniqueKey<'a, V>(&'a [(String, V)]);
+struct UniqueKey<'a>(&'a HashSet<String>);
 
-impl<'de, V> DeserializeSeed<'de> for UniqueKey<'_, V> {
+impl<'de> DeserializeSeed<'de> for UniqueKey<'_> {
     type Value = String;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
         scalar(d, "a scalar key", |key| {
-            if self.0.iter().any(|(k, _)| k == key) {
+            if self.0.contains(key) {
                 Err(format!("duplicate key `{key}`"))
             } else {
                 Ok(key.to_owned())

@@ -21,6 +21,7 @@ mod artifacts;
 mod batch;
 mod de;
 mod error;
+mod limits;
 mod on_failure;
 mod phase;
 
@@ -36,6 +37,7 @@ pub use batch::{
     MatrixStatic,
 };
 pub use error::BuildspecError;
+pub use limits::{MAX_BUILDSPEC_BYTES, MAX_BUILDSPEC_DEPTH};
 pub use on_failure::{DEFAULT_RETRY_ATTEMPTS, MAX_RETRY_ATTEMPTS, OnFailure};
 pub use phase::{Phase, Phases};
 
@@ -117,6 +119,45 @@ pub struct Env {
     pub git_credential_helper: bool,
 }
 
+/// Longest runtime name or version (`runtime-versions`, `--image NAME[:VERSION]`).
+pub const MAX_RUNTIME_NAME_LEN: usize = 64;
+
+/// Checks a runtime (bundle) name: it becomes part of store references, so only
+/// `[A-Za-z0-9][A-Za-z0-9._-]*`, at most [`MAX_RUNTIME_NAME_LEN`] characters.
+pub fn check_runtime_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= MAX_RUNTIME_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid runtime name {name:?}: expected letters, digits, '.', '_' or '-' \
+             (starting with a letter or digit, at most {MAX_RUNTIME_NAME_LEN})"
+        ))
+    }
+}
+
+/// Checks a runtime version request (`3.12`, `3.x`, `latest`, `1.0.0-rc1+b2`): only
+/// `[A-Za-z0-9*][A-Za-z0-9._+*-]*`, at most [`MAX_RUNTIME_NAME_LEN`] characters.
+pub fn check_runtime_version(version: &str) -> Result<(), String> {
+    let ok = version.len() <= MAX_RUNTIME_NAME_LEN
+        && version.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '*')
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '*'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid runtime version {version:?}: expected letters, digits, '.', '_', '-', \
+             '+' or '*' (starting with a letter, digit or '*', at most {MAX_RUNTIME_NAME_LEN})"
+        ))
+    }
+}
+
 /// The shells `env.shell` may name (the Linux ones).
 pub const SHELLS: &[&str] = &["bash", "/bin/sh"];
 
@@ -142,17 +183,41 @@ pub struct Proxy {
 
 impl Buildspec {
     /// Reads and parses a buildspec file; the error names the file as `path` displays.
+    /// At most [`MAX_BUILDSPEC_BYTES`] are read; text that is not UTF-8 is refused at the
+    /// line and column of its first bad byte.
     pub fn from_file(path: &Path) -> Result<Buildspec, BuildspecError> {
+        use std::io::Read;
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| BuildspecError::Io {
+        let io = |source| BuildspecError::Io {
             file: file.clone(),
             source,
-        })?;
-        Buildspec::parse(&text, &file)
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                f.take(MAX_BUILDSPEC_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
+            })
+            .map_err(io)?;
+        let located =
+            |e: limits::Exceeded| BuildspecError::invalid(&file, e.line, e.column, e.message);
+        if bytes.len() > MAX_BUILDSPEC_BYTES {
+            let len = std::fs::metadata(path).map_or(bytes.len(), |m| {
+                usize::try_from(m.len()).unwrap_or(usize::MAX)
+            });
+            limits::size(len).map_err(located)?;
+        }
+        let text = limits::utf8(&bytes).map_err(located)?;
+        Buildspec::parse(text, &file)
     }
 
-    /// Parses buildspec text; `file` names it in errors.
+    /// Parses buildspec text; `file` names it in errors. Text over [`MAX_BUILDSPEC_BYTES`]
+    /// or nested deeper than [`MAX_BUILDSPEC_DEPTH`] is refused before serde_yaml reads it.
     pub fn parse(text: &str, file: &str) -> Result<Buildspec, BuildspecError> {
+        let located =
+            |e: limits::Exceeded| BuildspecError::invalid(file, e.line, e.column, e.message);
+        limits::size(text.len()).map_err(located)?;
+        limits::depth(text).map_err(located)?;
         match serde_yaml::from_str::<Option<Buildspec>>(text) {
             Ok(Some(buildspec)) => Ok(buildspec),
             Ok(None) => Err(BuildspecError::invalid(

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 
 use super::OnFailure;
-use super::de::{Pairs, Text, TextList, scalar};
+use super::de::{Text, TextList, scalar};
+use super::{check_runtime_name, check_runtime_version};
 
 /// The phases of a buildspec; an absent phase does not run.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -100,12 +101,7 @@ impl<'de> Visitor<'de> for PhaseVisitor {
                 Field::RunAs => phase.run_as = map.next_value::<Option<Text>>()?.map(|t| t.0),
                 Field::OnFailure => phase.on_failure = map.next_value()?,
                 Field::RuntimeVersions => {
-                    phase.runtime_versions = map
-                        .next_value::<Pairs<Text>>()?
-                        .0
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0))
-                        .collect();
+                    phase.runtime_versions = map.next_value::<RuntimeVersions>()?.0;
                 }
                 Field::Commands => phase.commands = map.next_value::<TextList>()?.0,
                 Field::Finally => phase.finally = map.next_value::<TextList>()?.0,
@@ -142,6 +138,72 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
                 return Err(format!("duplicate field `{key}`"));
             }
             Ok(field)
+        })
+    }
+}
+
+/// `runtime-versions`: runtime name → version, in file order. Names and versions become
+/// parts of store references, so each is checked where it is written (a bad one, e.g.
+/// `../x`, is refused with its line and column); repeated names are refused too.
+#[derive(Default)]
+struct RuntimeVersions(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for RuntimeVersions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RuntimeVersionsVisitor;
+        impl<'de> Visitor<'de> for RuntimeVersionsVisitor {
+            type Value = RuntimeVersions;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of runtime names to versions")
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(RuntimeVersions::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(RuntimeVersions::default())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_map(self)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs: Vec<(String, String)> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                while let Some(name) = map.next_key_seed(RuntimeNameSeed(&seen))? {
+                    seen.insert(name.clone());
+                    let RuntimeVersion(version) = map.next_value()?;
+                    pairs.push((name, version));
+                }
+                Ok(RuntimeVersions(pairs))
+            }
+        }
+        d.deserialize_option(RuntimeVersionsVisitor)
+    }
+}
+
+/// A runtime name: valid and not repeated.
+struct RuntimeNameSeed<'a>(&'a std::collections::HashSet<String>);
+
+impl<'de> DeserializeSeed<'de> for RuntimeNameSeed<'_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        scalar(d, "a runtime name", |name| {
+            check_runtime_name(name)?;
+            if self.0.contains(name) {
+                return Err(format!("duplicate key `{name}`"));
+            }
+            Ok(name.to_owned())
+        })
+    }
+}
+
+struct RuntimeVersion(String);
+
+impl<'de> Deserialize<'de> for RuntimeVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        scalar(d, "a runtime version", |version| {
+            check_runtime_version(version)?;
+            Ok(RuntimeVersion(version.to_owned()))
         })
     }
 }

@@ -26,8 +26,8 @@ pub struct ExecArgs {
     /// Environment variable for the program (repeatable); nothing of the host's is passed.
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
-    /// Stop the program after this many seconds.
-    #[arg(long, value_name = "SECONDS")]
+    /// Stop the program after this many seconds (above 0, at most 129600).
+    #[arg(long, value_name = "SECONDS", value_parser = super::parse_timeout_seconds)]
     pub timeout: Option<f64>,
     #[command(flatten)]
     pub determinism: DeterminismArgs,
@@ -74,7 +74,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
         .map(|secs| Instant::now() + Duration::from_secs_f64(secs.max(0.0)));
     let determinism = args
         .determinism
-        .determinism(&args.src, &[&args.image, &cwd])
+        .determinism(&args.src, &[&args.image, &cwd])?
         .map(|mut d| {
             let argv = args.argv.join("\0");
             d.seed = crate::sandbox::Determinism::derive_seed(&d.seed, argv.as_bytes());

@@ -79,6 +79,7 @@ impl Guest {
 /// Builds the image's bundles (the named one and `base`) that have a recipe but are not in
 /// the store yet, so a fresh machine runs its first command without a separate step.
 pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
+    super::check_image_spec(spec)?;
     let runtimes = ctx.runtimes();
     let (name, version) = match spec.split_once(':') {
         Some((name, version)) => (name, Some(version)),
@@ -110,35 +111,44 @@ pub struct DeterminismArgs {
     /// directory listings; SOURCE_DATE_EPOCH, TZ=UTC and LANG=C.UTF-8 set.
     #[arg(long, env = "WASMBUILD_DETERMINISTIC")]
     pub deterministic: bool,
-    /// SOURCE_DATE_EPOCH for --deterministic (default: the checked-out commit's time, else 0).
-    #[arg(long, value_name = "SECONDS")]
+    /// SOURCE_DATE_EPOCH for --deterministic (default: the checked-out commit's time, else
+    /// 0); at most 7258118399 (2199-12-31T23:59:59Z).
+    #[arg(long, value_name = "SECONDS", value_parser = super::parse_source_date_epoch)]
     pub source_date_epoch: Option<u64>,
 }
 
 impl DeterminismArgs {
-    /// The `SOURCE_DATE_EPOCH` of a deterministic run of `src`, or `None`.
-    pub fn epoch(&self, src: &Path) -> Option<u64> {
-        self.deterministic.then(|| {
-            self.source_date_epoch
-                .or_else(|| crate::build::git::head_commit_time(src))
-                .unwrap_or(0)
-        })
+    /// The `SOURCE_DATE_EPOCH` of a deterministic run of `src`, or `None`. A commit time
+    /// out of range (a crafted repository) is bad input, as the option would be.
+    pub fn epoch(&self, src: &Path) -> Result<Option<u64>, Failure> {
+        if !self.deterministic {
+            return Ok(None);
+        }
+        let epoch = match self.source_date_epoch {
+            Some(epoch) => epoch,
+            None => crate::build::git::head_commit_time(src).unwrap_or(0),
+        };
+        super::check_source_date_epoch(epoch)
+            .map(Some)
+            .map_err(|e| Failure::bad_input(format!("--deterministic: {e}")))
     }
 
     /// The sandbox settings for a deterministic run whose inputs are `inputs`.
-    pub fn determinism(&self, src: &Path, inputs: &[&str]) -> Option<Determinism> {
+    pub fn determinism(&self, src: &Path, inputs: &[&str]) -> Result<Option<Determinism>, Failure> {
         use sha2::{Digest, Sha256};
-        let epoch = self.epoch(src)?;
+        let Some(epoch) = self.epoch(src)? else {
+            return Ok(None);
+        };
         let mut hasher = Sha256::new();
         hasher.update(epoch.to_le_bytes());
         for input in inputs {
             hasher.update(input.as_bytes());
             hasher.update([0]);
         }
-        Some(Determinism {
+        Ok(Some(Determinism {
             source_date_epoch: epoch,
             seed: hasher.finalize().into(),
-        })
+        }))
     }
 }
 

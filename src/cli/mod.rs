@@ -25,6 +25,72 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit status when wasmbuild itself or its store failed.
 pub const EXIT_FAULT: u8 = 3;
 
+/// Largest `--memory-limit`, in MiB (1 TiB).
+pub const MAX_MEMORY_LIMIT_MIB: u64 = 1 << 20;
+
+/// Longest build timeout, in minutes: CodeBuild's own maximum (36 hours).
+pub const MAX_TIMEOUT_MINUTES: f64 = 2160.0;
+
+/// Latest `SOURCE_DATE_EPOCH` (2199-12-31T23:59:59Z): the guest's clocks count
+/// nanoseconds since 1970 in 64 bits, which end in 2262; this leaves the build decades.
+pub const MAX_SOURCE_DATE_EPOCH: u64 = 7_258_118_399;
+
+/// `--timeout MINUTES`: a finite number above 0, at most [`MAX_TIMEOUT_MINUTES`].
+pub fn parse_timeout_minutes(text: &str) -> Result<f64, String> {
+    parse_bounded(text, MAX_TIMEOUT_MINUTES, "minutes")
+}
+
+/// A timeout in seconds (`exec --timeout`): above 0, at most [`MAX_TIMEOUT_MINUTES`] × 60.
+pub fn parse_timeout_seconds(text: &str) -> Result<f64, String> {
+    parse_bounded(text, MAX_TIMEOUT_MINUTES * 60.0, "seconds")
+}
+
+fn parse_bounded(text: &str, max: f64, unit: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of {unit}"))?;
+    if value.is_finite() && value > 0.0 && value <= max {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{text} is out of range: expected a number of {unit} above 0 and at most {max}"
+        ))
+    }
+}
+
+/// `--source-date-epoch SECONDS`: 0 to [`MAX_SOURCE_DATE_EPOCH`].
+pub fn parse_source_date_epoch(text: &str) -> Result<u64, String> {
+    let value: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of seconds since 1970"))?;
+    check_source_date_epoch(value)
+}
+
+/// Refuses a `SOURCE_DATE_EPOCH` past [`MAX_SOURCE_DATE_EPOCH`].
+pub fn check_source_date_epoch(value: u64) -> Result<u64, String> {
+    if value <= MAX_SOURCE_DATE_EPOCH {
+        Ok(value)
+    } else {
+        Err(format!(
+            "SOURCE_DATE_EPOCH {value} is out of range: at most {MAX_SOURCE_DATE_EPOCH} \
+             (2199-12-31T23:59:59Z)"
+        ))
+    }
+}
+
+/// Checks `--image NAME[:VERSION]` (names become store references): exit 2 naming it.
+pub fn check_image_spec(spec: &str) -> Result<(), Failure> {
+    let (name, version) = match spec.split_once(':') {
+        Some((name, version)) => (name, Some(version)),
+        None => (spec, None),
+    };
+    crate::buildspec::check_runtime_name(name)
+        .and_then(|()| version.map_or(Ok(()), crate::buildspec::check_runtime_version))
+        .map_err(|e| Failure::bad_input(format!("image {spec:?}: {e}")))
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wasmbuild",
@@ -52,13 +118,14 @@ pub struct GlobalArgs {
     /// Where runtime recipes live (`<DIR>/<name>/recipe.toml`).
     #[arg(long, global = true, env = "WASMBUILD_RECIPES", value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/runtimes"))]
     pub recipes: PathBuf,
-    /// Largest memory a guest program may use, in MiB.
+    /// Largest memory a guest program may use, in MiB (1 to 1048576).
     #[arg(
         long,
         global = true,
         env = "WASMBUILD_MEMORY_LIMIT",
         value_name = "MIB",
-        default_value_t = 2048
+        default_value_t = 2048,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_LIMIT_MIB)
     )]
     pub memory_limit: u64,
 }

@@ -51,8 +51,8 @@ pub struct RunArgs {
     /// Also write each artifact set as a zip.
     #[arg(long)]
     pub zip: bool,
-    /// Build timeout in minutes (fractions allowed).
-    #[arg(long, default_value_t = 60.0, value_name = "MINUTES")]
+    /// Build timeout in minutes (fractions allowed; above 0, at most 2160).
+    #[arg(long, default_value_t = 60.0, value_name = "MINUTES", value_parser = super::parse_timeout_minutes)]
     pub timeout: f64,
     /// Print the build record (build.json) on stdout at the end; the log goes to stderr.
     #[arg(long)]
@@ -146,8 +146,10 @@ pub fn prepare(
     let buildspec =
         Buildspec::from_file(&buildspec_path).map_err(|e| Failure::bad_input(e.to_string()))?;
 
-    let timeout = Duration::try_from_secs_f64(args.timeout * 60.0)
+    // The parser bounds it already; checked again for callers that fill `RunArgs` in code.
+    let timeout = super::parse_timeout_minutes(&args.timeout.to_string())
         .ok()
+        .and_then(|minutes| Duration::try_from_secs_f64(minutes * 60.0).ok())
         .filter(|t| !t.is_zero())
         .ok_or_else(|| Failure::bad_input(format!("--timeout {}: not a duration", args.timeout)))?;
     let mut user_env = Vec::new();
@@ -182,9 +184,17 @@ pub fn prepare(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "project".to_owned()),
     };
-    if project.is_empty() || project.contains(['/', ':']) {
+    // The project names directories and store references.
+    if project.is_empty()
+        || project == "."
+        || project == ".."
+        || project.len() > 255
+        || project.contains(['/', ':', '\\'])
+        || project.chars().any(char::is_control)
+    {
         return Err(Failure::bad_input(format!(
-            "project name {project:?} must not be empty or hold '/' or ':'"
+            "project name {project:?} must be 1 to 255 characters, not `.` or `..`, \
+             without '/', '\\', ':' or control characters"
         )));
     }
 
@@ -218,7 +228,7 @@ pub fn prepare(
     let out_dir = out_dir
         .canonicalize()
         .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
-    let source_date_epoch = args.determinism.epoch(&src);
+    let source_date_epoch = args.determinism.epoch(&src)?;
 
     let request = BuildRequest {
         src_dir: src,

@@ -41,6 +41,18 @@ pub enum RuntimeCommand {
 }
 
 pub fn run(ctx: &Context, command: RuntimeCommand) -> Result<u8, Failure> {
+    // Names and versions become store references and paths: bad ones are bad input.
+    match &command {
+        RuntimeCommand::Build { name } => super::check_image_spec(name)?,
+        RuntimeCommand::Push { name, version } | RuntimeCommand::Pull { name, version } => {
+            super::check_image_spec(name)?;
+            if let Some(version) = version {
+                crate::buildspec::check_runtime_version(version)
+                    .map_err(|e| Failure::bad_input(format!("--version: {e}")))?;
+            }
+        }
+        RuntimeCommand::List { .. } => {}
+    }
     match command {
         RuntimeCommand::Build { name } => build(ctx, &name),
         RuntimeCommand::List { json } => list(ctx, json),

@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
     let cwd = guest_cwd(&args.src);
     let determinism = args
         .determinism
-        .determinism(&args.src, &[&args.image, &cwd, &script]);
+        .determinism(&args.src, &[&args.image, &cwd, &script])?;
     let epoch = determinism.as_ref().map(|d| d.source_date_epoch);
     let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |runner| {
         runner.determinism = determinism;
