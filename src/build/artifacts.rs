@@ -90,10 +90,6 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet, ArtifactError> {
         .map_err(|e| ArtifactError::Client(format!("invalid artifact patterns: {e}")))
 }
 
-fn rel_string(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
 /// The directories `base-directory` names below the source (a glob may name several), as
 /// paths relative to it (`""`: the source itself). Links are not entered nor taken as
 /// directories.

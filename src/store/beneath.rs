@@ -152,6 +152,16 @@ pub fn read_link(root: &impl AsFd, rel: &str) -> io::Result<Vec<u8>> {
     Ok(target.into_bytes())
 }
 
+/// What an error of these functions means, in words: a link met on the way (`ELOOP` from
+/// `O_NOFOLLOW` or `RESOLVE_NO_SYMLINKS`) says so.
+pub fn why(err: &io::Error) -> String {
+    if err.raw_os_error() == Some(libc::ELOOP) {
+        "a symbolic link is on its path".to_owned()
+    } else {
+        err.to_string()
+    }
+}
+
 /// `rel` split into its parent (`""` for the root) and its last name.
 pub fn split(rel: &str) -> (&str, &str) {
     match rel.rfind('/') {

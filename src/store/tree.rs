@@ -1353,7 +1353,7 @@ impl RestoreCtx<'_> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Action::Write { replace: false };
             }
-            Err(e) => return Action::Refused(format!("{}: {e}", entry.path)),
+            Err(e) => return Action::Refused(format!("{}: {}", entry.path, beneath::why(&e))),
         };
         if meta.is_dir() {
             return Action::Refused(format!(
