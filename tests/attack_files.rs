@@ -111,6 +111,22 @@ impl Host {
             let path = entry.path();
             if entry.file_type().is_symlink() {
                 let target = std::fs::read_link(path).unwrap();
+                // Lexically, the link stays inside its artifact set.
+                let rel = path.strip_prefix(run.out.path()).unwrap();
+                let mut depth = rel.components().count() as i64 - 1;
+                for part in target.components() {
+                    match part {
+                        std::path::Component::ParentDir => depth -= 1,
+                        std::path::Component::Normal(_) => depth += 1,
+                        _ => {}
+                    }
+                    assert!(
+                        depth >= 1,
+                        "exported link {} -> {} climbs out of its set",
+                        path.display(),
+                        target.display()
+                    );
+                }
                 assert!(
                     !target.is_absolute(),
                     "exported link {} -> {}",
@@ -492,10 +508,10 @@ fn attack_artifact_enable_symlinks_link_out() {
     let host = Host::new();
     let src = source(&spec(
         &format!(
-            "mkdir -p l\necho in > l/real.txt\nln -s real.txt l/inside\nln -s {} l/outside\nln -s ../../x l/climb",
+            "mkdir -p l\necho in > l/real.txt\nln -s real.txt l/inside\nln -s {} l/outside\nln -s ../../x l/climb\nmkdir -p l/deep\necho deep > l/deep/own.txt\nln -s ../../buildspec.yml l/deep/up\nln -s own.txt l/deep/same",
             host.climb("secret.txt")
         ),
-        "artifacts:\n  name: links\n  enable-symlinks: yes\n  files:\n    - 'l/*'\n",
+        "artifacts:\n  name: links\n  enable-symlinks: yes\n  files:\n    - 'l/*'\n  secondary-artifacts:\n    based:\n      base-directory: l/deep\n      enable-symlinks: yes\n      files:\n        - '*'\n    flat:\n      discard-paths: yes\n      enable-symlinks: yes\n      files:\n        - 'l/deep/*'\n",
     ));
     let run = run(src.path(), &project("artsym"), &["--zip"]);
     assert_eq!(run.status(), 0, "{}", run.stdout());
@@ -513,6 +529,23 @@ fn attack_artifact_enable_symlinks_link_out() {
         "{log}"
     );
     assert!(log.contains("skipping symlink l/climb"), "{log}");
+    // Inside the source, but out of the exported set (base-directory, discard-paths).
+    assert_eq!(
+        files_under(&run.out.path().join("based")),
+        ["own.txt", "same"]
+    );
+    assert!(
+        log.contains("skipping symlink up that points outside"),
+        "{log}"
+    );
+    assert_eq!(
+        files_under(&run.out.path().join("flat")),
+        ["own.txt", "same"]
+    );
+    assert!(
+        log.contains("skipping symlink l/deep/up that points outside"),
+        "{log}"
+    );
     host.assert_not_leaked(&run);
     host.assert_untouched();
 }

@@ -444,6 +444,19 @@ mod tests {
 
     #[test]
     fn links_are_never_followed() {
+        check_links_are_never_followed();
+    }
+
+    #[test]
+    fn links_are_never_followed_without_openat2() {
+        // The per-component fallback (kernels before 5.6, seccomp filters); the other tests
+        // may meanwhile take either path, both of which refuse links.
+        OPENAT2.store(false, Ordering::Relaxed);
+        check_links_are_never_followed();
+        OPENAT2.store(true, Ordering::Relaxed);
+    }
+
+    fn check_links_are_never_followed() {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), "host").unwrap();
         let root = tempfile::tempdir().unwrap();
