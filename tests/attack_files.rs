@@ -397,13 +397,9 @@ fn attack_artifact_base_directory_link() {
     host.assert_untouched();
 }
 
-// Item 2: the race: a guest background loop swaps files and links to a host file while the
-// artifacts are collected; over several builds, the marker never reaches the artifacts.
-#[test]
-fn attack_artifact_race_swap_file_and_link() {
-    common::ensure_bundle("python");
-    let host = Host::new();
-    let swap = r#"
+/// A guest python loop swapping 20 files of `race/` between a regular file and a link to
+/// `argv[1]`, up to 3000 rounds or 8 seconds.
+const SWAP_SCRIPT: &str = r#"
 import os, sys, time
 target = sys.argv[1]
 os.makedirs("race", exist_ok=True)
@@ -429,6 +425,14 @@ while rounds < 3000 and time.time() < end:
             time.sleep(0.01)
     rounds += 1
 "#;
+
+// Item 2: the race: a guest background loop swaps files and links to a host file while the
+// artifacts are collected; over several builds, the marker never reaches the artifacts.
+#[test]
+fn attack_artifact_race_swap_file_and_link() {
+    common::ensure_bundle("python");
+    let host = Host::new();
+    let swap = SWAP_SCRIPT;
     let buildspec = format!(
         "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.12\n  build:\n    commands:\n      - python swap.py {target} &\n      - sleep 1\n      - ls race | head -n 3\nartifacts:\n  files:\n    - 'race/*.txt'\n",
         target = host.climb("secret.txt")
@@ -944,4 +948,47 @@ fn attack_hash_files_through_link() {
     );
     host.assert_not_leaked(&run);
     host.assert_untouched();
+}
+
+// Item 3: the race at cache save: the guest loop swaps files and links to a host file while
+// the cache paths are saved; over several builds, no saved entry holds the marker.
+#[test]
+fn attack_cache_race_swap_file_and_link() {
+    common::ensure_bundle("python");
+    let host = Host::new();
+    let buildspec = format!(
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.12\n  build:\n    commands:\n      - python swap.py {target} &\n      - sleep 1\ncache:\n  key: race-$CODEBUILD_BUILD_NUMBER\n  action: save\n  paths:\n    - 'race/**/*'\n",
+        target = host.climb("secret.txt")
+    );
+    let name = project("cacherace");
+    for build in 1..=4 {
+        let src = source(&buildspec);
+        std::fs::write(src.path().join("swap.py"), SWAP_SCRIPT).unwrap();
+        let run = run(src.path(), &name, &[]);
+        assert_eq!(run.status(), 0, "build {build}: {}", run.stdout());
+        let log = run.log();
+        assert!(log.contains("swapping"), "build {build}: {log}");
+        if std::env::var_os("ATTACK_SHOW_LOG").is_some() {
+            eprintln!("{log}");
+        }
+        assert!(
+            log.contains(&format!("Saving cache under key race-{build}")),
+            "build {build}: {log}"
+        );
+        let (tree, blobs) = cache_tree(&name, &format!("race-{build}")).expect("saved");
+        assert!(!tree.entries.is_empty());
+        for blob in &blobs {
+            assert!(
+                !contains(blob, host.marker.as_bytes()),
+                "build {build}: marker cached"
+            );
+        }
+        for entry in &tree.entries {
+            if let Some(target) = &entry.target {
+                assert!(target.starts_with("../"), "{target}");
+            }
+        }
+        host.assert_not_leaked(&run);
+        host.assert_untouched();
+    }
 }
