@@ -330,8 +330,9 @@ pub fn export(
             Ok(file) => file,
             Err(e) => {
                 warnings.push(format!(
-                    "skipping {}: it changed while the artifacts were collected ({e})",
-                    item.rel
+                    "skipping {}: it changed while the artifacts were collected ({})",
+                    item.rel,
+                    beneath::why(&e)
                 ));
                 continue;
             }
