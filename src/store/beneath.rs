@@ -357,7 +357,10 @@ impl NewFileAt {
             return Err(refused(name));
         }
         let mode_bits = Mode::from_raw_mode(mode);
-        if !replace {
+        // An anonymous file is linked into place through /proc/self/fd.
+        static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let proc_fd = *PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir());
+        if !replace && proc_fd {
             match rustix::fs::openat(
                 &dir,
                 ".",
