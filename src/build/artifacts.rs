@@ -90,10 +90,6 @@ fn glob_set(patterns: &[String]) -> Result<GlobSet, ArtifactError> {
         .map_err(|e| ArtifactError::Client(format!("invalid artifact patterns: {e}")))
 }
 
-fn rel_string(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
 /// The directories `base-directory` names below the source (a glob may name several), as
 /// paths relative to it (`""`: the source itself). Links are not entered nor taken as
 /// directories.
@@ -182,14 +178,20 @@ fn select(
                         .map_err(|e| ArtifactError::Io(format!("{}: {e}", entry.rel)))?;
                     if spec.enable_symlinks {
                         match String::from_utf8(target) {
+                            // Inside the set as exported (where it will be resolved), which
+                            // also keeps it inside the source directory.
                             Ok(target)
-                                if beneath::link_stays_inside(&entry.rel, target.as_bytes()) =>
+                                if beneath::link_stays_inside(path, target.as_bytes())
+                                    && beneath::link_stays_inside(
+                                        &entry.rel,
+                                        target.as_bytes(),
+                                    ) =>
                             {
                                 Source::Link(target)
                             }
                             _ => {
                                 warnings.push(format!(
-                                    "skipping symlink {rel} that points outside the source directory"
+                                    "skipping symlink {rel} that points outside the source directory or the artifact set"
                                 ));
                                 continue;
                             }
@@ -328,8 +330,9 @@ pub fn export(
             Ok(file) => file,
             Err(e) => {
                 warnings.push(format!(
-                    "skipping {}: it changed while the artifacts were collected ({e})",
-                    item.rel
+                    "skipping {}: it changed while the artifacts were collected ({})",
+                    item.rel,
+                    beneath::why(&e)
                 ));
                 continue;
             }
@@ -411,4 +414,56 @@ fn write_zip(dir: &Path, files: &[ArtifactFile], zip_path: &Path) -> io::Result<
     writer.finish().map_err(io::Error::other)?.flush()?;
     partial.persist(zip_path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn spec(files: &[&str]) -> Artifacts {
+        Artifacts {
+            files: files.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn copies_lose_special_and_write_bits_and_links_out_are_skipped() {
+        let src = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "host").unwrap();
+        std::fs::write(src.path().join("tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            src.path().join("tool"),
+            std::fs::Permissions::from_mode(0o6777),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), src.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("tool", src.path().join("inner")).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let set = export(
+            src.path(),
+            &spec(&["*"]),
+            "primary",
+            "set",
+            out.path(),
+            true,
+        )
+        .unwrap();
+        let paths: Vec<&str> = set.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["inner", "tool"]);
+        for name in ["inner", "tool"] {
+            let mode = std::fs::metadata(out.path().join("set").join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o755, "{name}");
+        }
+        assert!(
+            set.warnings
+                .iter()
+                .any(|w| w.contains("skipping symlink link"))
+        );
+    }
 }

@@ -1,9 +1,11 @@
 //! The per-build workspace: a private copy of the source directory (`.git` included) that
 //! the guest sees as /codebuild/output/src, beside its own `/tmp` and `/root`. The user's
 //! checkout is never written. Copying walks the tree once, makes the directories, then
-//! copies files on several threads, cloning extents (reflink) where the filesystem allows.
+//! copies files on several threads, each read from a handle opened below the source
+//! without following links (the kernel clones extents where the filesystem allows).
 
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -77,6 +79,9 @@ pub fn copy_tree(
     skip: &[PathBuf],
     order: CopyOrder,
 ) -> io::Result<CopyStats> {
+    // Contents are read through a capability at `from`, never following a link: a file
+    // swapped for a link after the listing is refused, not followed.
+    let root = crate::store::beneath::open_root(from)?;
     let mut files = Vec::new();
     let mut stats = CopyStats::default();
     let mut listing = sha2::Sha256::new();
@@ -89,38 +94,64 @@ pub fn copy_tree(
     for entry in walker {
         let entry = entry.map_err(io::Error::other)?;
         let rel = entry.path().strip_prefix(from).map_err(io::Error::other)?;
+        let Some(rel_str) = rel.to_str() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: name is not UTF-8", entry.path().display()),
+            ));
+        };
         let dest = to.join(rel);
         let kind = entry.file_type();
         if kind.is_dir() {
             std::fs::create_dir(&dest)?;
         } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &dest)?;
+            let target = crate::store::beneath::read_link(&root, rel_str)?;
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &dest)?;
         } else if kind.is_file() {
             let len = entry.metadata().map_err(io::Error::other)?.len();
             stats.files += 1;
             stats.bytes += len;
             listing.update(format!("{} {len}\n", rel.display()).as_bytes());
-            files.push((entry.path().to_owned(), dest));
+            files.push((rel_str.to_owned(), dest));
         }
         // Sockets, fifos and devices are not part of a source tree.
     }
     stats.listing_digest = hex::encode(listing.finalize());
     match order {
-        CopyOrder::Parallel => copy_files_parallel(files)?,
+        CopyOrder::Parallel => copy_files_parallel(&root, files)?,
         CopyOrder::Reversed => {
-            for (from, to) in files.iter().rev() {
-                std::fs::copy(from, to).map_err(|e| {
-                    io::Error::new(e.kind(), format!("copying {}: {e}", from.display()))
-                })?;
+            for (rel, to) in files.iter().rev() {
+                copy_file(&root, rel, to)?;
             }
         }
     }
     Ok(stats)
 }
 
-/// Copies each `(from, to)` pair, on as many threads as the machine has (at least two: the
+/// Copies the regular file `rel` below `root` (opened without following links) to the new
+/// file `to`, from the opened handle (the kernel clones extents where it can), with its
+/// permission bits less setuid, setgid, sticky and group/world write.
+fn copy_file(root: &cap_std::fs::Dir, rel: &str, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let copy = || -> io::Result<()> {
+        let mut source = crate::store::beneath::open_file(root, rel)?;
+        let mode = source.metadata()?.permissions().mode();
+        let mut dest = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)?;
+        io::copy(&mut source, &mut dest)?;
+        dest.set_permissions(std::fs::Permissions::from_mode(
+            crate::store::beneath::safe_mode(mode),
+        ))
+    };
+    copy().map_err(|e| io::Error::new(e.kind(), format!("copying {rel}: {e}")))
+}
+
+/// Copies each `(rel, to)` pair, on as many threads as the machine has (at least two: the
 /// work is mostly waiting for the disk).
-fn copy_files_parallel(files: Vec<(PathBuf, PathBuf)>) -> io::Result<()> {
+fn copy_files_parallel(root: &cap_std::fs::Dir, files: Vec<(String, PathBuf)>) -> io::Result<()> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -132,13 +163,10 @@ fn copy_files_parallel(files: Vec<(PathBuf, PathBuf)>) -> io::Result<()> {
             scope.spawn(|| {
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                    let Some((from, to)) = next else { break };
-                    if let Err(e) = reflink_copy::reflink_or_copy(&from, &to) {
+                    let Some((rel, to)) = next else { break };
+                    if let Err(e) = copy_file(root, &rel, &to) {
                         let mut slot = first_error.lock().unwrap_or_else(|e| e.into_inner());
-                        slot.get_or_insert(io::Error::new(
-                            e.kind(),
-                            format!("copying {}: {e}", from.display()),
-                        ));
+                        slot.get_or_insert(e);
                         break;
                     }
                 }

@@ -417,5 +417,17 @@ mod tests {
         let fs = GuestFs::open(&layout(src.path(), ro.path())).unwrap();
         assert!(fs.read("/codebuild/output/src/link").is_err());
         assert!(fs.read_dir("/codebuild/output/src/up").is_err());
+        // Writes and tests through such links: refused, the file outside untouched.
+        assert!(fs.create("/codebuild/output/src/link", false).is_err());
+        assert!(fs.create("/codebuild/output/src/link", true).is_err());
+        assert!(fs.create("/codebuild/output/src/up/new", false).is_err());
+        assert!(fs.metadata("/codebuild/output/src/link").is_err());
+        assert_eq!(
+            fs.symlink_metadata("/codebuild/output/src/link")
+                .unwrap()
+                .kind,
+            EntryKind::Symlink
+        );
+        assert_eq!(std::fs::read(ro.path().join("secret")).unwrap(), b"s");
     }
 }

@@ -557,7 +557,7 @@ fn walk(
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => ignored.push(format!("{base}: {e}")),
+            Err(e) => ignored.push(format!("{base}: {}", beneath::why(&e))),
         }
         ignored.extend(errors);
     }
@@ -580,14 +580,16 @@ fn walk(
 
 /// What is at `rel` below `root` (reached without following links), or why it is left out.
 fn describe(root: &Dir, rel: String) -> Result<Found, String> {
-    let meta = beneath::symlink_metadata(root, &rel).map_err(|e| format!("{rel}: {e}"))?;
+    let meta = beneath::symlink_metadata(root, &rel)
+        .map_err(|e| format!("{rel}: {}", beneath::why(&e)))?;
     let file_type = meta.file_type();
     let (kind, target) = if file_type.is_file() {
         (EntryKind::File, None)
     } else if file_type.is_dir() {
         (EntryKind::Dir, None)
     } else if file_type.is_symlink() {
-        let target = beneath::read_link(root, &rel).map_err(|e| format!("{rel}: {e}"))?;
+        let target =
+            beneath::read_link(root, &rel).map_err(|e| format!("{rel}: {}", beneath::why(&e)))?;
         match String::from_utf8(target) {
             Ok(t) => (EntryKind::Symlink, Some(t)),
             Err(_) => return Err(format!("{rel}: link target is not UTF-8")),
@@ -789,7 +791,7 @@ impl SaveCtx<'_> {
                     .and_then(|file| file.take(u64::MAX).read_to_end(content));
                 if let Err(e) = outcome {
                     content.truncate(start);
-                    read.push(Err(format!("{}: {e}", f.rel)));
+                    read.push(Err(format!("{}: {}", f.rel, beneath::why(&e))));
                     continue;
                 }
                 self.bar.inc((content.len() - start) as u64);
@@ -863,7 +865,11 @@ impl SaveCtx<'_> {
                 if let Err(e) = beneath::open_file(self.root, &file.rel)
                     .and_then(|f| read_small(f, file.stamp.size, input))
                 {
-                    return Ok(FileResult::Ignored(format!("{}: {e}", file.rel)));
+                    return Ok(FileResult::Ignored(format!(
+                        "{}: {}",
+                        file.rel,
+                        beneath::why(&e)
+                    )));
                 }
                 bar.inc(input.len() as u64);
                 let digest = sha256_hex(input);
@@ -890,7 +896,13 @@ impl SaveCtx<'_> {
         let Some(ask) = store_now else {
             let file_handle = match beneath::open_file(self.root, &file.rel) {
                 Ok(f) => f,
-                Err(e) => return Ok(FileResult::Ignored(format!("{}: {e}", file.rel))),
+                Err(e) => {
+                    return Ok(FileResult::Ignored(format!(
+                        "{}: {}",
+                        file.rel,
+                        beneath::why(&e)
+                    )));
+                }
             };
             let reader = ProgressReader {
                 inner: file_handle,
@@ -898,13 +910,23 @@ impl SaveCtx<'_> {
             };
             return match super::sha256_reader(io::BufReader::with_capacity(256 * 1024, reader)) {
                 Ok((digest, _)) => Ok(FileResult::Hashed(digest)),
-                Err(e) => Ok(FileResult::Ignored(format!("{}: {e}", file.rel))),
+                Err(e) => Ok(FileResult::Ignored(format!(
+                    "{}: {}",
+                    file.rel,
+                    beneath::why(&e)
+                ))),
             };
         };
         // Large file: hash and compress in one pass into a temporary file.
         let source = match beneath::open_file(self.root, &file.rel) {
             Ok(f) => f,
-            Err(e) => return Ok(FileResult::Ignored(format!("{}: {e}", file.rel))),
+            Err(e) => {
+                return Ok(FileResult::Ignored(format!(
+                    "{}: {}",
+                    file.rel,
+                    beneath::why(&e)
+                )));
+            }
         };
         let label = Path::new(&file.rel);
         let compressed = match codec::compress_open_file_to_temp(
@@ -1337,10 +1359,10 @@ impl RestoreCtx<'_> {
                             if e.kind() == io::ErrorKind::AlreadyExists
                                 && beneath::symlink_metadata(&self.root, &prefix)
                                     .is_ok_and(|m| m.is_dir()) => {}
-                        Err(e) => return Err(format!("{prefix}: {e}")),
+                        Err(e) => return Err(format!("{prefix}: {}", beneath::why(&e))),
                     }
                 }
-                Err(e) => return Err(format!("{prefix}: {e}")),
+                Err(e) => return Err(format!("{prefix}: {}", beneath::why(&e))),
             }
             self.dirs.lock().unwrap().insert(prefix.clone());
         }
@@ -1353,7 +1375,7 @@ impl RestoreCtx<'_> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Action::Write { replace: false };
             }
-            Err(e) => return Action::Refused(format!("{}: {e}", entry.path)),
+            Err(e) => return Action::Refused(format!("{}: {}", entry.path, beneath::why(&e))),
         };
         if meta.is_dir() {
             return Action::Refused(format!(
@@ -1381,7 +1403,7 @@ impl RestoreCtx<'_> {
         let mode = beneath::safe_mode(entry.mode);
         let mode_fixed = meta.permissions().mode() & 0o7777 != mode;
         if mode_fixed && let Err(e) = beneath::set_mode(&self.root, &entry.path, mode) {
-            return Action::Refused(format!("{}: {e}", entry.path));
+            return Action::Refused(format!("{}: {}", entry.path, beneath::why(&e)));
         }
         let stamp = if mode_fixed {
             beneath::symlink_metadata(&self.root, &entry.path)
@@ -1456,7 +1478,7 @@ impl RestoreCtx<'_> {
         let path = self.dest.join(&entry.path);
         let dir = match beneath::open_dir(&self.root, parent_rel) {
             Ok(dir) => dir,
-            Err(e) => return Ok(Err(format!("refused {}: {e}", entry.path))),
+            Err(e) => return Ok(Err(format!("refused {}: {}", entry.path, beneath::why(&e)))),
         };
         let mode = beneath::safe_mode(entry.mode);
         let mut new = NewFileAt::create(dir, name, mode, replace).map_err(io_err(&path))?;
@@ -1512,9 +1534,9 @@ impl RestoreCtx<'_> {
             _ => {}
         }
         let dir = beneath::open_dir(&self.root, parent_rel)
-            .map_err(|e| format!("{}: {e}", entry.path))?;
+            .map_err(|e| format!("{}: {}", entry.path, beneath::why(&e)))?;
         beneath::replace_with_symlink(&dir, name, target.as_bytes())
-            .map_err(|e| format!("{}: {e}", entry.path))?;
+            .map_err(|e| format!("{}: {}", entry.path, beneath::why(&e)))?;
         Ok(true)
     }
 }
