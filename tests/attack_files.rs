@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use wasmbuild::build::cache::cache_ref;
 use wasmbuild::store::{EntryKind, Store, Tree, TreeEntry};
 
-use common::Run;
+use common::{Run, wasmbuild};
 
 /// Host files outside any workspace, with a marker the build must never see.
 struct Host {
@@ -190,20 +190,6 @@ fn project(what: &str) -> String {
         "attack-files-{what}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
-}
-
-/// `wasmbuild` with the test store; `WASMBUILD_TEST_BIN` may name a private copy of the
-/// binary (a target directory shared by several checkouts rebuilds it under the tests).
-fn wasmbuild() -> assert_cmd::Command {
-    match std::env::var_os("WASMBUILD_TEST_BIN") {
-        Some(bin) => {
-            let mut cmd = assert_cmd::Command::new(bin);
-            cmd.env("WASMBUILD_STORE", common::store_dir())
-                .env_remove("RUST_LOG");
-            cmd
-        }
-        None => common::wasmbuild(),
-    }
 }
 
 fn run(src: &Path, project: &str, args: &[&str]) -> Run {
