@@ -880,3 +880,15 @@ fn an_endless_builtin_loop_stops_when_the_session_is_cancelled() {
     assert!(matches!(result, Err(ShellError::Interrupted)), "{result:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn printf_refuses_a_huge_field_width() {
+    let (text, err, status) = Fixture::new().run("printf '%*s' 2000000000 x; echo \" $?\"");
+    assert!(
+        err.contains("printf: field width or precision too large (limit 1048576)"),
+        "{err}"
+    );
+    assert_eq!(status, 0);
+    assert!(text.ends_with(" 1\n"), "{}", text.len());
+    assert_eq!(out(r#"printf '%.s|%5s|%-3s|' a b c"#), "|    b|c  |");
+}
