@@ -343,6 +343,15 @@ impl State {
                 .is_some_and(|g| g != self.shared.generation())
     }
 
+    /// [`State::is_cancelled`] as a closure that owns what it reads, for long computations
+    /// (pattern replacement) that cannot borrow the state.
+    pub(crate) fn cancel_probe(&self) -> impl Fn() -> bool + use<> {
+        let cancel = self.cancel.clone();
+        let shared = self.shared.clone();
+        let job = self.job_generation;
+        move || cancel.load(Ordering::Relaxed) || job.is_some_and(|g| g != shared.generation())
+    }
+
     /// `$-`: the single-letter options that are on.
     pub(crate) fn option_flags(&self) -> String {
         let o = &self.options;

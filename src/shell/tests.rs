@@ -892,3 +892,26 @@ fn printf_refuses_a_huge_field_width() {
     assert!(text.ends_with(" 1\n"), "{}", text.len());
     assert_eq!(out(r#"printf '%.s|%5s|%-3s|' a b c"#), "|    b|c  |");
 }
+
+#[test]
+fn a_quadratic_pattern_operation_stops_when_the_session_is_cancelled() {
+    let mut f = Fixture::new();
+    let flag = Arc::new(AtomicBool::new(false));
+    f.session.set_cancel_flag(flag.clone());
+    let raise = flag.clone();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        raise.store(true, Ordering::Relaxed);
+    });
+    let started = std::time::Instant::now();
+    let stdio = Stdio::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    // Minutes of work for the naive longest-match search if nothing stopped it.
+    let result = f.session.run_script(
+        "x=$(printf '%200000s' b); y=${x//*a/c}; z=${x%%*a}",
+        "t",
+        stdio,
+    );
+    timer.join().unwrap();
+    assert!(matches!(result, Err(ShellError::Interrupted)), "{result:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
