@@ -468,3 +468,46 @@ fn attack_brace_range_with_huge_numbers_does_not_crash() {
     assert_eq!(status, 0, "{err}");
     assert!(out.ends_with("ok\n"), "{out}");
 }
+
+// Item 9: syntax nested 100,000 deep (which overflowed the parser's or the interpreter's
+// stack and aborted wasmbuild) is a syntax error naming the limit, with a build record.
+#[test]
+fn attack_deeply_nested_syntax_is_refused() {
+    let deep = format!("{}true{}", "(".repeat(100_000), ")".repeat(100_000));
+    let run = build(&spec(&[&deep, "echo never"]), &[], &[], &[]);
+    let log = run.log();
+    assert_eq!(run.status(), 1, "{}", run.stderr());
+    assert_eq!(run.record()["buildStatus"], "FAILED");
+    assert!(
+        log.contains("nesting too deep (limit 1000 levels)"),
+        "{}",
+        &log[..2000.min(log.len())]
+    );
+    assert!(!log.contains("\nnever\n"));
+
+    let deep_ifs = format!(
+        "{}echo deep; {}",
+        "if true; then ".repeat(5_000),
+        "fi; ".repeat(5_000)
+    );
+    let (status, out, err) = sh(&deep_ifs, &[], &[]);
+    assert_eq!(status, 2, "{}", &err[..err.len().min(500)]);
+    assert!(
+        err.contains("nesting too deep"),
+        "{}",
+        &err[..err.len().min(500)]
+    );
+    assert!(out.is_empty());
+}
+
+// Item 9: nesting built at run time (a function whose body is 900 groups deep, recursing)
+// stops at the interpreter's limit instead of overflowing its stack.
+#[test]
+fn attack_deep_recursion_through_nested_groups_fails_cleanly() {
+    let body = format!("{}f; {}", "{ ".repeat(900), "} ".repeat(900));
+    let run = build(&spec(&[&format!("f(){{ {body} }}; f")]), &[], &[], &[]);
+    assert_failed_with(
+        &run,
+        "maximum nesting level exceeded (10000 compound commands)",
+    );
+}

@@ -32,6 +32,10 @@ pub const MAX_FUNCTION_DEPTH: usize = 1000;
 /// (`./x.sh`, `sh -c`), which bash only bounds by its stack.
 pub const MAX_NESTING_DEPTH: usize = 100;
 
+/// Deepest nesting of compound commands being run on one thread (`( ( ( … ) ) )`, loops in
+/// functions in `eval`s…): each level is a few frames of the interpreter's stack.
+pub const MAX_COMPOUND_DEPTH: usize = 10_000;
+
 /// The environment variables that override the defaults (for tests and small hosts):
 /// a number each, the grace in milliseconds.
 pub const MAX_PROCESSES_VAR: &str = "WASMBUILD_MAX_PROCESSES";

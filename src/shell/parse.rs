@@ -41,8 +41,68 @@ pub(crate) fn contained<T>(parse: impl FnOnce() -> T) -> Option<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).ok()
 }
 
+/// Deepest syntactic nesting a script may have (brackets and compound commands, roughly
+/// counted before parsing): the parser, the interpreter and dropping the tree all recurse
+/// once per level, and a stack overflow would abort wasmbuild.
+pub(crate) const MAX_SYNTAX_DEPTH: usize = 1000;
+
+/// A rough upper bound of the nesting of `text`: `(`, `{` and the words opening compound
+/// commands at the start of a command add a level, their closers remove one. Quotes are
+/// not understood, so text in strings counts too; the bound is only meant to catch
+/// thousands of levels.
+fn rough_nesting(text: &str) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let (mut depth, mut max, mut max_line) = (0usize, 0usize, 1usize);
+    let mut line = 1;
+    let mut command_start = true;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'(' | b'{' => depth += 1,
+            b')' | b'}' => depth = depth.saturating_sub(1),
+            b'\n' => line += 1,
+            _ => {}
+        }
+        if b.is_ascii_alphabetic() {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            if command_start {
+                match &text[start..i] {
+                    "if" | "while" | "until" | "for" | "case" | "select" => depth += 1,
+                    "fi" | "done" | "esac" => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            let word = &text[start..i];
+            command_start = matches!(word, "then" | "do" | "else" | "elif" | "time");
+        } else {
+            if !b.is_ascii_whitespace() || b == b'\n' {
+                command_start = matches!(b, b';' | b'&' | b'|' | b'(' | b'{' | b'\n' | b'!');
+            }
+            i += 1;
+        }
+        if depth > max {
+            max = depth;
+            max_line = line;
+        }
+    }
+    (max, max_line)
+}
+
 /// Parses a whole script.
 pub(crate) fn parse_program(text: &str, file: &str) -> Result<ast::Program, ShellError> {
+    let (depth, line) = rough_nesting(text);
+    if depth > MAX_SYNTAX_DEPTH {
+        return Err(ShellError::Syntax {
+            file: file.to_owned(),
+            line,
+            column: 1,
+            message: format!("syntax error: nesting too deep (limit {MAX_SYNTAX_DEPTH} levels)"),
+        });
+    }
     let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text), &options());
     // The parser is a third-party crate working on user input: contain any panic of it.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse_program()));

@@ -95,6 +95,8 @@ pub(crate) struct State {
     pub nesting: usize,
     /// Function calls on this thread's stack, in this interpreter and its parents.
     pub stack_functions: usize,
+    /// Compound commands being run on this thread's stack.
+    pub compound_depth: usize,
 }
 
 impl State {
@@ -153,6 +155,7 @@ impl State {
             job_generation: None,
             nesting: 0,
             stack_functions: 0,
+            compound_depth: 0,
         };
         // bash sets IFS at start-up, whatever the environment says.
         state.vars.insert(

@@ -915,3 +915,36 @@ fn a_quadratic_pattern_operation_stops_when_the_session_is_cancelled() {
     assert!(matches!(result, Err(ShellError::Interrupted)), "{result:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn deep_syntax_is_refused_before_it_overflows_a_stack() {
+    let deep = format!("{}echo deep; {}", "{ ".repeat(1500), "} ".repeat(1500));
+    let mut f = Fixture::new();
+    let stdio = Stdio::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    match f.session.run_script(&deep, "t", stdio) {
+        Err(ShellError::Syntax { message, .. }) => {
+            assert!(
+                message.contains("nesting too deep (limit 1000 levels)"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nesting built at run time: expressions, test arguments, eval and functions.
+    let (_, err, status) =
+        Fixture::new().run("x=$(printf '(%.0s' $(seq 1 100000)); echo $(( ${x}1 )); echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("expression nested too deeply"), "{err}");
+    let (out, err, _) =
+        Fixture::new().run("set -- $(printf '( %.0s' $(seq 1 100000)); [ \"$@\" ]; echo $?");
+    assert!(err.contains("expression nested too deeply"), "{err}");
+    assert_eq!(out, "2\n");
+    let body = format!("{}f; {}", "{ ".repeat(900), "} ".repeat(900));
+    let (out, err, status) = Fixture::new().run(&format!("f(){{ {body} }}; f; echo after"));
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("maximum nesting level exceeded (10000 compound commands)"),
+        "{err}"
+    );
+    assert!(!out.contains("after"));
+}
