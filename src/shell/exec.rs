@@ -323,7 +323,8 @@ impl State {
                 self.jobs.0.push((job_pid, job));
                 continue;
             }
-            status = match job.wait() {
+            let cancelled = self.cancel_probe();
+            status = match job.wait(&cancelled) {
                 Ok(status) => status,
                 Err(ShellError::Interrupted) => {
                     // A stopped job: the session goes on if it was only the job.

@@ -948,3 +948,21 @@ fn deep_syntax_is_refused_before_it_overflows_a_stack() {
     );
     assert!(!out.contains("after"));
 }
+
+#[test]
+fn wait_ends_when_the_session_is_cancelled() {
+    let mut f = Fixture::new();
+    let flag = Arc::new(AtomicBool::new(false));
+    f.session.set_cancel_flag(flag.clone());
+    let raise = flag.clone();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        raise.store(true, Ordering::Relaxed);
+    });
+    let started = std::time::Instant::now();
+    let stdio = Stdio::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    let result = f.session.run_script("sleep 3 & wait", "t", stdio);
+    timer.join().unwrap();
+    assert!(matches!(result, Err(ShellError::Interrupted)), "{result:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
