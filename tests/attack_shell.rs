@@ -511,3 +511,32 @@ fn attack_deep_recursion_through_nested_groups_fails_cleanly() {
         "maximum nesting level exceeded (10000 compound commands)",
     );
 }
+
+// Deliver 4: with version 0.1 (a fresh shell per command) the jobs of earlier commands are
+// stopped at the end of the phase too.
+#[test]
+fn attack_background_job_of_a_version_0_1_command_is_stopped() {
+    let buildspec = "version: 0.1\nphases:\n  build:\n    commands:\n      - '(sleep 2; echo late > late.txt; echo LATE-OUTPUT) &'\n      - echo next command\n  post_build:\n    commands:\n      - sleep 4\n      - 'if [ -e late.txt ]; then echo MARKER-WRITTEN; else echo NO-MARKER; fi'\n";
+    let run = build(buildspec, &[], &[("WASMBUILD_JOB_GRACE_MS", "200")], &[]);
+    let log = run.log();
+    assert_eq!(run.status(), 0, "{log}");
+    assert!(log.contains("NO-MARKER"), "{log}");
+    assert!(!log.contains("\nLATE-OUTPUT\n"), "{log}");
+    assert!(log.contains("Stopped 1 background job(s)"), "{log}");
+}
+
+// Deliver 4 with the deadline: a busy job and a busy foreground under --timeout end the
+// build as TIMED_OUT promptly, the grace period cut short by the deadline.
+#[test]
+fn attack_jobs_past_the_deadline_end_with_the_build() {
+    let started = Instant::now();
+    let run = build(
+        &spec(&["while :; do :; done &", "yes > /dev/null"]),
+        &[],
+        &[("WASMBUILD_JOB_GRACE_MS", "600000")],
+        &["--timeout", "0.05"],
+    );
+    assert_eq!(run.status(), 4, "{}", run.log());
+    assert_eq!(run.record()["buildStatus"], "TIMED_OUT");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
