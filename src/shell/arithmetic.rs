@@ -23,6 +23,14 @@ impl State {
         if text.trim().is_empty() {
             return Ok(0);
         }
+        // The parser recurses once per parenthesis: bound it before it runs.
+        let parens = text.bytes().filter(|b| *b == b'(').count();
+        if parens > super::parse::MAX_SYNTAX_DEPTH {
+            return Err(format!(
+                "expression nested too deeply (limit {} levels)",
+                super::parse::MAX_SYNTAX_DEPTH
+            ));
+        }
         let expr = super::parse::contained(|| brush_parser::arithmetic::parse(text))
             .and_then(Result::ok)
             .ok_or_else(|| format!("{}: syntax error in expression", text.trim()))?;

@@ -184,6 +184,16 @@ fn printf_builtin(state: &mut State, args: &[String], io: &mut Io) -> Exec {
         state.error(io, &format!("printf: {bad}: invalid number"));
         status = 1;
     }
+    if formatted.too_wide {
+        state.error(
+            io,
+            &format!(
+                "printf: field width or precision too large (limit {})",
+                printf::MAX_FIELD_WIDTH
+            ),
+        );
+        return Ok(1);
+    }
     match target {
         Some(name) => {
             if let Err(message) = state.set_var(

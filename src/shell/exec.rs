@@ -16,7 +16,9 @@ use super::builtins;
 use super::expand::shell_quote;
 use super::fs::{EntryKind, describe_io_error, normalize};
 use super::host::{Invocation, Program};
-use super::limits::{JobSlot, MAX_FUNCTION_DEPTH, MAX_NESTING_DEPTH, PROCESS_LIMIT_STATUS};
+use super::limits::{
+    JobSlot, MAX_COMPOUND_DEPTH, MAX_FUNCTION_DEPTH, MAX_NESTING_DEPTH, PROCESS_LIMIT_STATUS,
+};
 use super::parse;
 use super::pattern::Pattern;
 use super::state::{State, Var, next_pid};
@@ -321,7 +323,8 @@ impl State {
                 self.jobs.0.push((job_pid, job));
                 continue;
             }
-            status = match job.wait() {
+            let cancelled = self.cancel_probe();
+            status = match job.wait(&cancelled) {
                 Ok(status) => status,
                 Err(ShellError::Interrupted) => {
                     // A stopped job: the session goes on if it was only the job.
@@ -345,7 +348,18 @@ impl State {
         match command {
             Command::Simple(simple) => self.run_simple(simple, io),
             Command::Compound(compound, redirects) => {
-                self.with_redirects(redirects.as_ref(), io, |s, io| s.run_compound(compound, io))
+                if self.compound_depth >= MAX_COMPOUND_DEPTH {
+                    self.error(
+                        io,
+                        &format!("maximum nesting level exceeded ({MAX_COMPOUND_DEPTH} compound commands)"),
+                    );
+                    return Err(Unwind::Abort(1));
+                }
+                self.compound_depth += 1;
+                let result = self
+                    .with_redirects(redirects.as_ref(), io, |s, io| s.run_compound(compound, io));
+                self.compound_depth -= 1;
+                result
             }
             Command::Function(definition) => {
                 self.functions
@@ -565,6 +579,9 @@ impl State {
     /// Whether arithmetic text fails to evaluate (as opposed to evaluating to 0).
     fn last_arith_failed(&mut self, text: &str, io: &Io) -> Exec<bool> {
         let expanded = self.expand_arithmetic_text(text, io)?;
+        if expanded.bytes().filter(|b| *b == b'(').count() > parse::MAX_SYNTAX_DEPTH {
+            return Ok(true);
+        }
         Ok(
             parse::contained(|| brush_parser::arithmetic::parse(&expanded))
                 .is_none_or(|r| r.is_err()),

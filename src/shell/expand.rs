@@ -702,7 +702,18 @@ impl State {
                 self.check_unbound(parameter, &value, io)?;
                 let pattern =
                     self.expand_nested_pattern(pattern.as_deref().unwrap_or(""), false, io)?;
-                let value = value.map(|s| pattern::trim(s, &pattern, how));
+                let cancelled = self.cancel_probe();
+                let stopped = std::cell::Cell::new(false);
+                let go_on = |_: usize| {
+                    let go = !cancelled();
+                    stopped.set(stopped.get() || !go);
+                    go
+                };
+                let value = value
+                    .map(|s| pattern::trim_while(s, &pattern, how, &go_on).unwrap_or_default());
+                if stopped.get() {
+                    self.check_cancel()?;
+                }
                 self.push_value(value, quoted, out);
             }
             ParameterExpr::Substring {
@@ -864,10 +875,10 @@ impl State {
                     SubstringMatchKind::Anywhere => Replace::All,
                 };
                 let limit = self.shared.limits.max_expansion_bytes;
-                let cancel = self.cancel.clone();
+                let cancelled = self.cancel_probe();
                 let stopped = std::cell::Cell::new(false);
                 let go_on = |len: usize| {
-                    let go = len <= limit && !cancel.load(std::sync::atomic::Ordering::Relaxed);
+                    let go = len <= limit && !cancelled();
                     if !go {
                         stopped.set(true);
                     }

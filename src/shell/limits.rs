@@ -32,6 +32,10 @@ pub const MAX_FUNCTION_DEPTH: usize = 1000;
 /// (`./x.sh`, `sh -c`), which bash only bounds by its stack.
 pub const MAX_NESTING_DEPTH: usize = 100;
 
+/// Deepest nesting of compound commands being run on one thread (`( ( ( … ) ) )`, loops in
+/// functions in `eval`s…): each level is a few frames of the interpreter's stack.
+pub const MAX_COMPOUND_DEPTH: usize = 10_000;
+
 /// The environment variables that override the defaults (for tests and small hosts):
 /// a number each, the grace in milliseconds.
 pub const MAX_PROCESSES_VAR: &str = "WASMBUILD_MAX_PROCESSES";
@@ -116,10 +120,14 @@ impl JobSlot {
         self.done.notify_all();
     }
 
-    /// Waits for the job to end and takes its result (`Ok(127)` if already taken).
-    pub(crate) fn wait(&self) -> JobResult {
+    /// Waits for the job to end and takes its result; `cancelled` is asked every 50 ms
+    /// and ends the wait with [`ShellError::Interrupted`].
+    pub(crate) fn wait(&self, cancelled: &dyn Fn() -> bool) -> JobResult {
         let mut guard = lock(&self.result);
         loop {
+            if cancelled() {
+                return Err(ShellError::Interrupted);
+            }
             if let Some(result) = guard.take() {
                 // Leave a status for a second `wait` on the same pid.
                 *guard = Some(match &result {
@@ -130,8 +138,9 @@ impl JobSlot {
             }
             guard = self
                 .done
-                .wait(guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                .wait_timeout(guard, Duration::from_millis(50))
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
         }
     }
 }

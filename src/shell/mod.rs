@@ -216,7 +216,6 @@ impl Session {
         self.exited = None;
         // What is left of a runaway of an earlier script ends before this one starts.
         self.state.shared.reset(&self.state.cancel);
-        let program = parse::parse_program(script, name)?;
         let mut io = Io::new(
             InHandle::new(stdio.stdin),
             OutHandle::new(stdio.stdout),
@@ -224,7 +223,11 @@ impl Session {
         );
         self.state.script_name = name.to_owned();
         let state = &mut self.state;
-        let result = on_interpreter_stack(|| state.run_program(&program, &mut io))?;
+        // Parsed, run and dropped on the interpreter's stack: all three recurse per level.
+        let result = on_interpreter_stack(|| {
+            let program = parse::parse_program(script, name)?;
+            Ok::<_, ShellError>(state.run_program(&program, &mut io))
+        })??;
         let _ = std::io::Write::flush(&mut io.stdout());
         let _ = std::io::Write::flush(&mut io.stderr());
         // A job of this script that went over the process limit fails it too.
@@ -265,10 +268,12 @@ impl Session {
         let Some(trap) = self.state.exit_trap.take() else {
             return Ok(status);
         };
-        let program = parse::parse_program(&trap, &self.state.script_name)?;
         self.state.last_status = status;
         let state = &mut self.state;
-        let result = on_interpreter_stack(|| state.run_program(&program, &mut io))?;
+        let result = on_interpreter_stack(|| {
+            let program = parse::parse_program(&trap, &state.script_name)?;
+            Ok::<_, ShellError>(state.run_program(&program, &mut io))
+        })??;
         let _ = std::io::Write::flush(&mut io.stdout());
         let _ = std::io::Write::flush(&mut io.stderr());
         match result {

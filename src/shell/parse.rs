@@ -41,8 +41,140 @@ pub(crate) fn contained<T>(parse: impl FnOnce() -> T) -> Option<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).ok()
 }
 
+/// Deepest syntactic nesting a script may have (brackets and compound commands, roughly
+/// counted before parsing): the parser, the interpreter and dropping the tree all recurse
+/// once per level, and a stack overflow would abort wasmbuild.
+pub(crate) const MAX_SYNTAX_DEPTH: usize = 1000;
+
+/// A rough upper bound of the nesting of `text`: `(` and `{` add a level wherever they are
+/// (quotes are not understood), `)` and `}` remove one; the words opening compound commands
+/// (`if`, `while`, …) add one at the start of a command, their closers remove one, except in
+/// single quotes, comments and here-document bodies (so that the text of a here-document,
+/// code of another language, never counts). Only meant to catch thousands of levels.
+fn rough_nesting(text: &str) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let (mut depth, mut max, mut max_line) = (0usize, 0usize, 1usize);
+    let mut line = 1;
+    let mut command_start = true;
+    // Here-documents announced on this line: (delimiter, tabs stripped).
+    let mut pending: Vec<(String, bool)> = Vec::new();
+    let mut i = 0;
+    let count = |b: u8, depth: &mut usize| match b {
+        b'(' | b'{' => *depth += 1,
+        b')' | b'}' => *depth = depth.saturating_sub(1),
+        _ => {}
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\n' {
+            line += 1;
+            i += 1;
+            command_start = true;
+            // The bodies of the here-documents of the line just ended.
+            for (delimiter, strip) in std::mem::take(&mut pending) {
+                while i < bytes.len() {
+                    let end = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                    let body_line = &text[i..end];
+                    let body_line = if strip {
+                        body_line.trim_start_matches('\t')
+                    } else {
+                        body_line
+                    };
+                    let last = body_line == delimiter;
+                    if !last {
+                        for &c in &bytes[i..end] {
+                            count(c, &mut depth);
+                        }
+                        max = max.max(depth);
+                    }
+                    i = (end + 1).min(bytes.len());
+                    line += 1;
+                    if last {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        count(b, &mut depth);
+        if b.is_ascii_alphabetic() {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let word = &text[start..i];
+            if command_start {
+                match word {
+                    "if" | "while" | "until" | "for" | "case" | "select" => depth += 1,
+                    "fi" | "done" | "esac" => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            command_start = matches!(word, "then" | "do" | "else" | "elif" | "time");
+        } else if b == b'\'' || (b == b'#' && (i == 0 || bytes[i - 1].is_ascii_whitespace())) {
+            // A single-quoted string or a comment: brackets count, words do not.
+            let close = if b == b'#' { b'\n' } else { b'\'' };
+            i += 1;
+            while i < bytes.len() && bytes[i] != close {
+                count(bytes[i], &mut depth);
+                if bytes[i] == b'\n' {
+                    line += 1;
+                }
+                i += 1;
+            }
+            if b == b'\'' {
+                i += 1;
+            }
+            command_start = false;
+        } else if text[i..].starts_with("<<") && !text[i..].starts_with("<<<") {
+            i += 2;
+            let strip = bytes.get(i) == Some(&b'-');
+            if strip {
+                i += 1;
+            }
+            while bytes.get(i).is_some_and(|c| *c == b' ' || *c == b'\t') {
+                i += 1;
+            }
+            let start = i;
+            while bytes
+                .get(i)
+                .is_some_and(|c| !c.is_ascii_whitespace() && !b";&|<>()".contains(c))
+            {
+                i += 1;
+            }
+            let delimiter: String = text[start..i]
+                .chars()
+                .filter(|c| !matches!(c, '\'' | '"' | '\\'))
+                .collect();
+            if !delimiter.is_empty() {
+                pending.push((delimiter, strip));
+            }
+            command_start = false;
+        } else {
+            if !b.is_ascii_whitespace() {
+                command_start = matches!(b, b';' | b'&' | b'|' | b'(' | b'{' | b'!');
+            }
+            i += 1;
+        }
+        if depth > max {
+            max = depth;
+            max_line = line;
+        }
+    }
+    (max, max_line)
+}
+
 /// Parses a whole script.
 pub(crate) fn parse_program(text: &str, file: &str) -> Result<ast::Program, ShellError> {
+    let (depth, line) = rough_nesting(text);
+    if depth > MAX_SYNTAX_DEPTH {
+        return Err(ShellError::Syntax {
+            file: file.to_owned(),
+            line,
+            column: 1,
+            message: format!("syntax error: nesting too deep (limit {MAX_SYNTAX_DEPTH} levels)"),
+        });
+    }
     let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text), &options());
     // The parser is a third-party crate working on user input: contain any panic of it.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse_program()));
@@ -147,5 +279,41 @@ mod tests {
         assert!(message.contains("end of file"), "{message}");
         let (line, _, _) = syntax("echo 'unterminated\n");
         assert!(line >= 1);
+    }
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::rough_nesting;
+
+    #[test]
+    fn rough_nesting_counts_code_not_data() {
+        assert_eq!(rough_nesting("echo hi").0, 0);
+        assert_eq!(rough_nesting("if a; then if b; then c; fi; fi").0, 2);
+        assert_eq!(rough_nesting("while a; do ( { b; } ); done").0, 3);
+        assert_eq!(rough_nesting("echo for if while").0, 0);
+        let python = format!(
+            "cat > x.py <<'EOF'\n{}EOF\necho done",
+            "if x:\n    pass\n".repeat(5000)
+        );
+        assert_eq!(rough_nesting(&python).0, 0);
+        let tabs = format!(
+            "cat <<-END\n{}\tEND\nif a; then b; fi",
+            "for x in y:\n".repeat(3000)
+        );
+        assert_eq!(rough_nesting(&tabs).0, 1);
+        assert_eq!(
+            rough_nesting(&format!("echo '{}'", "if ".repeat(3000))).0,
+            0
+        );
+        assert_eq!(
+            rough_nesting(&format!("# {}\necho", "while ".repeat(3000))).0,
+            0
+        );
+        assert_eq!(rough_nesting(&"(".repeat(3000)).0, 3000);
+        assert_eq!(
+            rough_nesting(&format!("cat <<EOF\n{}\nEOF", "{".repeat(3000))).0,
+            3000
+        );
     }
 }

@@ -225,21 +225,44 @@ pub(crate) enum Trim {
 }
 
 /// `${x#p}`, `${x##p}`, `${x%p}`, `${x%%p}`.
+#[cfg(test)]
 pub(crate) fn trim(value: &str, pattern: &str, how: Trim) -> String {
+    trim_while(value, pattern, how, &|_| true).unwrap_or_default()
+}
+
+/// [`trim`], asking `go_on` before each match attempt (each is linear in the value, so a
+/// long value takes quadratic time): `None` when it says no (the session was stopped).
+pub(crate) fn trim_while(
+    value: &str,
+    pattern: &str,
+    how: Trim,
+    go_on: &dyn Fn(usize) -> bool,
+) -> Option<String> {
     let pattern = Pattern::new(pattern);
     let chars: Vec<char> = value.chars().collect();
     let n = chars.len();
-    let found = match how {
-        Trim::ShortestPrefix => (0..=n).find(|&i| pattern.matches_chars(&chars[..i])),
-        Trim::LongestPrefix => (0..=n).rev().find(|&i| pattern.matches_chars(&chars[..i])),
-        Trim::ShortestSuffix => (0..=n).rev().find(|&i| pattern.matches_chars(&chars[i..])),
-        Trim::LongestSuffix => (0..=n).find(|&i| pattern.matches_chars(&chars[i..])),
+    let mut stopped = false;
+    let mut try_match = |text: &[char]| {
+        if !go_on(0) {
+            stopped = true;
+            return true;
+        }
+        pattern.matches_chars(text)
     };
-    match (found, how) {
+    let found = match how {
+        Trim::ShortestPrefix => (0..=n).find(|&i| try_match(&chars[..i])),
+        Trim::LongestPrefix => (0..=n).rev().find(|&i| try_match(&chars[..i])),
+        Trim::ShortestSuffix => (0..=n).rev().find(|&i| try_match(&chars[i..])),
+        Trim::LongestSuffix => (0..=n).find(|&i| try_match(&chars[i..])),
+    };
+    if stopped {
+        return None;
+    }
+    Some(match (found, how) {
         (None, _) => value.to_owned(),
         (Some(i), Trim::ShortestPrefix | Trim::LongestPrefix) => chars[i..].iter().collect(),
         (Some(i), Trim::ShortestSuffix | Trim::LongestSuffix) => chars[..i].iter().collect(),
-    }
+    })
 }
 
 /// Where `${x/p/r}` replaces.
@@ -298,9 +321,17 @@ pub(crate) fn replace_while(
                 if !go_on(out.len()) {
                     return None;
                 }
-                let found = (start + 1..=n)
-                    .rev()
-                    .find(|&end| pattern.matches_chars(&chars[start..end]));
+                let mut stopped = false;
+                let found = (start + 1..=n).rev().find(|&end| {
+                    if !go_on(out.len()) {
+                        stopped = true;
+                        return true;
+                    }
+                    pattern.matches_chars(&chars[start..end])
+                });
+                if stopped {
+                    return None;
+                }
                 match found {
                     Some(end) => {
                         out.push_str(replacement);

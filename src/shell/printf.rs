@@ -131,7 +131,12 @@ pub(crate) struct Formatted {
     pub invalid: Vec<String>,
     /// A conversion character printf does not know; the output stops there.
     pub bad_conversion: Option<char>,
+    /// A field width or precision past [`MAX_FIELD_WIDTH`] was asked (and cut to it).
+    pub too_wide: bool,
 }
+
+/// The widest field or precision `printf` makes (bash would build any size in memory).
+pub(crate) const MAX_FIELD_WIDTH: usize = 1 << 20;
 
 #[derive(Default)]
 struct Spec {
@@ -150,6 +155,7 @@ pub(crate) fn format(format: &str, args: &[String]) -> Formatted {
         bytes: Vec::new(),
         invalid: Vec::new(),
         bad_conversion: None,
+        too_wide: false,
     };
     let mut next = 0;
     loop {
@@ -218,7 +224,7 @@ fn format_once(format: &str, args: &[String], next: &mut usize, out: &mut Format
             if w < 0 {
                 spec.left = true;
             }
-            spec.width = Some(w.unsigned_abs() as usize);
+            spec.width = Some(usize::try_from(w.unsigned_abs()).unwrap_or(usize::MAX));
             i += 1;
         } else {
             let start = i;
@@ -226,27 +232,42 @@ fn format_once(format: &str, args: &[String], next: &mut usize, out: &mut Format
                 i += 1;
             }
             if i > start {
-                spec.width = chars[start..i].iter().collect::<String>().parse().ok();
+                spec.width = Some(
+                    chars[start..i]
+                        .iter()
+                        .collect::<String>()
+                        .parse()
+                        .unwrap_or(usize::MAX),
+                );
             }
         }
         if i < chars.len() && chars[i] == '.' {
             i += 1;
             if i < chars.len() && chars[i] == '*' {
                 let p = take_arg(next).and_then(|a| parse_integer(&a)).unwrap_or(0);
-                spec.precision = Some(p.max(0) as usize);
+                spec.precision = Some(usize::try_from(p.max(0)).unwrap_or(usize::MAX));
                 i += 1;
             } else {
                 let start = i;
                 while i < chars.len() && chars[i].is_ascii_digit() {
                     i += 1;
                 }
-                spec.precision = Some(
+                // `%.s` is precision 0; digits past usize are too wide.
+                spec.precision = Some(if i == start {
+                    0
+                } else {
                     chars[start..i]
                         .iter()
                         .collect::<String>()
                         .parse()
-                        .unwrap_or(0),
-                );
+                        .unwrap_or(usize::MAX)
+                });
+            }
+        }
+        for value in [&mut spec.width, &mut spec.precision].into_iter().flatten() {
+            if *value > MAX_FIELD_WIDTH {
+                *value = MAX_FIELD_WIDTH;
+                out.too_wide = true;
             }
         }
         // Length modifiers are accepted and ignored.

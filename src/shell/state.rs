@@ -95,6 +95,8 @@ pub(crate) struct State {
     pub nesting: usize,
     /// Function calls on this thread's stack, in this interpreter and its parents.
     pub stack_functions: usize,
+    /// Compound commands being run on this thread's stack.
+    pub compound_depth: usize,
 }
 
 impl State {
@@ -153,6 +155,7 @@ impl State {
             job_generation: None,
             nesting: 0,
             stack_functions: 0,
+            compound_depth: 0,
         };
         // bash sets IFS at start-up, whatever the environment says.
         state.vars.insert(
@@ -341,6 +344,15 @@ impl State {
             || self
                 .job_generation
                 .is_some_and(|g| g != self.shared.generation())
+    }
+
+    /// [`State::is_cancelled`] as a closure that owns what it reads, for long computations
+    /// (pattern replacement) that cannot borrow the state.
+    pub(crate) fn cancel_probe(&self) -> impl Fn() -> bool + use<> {
+        let cancel = self.cancel.clone();
+        let shared = self.shared.clone();
+        let job = self.job_generation;
+        move || cancel.load(Ordering::Relaxed) || job.is_some_and(|g| g != shared.generation())
     }
 
     /// `$-`: the single-letter options that are on.

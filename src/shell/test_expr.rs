@@ -14,6 +14,18 @@ impl State {
     /// `test ARGS…` (the `[` form has its `]` removed by the caller). 0 true, 1 false,
     /// 2 for an error.
     pub(crate) fn run_test(&mut self, name: &str, args: &[String], io: &Io) -> i32 {
+        // The parser recurses once per `(` or `!`: bound it before it runs.
+        let nesting = args.iter().filter(|a| *a == "(" || *a == "!").count();
+        if nesting > super::parse::MAX_SYNTAX_DEPTH {
+            self.error(
+                io,
+                &format!(
+                    "{name}: expression nested too deeply (limit {} levels)",
+                    super::parse::MAX_SYNTAX_DEPTH
+                ),
+            );
+            return 2;
+        }
         let expr = match brush_parser::test_command::parse(args) {
             Ok(expr) => expr,
             Err(_) => {

@@ -880,3 +880,89 @@ fn an_endless_builtin_loop_stops_when_the_session_is_cancelled() {
     assert!(matches!(result, Err(ShellError::Interrupted)), "{result:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn printf_refuses_a_huge_field_width() {
+    let (text, err, status) = Fixture::new().run("printf '%*s' 2000000000 x; echo \" $?\"");
+    assert!(
+        err.contains("printf: field width or precision too large (limit 1048576)"),
+        "{err}"
+    );
+    assert_eq!(status, 0);
+    assert!(text.ends_with(" 1\n"), "{}", text.len());
+    assert_eq!(out(r#"printf '%.s|%5s|%-3s|' a b c"#), "|    b|c  |");
+}
+
+#[test]
+fn a_quadratic_pattern_operation_stops_when_the_session_is_cancelled() {
+    let mut f = Fixture::new();
+    let flag = Arc::new(AtomicBool::new(false));
+    f.session.set_cancel_flag(flag.clone());
+    let raise = flag.clone();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        raise.store(true, Ordering::Relaxed);
+    });
+    let started = std::time::Instant::now();
+    let stdio = Stdio::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    // Minutes of work for the naive longest-match search if nothing stopped it.
+    let result = f.session.run_script(
+        "x=$(printf '%200000s' b); y=${x//*a/c}; z=${x%%*a}",
+        "t",
+        stdio,
+    );
+    timer.join().unwrap();
+    assert!(matches!(result, Err(ShellError::Interrupted)), "{result:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn deep_syntax_is_refused_before_it_overflows_a_stack() {
+    let deep = format!("{}echo deep; {}", "{ ".repeat(1500), "} ".repeat(1500));
+    let mut f = Fixture::new();
+    let stdio = Stdio::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    match f.session.run_script(&deep, "t", stdio) {
+        Err(ShellError::Syntax { message, .. }) => {
+            assert!(
+                message.contains("nesting too deep (limit 1000 levels)"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nesting built at run time: expressions, test arguments, eval and functions.
+    let (_, err, status) =
+        Fixture::new().run("x=$(printf '(%.0s' $(seq 1 100000)); echo $(( ${x}1 )); echo after");
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("expression nested too deeply"), "{err}");
+    let (out, err, _) =
+        Fixture::new().run("set -- $(printf '( %.0s' $(seq 1 100000)); [ \"$@\" ]; echo $?");
+    assert!(err.contains("expression nested too deeply"), "{err}");
+    assert_eq!(out, "2\n");
+    let body = format!("{}f; {}", "{ ".repeat(900), "} ".repeat(900));
+    let (out, err, status) = Fixture::new().run(&format!("f(){{ {body} }}; f; echo after"));
+    assert_eq!(status, 1, "{err}");
+    assert!(
+        err.contains("maximum nesting level exceeded (10000 compound commands)"),
+        "{err}"
+    );
+    assert!(!out.contains("after"));
+}
+
+#[test]
+fn wait_ends_when_the_session_is_cancelled() {
+    let mut f = Fixture::new();
+    let flag = Arc::new(AtomicBool::new(false));
+    f.session.set_cancel_flag(flag.clone());
+    let raise = flag.clone();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        raise.store(true, Ordering::Relaxed);
+    });
+    let started = std::time::Instant::now();
+    let stdio = Stdio::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    let result = f.session.run_script("sleep 3 & wait", "t", stdio);
+    timer.join().unwrap();
+    assert!(matches!(result, Err(ShellError::Interrupted)), "{result:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
