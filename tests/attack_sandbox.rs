@@ -546,3 +546,260 @@ fn attack_cancel_stops_sleep() {
         serde_json::from_str(&fs::read_to_string(out.path().join("build.json")).unwrap()).unwrap();
     assert_eq!(record["buildStatus"], "STOPPED", "{record}");
 }
+
+/// A store of its own for a test that tampers with installed bundles: the shared test
+/// store's blobs, compiled code and references (blobs and code hard-linked: they are never
+/// written in place), so that other tests never see the tampering.
+struct PrivateStore {
+    dir: tempfile::TempDir,
+}
+
+impl PrivateStore {
+    fn new() -> PrivateStore {
+        ensure_bundle("base");
+        ensure_bundle("python");
+        let dir = tempfile::tempdir().unwrap();
+        let shared = common::store_dir();
+        for (part, flags) in [
+            ("blobs", "-al"),
+            ("compiled", "-al"),
+            ("refs", "-a"),
+            ("index", "-a"),
+            ("counters", "-a"),
+        ] {
+            if shared.join(part).exists() {
+                let status = std::process::Command::new("cp")
+                    .arg(flags)
+                    .arg(shared.join(part))
+                    .arg(dir.path().join(part))
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "copy {part}");
+            }
+        }
+        PrivateStore { dir }
+    }
+
+    fn wasmbuild(&self) -> assert_cmd::Command {
+        let mut cmd = wasmbuild();
+        cmd.env("WASMBUILD_STORE", self.dir.path())
+            .timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    /// Runs python once (installing the bundles) and returns its output.
+    fn python(&self, src: &Path, code: &str) -> std::process::Output {
+        self.wasmbuild()
+            .args(["exec", "--image", "python", "--src"])
+            .arg(src)
+            .args(["--", "python", "-c", code])
+            .output()
+            .unwrap()
+    }
+
+    /// The install directory of bundle `name`.
+    fn installed(&self, name: &str) -> PathBuf {
+        let digest = fs::read_to_string(self.dir.path().join("refs/bundles").join(name)).unwrap();
+        self.dir.path().join("bundles").join(digest.trim())
+    }
+}
+
+const TAMPER_MARK: &str = "TAMPERED-BUNDLE-CODE-RAN";
+
+// Item 13: an installed sitecustomize.py changed on disk is not run: the bundle is reinstalled.
+#[test]
+fn attack_tampered_sitecustomize_is_reinstalled() {
+    let store = PrivateStore::new();
+    let host = Host::new();
+    let out = store.python(&host.src, "print('ok')");
+    assert_eq!(text(&out.stdout), "ok\n", "{}", text(&out.stderr));
+    let site = store.installed("python").join("lib/sitecustomize.py");
+    let original = fs::read_to_string(&site).unwrap();
+    fs::write(&site, format!("{original}\nprint({TAMPER_MARK:?})\n")).unwrap();
+
+    let out = store.python(&host.src, "print('ok')");
+    assert_eq!(text(&out.stdout), "ok\n", "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "installed bundle python was changed on disk (lib/sitecustomize.py: changed on disk"
+        ) && text(&out.stderr).contains("reinstalling it from the store"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(&site).unwrap(), original);
+}
+
+// Item 13: a same-size change with the modification time put back is still caught.
+#[test]
+fn attack_tampered_bundle_file_with_restored_mtime_is_caught() {
+    let store = PrivateStore::new();
+    let host = Host::new();
+    assert!(store.python(&host.src, "pass").status.success());
+    let site = store.installed("python").join("lib/sitecustomize.py");
+    let original = fs::read(&site).unwrap();
+    let mtime = fs::metadata(&site).unwrap().modified().unwrap();
+    // Same length: the first line becomes a print of the mark (padded with a comment).
+    let payload = format!("print({TAMPER_MARK:?})#");
+    assert!(payload.len() < original.len());
+    let mut tampered = original.clone();
+    tampered[..payload.len()].copy_from_slice(payload.as_bytes());
+    fs::write(&site, &tampered).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&site)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let out = store.python(&host.src, "print('ok')");
+    assert!(
+        !text(&out.stdout).contains(TAMPER_MARK),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("lib/sitecustomize.py: changed on disk"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read(&site).unwrap(), original);
+}
+
+// Item 13: a module dropped into an installed bundle is not importable: the install is redone.
+#[test]
+fn attack_file_added_to_installed_bundle_is_removed() {
+    let store = PrivateStore::new();
+    let host = Host::new();
+    assert!(store.python(&host.src, "pass").status.success());
+    let evil = store.installed("python").join("lib/evil.py");
+    fs::write(&evil, format!("print({TAMPER_MARK:?})\n")).unwrap();
+    let out = store.python(
+        &host.src,
+        "try:\n    import evil\nexcept ImportError:\n    print('no evil')",
+    );
+    assert_eq!(text(&out.stdout), "no evil\n", "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("lib/evil.py: is not part of the bundle"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!evil.exists());
+}
+
+// Item 13: the base bundle's module replaced on disk is reinstalled before a program runs.
+#[test]
+fn attack_tampered_base_module_is_reinstalled() {
+    let store = PrivateStore::new();
+    let host = Host::new();
+    assert!(store.python(&host.src, "pass").status.success());
+    let module = store.installed("base").join("bin/toolbox.wasm");
+    let original = fs::read(&module).unwrap();
+    fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    fs::write(host.src.join("f.txt"), "content").unwrap();
+    let out = store
+        .wasmbuild()
+        .args(["exec", "--src"])
+        .arg(&host.src)
+        .args(["--", "cat", "f.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "content", "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("installed bundle base was changed on disk (bin/toolbox.wasm"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(fs::read(&module).unwrap() == original);
+}
+
+// Item 13: when the store cannot supply the file again, the run is refused, naming it.
+#[test]
+fn attack_tampered_bundle_file_not_in_store_is_refused() {
+    let store = PrivateStore::new();
+    let host = Host::new();
+    assert!(store.python(&host.src, "pass").status.success());
+    let site = store.installed("python").join("lib/sitecustomize.py");
+    let original = fs::read(&site).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&original));
+    let blob = store
+        .dir
+        .path()
+        .join("blobs")
+        .join(&digest[..2])
+        .join(format!("{digest}.zst"));
+    assert!(blob.exists(), "{}", blob.display());
+    fs::remove_file(&blob).unwrap();
+    fs::write(&site, format!("print({TAMPER_MARK:?})\n")).unwrap();
+    let out = store.python(&host.src, "print('ok')");
+    assert!(!text(&out.stdout).contains(TAMPER_MARK));
+    assert!(!text(&out.stdout).contains("ok"));
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("lib/sitecustomize.py")
+            && text(&out.stderr).contains("cannot be reinstalled from the store"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// Item 13: `store verify` reads installed bundle files and names a tampered one; --repair
+// removes the install, and the next run reinstalls it intact.
+#[test]
+fn attack_store_verify_names_tampered_installed_file() {
+    let store = PrivateStore::new();
+    let host = Host::new();
+    assert!(store.python(&host.src, "pass").status.success());
+    let out = store
+        .wasmbuild()
+        .args(["store", "verify"])
+        .output()
+        .unwrap();
+    // (The shared test store may hold blobs other tests corrupted on purpose: only the
+    // installed bundles' lines matter here.)
+    assert!(
+        !text(&out.stdout).contains("tampered"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains("2 installed bundles"),
+        "{}",
+        text(&out.stdout)
+    );
+    let site = store.installed("python").join("lib/sitecustomize.py");
+    let original = fs::read_to_string(&site).unwrap();
+    fs::write(&site, format!("{original}\nprint({TAMPER_MARK:?})\n")).unwrap();
+
+    let out = store
+        .wasmbuild()
+        .args(["store", "verify"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("tampered ")
+            && stdout.contains("installed bundle python")
+            && stdout.contains("lib/sitecustomize.py: changed on disk"),
+        "{stdout}"
+    );
+    let out = store
+        .wasmbuild()
+        .args(["store", "verify", "--repair"])
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).contains("removed 1 tampered installed bundles"));
+    assert!(!site.exists());
+    let out = store.python(&host.src, "print('ok')");
+    assert_eq!(text(&out.stdout), "ok\n", "{}", text(&out.stderr));
+    assert_eq!(fs::read_to_string(&site).unwrap(), original);
+    let out = store
+        .wasmbuild()
+        .args(["store", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        !text(&out.stdout).contains("tampered"),
+        "{}",
+        text(&out.stdout)
+    );
+}
