@@ -466,6 +466,7 @@ fn run_build(buildspec: &str, args: &[&str]) -> (common::Run, Duration) {
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let output = wasmbuild()
+        .env("WASMBUILD_ATTACK_CANARY", SECRET)
         .arg("run")
         .arg(src.path())
         .arg("-a")
@@ -802,4 +803,302 @@ fn attack_store_verify_names_tampered_installed_file() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// `wasmbuild exec --image python --src SRC -- python -c CODE`, with a canary in the host env.
+fn python_exec(src: &Path, code: &str) -> std::process::Output {
+    ensure_bundle("base");
+    ensure_bundle("python");
+    wasmbuild()
+        .env("WASMBUILD_ATTACK_CANARY", SECRET)
+        .args(["exec", "--image", "python", "--src"])
+        .arg(src)
+        .args(["--", "python", "-c", code])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .expect("run wasmbuild exec")
+}
+
+// Already holds: `..` traversal out of the workspace, from python and from the toolbox.
+#[test]
+fn attack_dotdot_traversal_out_of_workspace() {
+    let host = Host::new();
+    let out = python_exec(
+        &host.src,
+        "import os\n\
+         for p in ('../outside/secret.txt', '../../outside/secret.txt', \
+         '/codebuild/output/src/../outside/secret.txt', '/codebuild/output/../../outside/secret.txt'):\n\
+         \x20   try:\n\
+         \x20       print('READ', open(p).read())\n\
+         \x20   except OSError:\n\
+         \x20       print('refused')\n\
+         try:\n\
+         \x20   open('../outside/pwned', 'w').write('x')\n\
+         \x20   print('WROTE')\n\
+         except OSError:\n\
+         \x20   print('refused')\n",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "refused\n".repeat(5),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = sh(
+        "base",
+        &host.src,
+        "cat ../outside/secret.txt ../../../../../../../etc/passwd; echo status=$?",
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains(SECRET) && !stdout.contains("root:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("status=1"), "{stdout}");
+    host.assert_outside_untouched();
+}
+
+// Already holds: absolute host paths (/etc/passwd, the host path of a secret) do not exist.
+#[test]
+fn attack_absolute_host_paths_are_not_visible() {
+    let host = Host::new();
+    let secret = host.outside.join("secret.txt");
+    let out = sh(
+        "base",
+        &host.src,
+        &format!("cat /etc/passwd {} ; echo status=$?", secret.display()),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !stdout.contains("root:") && !stdout.contains(SECRET),
+        "{stdout}"
+    );
+    assert!(stdout.contains("status=1"), "{stdout}");
+    assert!(stderr.contains("/etc/passwd"), "{stderr}");
+}
+
+// Already holds: / holds only the mounts: no /proc, /dev, /etc, /home of the host.
+#[test]
+fn attack_proc_and_dev_are_not_visible() {
+    let host = Host::new();
+    let out = python_exec(
+        &host.src,
+        "import os\n\
+         print(sorted(os.listdir('/')))\n\
+         for p in ('/proc/self/environ', '/proc/1/cmdline', '/dev/sda', '/dev/null', '/sys/kernel', '/etc/hostname'):\n\
+         \x20   try:\n\
+         \x20       open(p, 'rb').read(16)\n\
+         \x20       print('OPENED', p)\n\
+         \x20   except OSError:\n\
+         \x20       print('absent')\n",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout,
+        format!(
+            // `/` itself is no directory of the host: it lists nothing.
+            "[]\n{}",
+            "absent\n".repeat(6)
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// Already holds: nothing of the host's environment reaches a guest, by exec or by a build.
+#[test]
+fn attack_host_env_not_leaked() {
+    let host = Host::new();
+    let out = python_exec(
+        &host.src,
+        "import os; print([k for k, v in os.environ.items() if 'host-secret' in v or k == 'WASMBUILD_ATTACK_CANARY'])",
+    );
+    assert_eq!(text(&out.stdout), "[]\n", "{}", text(&out.stderr));
+    let (run, _) = run_build(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - env\n",
+        &[],
+    );
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    assert!(!run.log().contains(SECRET), "{}", run.log());
+}
+
+// Already holds: python has no sockets (no network for a guest).
+#[test]
+fn attack_python_cannot_open_sockets() {
+    let host = Host::new();
+    let out = python_exec(
+        &host.src,
+        "import socket\n\
+         for attempt in (lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).connect(('127.0.0.1', 22)),\n\
+         \x20               lambda: socket.create_connection(('example.invalid', 80), timeout=1),\n\
+         \x20               lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(('0.0.0.0', 0))):\n\
+         \x20   try:\n\
+         \x20       attempt()\n\
+         \x20       print('CONNECTED')\n\
+         \x20   except (OSError, AttributeError):\n\
+         \x20       print('refused')\n",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "refused\n".repeat(3),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// Already holds: a guest growing its memory without end is trapped with 137, the host unharmed.
+#[test]
+fn attack_memory_bomb_is_trapped_with_137() {
+    let host = Host::new();
+    common::write_wat(
+        &host.src,
+        "bomb.wasm",
+        r#"(module
+            (memory (export "memory") 1)
+            (func (export "_start")
+              (loop $grow
+                (br_if $grow (i32.ne (memory.grow (i32.const 1024)) (i32.const -1))))
+              unreachable))"#,
+    );
+    let (out, took) = exec_timed(
+        "base",
+        &host.src,
+        &["--memory-limit", "64", "--timeout", "30"],
+        &["./bomb.wasm"],
+    );
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("./bomb.wasm: out of memory (limit 64 MiB)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(20));
+    // Python's own allocations hit the same limit: a clean MemoryError, not a host crash.
+    let (out, _) = exec_timed(
+        "python",
+        &host.src,
+        &["--memory-limit", "64", "--timeout", "30"],
+        &[
+            "python",
+            "-c",
+            "x = bytearray(256 << 20); print('ALLOCATED')",
+        ],
+    );
+    assert!(!text(&out.stdout).contains("ALLOCATED"));
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("MemoryError") || text(&out.stderr).contains("out of memory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// Already holds: the bundle mounts are read-only to the toolbox too; the host files stay.
+#[test]
+fn attack_read_only_bundle_mount_cannot_be_written() {
+    ensure_bundle("base");
+    let host = Host::new();
+    let base_digest = fs::read_to_string(common::store_dir().join("refs/bundles/base")).unwrap();
+    let module = common::store_dir()
+        .join("bundles")
+        .join(base_digest.trim())
+        .join("bin/toolbox.wasm");
+    let before = fs::read(&module).unwrap();
+    let out = sh(
+        "base",
+        &host.src,
+        "touch /opt/runtimes/base/new; echo touch=$?\n\
+         rm -f /opt/runtimes/base/bin/toolbox.wasm; echo rm=$?\n\
+         cp /opt/runtimes/base/bin/toolbox.wasm /opt/runtimes/base/bin/copy.wasm; echo cp=$?\n\
+         mkdir /opt/runtimes/base/dir; echo mkdir=$?\n\
+         ln -s x /opt/runtimes/base/link; echo ln=$?",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout,
+        "touch=1\nrm=1\ncp=1\nmkdir=1\nln=1\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read(&module).unwrap(), before);
+    let dir = module.parent().unwrap().parent().unwrap();
+    assert!(!dir.join("new").exists() && !dir.join("dir").exists());
+    assert!(!dir.join("bin/copy.wasm").exists() && !dir.join("link").exists());
+}
+
+// Already holds: links a guest makes pointing out (`ln -s /etc x; cat x/passwd`, relative
+// climbs, hard links to host files) are never followed to the host.
+#[test]
+fn attack_guest_made_links_are_not_followed_out() {
+    let host = Host::new();
+    let out = sh(
+        "base",
+        &host.src,
+        &format!(
+            "ln -s /etc x; cat x/passwd; echo cat1=$?\n\
+             ln -s ../outside y; cat y/secret.txt; echo cat2=$?\n\
+             ln -s {} z; cat z/secret.txt; echo cat3=$?\n\
+             ln /etc/passwd h; echo hard=$?\n\
+             ln -s ../outside/secret.txt w; echo data > w; echo write=$?",
+            host.outside.display()
+        ),
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains("root:") && !stdout.contains(SECRET),
+        "{stdout}"
+    );
+    for status in ["cat1=1", "cat2=1", "cat3=1", "hard=1", "write=1"] {
+        assert!(
+            stdout.contains(status),
+            "{status} in {stdout}\n{}",
+            text(&out.stderr)
+        );
+    }
+    host.assert_outside_untouched();
+}
+
+// Already holds: a module run by path through a link that leads out is not found.
+#[test]
+fn attack_module_through_escaping_link_is_not_run() {
+    let host = Host::new();
+    common::write_wat(
+        &host.outside,
+        "outside.wasm",
+        r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
+    );
+    std::os::unix::fs::symlink("../outside/outside.wasm", host.src.join("tool.wasm")).unwrap();
+    let (out, _) = exec_timed("base", &host.src, &[], &["./tool.wasm"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("./tool.wasm: no such file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// Item 1 (race): a background loop swaps the working directory between a directory and a
+// link out while programs keep starting in it; none ever reaches the host.
+#[test]
+fn attack_cwd_swap_race() {
+    let host = Host::new();
+    let script = format!(
+        "mkdir d\ncd d\n\
+         for i in {{1..400}}; do rm -rf $CODEBUILD_SRC_DIR/d; ln -s {link} $CODEBUILD_SRC_DIR/d; rm $CODEBUILD_SRC_DIR/d; mkdir $CODEBUILD_SRC_DIR/d; done &\n\
+         for i in {{1..40}}; do {PYTHON_USES_DOT}; done 2>/dev/null\n\
+         wait\necho done",
+        link = Host::climb_to_outside(1)
+    );
+    let out = sh("python", &host.src, &script);
+    let stdout = text(&out.stdout);
+    assert!(
+        !stdout.contains(SECRET) && !stdout.contains("WROTE"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("done\n"),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    host.assert_outside_untouched();
 }
