@@ -1102,3 +1102,59 @@ fn attack_cwd_swap_race() {
     );
     host.assert_outside_untouched();
 }
+
+/// A module that polls: subscription 0 a clock (relative, `$first` ns, userdata 1), and
+/// subscription 1 either stdin readable (`fd`) or a second clock of 10 s (userdata 2). It
+/// exits with `10 * nevents + userdata of the first event` (or 100 + errno).
+fn poll_module(second_is_stdin: bool, first_nanos: u64) -> String {
+    let second = if second_is_stdin {
+        // tag 1 = fd_read, fd 0.
+        "(i64.store (i32.const 48) (i64.const 2)) (i32.store8 (i32.const 56) (i32.const 1)) \
+         (i32.store (i32.const 64) (i32.const 0))"
+    } else {
+        "(i64.store (i32.const 48) (i64.const 2)) (i32.store8 (i32.const 56) (i32.const 0)) \
+         (i32.store (i32.const 64) (i32.const 1)) (i64.store (i32.const 72) (i64.const 10000000000))"
+    };
+    format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "poll_oneoff"
+            (func $poll (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func (export "_start") (local $errno i32)
+            (i64.store (i32.const 0) (i64.const 1))
+            (i32.store8 (i32.const 8) (i32.const 0))
+            (i32.store (i32.const 16) (i32.const 1))
+            (i64.store (i32.const 24) (i64.const {first_nanos}))
+            {second}
+            (local.set $errno (call $poll (i32.const 0) (i32.const 128) (i32.const 2) (i32.const 256)))
+            (if (local.get $errno) (then (call $exit (i32.add (i32.const 100) (local.get $errno)))))
+            (call $exit (i32.add
+              (i32.mul (i32.load (i32.const 256)) (i32.const 10))
+              (i32.wrap_i64 (i64.load (i32.const 128)))))))"#
+    )
+}
+
+// Item 6: polls that are not pure sleeps still go to WASI's own poll_oneoff (stdin ready at
+// once), and a sleep on two clocks ends with the earlier one, not before it.
+#[test]
+fn attack_poll_with_stdin_and_clocks_behaves() {
+    let host = Host::new();
+    common::write_wat(&host.src, "mixed.wasm", &poll_module(true, 10_000_000_000));
+    let (out, took) = exec_timed("base", &host.src, &["--timeout", "30"], &["./mixed.wasm"]);
+    assert_eq!(out.status.code(), Some(12), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    common::write_wat(&host.src, "clocks.wasm", &poll_module(false, 300_000_000));
+    let (out, took) = exec_timed("base", &host.src, &["--timeout", "30"], &["./clocks.wasm"]);
+    assert_eq!(out.status.code(), Some(11), "{}", text(&out.stderr));
+    assert!(
+        took >= Duration::from_millis(300),
+        "returned early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    // The same two-clock sleep, with the short one 300 s: stopped by the deadline.
+    common::write_wat(&host.src, "long.wasm", &poll_module(false, 300_000_000_000));
+    let (out, took) = exec_timed("base", &host.src, &["--timeout", "0.5"], &["./long.wasm"]);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
