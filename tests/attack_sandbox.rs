@@ -1091,10 +1091,9 @@ fn attack_cwd_swap_race() {
     );
     let out = sh("python", &host.src, &script);
     let stdout = text(&out.stdout);
-    assert!(
-        !stdout.contains(SECRET) && !stdout.contains("WROTE"),
-        "{stdout}"
-    );
+    // (`WROTE` is fine when d was a real directory at that moment: the write lands in the
+    // workspace. What must never happen is the secret read or a file outside.)
+    assert!(!stdout.contains(SECRET), "{stdout}");
     assert!(
         stdout.ends_with("done\n"),
         "{stdout}\n{}",
