@@ -90,7 +90,7 @@ fn a_pinned_digest_that_does_not_match_refuses_the_bundle() {
 }
 
 #[test]
-fn a_tampered_installed_module_is_refused_and_nothing_runs() {
+fn a_tampered_installed_module_is_reinstalled_and_never_runs() {
     let (store, recipes, src) = (
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
@@ -120,9 +120,12 @@ fn a_tampered_installed_module_is_refused_and_nothing_runs() {
         .arg(src.path())
         .args(["--", "hello"])
         .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::contains("refusing to run it"));
+        .success()
+        .stdout(predicate::str::contains("hello from wasm"))
+        .stdout(predicate::str::contains("evil").not())
+        .stderr(predicate::str::contains(
+            "installed bundle hello was changed on disk (bin/hello.wasm: changed on disk",
+        ));
 }
 
 #[test]

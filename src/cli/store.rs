@@ -130,10 +130,11 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
                     println!("{:<8} {}: {}", p.kind, p.object, p.detail);
                 }
                 println!(
-                    "verified {} blobs ({}) and {} references in {}: {}",
+                    "verified {} blobs ({}), {} references and {} installed bundles in {}: {}",
                     report.blobs,
                     human(report.bytes),
                     report.refs,
+                    report.installed_bundles,
                     store.spec(),
                     match report.problems.len() {
                         0 => "all good".to_owned(),
@@ -143,6 +144,12 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
                 );
                 if report.repaired > 0 {
                     println!("deleted {} corrupt blobs", report.repaired);
+                }
+                if report.removed_installs > 0 {
+                    println!(
+                        "removed {} tampered installed bundles (reinstalled on next use)",
+                        report.removed_installs
+                    );
                 }
             }
             Ok(if report.is_clean() { 0 } else { 1 })

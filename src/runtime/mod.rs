@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod fetch;
+pub mod installed;
 pub mod recipe;
 
 use std::collections::BTreeMap;
@@ -255,40 +256,150 @@ impl Runtimes {
 
     /// Makes the bundle's files available on this machine (verifying each one against its
     /// digest) and returns it. Installation is atomic: a directory appears whole or not at all.
+    /// An existing install is checked first (see `installed`): a file changed on disk, gone,
+    /// or added makes it reinstalled from the store, or refused, naming the file, when the
+    /// store cannot supply it.
     pub fn install(&self, digest: &str) -> Result<InstalledBundle, RuntimeError> {
         let manifest = self.manifest(digest)?;
         let root = self.store.local_dir("bundles");
         let dir = root.join(digest);
-        if !dir.is_dir() {
-            let io =
-                |e: std::io::Error| RuntimeError::Io(format!("installing {}: {e}", manifest.name));
-            fs::create_dir_all(&root).map_err(io)?;
-            let staging = tempfile::Builder::new()
-                .prefix(".install-")
-                .tempdir_in(&root)
-                .map_err(io)?;
-            for file in &manifest.files {
-                let bytes = self.store.get_blob(&file.sha256)?;
-                let dest = staging.path().join(&file.path);
-                if let Some(parent) = dest.parent() {
-                    fs::create_dir_all(parent).map_err(io)?;
-                }
-                fs::write(&dest, &bytes).map_err(io)?;
-            }
-            let staged = staging.keep();
-            if let Err(e) = fs::rename(&staged, &dir) {
-                let _ = fs::remove_dir_all(&staged);
-                // Another process may have installed the same bundle meanwhile.
-                if !dir.is_dir() {
-                    return Err(io(e));
-                }
-            }
-        }
-        Ok(InstalledBundle {
+        let bundle = InstalledBundle {
             manifest,
             digest: digest.into(),
             dir,
-        })
+        };
+        let (manifest, dir) = (&bundle.manifest, &bundle.dir);
+        if dir.is_dir() {
+            let problems = installed::check(manifest, dir, true);
+            if problems.is_empty() {
+                return Ok(bundle);
+            }
+            let list = describe(&problems);
+            tracing::warn!(bundle = %manifest.name, problems = %list, "installed bundle tampered");
+            eprintln!(
+                "wasmbuild: installed bundle {} was changed on disk ({list}); reinstalling it from the store",
+                manifest.name
+            );
+            self.remove_install(dir).map_err(|e| {
+                RuntimeError::Io(format!(
+                    "installed bundle {} was changed on disk ({list}) and cannot be removed: {e}",
+                    manifest.name
+                ))
+            })?;
+            self.install_files(manifest, &root, dir).map_err(|e| {
+                RuntimeError::Io(format!(
+                    "installed bundle {} was changed on disk ({list}) and cannot be reinstalled \
+                     from the store: {e}",
+                    manifest.name
+                ))
+            })?;
+        } else {
+            self.install_files(manifest, &root, dir)?;
+        }
+        let problems = installed::check(manifest, dir, false);
+        if !problems.is_empty() {
+            return Err(RuntimeError::Io(format!(
+                "installed bundle {} does not match its manifest ({}); refusing to run it",
+                manifest.name,
+                describe(&problems)
+            )));
+        }
+        Ok(bundle)
+    }
+
+    /// Moves an install directory aside, then deletes it (a guest may still have it open).
+    fn remove_install(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        let parent = dir.parent().unwrap_or(std::path::Path::new("."));
+        let aside = tempfile::Builder::new()
+            .prefix(".removed-")
+            .tempdir_in(parent)?
+            .keep();
+        let target = aside.join("bundle");
+        fs::rename(dir, &target)?;
+        let _ = fs::remove_file(installed::stamps_path(dir));
+        let _ = fs::remove_dir_all(&aside);
+        Ok(())
+    }
+
+    /// Writes the bundle's files, from the store, into a new directory `dir`.
+    fn install_files(
+        &self,
+        manifest: &BundleManifest,
+        root: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
+        let io = |e: std::io::Error| RuntimeError::Io(format!("installing {}: {e}", manifest.name));
+        fs::create_dir_all(root).map_err(io)?;
+        let staging = tempfile::Builder::new()
+            .prefix(".install-")
+            .tempdir_in(root)
+            .map_err(io)?;
+        for file in &manifest.files {
+            let bytes = self
+                .store
+                .get_blob(&file.sha256)
+                .map_err(|e| RuntimeError::Io(format!("{}: {e}", file.path)))?;
+            let dest = staging.path().join(&file.path);
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent).map_err(io)?;
+            }
+            fs::write(&dest, &bytes).map_err(io)?;
+        }
+        let staged = staging.keep();
+        if let Err(e) = fs::rename(&staged, dir) {
+            let _ = fs::remove_dir_all(&staged);
+            // Another process may have installed the same bundle meanwhile.
+            if !dir.is_dir() {
+                return Err(io(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every installed bundle's files against its manifest, reading each file
+    /// (stamps are not trusted). Returns `(bundle name, install directory, problems)` for
+    /// each install that is not intact; with `remove`, such installs are deleted (the next
+    /// use reinstalls them from the store).
+    pub fn verify_installed(
+        &self,
+        remove: bool,
+    ) -> Result<Vec<(String, PathBuf, Vec<installed::Tampered>)>, RuntimeError> {
+        let root = self.store.local_dir("bundles");
+        let Ok(entries) = fs::read_dir(&root) else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        let mut dirs: Vec<(String, PathBuf)> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .filter(|(name, _)| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        dirs.sort();
+        for (digest, dir) in dirs {
+            let problems = match self.manifest(&digest) {
+                Ok(manifest) => {
+                    let problems = installed::check(&manifest, &dir, false);
+                    if problems.is_empty() {
+                        continue;
+                    }
+                    (manifest.name, problems)
+                }
+                Err(e) => (
+                    digest.clone(),
+                    vec![installed::Tampered {
+                        path: String::new(),
+                        reason: format!("its manifest cannot be read from the store: {e}"),
+                    }],
+                ),
+            };
+            if remove {
+                self.remove_install(&dir)
+                    .map_err(|e| RuntimeError::Io(format!("{}: {e}", dir.display())))?;
+            }
+            found.push((problems.0, dir, problems.1));
+        }
+        Ok(found)
     }
 
     /// Builds (or imports) the bundle described by `recipe`, stores it, points
@@ -457,4 +568,13 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
             .collect::<Vec<_>>()
     };
     key(a).cmp(&key(b))
+}
+
+/// `a: reason; b: reason`, for messages.
+fn describe(problems: &[installed::Tampered]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -43,6 +43,10 @@ pub struct VerifyReport {
     pub problems: Vec<VerifyProblem>,
     /// Corrupt blobs deleted (with `repair`).
     pub repaired: u64,
+    /// Installed bundles (this machine's copies of bundle files) checked.
+    pub installed_bundles: u64,
+    /// Tampered installed bundles removed (with `repair`; reinstalled on next use).
+    pub removed_installs: u64,
 }
 
 impl VerifyReport {
@@ -406,7 +410,52 @@ pub(crate) fn verify(store: &Store, repair: bool) -> Result<VerifyReport, StoreE
         store.backend().delete_many(&keys)?;
         report.repaired = keys.len() as u64;
     }
+    verify_installed(store, repair, &mut report)?;
     Ok(report)
+}
+
+/// The installed bundles of this machine, every file re-hashed against its manifest: a file
+/// changed on disk, missing, or added is reported as `tampered`, naming the file. With
+/// `repair`, a tampered install is removed (the next use reinstalls it from the store).
+fn verify_installed(
+    store: &Store,
+    repair: bool,
+    report: &mut VerifyReport,
+) -> Result<(), StoreError> {
+    let bundles = store.local_dir("bundles");
+    report.installed_bundles = std::fs::read_dir(&bundles)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter(|e| is_digest(&e.file_name().to_string_lossy()))
+                .count() as u64
+        })
+        .unwrap_or(0);
+    let runtimes = crate::runtime::Runtimes::new(store.clone());
+    let tampered = runtimes
+        .verify_installed(repair)
+        .map_err(|e| StoreError::Io {
+            path: bundles.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    for (name, dir, problems) in &tampered {
+        for problem in problems {
+            report.problems.push(VerifyProblem {
+                kind: "tampered".into(),
+                object: format!(
+                    "installed bundle {name} ({}): {}",
+                    dir.display(),
+                    problem.path
+                ),
+                detail: problem.reason.clone(),
+            });
+        }
+    }
+    if repair {
+        report.removed_installs = tampered.len() as u64;
+    }
+    Ok(())
 }
 
 pub(crate) fn gc(store: &Store, options: &GcOptions) -> Result<GcReport, StoreError> {
