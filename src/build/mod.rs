@@ -290,6 +290,7 @@ pub fn run(
             record: keep::record_ref(&request.project, request.build_number),
             artifacts: Vec::new(),
         }),
+        secret_mask: Default::default(),
     };
     let mut build = Build {
         request,
@@ -364,6 +365,7 @@ impl Build<'_> {
             status.as_str()
         ));
         watchdog.store(true, Ordering::SeqCst);
+        self.record.secret_mask = self.log.secret_mask();
         self.write_record();
         self.log.flush();
     }
@@ -549,7 +551,7 @@ impl Build<'_> {
         for (key, parameter) in &buildspec.env.parameter_store {
             match request.secrets.parameter(parameter) {
                 Ok(value) => {
-                    self.log.add_mask(&value);
+                    self.log.add_secret(key, &value);
                     set(&mut env, key, value);
                 }
                 Err(e) => {
@@ -565,7 +567,7 @@ impl Build<'_> {
         for (key, reference) in &buildspec.env.secrets_manager {
             match request.secrets.secret(reference) {
                 Ok(value) => {
-                    self.log.add_mask(&value);
+                    self.log.add_secret(key, &value);
                     set(&mut env, key, value);
                 }
                 Err(e) => {
@@ -866,6 +868,13 @@ impl Build<'_> {
                 },
                 None => identifier.clone(),
             };
+            // A name made from a secret would write the secret as a directory name.
+            if let Err(message) =
+                self.refuse_secret_name(&format!("artifact set {identifier}: the name"), &dir_name)
+            {
+                end = PhaseEnd::failed(Status::Failed, "CLIENT_ERROR", message);
+                continue;
+            }
             self.log.line(format!(
                 "Expanding base directory path: {}",
                 set.base_directory.as_deref().unwrap_or(".")
@@ -905,14 +914,16 @@ impl Build<'_> {
         end
     }
 
-    /// FINALIZING: exported variables collected, the workspace let go.
+    /// FINALIZING: exported variables collected (secret values masked), the workspace
+    /// let go.
     fn finalize(&mut self) -> PhaseEnd {
+        let mask = self.log.secret_mask();
         if let Some(shells) = &self.shells {
             for name in &self.request.buildspec.env.exported_variables {
                 if let Some(value) = shells.var(name) {
                     self.record.exported_environment_variables.push(NameValue {
                         name: name.clone(),
-                        value,
+                        value: mask.mask_str(&value),
                     });
                 }
             }
@@ -922,16 +933,33 @@ impl Build<'_> {
         PhaseEnd::ok()
     }
 
+    /// Refuses `text`, a name the build is about to use for a file, directory or store
+    /// reference, when it holds a secret's value: the error names the variable, never the
+    /// value, and is logged.
+    fn refuse_secret_name(&self, what: &str, text: &str) -> Result<(), String> {
+        match self.log.secret_mask().find(text) {
+            None => Ok(()),
+            Some(variable) => {
+                let message = format!(
+                    "{what} holds the value of secret variable {variable}: refused, a secret \
+                     never names a file, directory or store reference"
+                );
+                self.log.line(format!("Error: {message}"));
+                Err(message)
+            }
+        }
+    }
+
     fn write_record(&self) {
         let path = self.request.out_dir.join("build.json");
-        let result = serde_json::to_vec_pretty(&self.record)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                let mut file = tempfile::NamedTempFile::new_in(&self.request.out_dir)?;
-                std::io::Write::write_all(&mut file, &bytes)?;
-                file.persist(&path).map_err(|e| e.error)?;
-                Ok(())
-            });
+        // Masked: secret values never reach build.json.
+        let bytes = self.record.to_json_pretty().into_bytes();
+        let result = (|| {
+            let mut file = tempfile::NamedTempFile::new_in(&self.request.out_dir)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.persist(&path).map_err(|e| e.error)?;
+            Ok::<(), std::io::Error>(())
+        })();
         if let Err(e) = result {
             self.log
                 .line(format!("Warning: cannot write {}: {e}", path.display()));

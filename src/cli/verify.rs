@@ -71,7 +71,7 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<u8, Failure> {
         request.copy_order = order;
         // Two independent builds: neither restores what the other saved.
         request.use_cache = false;
-        let log = open_log(Box::new(std::io::sink()), &request.out_dir)?;
+        let log = open_log(Box::new(std::io::sink()), &request.out_dir, args.log_limit)?;
         eprintln!(
             "wasmbuild verify: {label} build of {}",
             request.src_dir.display()
