@@ -532,3 +532,27 @@ fn attack_host_env_does_not_leak() {
     );
     assert!(run.log().contains("foo=passed\n"), "{}", run.log());
 }
+
+// Item 12: `store gc` ages that overflow a duration are bad input, not a panic.
+#[test]
+fn attack_store_gc_numbers_exit_2_without_panic() {
+    let store = tempfile::tempdir().unwrap();
+    for args in [
+        &["--max-age", "1e300"][..],
+        &["--grace", "1e300"][..],
+        &["--max-age", "inf"][..],
+        &["--grace=-1"][..],
+    ] {
+        let output = common::wasmbuild()
+            .arg("--store")
+            .arg(store.path())
+            .args(["store", "gc", "--dry-run"])
+            .args(args)
+            .timeout(RUN_TIMEOUT)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
