@@ -84,6 +84,23 @@ fn invalid(error: BuildspecError) -> (usize, usize, String) {
     }
 }
 
+/// A project name of its own for a build of `src` (a tempdir), so what the store holds
+/// for it can be told apart from what other runs left there.
+fn project_of(src: &Path) -> String {
+    let name = src.file_name().unwrap().to_string_lossy();
+    format!("attack-{}", name.trim_start_matches('.'))
+}
+
+/// Every path under the store's references that belongs to `project`.
+fn store_refs_of(project: &str) -> Vec<String> {
+    walkdir::WalkDir::new(common::store_dir().join("refs"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .filter(|p| p.contains(project))
+        .collect()
+}
+
 /// Every file and directory name under `dir`, recursively.
 fn names_under(dir: &Path) -> Vec<String> {
     walkdir::WalkDir::new(dir)
@@ -418,7 +435,12 @@ fn attack_secret_in_artifact_name_refused() {
          artifacts:\n  name: out-$DB_PASSWORD\n  files: [a.txt]\n",
     );
     let secret = secret_arg();
-    let run = build(src.path(), &["--secret", &secret], &[]);
+    let project = project_of(src.path());
+    let run = build(
+        src.path(),
+        &["--secret", &secret, "--project", &project],
+        &[],
+    );
     assert_eq!(run.status(), 1, "{}", run.stdout());
     assert_eq!(
         run.phase_status("UPLOAD_ARTIFACTS").as_deref(),
@@ -433,10 +455,11 @@ fn attack_secret_in_artifact_name_refused() {
     assert!(!run.record().to_string().contains(SECRET));
     let names = names_under(run.out.path());
     assert!(names.iter().all(|n| !n.contains(SECRET)), "{names:?}");
-    let store = names_under(&common::store_dir().join("refs"));
+    let refs = store_refs_of(&project);
+    assert!(!refs.is_empty(), "the build's record is kept in the store");
     assert!(
-        store.iter().all(|n| !n.contains(SECRET)),
-        "a store reference names the secret"
+        refs.iter().all(|n| !n.contains(SECRET)),
+        "a store reference names the secret: {refs:?}"
     );
 }
 
@@ -450,7 +473,12 @@ fn attack_secret_in_cache_key_refused() {
          cache:\n  key: k-$DB_PASSWORD\n  fallback-keys:\n    - f-$DB_PASSWORD\n  paths:\n    - cached/**/*\n",
     );
     let secret = secret_arg();
-    let run = build(src.path(), &["--json", "--secret", &secret], &[]);
+    let project = project_of(src.path());
+    let run = build(
+        src.path(),
+        &["--json", "--secret", &secret, "--project", &project],
+        &[],
+    );
     assert_eq!(run.status(), 1, "{}", run.stderr());
     let log = run.log();
     assert!(
@@ -460,10 +488,11 @@ fn attack_secret_in_cache_key_refused() {
     assert!(!log.contains(SECRET));
     assert!(!run.stdout().contains(SECRET), "--json holds the secret");
     assert!(!run.record().to_string().contains(SECRET));
-    let store = names_under(&common::store_dir().join("refs"));
+    let refs = store_refs_of(&project);
+    assert!(!refs.is_empty(), "the build's record is kept in the store");
     assert!(
-        store.iter().all(|n| !n.contains(SECRET)),
-        "a store reference names the secret"
+        refs.iter().all(|n| !n.contains(SECRET)),
+        "a store reference names the secret: {refs:?}"
     );
 }
 
@@ -555,4 +584,28 @@ fn attack_store_gc_numbers_exit_2_without_panic() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+// Item 12: a crafted checkout whose commit time lies past 2262 (the default
+// SOURCE_DATE_EPOCH of --deterministic) is bad input, not a panic.
+#[test]
+fn attack_crafted_commit_time_is_bad_input() {
+    use std::io::Write;
+    let src = source("version: 0.2\nphases:\n  build:\n    commands: [true]\n");
+    let commit = "ab".repeat(20);
+    let git = src.path().join(".git");
+    let objects = git.join("objects").join(&commit[..2]);
+    std::fs::create_dir_all(&objects).unwrap();
+    std::fs::write(git.join("HEAD"), format!("{commit}\n")).unwrap();
+    let body = format!(
+        "tree {}\nauthor A <a@x> 99999999999 +0000\ncommitter A <a@x> 99999999999 +0000\n\nx\n",
+        "cd".repeat(20)
+    );
+    let mut object = format!("commit {}\0", body.len()).into_bytes();
+    object.extend_from_slice(body.as_bytes());
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&object).unwrap();
+    std::fs::write(objects.join(&commit[2..]), encoder.finish().unwrap()).unwrap();
+    let run = build(src.path(), &["--deterministic"], &[]);
+    assert_bad_input(&run, &["SOURCE_DATE_EPOCH 99999999999 is out of range"]);
 }

@@ -130,7 +130,7 @@ impl SecretMask {
         }
     }
 
-    /// Masks every string (and object key) of a JSON value in place.
+    /// Masks every string value of a JSON value in place (object keys are left alone).
     pub fn mask_json(&self, value: &mut serde_json::Value) {
         use serde_json::Value;
         if self.is_empty() {
@@ -139,13 +139,9 @@ impl SecretMask {
         match value {
             Value::String(s) if self.find(s).is_some() => *s = self.mask_str(s),
             Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(v)),
-            Value::Object(map) => {
-                let old = std::mem::take(map);
-                for (key, mut v) in old {
-                    self.mask_json(&mut v);
-                    map.insert(self.mask_str(&key), v);
-                }
-            }
+            // Keys are the record's field names, never data: masking them would only break
+            // the schema (a one-letter secret would rename fields).
+            Value::Object(map) => map.values_mut().for_each(|v| self.mask_json(v)),
             _ => {}
         }
     }
@@ -573,11 +569,11 @@ mod tests {
     fn json_and_names_are_checked() {
         let mut mask = SecretMask::default();
         mask.add("DB_PASSWORD", "pw-123456");
-        let mut value = serde_json::json!({"a": ["x pw-123456 y", {"pw-123456": 1}], "n": 3});
+        let mut value = serde_json::json!({"a": ["x pw-123456 y", {"k": "pw-123456"}], "n": 3});
         mask.mask_json(&mut value);
         assert_eq!(
             value,
-            serde_json::json!({"a": ["x *** y", {"***": 1}], "n": 3})
+            serde_json::json!({"a": ["x *** y", {"k": "***"}], "n": 3})
         );
         assert_eq!(mask.find("dist-pw-123456"), Some("DB_PASSWORD"));
         assert_eq!(mask.find("dist"), None);
