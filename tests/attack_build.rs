@@ -609,3 +609,16 @@ fn attack_crafted_commit_time_is_bad_input() {
     let run = build(src.path(), &["--deterministic"], &[]);
     assert_bad_input(&run, &["SOURCE_DATE_EPOCH 99999999999 is out of range"]);
 }
+
+// Item 5: a `--secret` given without its name is refused without echoing the value.
+#[test]
+fn attack_malformed_secret_argument_not_echoed() {
+    let src = source("version: 0.2\nphases:\n  build:\n    commands: [true]\n");
+    let run = run_with(src.path(), &["--secret", "JustTheValue-7f3a9"], &[]);
+    assert_bad_input(&run, &["--secret: expected NAME=VALUE"]);
+    assert!(
+        !run.stderr().contains("JustTheValue-7f3a9"),
+        "{}",
+        run.stderr()
+    );
+}
