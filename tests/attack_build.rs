@@ -622,3 +622,30 @@ fn attack_malformed_secret_argument_not_echoed() {
         run.stderr()
     );
 }
+
+// Item 5: a file the guest names after a secret is not exported: the upload fails naming
+// the variable, and no file in the artifacts directory carries the secret in its name.
+#[test]
+fn attack_secret_in_artifact_file_name_refused() {
+    let src = source(
+        "version: 0.2\nenv:\n  parameter-store:\n    DB_PASSWORD: /app/db/password\n\
+         phases:\n  build:\n    commands:\n      - mkdir -p out && echo x > \"out/f-$DB_PASSWORD\"\n\
+         artifacts:\n  files: ['out/**/*']\n",
+    );
+    let secret = secret_arg();
+    let run = build(src.path(), &["--secret", &secret, "--zip"], &[]);
+    assert_eq!(run.status(), 1, "{}", run.stdout());
+    assert_eq!(
+        run.phase_status("UPLOAD_ARTIFACTS").as_deref(),
+        Some("FAILED")
+    );
+    let log = run.log();
+    assert!(
+        log.contains("a file path holds the value of secret variable DB_PASSWORD"),
+        "{log}"
+    );
+    assert!(!log.contains(SECRET));
+    let names = names_under(run.out.path());
+    assert!(names.iter().all(|n| !n.contains(SECRET)), "{names:?}");
+    assert!(!run.record().to_string().contains(SECRET));
+}

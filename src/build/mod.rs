@@ -888,6 +888,21 @@ impl Build<'_> {
                 self.request.zip,
             ) {
                 Ok(exported) => {
+                    // A file the guest named after a secret is not exported: the set is
+                    // removed again and the upload fails, naming the variable.
+                    let secret_path = exported.files.iter().find_map(|f| {
+                        self.refuse_secret_name(
+                            &format!("artifact set {identifier}: a file path"),
+                            &f.path,
+                        )
+                        .err()
+                    });
+                    if let Some(message) = secret_path {
+                        let _ = std::fs::remove_dir_all(&exported.location);
+                        let _ = std::fs::remove_file(format!("{}.zip", exported.location));
+                        end = PhaseEnd::failed(Status::Failed, "CLIENT_ERROR", message);
+                        continue;
+                    }
                     for warning in &exported.warnings {
                         self.log.line(format!("Warning: {warning}"));
                     }
