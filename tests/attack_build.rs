@@ -649,3 +649,41 @@ fn attack_secret_in_artifact_file_name_refused() {
     assert!(names.iter().all(|n| !n.contains(SECRET)), "{names:?}");
     assert!(!run.record().to_string().contains(SECRET));
 }
+
+// Deliver 5: a build graph chaining 80,000 tasks is checked without deep recursion (the
+// host's stack), and a cycle closing the chain is found and named.
+#[test]
+fn attack_long_build_graph_chain_does_not_overflow() {
+    const TASKS: usize = 80_000;
+    let mut text =
+        String::from("version: 0.2\nphases: {}\nbatch:\n  build-graph:\n    - {identifier: t0}\n");
+    for i in 1..TASKS {
+        text.push_str(&format!(
+            "    - {{identifier: t{i}, depend-on: [t{}]}}\n",
+            i - 1
+        ));
+    }
+    assert!(text.len() < MAX_BUILDSPEC_BYTES, "{}", text.len());
+    let last = TASKS - 1;
+    let cyclic = text.replacen(
+        "- {identifier: t0}",
+        &format!("- {{identifier: t0, depend-on: [t{last}]}}"),
+        1,
+    );
+    let parsed = within(Duration::from_secs(60), move || {
+        Buildspec::parse(&text, "b.yml")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    assert_eq!(parsed, Ok(()));
+    let error = within(Duration::from_secs(60), move || {
+        Buildspec::parse(&cyclic, "b.yml").expect_err("a cycle")
+    });
+    let (_, _, message) = invalid(error);
+    let expected = format!("dependency cycle: t0 -> t{last} -> t{}", last - 1);
+    assert!(
+        message.contains(&expected),
+        "{}",
+        &message[..200.min(message.len())]
+    );
+}
