@@ -687,3 +687,22 @@ fn attack_long_build_graph_chain_does_not_overflow() {
         &message[..200.min(message.len())]
     );
 }
+
+// Item 10 / Deliver 5: a build whose buildspec sets 100,000 variables runs in linear time
+// (the environment was assembled with a scan per variable).
+#[test]
+fn attack_many_variables_build_is_fast() {
+    let mut text = String::from("version: 0.2\nenv:\n  variables:\n");
+    for i in 0..100_000 {
+        text.push_str(&format!("    K{i}: v{i}\n"));
+    }
+    text.push_str("phases:\n  build:\n    commands:\n      - echo \"last=$K99999\"\n");
+    let src = source(&text);
+    common::ensure_bundle("base");
+    let started = Instant::now();
+    let run = build(src.path(), &[], &[]);
+    let took = started.elapsed();
+    assert_eq!(run.status(), 0, "{}", run.stderr());
+    assert!(run.log().contains("last=v99999\n"));
+    assert!(took < Duration::from_secs(20), "{took:?}");
+}
