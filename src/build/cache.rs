@@ -284,7 +284,15 @@ impl Build<'_> {
                 ));
                 None
             }
-            Ok(expanded) => Some((expanded.trim().to_owned(), true)),
+            Ok(expanded) => {
+                // A key made from a secret would become a store reference: the build fails.
+                if let Err(message) = self.refuse_secret_name("the cache key", &expanded) {
+                    self.cache_warn(format!("{message}; cache skipped"));
+                    self.failed = true;
+                    return None;
+                }
+                Some((expanded.trim().to_owned(), true))
+            }
             Err(e) => {
                 self.cache_warn(format!("cache key: {e}; cache skipped"));
                 None
@@ -336,6 +344,10 @@ impl Build<'_> {
         let mut fallbacks = Vec::new();
         for fallback in &cache.fallback_keys {
             match expand(&mut shells, fallback, &self.log) {
+                Ok(prefix) if self.refuse_secret_name("a fallback key", &prefix).is_err() => {
+                    self.cache_warn(format!("fallback key {fallback:?} holds a secret; skipped"));
+                    self.failed = true;
+                }
                 Ok(prefix) if !prefix.trim().is_empty() => fallbacks.push(prefix.trim().to_owned()),
                 Ok(_) => self.cache_warn(format!(
                     "fallback key {fallback:?} expands to nothing; skipped"

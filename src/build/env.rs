@@ -65,7 +65,11 @@ impl Secrets {
                 self.values.insert(name.to_owned(), value.to_owned());
                 Ok(())
             }
-            _ => Err(EnvError(format!("--secret {pair}: expected NAME=VALUE"))),
+            // The argument is not echoed: it may be a secret given without its name.
+            _ => Err(EnvError(
+                "--secret: expected NAME=VALUE (the argument is not shown: it may be a secret)"
+                    .to_owned(),
+            )),
         }
     }
 

@@ -59,10 +59,12 @@ impl Build<'_> {
             return;
         };
         let store = self.services.runtimes.store();
-        let result = serde_json::to_vec_pretty(&self.record)
+        // Masked, as build.json is.
+        let bytes = self.record.to_json_pretty().into_bytes();
+        let result = store
+            .put_blob(&bytes)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                let digest = store.put_blob(&bytes).map_err(|e| e.to_string())?;
+            .and_then(|digest| {
                 store
                     .set_ref(&kept.record, &digest)
                     .map_err(|e| e.to_string())

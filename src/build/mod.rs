@@ -232,6 +232,28 @@ impl Shells {
     }
 }
 
+/// A build's environment as it is assembled: a later value of a name replaces the earlier
+/// one and moves to the end. Indexed, so a buildspec with 200,000 variables is assembled in
+/// linear time.
+#[derive(Default)]
+struct EnvBuilder {
+    slots: Vec<Option<(String, String)>>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl EnvBuilder {
+    fn set(&mut self, key: &str, value: String) {
+        if let Some(old) = self.index.insert(key.to_owned(), self.slots.len()) {
+            self.slots[old] = None;
+        }
+        self.slots.push(Some((key.to_owned(), value)));
+    }
+
+    fn finish(self) -> Vec<(String, String)> {
+        self.slots.into_iter().flatten().collect()
+    }
+}
+
 /// One build in progress.
 struct Build<'a> {
     request: &'a BuildRequest,
@@ -298,6 +320,7 @@ pub fn run(
             record: keep::record_ref(&request.project, request.build_number),
             artifacts: Vec::new(),
         }),
+        secret_mask: Default::default(),
     };
     let mut build = Build {
         request,
@@ -372,6 +395,7 @@ impl Build<'_> {
             status.as_str()
         ));
         watchdog.store(true, Ordering::SeqCst);
+        self.record.secret_mask = self.log.secret_mask();
         self.write_record();
         self.log.flush();
     }
@@ -542,13 +566,9 @@ impl Build<'_> {
         self.image = Some(image);
 
         let mut described = Vec::new();
-        let mut env: Vec<(String, String)> = Vec::new();
-        let set = |env: &mut Vec<(String, String)>, key: &str, value: String| {
-            env.retain(|(k, _)| k != key);
-            env.push((key.to_owned(), value));
-        };
+        let mut env = EnvBuilder::default();
         for (key, value) in &buildspec.env.variables {
-            set(&mut env, key, value.clone());
+            env.set(key, value.clone());
             described.push(EnvironmentVariable {
                 name: key.clone(),
                 value: value.clone(),
@@ -558,8 +578,8 @@ impl Build<'_> {
         for (key, parameter) in &buildspec.env.parameter_store {
             match request.secrets.parameter(parameter) {
                 Ok(value) => {
-                    self.log.add_mask(&value);
-                    set(&mut env, key, value);
+                    self.log.add_secret(key, &value);
+                    env.set(key, value);
                 }
                 Err(e) => {
                     return PhaseEnd::failed(Status::Failed, "PARAMETER_STORE_ERROR", e.0);
@@ -574,8 +594,8 @@ impl Build<'_> {
         for (key, reference) in &buildspec.env.secrets_manager {
             match request.secrets.secret(reference) {
                 Ok(value) => {
-                    self.log.add_mask(&value);
-                    set(&mut env, key, value);
+                    self.log.add_secret(key, &value);
+                    env.set(key, value);
                 }
                 Err(e) => {
                     return PhaseEnd::failed(Status::Failed, "SECRETS_MANAGER_ERROR", e.0);
@@ -588,7 +608,7 @@ impl Build<'_> {
             });
         }
         for (key, value) in &request.user_env {
-            set(&mut env, key, value.clone());
+            env.set(key, value.clone());
             described.retain(|v| v.name != *key);
             described.push(EnvironmentVariable {
                 name: key.clone(),
@@ -597,8 +617,8 @@ impl Build<'_> {
             });
         }
         if let Some(region) = &request.region {
-            set(&mut env, "AWS_REGION", region.clone());
-            set(&mut env, "AWS_DEFAULT_REGION", region.clone());
+            env.set("AWS_REGION", region.clone());
+            env.set("AWS_DEFAULT_REGION", region.clone());
         }
         // CodeBuild's own variables cannot be overridden.
         let start_ms = jiff::Timestamp::now().as_millisecond();
@@ -614,22 +634,18 @@ impl Build<'_> {
             ("HOME", HOME_DIR.to_owned()),
         ];
         for (key, value) in fixed {
-            set(&mut env, key, value);
+            env.set(key, value);
         }
         if let Some(epoch) = request.source_date_epoch {
-            set(&mut env, "SOURCE_DATE_EPOCH", epoch.to_string());
-            set(&mut env, "TZ", "UTC".to_owned());
-            set(&mut env, "LANG", "C.UTF-8".to_owned());
+            env.set("SOURCE_DATE_EPOCH", epoch.to_string());
+            env.set("TZ", "UTC".to_owned());
+            env.set("LANG", "C.UTF-8".to_owned());
         }
         if let Some(commit) = &self.record.resolved_source_version {
-            set(
-                &mut env,
-                "CODEBUILD_RESOLVED_SOURCE_VERSION",
-                commit.clone(),
-            );
-            set(&mut env, "CODEBUILD_SOURCE_VERSION", commit.clone());
+            env.set("CODEBUILD_RESOLVED_SOURCE_VERSION", commit.clone());
+            env.set("CODEBUILD_SOURCE_VERSION", commit.clone());
         }
-        self.env = env;
+        self.env = env.finish();
         self.record.environment.environment_variables = described;
 
         match workspace::Workspace::create(request.work_parent.as_deref()) {
@@ -901,6 +917,13 @@ impl Build<'_> {
                 },
                 None => identifier.clone(),
             };
+            // A name made from a secret would write the secret as a directory name.
+            if let Err(message) =
+                self.refuse_secret_name(&format!("artifact set {identifier}: the name"), &dir_name)
+            {
+                end = PhaseEnd::failed(Status::Failed, "CLIENT_ERROR", message);
+                continue;
+            }
             self.log.line(format!(
                 "Expanding base directory path: {}",
                 set.base_directory.as_deref().unwrap_or(".")
@@ -914,6 +937,21 @@ impl Build<'_> {
                 self.request.zip,
             ) {
                 Ok(exported) => {
+                    // A file the guest named after a secret is not exported: the set is
+                    // removed again and the upload fails, naming the variable.
+                    let secret_path = exported.files.iter().find_map(|f| {
+                        self.refuse_secret_name(
+                            &format!("artifact set {identifier}: a file path"),
+                            &f.path,
+                        )
+                        .err()
+                    });
+                    if let Some(message) = secret_path {
+                        let _ = std::fs::remove_dir_all(&exported.location);
+                        let _ = std::fs::remove_file(format!("{}.zip", exported.location));
+                        end = PhaseEnd::failed(Status::Failed, "CLIENT_ERROR", message);
+                        continue;
+                    }
                     for warning in &exported.warnings {
                         self.log.line(format!("Warning: {warning}"));
                     }
@@ -940,14 +978,16 @@ impl Build<'_> {
         end
     }
 
-    /// FINALIZING: exported variables collected, the workspace let go.
+    /// FINALIZING: exported variables collected (secret values masked), the workspace
+    /// let go.
     fn finalize(&mut self) -> PhaseEnd {
+        let mask = self.log.secret_mask();
         if let Some(shells) = &self.shells {
             for name in &self.request.buildspec.env.exported_variables {
                 if let Some(value) = shells.var(name) {
                     self.record.exported_environment_variables.push(NameValue {
                         name: name.clone(),
-                        value,
+                        value: mask.mask_str(&value),
                     });
                 }
             }
@@ -957,16 +997,33 @@ impl Build<'_> {
         PhaseEnd::ok()
     }
 
+    /// Refuses `text`, a name the build is about to use for a file, directory or store
+    /// reference, when it holds a secret's value: the error names the variable, never the
+    /// value, and is logged.
+    fn refuse_secret_name(&self, what: &str, text: &str) -> Result<(), String> {
+        match self.log.secret_mask().find(text) {
+            None => Ok(()),
+            Some(variable) => {
+                let message = format!(
+                    "{what} holds the value of secret variable {variable}: refused, a secret \
+                     never names a file, directory or store reference"
+                );
+                self.log.line(format!("Error: {message}"));
+                Err(message)
+            }
+        }
+    }
+
     fn write_record(&self) {
         let path = self.request.out_dir.join("build.json");
-        let result = serde_json::to_vec_pretty(&self.record)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                let mut file = tempfile::NamedTempFile::new_in(&self.request.out_dir)?;
-                std::io::Write::write_all(&mut file, &bytes)?;
-                file.persist(&path).map_err(|e| e.error)?;
-                Ok(())
-            });
+        // Masked: secret values never reach build.json.
+        let bytes = self.record.to_json_pretty().into_bytes();
+        let result = (|| {
+            let mut file = tempfile::NamedTempFile::new_in(&self.request.out_dir)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.persist(&path).map_err(|e| e.error)?;
+            Ok::<(), std::io::Error>(())
+        })();
         if let Err(e) = result {
             self.log
                 .line(format!("Warning: cannot write {}: {e}", path.display()));

@@ -1,11 +1,18 @@
 //! The build record, `build.json`: shaped like an entry of CodeBuild's `BatchGetBuilds`
 //! output (camelCase keys, phases with status, times, duration and contexts), plus the
 //! sha256 of every artifact file.
+//!
+//! Secret values never reach the record's text: [`BuildRecord::to_json`] masks every
+//! string of it (`***`, as CodeBuild shows them); `build.json`, the store's copy and
+//! `--json` are all written from it.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::artifacts::ArtifactSet;
 use super::cache::CacheRecord;
+use super::log::SecretMask;
 
 /// How a build or phase ended, in CodeBuild's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,6 +138,24 @@ pub struct BuildRecord {
     /// Where the build is kept in the store (its record and artifact trees).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreRecord>,
+    /// The build's secrets, masked by [`BuildRecord::to_json`]; never serialized.
+    #[serde(skip)]
+    pub secret_mask: Arc<SecretMask>,
+}
+
+impl BuildRecord {
+    /// The record as JSON with every secret value masked: what `build.json`, the store and
+    /// `--json` hold. (Serializing the record directly does not mask.)
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        self.secret_mask.mask_json(&mut value);
+        value
+    }
+
+    /// [`BuildRecord::to_json`], pretty-printed.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(&self.to_json()).unwrap_or_default()
+    }
 }
 
 /// The store references of a build.

@@ -129,20 +129,31 @@ impl Check for Vec<BatchTask> {
                 }
             }
         }
-        // Depth-first search for a cycle: 0 unvisited, 1 on the path, 2 done.
-        fn visit<'a>(
-            tasks: &'a [BatchTask],
-            index: &HashMap<&str, usize>,
-            state: &mut [u8],
-            path: &mut Vec<&'a str>,
-            at: usize,
-        ) -> Result<(), String> {
-            state[at] = 1;
-            path.push(&tasks[at].identifier);
-            for dep in &tasks[at].depend_on {
+        // Depth-first search for a cycle: 0 unvisited, 1 on the path, 2 done. Iterative,
+        // with its own stack: a chain of 100,000 tasks must not overflow the host's.
+        let mut state = vec![0u8; self.len()];
+        for root in 0..self.len() {
+            if state[root] != 0 {
+                continue;
+            }
+            // (task, index of its next dependency to look at)
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            state[root] = 1;
+            while let Some((at, next_dep)) = stack.last_mut() {
+                let at = *at;
+                let Some(dep) = self[at].depend_on.get(*next_dep) else {
+                    state[at] = 2;
+                    stack.pop();
+                    continue;
+                };
+                *next_dep += 1;
                 let next = index[dep.as_str()];
                 match state[next] {
                     1 => {
+                        let path: Vec<&str> = stack
+                            .iter()
+                            .map(|(t, _)| self[*t].identifier.as_str())
+                            .collect();
                         let start = path.iter().position(|id| *id == dep).unwrap_or(0);
                         let mut cycle = path[start..].to_vec();
                         cycle.push(dep);
@@ -151,18 +162,12 @@ impl Check for Vec<BatchTask> {
                             cycle.join(" -> ")
                         ));
                     }
-                    0 => visit(tasks, index, state, path, next)?,
+                    0 => {
+                        state[next] = 1;
+                        stack.push((next, 0));
+                    }
                     _ => {}
                 }
-            }
-            path.pop();
-            state[at] = 2;
-            Ok(())
-        }
-        let mut state = vec![0u8; self.len()];
-        for at in 0..self.len() {
-            if state[at] == 0 {
-                visit(self, &index, &mut state, &mut Vec::new(), at)?;
             }
         }
         Ok(())

@@ -214,6 +214,10 @@ impl Buildspec {
     /// Parses buildspec text; `file` names it in errors. Text over [`MAX_BUILDSPEC_BYTES`]
     /// or nested deeper than [`MAX_BUILDSPEC_DEPTH`] is refused before serde_yaml reads it.
     pub fn parse(text: &str, file: &str) -> Result<Buildspec, BuildspecError> {
+        // A UTF-8 byte-order mark (Windows editors write one) is not part of the YAML:
+        // libyaml would read the text after it as a second document. Editors do not show
+        // it, so columns are counted without it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let located =
             |e: limits::Exceeded| BuildspecError::invalid(file, e.line, e.column, e.message);
         limits::size(text.len()).map_err(located)?;

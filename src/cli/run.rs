@@ -57,6 +57,16 @@ pub struct RunArgs {
     /// Print the build record (build.json) on stdout at the end; the log goes to stderr.
     #[arg(long)]
     pub json: bool,
+    /// Size limit of the build log, in bytes (default 256 MiB): past it, command output is
+    /// dropped (console and build.log) with one line saying so; the build goes on.
+    #[arg(
+        long,
+        env = "WASMBUILD_MAX_LOG_BYTES",
+        value_name = "BYTES",
+        default_value_t = crate::build::log::DEFAULT_MAX_LOG_BYTES,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub log_limit: u64,
     /// Project name (default: the source directory's name).
     #[arg(long)]
     pub project: Option<String>,
@@ -86,14 +96,13 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
     } else {
         Box::new(std::io::stdout())
     };
-    let log = open_log(console, &out_dir)?;
+    let log = open_log(console, &out_dir, args.log_limit)?;
     let control = BuildControl::default();
     stop_on_ctrl_c(&control);
     let record = build::run(&request, &services, log, control);
     if args.json {
-        let text =
-            serde_json::to_string_pretty(&record).map_err(|e| Failure::fault(e.to_string()))?;
-        println!("{text}");
+        // Masked: secret values never reach the output.
+        println!("{}", record.to_json_pretty());
     } else {
         eprintln!(
             "wasmbuild: build {} {} — record and log in {}",
@@ -105,9 +114,14 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
     Ok(record.build_status.exit_code())
 }
 
-/// A log streaming to `console` and to `build.log` in `out_dir`.
-pub fn open_log(console: Box<dyn Write + Send>, out_dir: &Path) -> Result<BuildLog, Failure> {
+/// A log streaming to `console` and to `build.log` in `out_dir`, at most `limit` bytes.
+pub fn open_log(
+    console: Box<dyn Write + Send>,
+    out_dir: &Path,
+    limit: u64,
+) -> Result<BuildLog, Failure> {
     let log = BuildLog::new(console);
+    log.set_limit(limit);
     let log_file = std::fs::File::create(out_dir.join("build.log"))
         .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
     log.tee_to(log_file);

@@ -165,10 +165,15 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
             if max_age.is_some_and(|d| !non_negative(d)) || !non_negative(grace) {
                 return Err(Failure::bad_input("ages must be positive numbers"));
             }
+            // Finite but huge numbers overflow a Duration: bad input, never a panic.
+            let duration = |value: f64, seconds: f64| {
+                Duration::try_from_secs_f64(value * seconds)
+                    .map_err(|_| Failure::bad_input(format!("{value} is out of range")))
+            };
             let options = GcOptions {
-                max_age: max_age.map(|days| Duration::from_secs_f64(days * 86400.0)),
+                max_age: max_age.map(|days| duration(days, 86400.0)).transpose()?,
                 max_size,
-                grace: Duration::from_secs_f64(grace * 60.0),
+                grace: duration(grace, 60.0)?,
                 dry_run,
             };
             let report = store.gc(&options).map_err(fault)?;

@@ -71,7 +71,7 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<u8, Failure> {
         request.copy_order = order;
         // Two independent builds: neither restores what the other saved.
         request.use_cache = false;
-        let log = open_log(Box::new(std::io::sink()), &request.out_dir)?;
+        let log = open_log(Box::new(std::io::sink()), &request.out_dir, args.log_limit)?;
         eprintln!(
             "wasmbuild verify: {label} build of {}",
             request.src_dir.display()
@@ -105,12 +105,18 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<u8, Failure> {
         second,
         comparison,
     };
+    // Differences quote artifact text, which may hold a secret: masked as the log is.
+    let mask = records[0].secret_mask.clone();
     if args.json {
+        let mut value = serde_json::to_value(&record).map_err(|e| Failure::fault(e.to_string()))?;
+        mask.mask_json(&mut value);
         let text =
-            serde_json::to_string_pretty(&record).map_err(|e| Failure::fault(e.to_string()))?;
+            serde_json::to_string_pretty(&value).map_err(|e| Failure::fault(e.to_string()))?;
         println!("{text}");
     } else {
-        print_report(&record, &mut std::io::stdout().lock());
+        let mut report = Vec::new();
+        print_report(&record, &mut report);
+        let _ = std::io::stdout().write_all(&mask.mask_bytes(&report));
     }
     if args.artifacts.is_none() {
         drop(scratch);
