@@ -16,7 +16,7 @@ pub mod verify;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,9 @@ pub struct BuildServices {
 pub struct BuildControl {
     cancel: Arc<AtomicBool>,
     reason: Arc<AtomicU8>,
+    /// The build's deadline, once it runs: a guest stopped by it may return before the
+    /// watchdog wakes, and the build must still end TIMED_OUT, not FAILED.
+    deadline: Arc<Mutex<Option<Instant>>>,
 }
 
 const REASON_NONE: u8 = 0;
@@ -109,6 +112,10 @@ impl BuildControl {
 
     /// The status the build must end with because it was interrupted, if it was.
     fn interruption(&self) -> Option<Status> {
+        let deadline = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            self.time_out();
+        }
         match self.reason.load(Ordering::SeqCst) {
             REASON_STOPPED => Some(Status::Stopped),
             REASON_TIMED_OUT => Some(Status::TimedOut),
@@ -345,6 +352,7 @@ impl Build<'_> {
         // The deadline: guests are stopped by the sandbox's epoch check, the shell between
         // commands by the cancel flag.
         let deadline = Instant::now() + self.request.timeout;
+        *self.control.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
         let watchdog = {
             let control = self.control.clone();
             let done = Arc::new(AtomicBool::new(false));
