@@ -413,6 +413,34 @@ fn attack_secret_split_across_partial_line_cut() {
     assert!(!run.stdout().contains(SECRET));
 }
 
+// Item 5: a guest that flushes its output between the two halves of a secret (python
+// writing 8190 bytes, flush, the secret's first half, flush, the rest) does not reveal it.
+#[test]
+fn attack_secret_split_by_guest_flushes() {
+    common::ensure_bundle("python");
+    let src = source(
+        "version: 0.2\nenv:\n  parameter-store:\n    DB_PASSWORD: /app/db/password\n\
+         phases:\n  install:\n    runtime-versions: {python: 3.12}\n  build:\n    commands:\n      \
+         - python -c 'import os,sys; w=sys.stdout.buffer; s=os.environ[\"DB_PASSWORD\"].encode(); \
+         w.write(b\"a\"*8190); w.flush(); w.write(s[:5]); w.flush(); w.write(s[5:]); w.flush(); \
+         w.write(b\"!\")'\n",
+    );
+    let secret = secret_arg();
+    let run = build(src.path(), &["--secret", &secret], &[]);
+    assert_eq!(run.status(), 0, "{}", run.stdout());
+    let log = run.log();
+    assert!(
+        !log.contains(&SECRET[..5]),
+        "the secret's first half leaked"
+    );
+    assert!(
+        log.contains("***!"),
+        "{}",
+        &log[log.len().saturating_sub(400)..]
+    );
+    assert!(!run.stdout().contains(&SECRET[..5]));
+}
+
 // Item 5: a multi-line secret printed line by line (with other text around each line) is
 // masked line by line.
 #[test]

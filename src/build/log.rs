@@ -416,9 +416,13 @@ impl Write for LogOutput {
         Ok(buf.len())
     }
 
+    /// Passes on what can be shown now. A guest decides when it flushes, so a flush keeps
+    /// back the bytes that could begin a secret, as a long partial line does: flushing
+    /// between the halves of a secret must not reveal it.
     fn flush(&mut self) -> io::Result<()> {
-        if !self.pending.is_empty() {
-            self.pass_on(self.pending.len());
+        if !self.pending.is_empty() && !self.log.capped.load(Ordering::Relaxed) {
+            let cut = self.log.sinks().mask.safe_cut(&self.pending);
+            self.pass_on(cut);
         }
         self.log.sinks().flush();
         Ok(())
@@ -426,8 +430,12 @@ impl Write for LogOutput {
 }
 
 impl Drop for LogOutput {
+    /// The stream has ended: nothing more can complete a secret, so all of it goes out.
     fn drop(&mut self) {
-        let _ = self.flush();
+        if !self.pending.is_empty() {
+            self.pass_on(self.pending.len());
+        }
+        self.log.sinks().flush();
     }
 }
 
@@ -498,6 +506,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_flush_between_the_halves_of_a_secret_does_not_reveal_it() {
+        let console = Capture::default();
+        let log = BuildLog::new(Box::new(console.clone()));
+        log.add_secret("TOKEN", "hunter2secret");
+        let mut out = log.output();
+        out.write_all(&[b'a'; 100]).unwrap();
+        out.flush().unwrap();
+        out.write_all(b"hunte").unwrap();
+        out.flush().unwrap();
+        assert!(!console.text().contains("hunte"), "{}", console.text());
+        out.write_all(b"r2secret").unwrap();
+        out.flush().unwrap();
+        out.write_all(b" tail").unwrap();
+        drop(out);
+        let text = console.text();
+        assert!(text.contains("***"), "{text}");
+        assert!(!text.contains("hunter"), "{text}");
+        assert!(text.ends_with(" tail"), "{text}");
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub mod verify;
 pub mod workspace;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::buildspec::{Artifacts, Buildspec, OnFailure, Phase, Version};
@@ -352,7 +352,11 @@ impl Build<'_> {
         // The deadline: guests are stopped by the sandbox's epoch check, the shell between
         // commands by the cancel flag.
         let deadline = Instant::now() + self.request.timeout;
-        *self.control.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        *self
+            .control
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(deadline);
         let watchdog = {
             let control = self.control.clone();
             let done = Arc::new(AtomicBool::new(false));

@@ -653,7 +653,7 @@ fn opened_dir_path(dir: &cap_std::fs::Dir) -> PathBuf {
 /// A working directory that cannot be entered safely: the guest runs without `.` (relative
 /// paths fail) and its stderr says why, once.
 fn no_cwd(stderr: &OutputPipe, cwd: &str, reason: &str) {
-    tracing::warn!(cwd, reason, "no `.` preopen");
+    tracing::debug!(cwd, reason, "no `.` preopen");
     let _ = stderr.write_all(
         format!(
             "wasmbuild: working directory {cwd} cannot be entered inside the sandbox \
