@@ -37,8 +37,24 @@ pub(crate) fn no_tilde_options() -> ParserOptions {
 
 /// Runs one of brush-parser's parsers on user input: a panic of it (it unwraps some numbers,
 /// e.g. `{1..99999999999999999999}`) becomes `None`, never a crash of wasmbuild.
+/// The panic is silent: its message would only confuse a user whose input is handled.
 pub(crate) fn contained<T>(parse: impl FnOnce() -> T) -> Option<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).ok()
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    thread_local! {
+        static QUIET: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if QUIET.with(|quiet| quiet.get()) == 0 {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|quiet| quiet.set(quiet.get() + 1));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).ok();
+    QUIET.with(|quiet| quiet.set(quiet.get() - 1));
+    result
 }
 
 /// Deepest syntactic nesting a script may have (brackets and compound commands, roughly
@@ -177,11 +193,11 @@ pub(crate) fn parse_program(text: &str, file: &str) -> Result<ast::Program, Shel
     }
     let mut parser = brush_parser::Parser::new(std::io::Cursor::new(text), &options());
     // The parser is a third-party crate working on user input: contain any panic of it.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser.parse_program()));
+    let result = contained(|| parser.parse_program());
     match result {
-        Ok(Ok(program)) => Ok(program),
-        Ok(Err(err)) => Err(syntax_error(&err, text, file)),
-        Err(_) => Err(ShellError::Syntax {
+        Some(Ok(program)) => Ok(program),
+        Some(Err(err)) => Err(syntax_error(&err, text, file)),
+        None => Err(ShellError::Syntax {
             file: file.to_owned(),
             line: 1,
             column: 1,
