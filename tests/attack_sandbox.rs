@@ -548,6 +548,76 @@ fn attack_cancel_stops_sleep() {
     assert_eq!(record["buildStatus"], "STOPPED", "{record}");
 }
 
+// Item 6: Ctrl-C during `exec` and `sh` stops the blocked or looping guest or shell
+// (status 130) and removes the scratch directories instead of leaving them behind.
+#[test]
+fn attack_ctrl_c_stops_exec_and_sh_and_leaves_no_scratch() {
+    /// Kills the child if the test fails before it ends.
+    struct Reaped(Option<std::process::Child>);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            if let Some(child) = &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    ensure_bundle("base");
+    for args in [
+        &["exec", "--", "sleep", "300"][..],
+        &["sh", "-c", "sleep 300; echo never"][..],
+        &["sh", "-c", "while :; do :; done; echo never"][..],
+    ] {
+        let scratch = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let mut child = Reaped(Some(
+            std::process::Command::new(env!("CARGO_BIN_EXE_wasmbuild"))
+                .env("WASMBUILD_STORE", common::store_dir())
+                .env("TMPDIR", scratch.path())
+                .current_dir(src.path())
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+        // Waits until the guest's scratch directories exist, then lets it run a little.
+        let started = Instant::now();
+        while fs::read_dir(scratch.path()).unwrap().count() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{args:?} never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = child.0.as_ref().unwrap().id();
+        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+        let interrupted = Instant::now();
+        let status = loop {
+            if let Some(status) = child.0.as_mut().unwrap().try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                interrupted.elapsed() < Duration::from_secs(20),
+                "{args:?} ignored Ctrl-C"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.0.take().unwrap().stdout.unwrap(), &mut stdout)
+            .unwrap();
+        assert_eq!(status.code(), Some(130), "{args:?}");
+        assert!(!stdout.contains("never"), "{args:?}: {stdout}");
+        let left: Vec<_> = fs::read_dir(scratch.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+}
+
 /// A store of its own for a test that tampers with installed bundles: the shared test
 /// store's blobs, compiled code and references (blobs and code hard-linked: they are never
 /// written in place), so that other tests never see the tampering.

@@ -466,8 +466,14 @@ fn attack_yes_into_head_ends() {
 fn attack_brace_range_with_huge_numbers_does_not_crash() {
     let (status, out, err) = sh("echo {1..99999999999999999999}; echo ok", &[], &[]);
     assert_eq!(status, 0, "{err}");
-    assert_eq!(out, "{1..99999999999999999999}\nok\n", "kept literally, as bash does");
-    assert!(!err.contains("panicked"), "a contained panic is silent: {err}");
+    assert_eq!(
+        out, "{1..99999999999999999999}\nok\n",
+        "kept literally, as bash does"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "a contained panic is silent: {err}"
+    );
 }
 
 // Item 9: syntax nested 100,000 deep (which overflowed the parser's or the interpreter's

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::guest::{DeterminismArgs, Guest, deterministic_env};
+use super::guest::{DeterminismArgs, Guest, cancel_on_ctrl_c, deterministic_env};
 use super::{Context, Failure};
 use crate::image::{DEFAULT_IMAGE, ImageRunner, ProgramIo, ProgramOutcome};
 use crate::sandbox::GuestExit;
@@ -81,8 +81,10 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
             d
         });
     let epoch = determinism.as_ref().map(|d| d.source_date_epoch);
+    let cancel = cancel_on_ctrl_c();
     let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |runner| {
         runner.deadline = deadline;
+        runner.cancel = Some(cancel);
         runner.determinism = determinism;
     })
     .map_err(|mut failure| {

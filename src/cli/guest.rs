@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Context, Failure};
 use crate::image::{DEFAULT_IMAGE, Image, ImageError, ImageRunner};
@@ -159,4 +160,18 @@ pub fn deterministic_env(epoch: u64) -> [(String, String); 3] {
         ("TZ".to_owned(), "UTC".to_owned()),
         ("LANG".to_owned(), "C.UTF-8".to_owned()),
     ]
+}
+
+/// A cancel flag raised by Ctrl-C: the running guest (and, for `sh`, the shell) stops with
+/// status 130 and the scratch directories are removed as wasmbuild returns; a second
+/// Ctrl-C ends wasmbuild at once.
+pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    cancel
 }

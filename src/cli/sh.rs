@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::guest::{DeterminismArgs, Guest, deterministic_env};
+use super::guest::{DeterminismArgs, Guest, cancel_on_ctrl_c, deterministic_env};
 use super::{Context, Failure};
 use crate::image::DEFAULT_IMAGE;
 use crate::sandbox::layout::SRC_DIR;
@@ -66,7 +66,9 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
         .determinism
         .determinism(&args.src, &[&args.image, &cwd, &script])?;
     let epoch = determinism.as_ref().map(|d| d.source_date_epoch);
+    let cancel = cancel_on_ctrl_c();
     let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |runner| {
+        runner.cancel = Some(cancel.clone());
         runner.determinism = determinism;
     })?;
     let fs = GuestFs::open(&guest.runner.layout).map_err(|e| Failure::fault(e.to_string()))?;
@@ -75,6 +77,7 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
         env.extend(deterministic_env(epoch));
     }
     let mut session = Session::new(guest.runner.clone(), fs, env, cwd);
+    session.set_cancel_flag(cancel);
     session.set_positional(arg0, positional);
     session.set_command_string_mode(args.command.is_some());
 
