@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use super::guest::{DeterminismArgs, Guest, cancel_on_ctrl_c, deterministic_env};
 use super::{Context, Failure};
 use crate::image::{DEFAULT_IMAGE, ImageRunner, ProgramIo, ProgramOutcome};
-use crate::sandbox::GuestExit;
 use crate::sandbox::layout::SRC_DIR;
+use crate::sandbox::{GuestExit, InterruptibleReader};
 
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
@@ -84,7 +84,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     let cancel = cancel_on_ctrl_c();
     let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |runner| {
         runner.deadline = deadline;
-        runner.cancel = Some(cancel);
+        runner.cancel = Some(cancel.clone());
         runner.determinism = determinism;
     })
     .map_err(|mut failure| {
@@ -108,7 +108,13 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     }
 
     let io = ProgramIo {
-        stdin: Box::new(std::io::stdin()),
+        // The terminal may never send anything: its reads give up at the deadline and on
+        // Ctrl-C.
+        stdin: Box::new(InterruptibleReader::new(
+            Box::new(std::io::stdin()),
+            deadline,
+            Some(cancel.clone()),
+        )),
         stdout: Box::new(std::io::stdout()),
         stderr: Box::new(std::io::stderr()),
         terminal: [

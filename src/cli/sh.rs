@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::guest::{DeterminismArgs, Guest, cancel_on_ctrl_c, deterministic_env};
 use super::{Context, Failure};
 use crate::image::DEFAULT_IMAGE;
+use crate::sandbox::InterruptibleReader;
 use crate::sandbox::layout::SRC_DIR;
 use crate::shell::{GuestFs, Session, ShellError, Stdio};
 
@@ -77,12 +78,17 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
         env.extend(deterministic_env(epoch));
     }
     let mut session = Session::new(guest.runner.clone(), fs, env, cwd);
-    session.set_cancel_flag(cancel);
+    session.set_cancel_flag(cancel.clone());
     session.set_positional(arg0, positional);
     session.set_command_string_mode(args.command.is_some());
 
+    // The terminal may never send anything: its reads give up on Ctrl-C.
     let stdio = || Stdio {
-        stdin: Box::new(std::io::stdin()),
+        stdin: Box::new(InterruptibleReader::new(
+            Box::new(std::io::stdin()),
+            None,
+            Some(cancel.clone()),
+        )),
         stdout: Box::new(std::io::stdout()),
         stderr: Box::new(std::io::stderr()),
     };

@@ -39,11 +39,6 @@ impl StopSignal {
         None
     }
 
-    /// Whether anything can stop the guest at all.
-    pub(crate) fn is_armed(&self) -> bool {
-        self.deadline.is_some() || self.cancel.is_some()
-    }
-
     /// Sleeps `duration`, waking at the deadline or on cancel.
     fn sleep(&self, duration: Duration) -> Result<(), TrapKind> {
         let end = Instant::now() + duration;

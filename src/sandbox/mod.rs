@@ -26,7 +26,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 pub use code_cache::CodeCache;
 pub use determinism::Determinism;
 pub use layout::{Layout, Mount};
-pub use stdio::{GuestInput, GuestOutput, SharedBuffer};
+pub use stdio::{GuestInput, GuestOutput, InterruptibleReader, SharedBuffer};
 
 use interrupt::{GuestClocks, HostMonotonic, StopSignal};
 use stdio::{InputPipe, OutputPipe};

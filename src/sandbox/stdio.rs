@@ -20,12 +20,10 @@ pub type GuestOutput = Box<dyn Write + Send>;
 /// Largest chunk handed to the guest by one read.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// stdin for a guest, shared by every handle the guest opens on it.
-///
-/// When the guest can be stopped (a deadline, a cancel flag), reads happen on a helper
-/// thread, started at the first read, that reads exactly what the guest asks for (never
-/// ahead, so what the guest does not read stays for the next reader); the guest waits in
-/// slices and stops at its deadline or on cancel even while the read blocks.
+/// stdin for a guest, shared by every handle the guest opens on it. Reads happen on the
+/// guest's own thread: the pipes between commands end when their writers (guests or the
+/// shell, all stopped at the deadline) end. Input that nothing of the build controls (the
+/// terminal of `exec` and `sh`) comes wrapped in an [`InterruptibleReader`].
 #[derive(Clone)]
 pub(crate) struct InputPipe {
     inner: Arc<InputInner>,
@@ -33,81 +31,30 @@ pub(crate) struct InputPipe {
 }
 
 struct InputInner {
-    /// The reader while no helper thread has taken it.
-    reader: Mutex<Option<GuestInput>>,
-    pump: Mutex<Option<Pump>>,
+    reader: Mutex<GuestInput>,
     stop: StopSignal,
-}
-
-/// The helper thread's ends: read requests (sizes) in, results out.
-struct Pump {
-    requests: mpsc::Sender<usize>,
-    replies: mpsc::Receiver<io::Result<Vec<u8>>>,
 }
 
 impl InputPipe {
     pub(crate) fn new(reader: GuestInput, terminal: bool, stop: StopSignal) -> Self {
         InputPipe {
             inner: Arc::new(InputInner {
-                reader: Mutex::new(Some(reader)),
-                pump: Mutex::new(None),
+                reader: Mutex::new(reader),
                 stop,
             }),
             terminal,
         }
     }
 
-    /// One read of at most `size` bytes; empty at end of input.
+    /// One read of at most `size` bytes; empty at end of input. A read that fails because
+    /// the guest must stop reports the stop, not the failure.
     fn read_chunk(&self, size: usize) -> StreamResult<Vec<u8>> {
         let size = size.clamp(1, READ_CHUNK);
-        if !self.inner.stop.is_armed() {
-            return self.read_here(size);
-        }
-        let mut pump = self.inner.pump.lock().unwrap_or_else(|e| e.into_inner());
-        if pump.is_none() {
-            let Some(reader) = self
-                .inner
-                .reader
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-            else {
-                return Err(StreamError::Closed);
-            };
-            match Pump::start(reader) {
-                Ok(started) => *pump = Some(started),
-                Err((reader, error)) => {
-                    tracing::debug!(%error, "no stdin helper thread; reading in place");
-                    *self.inner.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(reader);
-                    drop(pump);
-                    return self.read_here(size);
-                }
-            }
-        }
-        let pump = pump.as_ref().expect("started above");
-        if pump.requests.send(size).is_err() {
-            return Err(StreamError::Closed);
-        }
-        loop {
-            match pump.replies.recv_timeout(CHECK_SLICE) {
-                Ok(Ok(bytes)) => return Ok(bytes),
-                Ok(Err(e)) => return Err(StreamError::LastOperationFailed(e.into())),
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(StreamError::Closed),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(kind) = self.inner.stop.check() {
-                        return Err(StreamError::Trap(Interrupted(kind).into()));
-                    }
-                }
-            }
-        }
-    }
-
-    fn read_here(&self, size: usize) -> StreamResult<Vec<u8>> {
         let mut reader = self.inner.reader.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(reader) = reader.as_mut() else {
-            return Err(StreamError::Closed);
-        };
-        read_once(reader.as_mut(), size).map_err(|e| StreamError::LastOperationFailed(e.into()))
+        read_once(reader.as_mut(), size).map_err(|e| match self.inner.stop.check() {
+            Some(kind) => StreamError::Trap(Interrupted(kind).into()),
+            None => StreamError::LastOperationFailed(e.into()),
+        })
     }
 }
 
@@ -122,6 +69,77 @@ fn read_once(reader: &mut dyn Read, size: usize) -> io::Result<Vec<u8>> {
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A reader that may block for ever with nothing of the build able to end it (the
+/// terminal), made to give up at a deadline or on cancel: reads happen on a helper thread,
+/// started at the first read, that reads exactly what is asked (never ahead, so what is
+/// not read stays for the next reader); the caller waits in slices, and the read fails
+/// once the guest must stop.
+pub struct InterruptibleReader {
+    reader: Option<GuestInput>,
+    pump: Option<Pump>,
+    stop: StopSignal,
+}
+
+/// The helper thread's ends: read requests (sizes) in, results out.
+struct Pump {
+    requests: mpsc::Sender<usize>,
+    replies: mpsc::Receiver<io::Result<Vec<u8>>>,
+}
+
+impl InterruptibleReader {
+    pub fn new(
+        reader: GuestInput,
+        deadline: Option<std::time::Instant>,
+        cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Self {
+        InterruptibleReader {
+            reader: Some(reader),
+            pump: None,
+            stop: StopSignal { deadline, cancel },
+        }
+    }
+}
+
+impl Read for InterruptibleReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pump.is_none() {
+            let Some(reader) = self.reader.take() else {
+                return Ok(0);
+            };
+            match Pump::start(reader) {
+                Ok(pump) => self.pump = Some(pump),
+                Err((mut reader, error)) => {
+                    tracing::debug!(%error, "no stdin helper thread; reading in place");
+                    let n = reader.read(buf);
+                    self.reader = Some(reader);
+                    return n;
+                }
+            }
+        }
+        let pump = self.pump.as_ref().expect("started above");
+        if pump.requests.send(buf.len()).is_err() {
+            return Ok(0);
+        }
+        loop {
+            match pump.replies.recv_timeout(CHECK_SLICE) {
+                Ok(Ok(bytes)) => {
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    return Ok(bytes.len());
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(kind) = self.stop.check() {
+                        // The request stays with the helper: this reader is done.
+                        self.pump = None;
+                        return Err(io::Error::other(Interrupted(kind).to_string()));
+                    }
+                }
+            }
         }
     }
 }
@@ -142,9 +160,10 @@ impl Pump {
                 else {
                     return;
                 };
-                // Ends when the guest's pipe is dropped (its last handle closed).
+                // Ends when the reader is dropped (its requests channel closed).
                 while let Ok(size) = request_rx.recv() {
-                    if reply_tx.send(read_once(reader.as_mut(), size)).is_err() {
+                    let result = read_once(reader.as_mut(), size);
+                    if reply_tx.send(result).is_err() {
                         break;
                     }
                 }
