@@ -219,26 +219,27 @@ pub enum Kind {
 
 impl Kind {
     pub fn of(file_type: std::fs::FileType) -> Kind {
-        if file_type.is_symlink() {
-            Kind::Symlink
-        } else if file_type.is_dir() {
-            Kind::Dir
-        } else if file_type.is_file() {
-            Kind::File
-        } else {
-            Kind::Other
-        }
+        Kind::from_tests(
+            file_type.is_symlink(),
+            file_type.is_dir(),
+            file_type.is_file(),
+        )
     }
 
     fn of_cap(file_type: cap_std::fs::FileType) -> Kind {
-        if file_type.is_symlink() {
-            Kind::Symlink
-        } else if file_type.is_dir() {
-            Kind::Dir
-        } else if file_type.is_file() {
-            Kind::File
-        } else {
-            Kind::Other
+        Kind::from_tests(
+            file_type.is_symlink(),
+            file_type.is_dir(),
+            file_type.is_file(),
+        )
+    }
+
+    fn from_tests(symlink: bool, dir: bool, file: bool) -> Kind {
+        match (symlink, dir, file) {
+            (true, _, _) => Kind::Symlink,
+            (_, true, _) => Kind::Dir,
+            (_, _, true) => Kind::File,
+            _ => Kind::Other,
         }
     }
 }

@@ -859,17 +859,16 @@ impl SaveCtx<'_> {
         bar: &Bar,
     ) -> Result<FileResult, StoreError> {
         let level = self.store.zstd_level();
+        // A file that cannot be read safely (gone, swapped for a link) is left out, said why.
+        let ignored =
+            |e: io::Error| FileResult::Ignored(format!("{}: {}", file.rel, beneath::why(&e)));
         if file.stamp.size <= SMALL_FILE {
             return BUFFERS.with(|cell| {
                 let (input, output) = &mut *cell.borrow_mut();
                 if let Err(e) = beneath::open_file(self.root, &file.rel)
                     .and_then(|f| read_small(f, file.stamp.size, input))
                 {
-                    return Ok(FileResult::Ignored(format!(
-                        "{}: {}",
-                        file.rel,
-                        beneath::why(&e)
-                    )));
+                    return Ok(ignored(e));
                 }
                 bar.inc(input.len() as u64);
                 let digest = sha256_hex(input);
@@ -897,11 +896,7 @@ impl SaveCtx<'_> {
             let file_handle = match beneath::open_file(self.root, &file.rel) {
                 Ok(f) => f,
                 Err(e) => {
-                    return Ok(FileResult::Ignored(format!(
-                        "{}: {}",
-                        file.rel,
-                        beneath::why(&e)
-                    )));
+                    return Ok(ignored(e));
                 }
             };
             let reader = ProgressReader {
@@ -910,22 +905,14 @@ impl SaveCtx<'_> {
             };
             return match super::sha256_reader(io::BufReader::with_capacity(256 * 1024, reader)) {
                 Ok((digest, _)) => Ok(FileResult::Hashed(digest)),
-                Err(e) => Ok(FileResult::Ignored(format!(
-                    "{}: {}",
-                    file.rel,
-                    beneath::why(&e)
-                ))),
+                Err(e) => Ok(ignored(e)),
             };
         };
         // Large file: hash and compress in one pass into a temporary file.
         let source = match beneath::open_file(self.root, &file.rel) {
             Ok(f) => f,
             Err(e) => {
-                return Ok(FileResult::Ignored(format!(
-                    "{}: {}",
-                    file.rel,
-                    beneath::why(&e)
-                )));
+                return Ok(ignored(e));
             }
         };
         let label = Path::new(&file.rel);
