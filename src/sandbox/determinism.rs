@@ -37,28 +37,26 @@ impl VirtualTime {
     }
 }
 
-struct VirtualWallClock {
-    epoch: Duration,
-    time: VirtualTime,
-}
+/// The guest's wall clock: `SOURCE_DATE_EPOCH` plus the virtual time.
+struct VirtualWallClock(VirtualClocks);
 
 impl HostWallClock for VirtualWallClock {
     fn resolution(&self) -> Duration {
         Duration::from_nanos(TICK_NANOS)
     }
     fn now(&self) -> Duration {
-        self.epoch + Duration::from_nanos(self.time.read())
+        Duration::from_nanos(self.0.wall_now())
     }
 }
 
-struct VirtualMonotonicClock(VirtualTime);
+struct VirtualMonotonicClock(VirtualClocks);
 
 impl HostMonotonicClock for VirtualMonotonicClock {
     fn resolution(&self) -> u64 {
         TICK_NANOS
     }
     fn now(&self) -> u64 {
-        self.0.read()
+        self.0.monotonic_now()
     }
 }
 
@@ -75,17 +73,13 @@ impl Determinism {
     /// Applies the clocks and generators to a WASI context being built; returns the clocks,
     /// for the host functions that turn the guest's absolute timeouts into durations.
     pub(super) fn configure(&self, wasi: &mut wasmtime_wasi::WasiCtxBuilder) -> VirtualClocks {
-        let time = VirtualTime::default();
         let clocks = VirtualClocks {
             epoch: Duration::from_secs(self.source_date_epoch),
-            time: time.clone(),
+            time: VirtualTime::default(),
         };
-        wasi.wall_clock(VirtualWallClock {
-            epoch: Duration::from_secs(self.source_date_epoch),
-            time: time.clone(),
-        })
-        .monotonic_clock(VirtualMonotonicClock(time))
-        .secure_random(rand::rngs::StdRng::from_seed(self.seed));
+        wasi.wall_clock(VirtualWallClock(clocks.clone()))
+            .monotonic_clock(VirtualMonotonicClock(clocks.clone()))
+            .secure_random(rand::rngs::StdRng::from_seed(self.seed));
         let mut insecure_seed = self.seed;
         insecure_seed[0] ^= 0x5a;
         wasi.insecure_random(rand::rngs::StdRng::from_seed(insecure_seed))

@@ -2,7 +2,8 @@
 //! while it runs WebAssembly; a guest blocked in a host call (a `sleep`, a read of stdin)
 //! would outlive its deadline. So `poll_oneoff`, through which every WASI sleep goes, is
 //! replaced by one that sleeps in short slices and checks the guest's deadline and cancel
-//! flag between them, and stdin reads wait the same way (see `stdio::InputPipe`).
+//! flag between them. Input that nothing of the build can end (the terminal) is read
+//! through `stdio::InterruptibleReader`, which gives up the same way.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -26,23 +26,17 @@ const READ_CHUNK: usize = 64 * 1024;
 /// terminal of `exec` and `sh`) comes wrapped in an [`InterruptibleReader`].
 #[derive(Clone)]
 pub(crate) struct InputPipe {
-    inner: Arc<InputInner>,
+    reader: Arc<Mutex<GuestInput>>,
     terminal: bool,
-}
-
-struct InputInner {
-    reader: Mutex<GuestInput>,
     stop: StopSignal,
 }
 
 impl InputPipe {
     pub(crate) fn new(reader: GuestInput, terminal: bool, stop: StopSignal) -> Self {
         InputPipe {
-            inner: Arc::new(InputInner {
-                reader: Mutex::new(reader),
-                stop,
-            }),
+            reader: Arc::new(Mutex::new(reader)),
             terminal,
+            stop,
         }
     }
 
@@ -50,8 +44,8 @@ impl InputPipe {
     /// the guest must stop reports the stop, not the failure.
     fn read_chunk(&self, size: usize) -> StreamResult<Vec<u8>> {
         let size = size.clamp(1, READ_CHUNK);
-        let mut reader = self.inner.reader.lock().unwrap_or_else(|e| e.into_inner());
-        read_once(reader.as_mut(), size).map_err(|e| match self.inner.stop.check() {
+        let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        read_once(reader.as_mut(), size).map_err(|e| match self.stop.check() {
             Some(kind) => StreamError::Trap(Interrupted(kind).into()),
             None => StreamError::LastOperationFailed(e.into()),
         })
