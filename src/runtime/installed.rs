@@ -8,11 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use super::BundleManifest;
 
@@ -121,32 +118,15 @@ fn read_stamps(dir: &Path) -> BTreeMap<String, (String, Stamp)> {
         .collect()
 }
 
-fn write_stamps(dir: &Path, stamps: &BTreeMap<String, (String, Stamp)>) -> std::io::Result<()> {
-    let path = stamps_path(dir);
+fn write_stamps(
+    dir: &Path,
+    stamps: &BTreeMap<String, (String, Stamp)>,
+) -> Result<(), crate::store::StoreError> {
     let mut text = format!("{STAMPS_MAGIC}\n");
     for (file, (sha, stamp)) in stamps {
         text.push_str(&format!("{sha} {} {file}\n", stamp.text()));
     }
-    let parent = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.persist(&path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    crate::store::write_atomic_beside(&stamps_path(dir), text.as_bytes(), false)
 }
 
 /// Checks the install directory `dir` of `manifest`. With `trust_stamps`, a file whose
@@ -184,9 +164,9 @@ pub fn check(manifest: &BundleManifest, dir: &Path, trust_stamps: bool) -> Vec<T
             .get(&file.path)
             .is_some_and(|(sha, s)| trust_stamps && *sha == file.sha256 && *s == stamp);
         if !known {
-            match sha256_file(&path) {
-                Ok(actual) if actual == file.sha256 => {}
-                Ok(actual) => {
+            match fs::File::open(&path).and_then(crate::store::sha256_reader) {
+                Ok((actual, _)) if actual == file.sha256 => {}
+                Ok((actual, _)) => {
                     problems.push(problem(format!(
                         "changed on disk: sha256 {actual}, the bundle has {}",
                         file.sha256

@@ -44,6 +44,7 @@ use sha2::{Digest, Sha256};
 
 pub use backend::{ObjectBackend, ObjectInfo, Payload, PutBatch};
 pub use local::LocalBackend;
+pub(crate) use local::write_atomic_beside;
 pub use maintenance::{GcOptions, GcReport, StoreStats, VerifyProblem, VerifyReport};
 pub use s3::{S3Backend, S3Config};
 pub use tree::{
