@@ -4,6 +4,7 @@
 //! `--zip`) under the artifacts directory, written aside and renamed into place, and
 //! described by the sha256 of every file.
 
+use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use cap_std::fs::Dir;
 
 use crate::buildspec::Artifacts;
 use crate::store::beneath::{self, Kind};
-use crate::store::sha256_reader;
+use crate::store::{link_stays_inside, sha256_reader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -181,11 +182,8 @@ fn select(
                             // Inside the set as exported (where it will be resolved), which
                             // also keeps it inside the source directory.
                             Ok(target)
-                                if beneath::link_stays_inside(path, target.as_bytes())
-                                    && beneath::link_stays_inside(
-                                        &entry.rel,
-                                        target.as_bytes(),
-                                    ) =>
+                                if link_stays_inside(path, &target, &HashSet::new())
+                                    && link_stays_inside(&entry.rel, &target, &HashSet::new()) =>
                             {
                                 Source::Link(target)
                             }

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::ShellError;
+use super::streams::lock;
 
 /// Live pipeline stages and background jobs of one session (each is a host thread), across
 /// all its subshells and scripts. Bash has no such limit; the host's PIDs are the bound.
@@ -143,12 +144,6 @@ impl JobSlot {
                 .0;
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What all the interpreters of one session share: the limits, the count of live threads,

@@ -15,7 +15,7 @@ pub(crate) struct InHandle(Arc<Mutex<Box<dyn BufRead + Send>>>);
 #[derive(Clone)]
 pub(crate) struct OutHandle(Arc<Mutex<Box<dyn Write + Send>>>);
 
-fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves the stream usable; there is no invariant to break.
     mutex
         .lock()

@@ -47,6 +47,7 @@ pub use local::LocalBackend;
 pub(crate) use local::write_atomic_beside;
 pub use maintenance::{GcOptions, GcReport, StoreStats, VerifyProblem, VerifyReport};
 pub use s3::{S3Backend, S3Config};
+pub(crate) use tree::link_stays_inside;
 pub use tree::{
     EntryKind, PACK_FILE_MAX, RestoreOptions, RestoreStats, SaveOptions, SaveStats, Selection,
     Tree, TreeEntry,

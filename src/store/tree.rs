@@ -1269,7 +1269,7 @@ fn safe_rel(rel: &str) -> bool {
 
 /// Whether the symlink at `link` pointing to `target` stays inside the root, resolving
 /// `..` lexically and refusing to climb out through another symlink of the tree.
-fn link_stays_inside(link: &str, target: &str, symlinks: &HashSet<&str>) -> bool {
+pub(crate) fn link_stays_inside(link: &str, target: &str, symlinks: &HashSet<&str>) -> bool {
     if target.is_empty() || target.starts_with('/') || target.contains('\0') {
         return false;
     }
