@@ -137,7 +137,11 @@ impl SecretMask {
             return;
         }
         match value {
-            Value::String(s) if self.find(s).is_some() => *s = self.mask_str(s),
+            Value::String(s) => {
+                if let Cow::Owned(masked) = self.mask_bytes(s.as_bytes()) {
+                    *s = String::from_utf8_lossy(&masked).into_owned();
+                }
+            }
             Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(v)),
             // Keys are the record's field names, never data: masking them would only break
             // the schema (a one-letter secret would rename fields).
