@@ -8,6 +8,7 @@ pub mod build;
 pub mod buildspec;
 pub mod cli;
 pub mod image;
+pub mod python;
 pub mod runtime;
 pub mod sandbox;
 pub mod shell;
