@@ -30,3 +30,75 @@ pub struct Pin {
     /// Hex sha256 of the file: also its key in the store.
     pub sha256: String,
 }
+
+/// One file of a project as the index lists it (PEP 691 / PEP 503).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistFile {
+    /// The file name (`attrs-24.2.0-py3-none-any.whl`, `toolz-1.0.0.tar.gz`).
+    pub file: String,
+    /// Absolute URL of the file.
+    pub url: String,
+    /// Hex sha256 the index publishes for it.
+    pub sha256: String,
+    /// `Requires-Python` as the index gives it (`>=3.8`), if any.
+    pub requires_python: Option<String>,
+    /// Yanked files are only used when a requirement pins their version exactly (PEP 592).
+    pub yanked: bool,
+    /// The index serves the file's core metadata on its own (PEP 658 / PEP 714).
+    pub has_metadata: bool,
+}
+
+/// What the resolver needs of a package index; `index::Client` is the real one.
+pub trait Index: Send + Sync {
+    /// Every file of project `name` (any spelling; normalized by the index client).
+    /// An unknown project is `PackageError::UnknownProject`.
+    fn project(&self, name: &str) -> Result<Vec<DistFile>, PackageError>;
+    /// The core metadata (`METADATA` text) of a wheel: from the index's metadata file when
+    /// it serves one, else from the wheel itself (downloaded into the store, hash-checked).
+    fn wheel_metadata(&self, file: &DistFile) -> Result<String, PackageError>;
+}
+
+/// Core metadata of a source distribution: only a PEP 517 build (in the sandbox) can say.
+/// Implemented by `frontend`; the resolver calls it for projects that have no usable wheel.
+pub trait SdistMetadata: Send + Sync {
+    fn sdist_metadata(&self, file: &DistFile) -> Result<String, PackageError>;
+}
+
+/// Why a packaging step failed: every message is one line that names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("no package index is configured: pass --index-url, set PIP_INDEX_URL or index-url in pip.conf")]
+    NoIndex,
+    #[error("{index}: no such project: {name}")]
+    UnknownProject { index: String, name: String },
+    #[error("cannot reach the package index {index}: {reason}")]
+    Unreachable { index: String, reason: String },
+    #[error("hash mismatch for {file}: the index publishes sha256 {expected}, the download has {actual}")]
+    HashMismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{file} is not in the store and --offline forbids downloading it")]
+    Offline { file: String },
+    #[error("cannot resolve the requirements: {0}")]
+    Unresolvable(String),
+    #[error("{name} {version} cannot run in the WASI sandbox: {reason}")]
+    NeedsNative {
+        name: String,
+        version: String,
+        reason: String,
+    },
+    #[error("invalid requirement {requirement:?}: {reason}")]
+    BadRequirement { requirement: String, reason: String },
+    #[error("{file}: {reason}")]
+    BadDistribution { file: String, reason: String },
+    #[error("{0}")]
+    Lock(String),
+    #[error("building {name} failed: {reason}")]
+    Build { name: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Io(String),
+}
