@@ -165,7 +165,8 @@ impl Image {
         }
     }
 
-    /// `PATH` as the guest sees it: each bundle's `bin`.
+    /// `PATH` as the guest sees it: each bundle's `bin`, then the home's `.local/bin`,
+    /// where `pip install` puts console scripts.
     pub fn guest_path_var(&self) -> String {
         self.bundles
             .iter()
@@ -176,6 +177,7 @@ impl Image {
                     b.manifest.name
                 )
             })
+            .chain([format!("{}/.local/bin", crate::sandbox::layout::HOME_DIR)])
             .collect::<Vec<_>>()
             .join(":")
     }

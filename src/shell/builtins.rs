@@ -1125,7 +1125,7 @@ fn describe_command(state: &State, name: &str) -> Option<(Kind, String)> {
             .unwrap_or_else(|| name.to_owned());
         return Some((Kind::Program, path));
     }
-    None
+    state.find_in_path(name).map(|path| (Kind::File, path))
 }
 
 fn describe_line(name: &str, kind: &Kind, detail: &str) -> String {

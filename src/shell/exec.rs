@@ -858,6 +858,11 @@ impl State {
         if self.host.has_program(&name) {
             return self.run_program_in_sandbox(Program::Image(name), argv, io);
         }
+        if let Some(path) = self.find_in_path(&name) {
+            let mut argv = argv;
+            argv[0] = path;
+            return self.run_path(argv, io);
+        }
         if matches!(name.as_str(), "sh" | "bash") {
             return self.run_shell_program(argv, io);
         }

@@ -231,6 +231,22 @@ impl State {
         self.vars.get(name).and_then(|v| v.value.as_deref())
     }
 
+    /// A command file found in a `PATH` directory of the build's filesystem (console
+    /// scripts such as `/root/.local/bin/pytest`); the image's own directories are the
+    /// host's business. The first regular file wins, as in bash.
+    pub(crate) fn find_in_path(&self, name: &str) -> Option<String> {
+        let runtimes = format!("{}/", crate::sandbox::layout::RUNTIMES_DIR);
+        self.var("PATH")?
+            .split(':')
+            .filter(|dir| dir.starts_with('/') && !dir.starts_with(&runtimes))
+            .map(|dir| format!("{}/{name}", dir.trim_end_matches('/')))
+            .find(|path| {
+                self.fs
+                    .metadata(path)
+                    .is_ok_and(|m| m.kind == super::fs::EntryKind::File)
+            })
+    }
+
     pub(crate) fn is_set(&self, name: &str) -> bool {
         self.var(name).is_some()
     }
