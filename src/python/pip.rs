@@ -1,0 +1,422 @@
+//! The `pip` a build runs. The guest has no pip and no network: `pip …`, `pip3 …` and
+//! `python -m pip …` reach this module through the image runner, which parses pip's
+//! command line, resolves and downloads on the host (`resolve`, `index`), builds what
+//! needs building in the sandbox (`frontend`) and installs wheels into the guest's user
+//! site through a capability (`wheel`). Every file installed is pinned by hash and noted
+//! for the build record and the lock.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use super::Pin;
+
+/// Command names that are pip.
+pub fn is_pip_name(name: &str) -> bool {
+    matches!(name, "pip" | "pip3" | "pip3.12")
+}
+
+fn is_python_name(name: &str) -> bool {
+    matches!(name, "python" | "python3" | "python3.12")
+}
+
+/// What a command line asks of the host instead of the guest, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostCommand {
+    /// `pip ARGS` or `python -m pip ARGS`: pip's arguments.
+    Pip(Vec<String>),
+    /// `python -m build ARGS` (pypa/build's command line).
+    Build(Vec<String>),
+    /// `python -m venv ARGS`.
+    Venv(Vec<String>),
+    /// `python -m ensurepip ARGS`: pip is always there.
+    Ensurepip,
+}
+
+/// Recognizes `pip …`, `pip3 …`, `python -m pip …`, `python -m build …` and
+/// `python -m venv …` (the interpreter's own flags before `-m` allowed).
+pub fn host_command(argv: &[String]) -> Option<HostCommand> {
+    let name = argv.first()?.rsplit('/').next()?;
+    if is_pip_name(name) {
+        return Some(HostCommand::Pip(argv[1..].to_vec()));
+    }
+    if !is_python_name(name) {
+        return None;
+    }
+    let mut i = 1;
+    while let Some(arg) = argv.get(i) {
+        let (module, rest) = if arg == "-m" {
+            (argv.get(i + 1)?.as_str(), i + 2)
+        } else if let Some(module) = arg.strip_prefix("-m") {
+            (module, i + 1)
+        } else if matches!(
+            arg.as_str(),
+            "-u" | "-B" | "-I" | "-E" | "-s" | "-S" | "-q" | "-O" | "-OO" | "-b" | "-bb" | "-v"
+        ) {
+            i += 1;
+            continue;
+        } else {
+            return None;
+        };
+        let args = argv.get(rest..).unwrap_or_default().to_vec();
+        return match module {
+            "pip" => Some(HostCommand::Pip(args)),
+            "build" => Some(HostCommand::Build(args)),
+            "venv" => Some(HostCommand::Venv(args)),
+            "ensurepip" => Some(HostCommand::Ensurepip),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// pip's command line, as far as a build uses it. Options that change nothing here
+/// (progress bars, version checks, caches) are accepted and ignored.
+#[derive(Parser, Debug)]
+#[command(
+    name = "pip",
+    no_binary_name = true,
+    disable_help_subcommand = true,
+    disable_version_flag = true
+)]
+pub struct PipCli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Option<PipCommand>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct GlobalOptions {
+    /// Show pip's version.
+    #[arg(short = 'V', long = "version")]
+    pub version: bool,
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub quiet: u8,
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[arg(long, global = true)]
+    pub no_cache_dir: bool,
+    #[arg(long, global = true)]
+    pub disable_pip_version_check: bool,
+    #[arg(long, global = true)]
+    pub isolated: bool,
+    #[arg(long, global = true)]
+    pub no_input: bool,
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    #[arg(long, global = true, value_name = "WHEN")]
+    pub progress_bar: Option<String>,
+    #[arg(long, global = true, value_name = "ACTION")]
+    pub root_user_action: Option<String>,
+    #[arg(long, global = true, value_name = "PATH")]
+    pub cache_dir: Option<String>,
+    /// A PEM bundle of extra certificate authorities for the index.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub cert: Option<String>,
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy: Option<String>,
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    #[arg(long, global = true, value_name = "N")]
+    pub retries: Option<u32>,
+    #[arg(long, global = true, value_name = "HOST")]
+    pub trusted_host: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PipCommand {
+    /// Install packages.
+    Install(InstallArgs),
+    /// Download packages (and their dependencies) into a directory.
+    Download(DownloadArgs),
+    /// Build wheels for the requirements (and their dependencies) into a directory.
+    Wheel(WheelArgs),
+    /// Remove installed packages.
+    Uninstall(UninstallArgs),
+    /// List installed packages.
+    List(ListArgs),
+    /// Installed packages in requirements format.
+    Freeze(FreezeArgs),
+    /// Information about installed packages.
+    Show(ShowArgs),
+    /// Check installed packages have compatible dependencies.
+    Check,
+}
+
+/// Where packages come from.
+#[derive(Args, Debug, Default, Clone)]
+pub struct IndexOptions {
+    #[arg(short = 'i', long, value_name = "URL")]
+    pub index_url: Option<String>,
+    #[arg(long, value_name = "URL")]
+    pub extra_index_url: Vec<String>,
+    #[arg(long)]
+    pub no_index: bool,
+    #[arg(short = 'f', long, value_name = "URL")]
+    pub find_links: Vec<String>,
+}
+
+/// What to resolve: requirement specifiers, files of them, local projects.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ResolveOptions {
+    #[command(flatten)]
+    pub index: IndexOptions,
+    #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+    pub requirements: Vec<String>,
+    #[arg(short = 'c', long = "constraint", value_name = "FILE")]
+    pub constraints: Vec<String>,
+    #[arg(short = 'e', long = "editable", value_name = "PATH")]
+    pub editable: Vec<String>,
+    #[arg(long)]
+    pub no_deps: bool,
+    #[arg(long)]
+    pub pre: bool,
+    #[arg(long, value_name = "FORMATS")]
+    pub only_binary: Vec<String>,
+    #[arg(long, value_name = "FORMATS")]
+    pub no_binary: Vec<String>,
+    #[arg(long)]
+    pub prefer_binary: bool,
+    #[arg(long)]
+    pub require_hashes: bool,
+    #[arg(long)]
+    pub no_build_isolation: bool,
+    #[arg(long)]
+    pub use_pep517: bool,
+    #[arg(long, value_name = "STRATEGY")]
+    pub upgrade_strategy: Option<String>,
+    #[arg(long, value_name = "SETTINGS")]
+    pub config_settings: Vec<String>,
+    #[arg(long)]
+    pub src: Option<String>,
+    /// Requirement specifiers, local project directories or distribution files.
+    #[arg(value_name = "REQUIREMENT")]
+    pub specs: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub resolve: ResolveOptions,
+    #[arg(short = 'U', long)]
+    pub upgrade: bool,
+    #[arg(long)]
+    pub force_reinstall: bool,
+    #[arg(short = 'I', long)]
+    pub ignore_installed: bool,
+    #[arg(long)]
+    pub user: bool,
+    #[arg(short = 't', long, value_name = "DIR")]
+    pub target: Option<String>,
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<String>,
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<String>,
+    #[arg(long)]
+    pub no_warn_script_location: bool,
+    #[arg(long)]
+    pub no_warn_conflicts: bool,
+    #[arg(long)]
+    pub compile: bool,
+    #[arg(long)]
+    pub no_compile: bool,
+    #[arg(long)]
+    pub break_system_packages: bool,
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DownloadArgs {
+    #[command(flatten)]
+    pub resolve: ResolveOptions,
+    #[arg(short = 'd', long = "dest", value_name = "DIR", default_value = ".")]
+    pub dest: String,
+}
+
+#[derive(Args, Debug)]
+pub struct WheelArgs {
+    #[command(flatten)]
+    pub resolve: ResolveOptions,
+    #[arg(
+        short = 'w',
+        long = "wheel-dir",
+        value_name = "DIR",
+        default_value = "."
+    )]
+    pub wheel_dir: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UninstallArgs {
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+    pub requirements: Vec<String>,
+    #[arg(long)]
+    pub break_system_packages: bool,
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long, value_name = "FORMAT", default_value = "columns")]
+    pub format: String,
+    #[arg(short = 'o', long)]
+    pub outdated: bool,
+    #[arg(short = 'u', long)]
+    pub uptodate: bool,
+    #[arg(long)]
+    pub user: bool,
+    #[arg(long)]
+    pub not_required: bool,
+    #[arg(short = 'e', long)]
+    pub editable: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FreezeArgs {
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub user: bool,
+    #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+    pub requirements: Vec<String>,
+    #[arg(long, value_name = "PACKAGE")]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[arg(short = 'f', long)]
+    pub files: bool,
+    pub names: Vec<String>,
+}
+
+/// The Python packages of one build: the store they live in, the lock it follows, and
+/// every file its pip commands used (for the record and `--write-lock`).
+pub struct PythonPackages {
+    pub store: crate::store::Store,
+    /// No index requests at all: everything must already be in the store.
+    pub offline: bool,
+    /// The pins of `wasmbuild.lock`, when the build has one.
+    pub locked: Vec<Pin>,
+    /// The lock file's name as the user sees it, for messages.
+    pub lock_name: Option<String>,
+    used: Mutex<BTreeMap<String, Pin>>,
+    failures: Mutex<Vec<String>>,
+}
+
+impl PythonPackages {
+    pub fn new(store: crate::store::Store, offline: bool) -> Self {
+        PythonPackages {
+            store,
+            offline,
+            locked: Vec::new(),
+            lock_name: None,
+            used: Mutex::new(BTreeMap::new()),
+            failures: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Notes files a command installed or downloaded.
+    pub fn note_used(&self, pins: &[Pin]) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        for pin in pins {
+            used.insert(pin.name.clone(), pin.clone());
+        }
+    }
+
+    /// Notes why a pip command failed (one line), for the build record.
+    pub fn note_failure(&self, line: String) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+
+    /// Every file the build's pip commands used, by project name.
+    pub fn used(&self) -> Vec<Pin> {
+        self.used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn failures(&self) -> Vec<String> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn pip_and_python_dash_m_are_host_commands() {
+        assert_eq!(
+            host_command(&argv("pip install x")),
+            Some(HostCommand::Pip(argv("install x")))
+        );
+        assert_eq!(
+            host_command(&argv("/opt/runtimes/python/bin/pip3 list")),
+            Some(HostCommand::Pip(argv("list")))
+        );
+        assert_eq!(
+            host_command(&argv("python3 -u -m pip install -r r.txt")),
+            Some(HostCommand::Pip(argv("install -r r.txt")))
+        );
+        assert_eq!(
+            host_command(&argv("python -mbuild --wheel")),
+            Some(HostCommand::Build(argv("--wheel")))
+        );
+        assert_eq!(
+            host_command(&argv("python -m venv .venv")),
+            Some(HostCommand::Venv(argv(".venv")))
+        );
+        assert_eq!(host_command(&argv("python -m pytest")), None);
+        assert_eq!(host_command(&argv("python script.py -m pip")), None);
+        assert_eq!(host_command(&argv("python -c pass")), None);
+    }
+
+    #[test]
+    fn pip_command_lines_parse() {
+        let cli = PipCli::try_parse_from(argv(
+            "install -q --no-cache-dir -r requirements.txt -e . pytest==8.3.4 --index-url http://x/simple",
+        ))
+        .unwrap();
+        let Some(PipCommand::Install(install)) = cli.command else {
+            panic!("not install")
+        };
+        assert_eq!(install.resolve.requirements, ["requirements.txt"]);
+        assert_eq!(install.resolve.editable, ["."]);
+        assert_eq!(install.resolve.specs, ["pytest==8.3.4"]);
+        assert_eq!(
+            install.resolve.index.index_url.as_deref(),
+            Some("http://x/simple")
+        );
+        assert_eq!(cli.global.quiet, 1);
+        let cli = PipCli::try_parse_from(argv("wheel . -w dist --no-deps")).unwrap();
+        assert!(
+            matches!(cli.command, Some(PipCommand::Wheel(w)) if w.wheel_dir == "dist" && w.resolve.no_deps)
+        );
+        assert!(
+            PipCli::try_parse_from(argv("--version"))
+                .unwrap()
+                .global
+                .version
+        );
+        assert!(PipCli::try_parse_from(argv("install --frobnicate x")).is_err());
+    }
+}
