@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::python::pip::{self, PythonPackages};
 use crate::runtime::{InstalledBundle, Recipe, RuntimeError, Runtimes};
 use crate::sandbox::{
     Determinism, GuestCommand, GuestExit, GuestInput, GuestOutput, Layout, Sandbox, SandboxError,
@@ -255,6 +256,9 @@ pub struct ImageRunner {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Set for reproducible builds: every program sees virtual time and seeded randomness.
     pub determinism: Option<Determinism>,
+    /// The build's Python packages: with them, `pip` and `python -m pip|build|venv` run
+    /// on the host (`python::pip`).
+    pub packages: Option<Arc<PythonPackages>>,
 }
 
 /// What became of a program run.
@@ -267,6 +271,16 @@ pub enum ProgramOutcome {
 }
 
 impl ImageRunner {
+    /// Where `pip` appears in the guest, when this runner serves it: the python bundle's
+    /// `bin`, beside the interpreter.
+    fn pip_command(&self, name: &str) -> Option<String> {
+        if self.packages.is_none() || !pip::is_pip_name(name) {
+            return None;
+        }
+        let python = self.image.program_guest_path("python3")?;
+        Some(format!("{}/{name}", python.rsplit_once('/')?.0))
+    }
+
     pub fn new(sandbox: Arc<Sandbox>, image: Arc<Image>, mut layout: Layout) -> Self {
         image.mount(&mut layout);
         ImageRunner {
@@ -276,6 +290,7 @@ impl ImageRunner {
             deadline: None,
             cancel: None,
             determinism: None,
+            packages: None,
         }
     }
 
@@ -365,11 +380,13 @@ impl ImageRunner {
 /// command's stderr and a status; only a broken bundle is a fault of wasmbuild.
 impl ProgramHost for ImageRunner {
     fn has_program(&self, name: &str) -> bool {
-        self.image.program(name).is_some()
+        self.image.program(name).is_some() || self.pip_command(name).is_some()
     }
 
     fn program_path(&self, name: &str) -> Option<String> {
-        self.image.program_guest_path(name)
+        self.image
+            .program_guest_path(name)
+            .or_else(|| self.pip_command(name))
     }
 
     fn run(&self, program: Program, invocation: Invocation) -> Result<i32, HostError> {
@@ -392,6 +409,13 @@ impl ProgramHost for ImageRunner {
             terminal: [false; 3],
         };
         let name = argv.first().cloned().unwrap_or_default();
+        if let (Program::Image(_), Some(packages)) = (&program, &self.packages)
+            && self.image.program("python3").is_some()
+            && let Some(command) = pip::host_command(&argv)
+        {
+            let mut io = io;
+            return Ok(pip::run(self, packages, command, &env, &cwd, &mut io));
+        }
         let outcome = match &program {
             Program::Image(_) => self
                 .run_command(argv, env, &cwd, io)

@@ -32,9 +32,11 @@ pub use log::BuildLog;
 pub use record::{BuildRecord, Status};
 
 use record::{
-    Environment, EnvironmentVariable, Logs, NameValue, PhaseContext, PhaseRecord, StoreRecord,
-    record_time,
+    Environment, EnvironmentVariable, Logs, NameValue, PhaseContext, PhaseRecord, PythonRecord,
+    StoreRecord, record_time,
 };
+
+use crate::python::pip::PythonPackages;
 
 /// Everything a build is asked to do.
 pub struct BuildRequest {
@@ -66,6 +68,19 @@ pub struct BuildRequest {
     /// Whether the buildspec's cache is restored and saved (`verify` keeps its two builds
     /// independent by turning it off).
     pub use_cache: bool,
+    /// How pip commands get their packages.
+    pub python: PythonOptions,
+}
+
+/// How the build's pip commands get their packages.
+#[derive(Debug, Clone, Default)]
+pub struct PythonOptions {
+    /// From the store only: no index is asked.
+    pub offline: bool,
+    /// The pins of the build's lock (`wasmbuild.lock` beside the buildspec).
+    pub locked: Vec<crate::python::Pin>,
+    /// The lock's name as the user sees it.
+    pub lock_name: Option<String>,
 }
 
 /// What a build runs with.
@@ -277,6 +292,8 @@ struct Build<'a> {
     /// Digests of the build's inputs, for a deterministic build's seed.
     seed_material: Vec<String>,
     cache_state: cache::CacheState,
+    /// The build's pip: its store, lock and what it installed.
+    python: Arc<PythonPackages>,
 }
 
 /// Runs the build to its end and returns its record (also written as `build.json`).
@@ -327,8 +344,12 @@ pub fn run(
             record: keep::record_ref(&request.project, request.build_number),
             artifacts: Vec::new(),
         }),
+        python: None,
         secret_mask: Default::default(),
     };
+    let mut python = PythonPackages::new(services.runtimes.store().clone(), request.python.offline);
+    python.locked = request.python.locked.clone();
+    python.lock_name = request.python.lock_name.clone();
     let mut build = Build {
         request,
         services,
@@ -342,6 +363,7 @@ pub fn run(
         shells: None,
         seed_material: Vec::new(),
         cache_state: Default::default(),
+        python: Arc::new(python),
     };
     build.run(start);
     build.record
@@ -773,6 +795,7 @@ impl Build<'_> {
         let mut runner = ImageRunner::new(self.services.sandbox.clone(), image.clone(), layout);
         runner.deadline = Some(deadline);
         runner.cancel = Some(self.control.cancel.clone());
+        runner.packages = Some(self.python.clone());
         if let Some(epoch) = self.request.source_date_epoch {
             runner.determinism = Some(Determinism {
                 source_date_epoch: epoch,
@@ -1006,6 +1029,16 @@ impl Build<'_> {
         }
         self.shells = None;
         self.workspace = None;
+        let packages = self.python.used();
+        let failures = self.python.failures();
+        if !packages.is_empty() || !failures.is_empty() || self.python.lock_name.is_some() {
+            self.record.python = Some(PythonRecord {
+                packages,
+                lock: self.python.lock_name.clone(),
+                offline: self.python.offline,
+                failures,
+            });
+        }
         PhaseEnd::ok()
     }
 

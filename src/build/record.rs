@@ -138,6 +138,9 @@ pub struct BuildRecord {
     /// Where the build is kept in the store (its record and artifact trees).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreRecord>,
+    /// The Python distributions the build's pip commands installed or downloaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonRecord>,
     /// The build's secrets, masked by [`BuildRecord::to_json`]; never serialized.
     #[serde(skip)]
     pub secret_mask: Arc<SecretMask>,
@@ -156,6 +159,20 @@ impl BuildRecord {
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(&self.to_json()).unwrap_or_default()
     }
+}
+
+/// What the build's pip commands did: every distribution file, pinned by hash (the
+/// content of a `wasmbuild.lock`), and why a pip command failed, if one did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PythonRecord {
+    pub packages: Vec<crate::python::Pin>,
+    /// The lock the build followed (`wasmbuild.lock`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    pub offline: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }
 
 /// The store references of a build.

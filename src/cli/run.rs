@@ -263,6 +263,7 @@ pub fn prepare(
         source_date_epoch,
         copy_order: Default::default(),
         use_cache: true,
+        python: Default::default(),
     };
     let services = BuildServices {
         runtimes,

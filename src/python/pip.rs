@@ -8,7 +8,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use std::io::Write;
+
 use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::image::{ImageRunner, ProgramIo};
 
 use super::Pin;
 
@@ -353,6 +357,23 @@ impl PythonPackages {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// Runs a host command for the guest: pip's output goes to the command's stdout and
+/// stderr, failures end in a one-line `ERROR:` and status 1 (2 for a bad command line).
+pub fn run(
+    runner: &ImageRunner,
+    packages: &PythonPackages,
+    command: HostCommand,
+    env: &[(String, String)],
+    cwd: &str,
+    io: &mut ProgramIo,
+) -> i32 {
+    let _ = (runner, env, cwd);
+    let line = format!("{command:?}: not implemented yet");
+    let _ = writeln!(io.stderr, "ERROR: {line}");
+    packages.note_failure(line);
+    1
 }
 
 #[cfg(test)]
