@@ -13,6 +13,7 @@
 //! surface the shell reaches).
 
 pub mod pip;
+pub mod venv;
 
 use serde::{Deserialize, Serialize};
 

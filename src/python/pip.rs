@@ -369,7 +369,20 @@ pub fn run(
     cwd: &str,
     io: &mut ProgramIo,
 ) -> i32 {
-    let _ = (runner, env, cwd);
+    let _ = env;
+    let command = match command {
+        HostCommand::Venv(args) => {
+            return super::venv::run(&runner.layout, &args, cwd, &mut io.stderr);
+        }
+        HostCommand::Ensurepip => {
+            let _ = writeln!(
+                io.stdout,
+                "pip is provided by wasmbuild: it runs on the host and installs from the store"
+            );
+            return 0;
+        }
+        command => command,
+    };
     let line = format!("{command:?}: not implemented yet");
     let _ = writeln!(io.stderr, "ERROR: {line}");
     packages.note_failure(line);

@@ -25,6 +25,7 @@ mod tests;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+pub(crate) use expand::shell_quote;
 pub use fs::{GuestFs, GuestFsError};
 pub use host::{HostError, Input, Invocation, Output, Program, ProgramHost};
 pub use limits::{JobsStopped, ShellLimits};
