@@ -6,10 +6,10 @@ builds. WASI has no users and no dup, so:
 - os.getuid/geteuid/getgid/getegid/getgroups/getlogin answer as root, os.umask keeps a
   mask (022) it cannot apply, and `pwd` / `grp` stand-ins (used only if the interpreter
   has none) know that one user and group;
-- os.dup(fd) opens /dev/fd/<fd>, which wasmbuild's sandbox answers with a real duplicate
-  (one open file: offset and flags shared), and os.dup2(fd, fd2) is a link from
-  /dev/fd/<fd> to /dev/fd/<fd2>, which the sandbox turns into dup2. So pytest's default
-  fd capture and faulthandler work.
+- os.dup(fd) is openat(fd, "."), which wasmbuild's sandbox answers, for a descriptor that
+  is no directory, with a real duplicate (one open file: offset and flags shared), and
+  os.dup2(fd, fd2) is linkat(fd, ".", fd2, "."), which the sandbox turns into dup2. So
+  pytest's default fd capture and faulthandler work.
 """
 
 import os as _os
@@ -172,31 +172,34 @@ def _install_grp():
 
 
 def _install_dup():
-    import errno
-
-    _open = _os.open
+    # The interpreter keeps its standard library in wasi-vfs, which gives descriptors
+    # numbers of its own: the requests name descriptors as descriptors (dir_fd), never as
+    # /dev/fd/<n> paths, so wasi-vfs hands the sandbox its numbers.
+    from errno import EBADF
 
     def _fd(fd):
-        fd = fd.__index__() if not isinstance(fd, int) else fd
+        fd = fd.__index__()
         if fd < 0:
-            raise OSError(errno.EBADF, _os.strerror(errno.EBADF))
+            raise OSError(EBADF, _os.strerror(EBADF))
         return fd
 
     def dup(fd, /):
-        """Return a duplicate of a file descriptor (the lowest free number)."""
-        fd = _fd(fd)
+        """Return a duplicate of a file descriptor."""
         try:
-            return _open("/dev/fd/%d" % fd, _os.O_RDONLY)
-        except FileNotFoundError:
-            raise OSError(errno.EBADF, _os.strerror(errno.EBADF)) from None
+            return _os.open(".", _os.O_RDONLY, dir_fd=_fd(fd))
+        except OSError as e:
+            raise OSError(e.errno, _os.strerror(e.errno)) from None
 
     def dup2(fd, fd2, inheritable=True):
         """Duplicate file descriptor fd to fd2, closing fd2 first if open."""
         fd, fd2 = _fd(fd), _fd(fd2)
         try:
-            _os.link("/dev/fd/%d" % fd, "/dev/fd/%d" % fd2)
-        except FileNotFoundError:
-            raise OSError(errno.EBADF, _os.strerror(errno.EBADF)) from None
+            if fd == fd2:
+                _os.fstat(fd)
+            else:
+                _os.link(".", ".", src_dir_fd=fd, dst_dir_fd=fd2)
+        except OSError as e:
+            raise OSError(e.errno, _os.strerror(e.errno)) from None
         return fd2
 
     dup.__module__ = dup2.__module__ = "os"
@@ -208,5 +211,5 @@ if _sys.platform == "wasi":
     _install_ids()
     _install_pwd()
     _install_grp()
-    if hasattr(_os, "link"):
+    if _os.open in _os.supports_dir_fd and _os.link in _os.supports_dir_fd:
         _install_dup()

@@ -5,11 +5,15 @@
 //! virtual `/dev` directories. Owning the numbers gives the guest what WASI lacks:
 //!
 //! - `dup`: several guest numbers may name one WASI descriptor (shared offset and flags, as
-//!   on Linux); it is closed when the last of them is. Opening `/dev/fd/N` (and
-//!   `/dev/stdin|stdout|stderr`, which are fd 0, 1, 2) is a dup of N.
-//! - `dup2`: `path_link("/dev/fd/N", "/dev/fd/M")` (`os.link` in the guest) makes M another
-//!   name of N, closing what M named; `fd_renumber` moves N to M. New numbers are the
-//!   lowest free ones, as POSIX requires.
+//!   on Linux); it is closed when the last of them is. `path_open(N, ".")` where N is no
+//!   directory (`openat(N, ".")`, an error in WASI) is `dup(N)`, and so is opening
+//!   `/dev/fd/N` (and `/dev/stdin|stdout|stderr`, which are fd 0, 1, 2).
+//! - `dup2`: `path_link(N, ".", M, ".")` (`linkat(N, ".", M, ".")`, an error in WASI) and
+//!   `path_link("/dev/fd/N", "/dev/fd/M")` make M another name of N, closing what M named;
+//!   `fd_renumber` moves N to M. New numbers are the lowest free ones, as POSIX requires.
+//!   The `.` forms pass descriptors as descriptors, so a guest that renumbers them itself
+//!   (CPython's WASI build keeps its standard library in wasi-vfs, which does) still
+//!   reaches the right one; the `/dev/fd` forms name this table's numbers.
 //! - `/dev`, preopened after the mounts: `null` (reads end, writes are counted and
 //!   dropped), `zero`, `random` and `urandom` (read through WASI's `random_get`, so
 //!   `--deterministic` seeds them as it seeds the guest's random numbers), `stdin`,
@@ -56,7 +60,11 @@ const NOTCAPABLE: i32 = 76;
 
 // File types.
 const FILETYPE_UNKNOWN: u8 = 0;
-const FILETYPE_CHARACTER_DEVICE: u8 = 2;
+const FILETYPE_REGULAR_FILE: u8 = 4;
+/// What the devices say they are. Not character devices: programs built with Rust's std for
+/// WASI (the toolbox's `cat`, `cp`) know no such type and refuse it, so the devices are
+/// empty regular files to `stat`, which every program reads (and writes) as it should.
+const FILETYPE_DEVICE: u8 = FILETYPE_REGULAR_FILE;
 const FILETYPE_DIRECTORY: u8 = 3;
 
 // `path_open` flags.
@@ -301,9 +309,7 @@ fn below(caller: &mut Caller<'_, GuestState>, lower: &Lower) -> wasmtime::Result
         .ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
     let mut imports: Vec<wasmtime::Extern> = vec![memory.into()];
     for (name, _) in FORWARDED {
-        imports.push(lower.linker.get(&mut *caller, WASI, name).ok_or_else(|| {
-            wasmtime::Error::msg(format!("WASI function {name} is not linked"))
-        })?);
+        imports.push(lower.linker.get(&mut *caller, WASI, name)?);
     }
     let instance = Instance::new(&mut *caller, &lower.forwarder, &imports)?;
     let below = Arc::new(Below::new(caller, instance, memory)?);
@@ -369,21 +375,21 @@ enum Node {
 /// Names of `/dev`, in listing order, with their `d_type`.
 const DEV_ENTRIES: [(&str, Node, u8); 8] = [
     ("fd", Node::Dir { fd_dir: true }, FILETYPE_DIRECTORY),
-    ("null", Node::Device(Device::Null), FILETYPE_CHARACTER_DEVICE),
+    ("null", Node::Device(Device::Null), FILETYPE_DEVICE),
     (
         "random",
         Node::Device(Device::Random),
-        FILETYPE_CHARACTER_DEVICE,
+        FILETYPE_DEVICE,
     ),
-    ("stderr", Node::Fd(2), FILETYPE_CHARACTER_DEVICE),
-    ("stdin", Node::Fd(0), FILETYPE_CHARACTER_DEVICE),
-    ("stdout", Node::Fd(1), FILETYPE_CHARACTER_DEVICE),
+    ("stderr", Node::Fd(2), FILETYPE_UNKNOWN),
+    ("stdin", Node::Fd(0), FILETYPE_UNKNOWN),
+    ("stdout", Node::Fd(1), FILETYPE_UNKNOWN),
     (
         "urandom",
         Node::Device(Device::URandom),
-        FILETYPE_CHARACTER_DEVICE,
+        FILETYPE_DEVICE,
     ),
-    ("zero", Node::Device(Device::Zero), FILETYPE_CHARACTER_DEVICE),
+    ("zero", Node::Device(Device::Zero), FILETYPE_DEVICE),
 ];
 
 /// Resolves `path` from `/dev` (or `/dev/fd`). `..` may not leave `/dev`.
@@ -452,7 +458,7 @@ fn filestat(inode: u64, filetype: u8) -> [u8; 64] {
 /// The `filestat` of a slot that is not a WASI descriptor.
 fn virtual_filestat(slot: Slot) -> [u8; 64] {
     match slot {
-        Slot::Device(device) => filestat(device.inode(), FILETYPE_CHARACTER_DEVICE),
+        Slot::Device(device) => filestat(device.inode(), FILETYPE_DEVICE),
         Slot::Dir { fd_dir, .. } => filestat(10 + u64::from(fd_dir), FILETYPE_DIRECTORY),
         Slot::Wasi(_) | Slot::Free => filestat(0, FILETYPE_UNKNOWN),
     }
@@ -681,7 +687,7 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>, forwarder: Module) -> wasm
                                                     slot,
                                                     (buf,)| {
         let kind = match slot {
-            Slot::Device(_) => FILETYPE_CHARACTER_DEVICE,
+            Slot::Device(_) => FILETYPE_DEVICE,
             _ => FILETYPE_DIRECTORY,
         };
         answer(caller, below, buf, &fdstat(kind))
@@ -949,6 +955,32 @@ fn place(
     Ok(SUCCESS)
 }
 
+/// Whether the guest path (`ptr`, `len`) is `.`.
+fn is_dot(caller: &Caller<'_, GuestState>, below: &Below, ptr: i32, len: i32) -> bool {
+    len == 1 && read_bytes(below.memory.data(caller), ptr, 1) == Some(b".")
+}
+
+/// `dup`: a new guest number, the lowest free, for what `slot` names, written at `out`.
+fn duplicate(
+    caller: &mut Caller<'_, GuestState>,
+    below: &Below,
+    slot: Slot,
+    out: i32,
+) -> wasmtime::Result<i32> {
+    if read_u32(below.memory.data(&*caller), out).is_none() {
+        return Ok(FAULT);
+    }
+    let table = &mut caller.data_mut().fds;
+    table.share(slot);
+    match table.insert(slot) {
+        Some(fd) => answer(caller, below, out, &fd.to_le_bytes()),
+        None => {
+            close_slot(caller, below, slot)?;
+            Ok(MFILE)
+        }
+    }
+}
+
 /// A WASI descriptor made by the layer below, at `out` in memory: given the lowest free
 /// guest number, which replaces it at `out`.
 fn adopt(caller: &mut Caller<'_, GuestState>, below: &Below, out: i32) -> wasmtime::Result<i32> {
@@ -1009,13 +1041,26 @@ fn shadow_open(linker: &mut Linker<GuestState>, lower: &Arc<Lower>) -> wasmtime:
                         out,
                     );
                     let errno = below.path_open.call(&mut caller, args)?;
-                    if errno != SUCCESS {
-                        return Ok(errno);
+                    match errno {
+                        SUCCESS => adopt(&mut caller, &below, out),
+                        // `.` of something that is no directory: a dup (see the top).
+                        NOTDIR | BADF
+                            if oflags & OFLAGS_DIRECTORY == 0
+                                && is_dot(&caller, &below, path, len) =>
+                        {
+                            duplicate(&mut caller, &below, slot, out)
+                        }
+                        errno => Ok(errno),
                     }
-                    adopt(&mut caller, &below, out)
                 }
                 Slot::Free => Ok(BADF),
-                Slot::Device(_) => Ok(NOTDIR),
+                device @ Slot::Device(_) => {
+                    if oflags & OFLAGS_DIRECTORY == 0 && is_dot(&caller, &below, path, len) {
+                        duplicate(&mut caller, &below, device, out)
+                    } else {
+                        Ok(NOTDIR)
+                    }
+                }
                 dir @ Slot::Dir { .. } => {
                     let creat = oflags & OFLAGS_CREAT != 0;
                     let node = match resolve_at(&caller, &below, dir, path, len) {
@@ -1121,6 +1166,20 @@ fn shadow_link(linker: &mut Linker<GuestState>, lower: &Arc<Lower>) -> wasmtime:
             let table = &caller.data().fds;
             let (old_slot, new_slot) = (table.slot(old_fd), table.slot(new_fd));
             let below = below(&mut caller, &lower)?;
+            if old_slot != Slot::Free
+                && is_dot(&caller, &below, old, old_len)
+                && is_dot(&caller, &below, new, new_len)
+            {
+                // `.` of one descriptor linked to `.` of another: dup2 (see the top).
+                if old_fd == new_fd {
+                    return Ok(SUCCESS);
+                }
+                if new_fd as u32 as usize >= MAX_FDS {
+                    return Ok(BADF);
+                }
+                caller.data_mut().fds.share(old_slot);
+                return place(&mut caller, &below, new_fd as u32, old_slot);
+            }
             match (old_slot, new_slot) {
                 (Slot::Free, _) | (_, Slot::Free) => Ok(BADF),
                 (Slot::Wasi(a), Slot::Wasi(b)) => below.path_link.call(
