@@ -66,7 +66,8 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-const DEV_LISTING: &str = "['fd', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']";
+const DEV_LISTING: &str =
+    "['fd', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']";
 
 #[test]
 fn dev_files_exist_and_behave_for_python() {
@@ -329,9 +330,15 @@ fn host_dev_entries_are_not_reachable() {
         "ls /dev/shm; echo shm=$?; cat /dev/tty; echo tty=$?; ls /dev/sda; echo sda=$?",
     );
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("shm=1") || stdout.contains("shm=2"), "{stdout}");
+    assert!(
+        stdout.contains("shm=1") || stdout.contains("shm=2"),
+        "{stdout}"
+    );
     assert!(stdout.contains("tty=1"), "{stdout}");
-    assert!(stdout.contains("sda=1") || stdout.contains("sda=2"), "{stdout}");
+    assert!(
+        stdout.contains("sda=1") || stdout.contains("sda=2"),
+        "{stdout}"
+    );
     assert!(names(src.path()).is_empty());
 }
 

@@ -109,7 +109,10 @@ enum Slot {
     Wasi(u32),
     Device(Device),
     /// `/dev` (or `/dev/fd` when `fd_dir`); `preopen` for the one wasi-libc finds at start.
-    Dir { fd_dir: bool, preopen: bool },
+    Dir {
+        fd_dir: bool,
+        preopen: bool,
+    },
 }
 
 /// The guest's descriptors (see the module's comment).
@@ -366,7 +369,9 @@ fn iovecs(data: &[u8], iovs: i32, count: i32) -> Option<Vec<(u32, u32)>> {
 /// What a path below `/dev` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Node {
-    Dir { fd_dir: bool },
+    Dir {
+        fd_dir: bool,
+    },
     Device(Device),
     /// `/dev/fd/N`, `/dev/stdin` (0), `/dev/stdout` (1), `/dev/stderr` (2).
     Fd(u32),
@@ -376,19 +381,11 @@ enum Node {
 const DEV_ENTRIES: [(&str, Node, u8); 8] = [
     ("fd", Node::Dir { fd_dir: true }, FILETYPE_DIRECTORY),
     ("null", Node::Device(Device::Null), FILETYPE_DEVICE),
-    (
-        "random",
-        Node::Device(Device::Random),
-        FILETYPE_DEVICE,
-    ),
+    ("random", Node::Device(Device::Random), FILETYPE_DEVICE),
     ("stderr", Node::Fd(2), FILETYPE_UNKNOWN),
     ("stdin", Node::Fd(0), FILETYPE_UNKNOWN),
     ("stdout", Node::Fd(1), FILETYPE_UNKNOWN),
-    (
-        "urandom",
-        Node::Device(Device::URandom),
-        FILETYPE_DEVICE,
-    ),
+    ("urandom", Node::Device(Device::URandom), FILETYPE_DEVICE),
     ("zero", Node::Device(Device::Zero), FILETYPE_DEVICE),
 ];
 
@@ -428,7 +425,11 @@ fn resolve(fd_dir: bool, path: &[u8]) -> Result<Node, i32> {
 
 /// A descriptor number as `/dev/fd` spells it (decimal, no sign or leading zeros).
 fn parse_fd(name: &[u8]) -> Option<u32> {
-    if name.is_empty() || name.len() > 9 || (name.len() > 1 && name[0] == b'0') {
+    if name.is_empty()
+        || name.len() > 9
+        || (name.len() > 1 && name[0] == b'0')
+        || !name.iter().all(u8::is_ascii_digit)
+    {
         return None;
     }
     std::str::from_utf8(name).ok()?.parse().ok()
@@ -610,7 +611,11 @@ fn dev_listing(table: &FdTable, fd_dir: bool, cookie: u64, cap: usize) -> Vec<u8
     if fd_dir {
         for (fd, slot) in table.slots.iter().enumerate() {
             if *slot != Slot::Free {
-                entries.push((fd.to_string().into_bytes(), 100 + fd as u64, FILETYPE_UNKNOWN));
+                entries.push((
+                    fd.to_string().into_bytes(),
+                    100 + fd as u64,
+                    FILETYPE_UNKNOWN,
+                ));
             }
         }
     } else {
@@ -1186,9 +1191,12 @@ fn shadow_link(linker: &mut Linker<GuestState>, lower: &Arc<Lower>) -> wasmtime:
                     &mut caller,
                     (a as i32, flags, old, old_len, b as i32, new, new_len),
                 ),
-                (old_dir @ Slot::Dir { .. }, new_dir @ Slot::Dir { .. }) => {
-                    dup2(&mut caller, &below, [old_dir, new_dir], [old, old_len, new, new_len])
-                }
+                (old_dir @ Slot::Dir { .. }, new_dir @ Slot::Dir { .. }) => dup2(
+                    &mut caller,
+                    &below,
+                    [old_dir, new_dir],
+                    [old, old_len, new, new_len],
+                ),
                 (Slot::Device(_), _) | (_, Slot::Device(_)) => Ok(NOTDIR),
                 _ => Ok(XDEV),
             }
@@ -1285,11 +1293,13 @@ fn shadow_symlink(linker: &mut Linker<GuestState>, lower: &Arc<Lower>) -> wasmti
                     .call(&mut caller, (old, old_len, inner as i32, new, new_len)),
                 Slot::Free => Ok(BADF),
                 Slot::Device(_) => Ok(NOTDIR),
-                dir @ Slot::Dir { .. } => Ok(match resolve_at(&caller, &below, dir, new, new_len) {
-                    Ok(_) => EXIST,
-                    Err(NOENT) => ROFS,
-                    Err(errno) => errno,
-                }),
+                dir @ Slot::Dir { .. } => {
+                    Ok(match resolve_at(&caller, &below, dir, new, new_len) {
+                        Ok(_) => EXIST,
+                        Err(NOENT) => ROFS,
+                        Err(errno) => errno,
+                    })
+                }
             }
         },
     )?;
@@ -1392,11 +1402,22 @@ mod tests {
         assert_eq!(resolve(false, b"./zero"), Ok(Node::Device(Device::Zero)));
         assert_eq!(resolve(false, b"stdout"), Ok(Node::Fd(1)));
         assert_eq!(resolve(false, b"fd/12"), Ok(Node::Fd(12)));
-        assert_eq!(resolve(false, b"fd/../null"), Ok(Node::Device(Device::Null)));
+        assert_eq!(
+            resolve(false, b"fd/../null"),
+            Ok(Node::Device(Device::Null))
+        );
         assert_eq!(resolve(true, b"3"), Ok(Node::Fd(3)));
         assert_eq!(resolve(false, b""), Ok(Node::Dir { fd_dir: false }));
         assert_eq!(resolve(false, b"fd/"), Ok(Node::Dir { fd_dir: true }));
-        for missing in [&b"sda"[..], b"tty", b"shm", b"fd/x", b"fd/01", b"fd/-1", b"fd/+1"] {
+        for missing in [
+            &b"sda"[..],
+            b"tty",
+            b"shm",
+            b"fd/x",
+            b"fd/01",
+            b"fd/-1",
+            b"fd/+1",
+        ] {
             assert_eq!(resolve(false, missing), Err(NOENT), "{missing:?}");
         }
         assert_eq!(resolve(false, b".."), Err(NOTCAPABLE));
