@@ -9,3 +9,6 @@ if _pwd and _pwd.startswith("/"):
     except OSError:
         pass
 del _os, _pwd
+
+# /dev, dup/dup2 and the build user (uid 0, root): see wasmbuild_posix.py.
+import wasmbuild_posix  # noqa: E402,F401

@@ -5,6 +5,7 @@
 
 mod code_cache;
 mod determinism;
+mod fds;
 mod interrupt;
 pub mod layout;
 mod stdio;
@@ -192,6 +193,8 @@ pub struct GuestState {
     clocks: GuestClocks,
     /// WASI's own `poll_oneoff`, made on first need (see `interrupt`).
     poll_original: Option<wasmtime::TypedFunc<(i32, i32, i32, i32), i32>>,
+    /// The guest's descriptor numbers and its `/dev` (see `fds`).
+    fds: fds::FdTable,
 }
 
 struct GuestLimits {
@@ -241,7 +244,11 @@ impl std::error::Error for Interrupted {}
 /// The process's sandbox: engine, WASI linker, compiled-code cache, loaded modules.
 pub struct Sandbox {
     engine: Engine,
+    /// WASI with the deadline-aware `poll_oneoff`: what the deterministic wrappers call.
+    base_linker: Linker<GuestState>,
+    /// What guests are linked against: `base_linker` under the descriptor table.
     linker: Linker<GuestState>,
+    /// The same with the deterministic wrappers between the two.
     sorted_linker: Linker<GuestState>,
     interposer: Module,
     code_cache: Option<CodeCache>,
@@ -263,11 +270,19 @@ impl Sandbox {
         // Sleeps wake at the deadline and on cancel.
         let poll_interposer = Module::new(&engine, interrupt::POLL_INTERPOSER)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        let mut linker = raw_linker.clone();
-        interrupt::shadow_poll(&mut linker, raw_linker, poll_interposer)
+        let mut base_linker = raw_linker.clone();
+        interrupt::shadow_poll(&mut base_linker, raw_linker, poll_interposer)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        let mut sorted_linker = linker.clone();
+        let mut sorted_linker = base_linker.clone();
         determinism::shadow(&mut sorted_linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
+        // The guest's own descriptor numbers and /dev, over everything else.
+        let forwarder = Module::new(&engine, fds::forwarder_wat())
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let mut linker = base_linker.clone();
+        fds::shadow(&mut linker, forwarder.clone())
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        fds::shadow(&mut sorted_linker, forwarder)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let interposer = Module::new(&engine, determinism::INTERPOSER)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         start_epoch_ticker(&engine);
@@ -277,6 +292,7 @@ impl Sandbox {
             .map(|dir| CodeCache::new(dir, &engine));
         Ok(Sandbox {
             engine,
+            base_linker,
             linker,
             sorted_linker,
             interposer,
@@ -296,7 +312,9 @@ impl Sandbox {
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         let mut pooling = PoolingAllocationConfig::default();
         pooling
-            .total_core_instances(MAX_CONCURRENT_INSTANCES)
+            // Each guest is its own instance plus small ones over its memory (the descriptor
+            // forwarder, the poll and deterministic interposers), which own no memory.
+            .total_core_instances(MAX_CONCURRENT_INSTANCES * 4)
             .total_memories(MAX_CONCURRENT_INSTANCES)
             .total_tables(MAX_CONCURRENT_INSTANCES)
             .max_memory_size(memory_limit.try_into().unwrap_or(usize::MAX))
@@ -486,6 +504,8 @@ impl Sandbox {
         // (`/codebuild`, `/codebuild/output`, `/opt/runtimes`), so that a guest walking up
         // from its cwd (`realpath`, `readlink -f`, `pwd -P`) finds a consistent tree and sees
         // nothing of the host. (`/` itself is not preopened: wasi-libc would tie it with `.`.)
+        // WASI numbers the preopens from 3 in this order; `/dev` comes after them.
+        let mut preopens = 0;
         let parents = Skeletons::parents(&layout);
         if !parents.is_empty() {
             let root = self.skeletons.for_layout(&layout)?;
@@ -497,6 +517,7 @@ impl Sandbox {
                         host: host.clone(),
                         reason: format!("{e:#}"),
                     })?;
+                preopens += 1;
             }
         }
         for mount in &layout.mounts {
@@ -511,6 +532,7 @@ impl Sandbox {
                     host: mount.host.clone(),
                     reason: format!("{e:#}"),
                 })?;
+            preopens += 1;
         }
         // The working directory is opened through the mount's capability (cap-std refuses
         // `..` and links that leave the mount) and handed to WASI as that very open
@@ -525,8 +547,9 @@ impl Sandbox {
             match layout.open_dir(&cwd) {
                 Ok(dir) => {
                     let host = opened_dir_path(&dir);
-                    if let Err(error) = wasi.preopened_dir(&host, ".", perms) {
-                        no_cwd(&stderr, &cwd, &error.to_string());
+                    match wasi.preopened_dir(&host, ".", perms) {
+                        Ok(_) => preopens += 1,
+                        Err(error) => no_cwd(&stderr, &cwd, &error.to_string()),
                     }
                     // `dir` is dropped only now: the preopen holds its own descriptor.
                     drop(dir);
@@ -550,6 +573,7 @@ impl Sandbox {
             stop: stop.clone(),
             clocks,
             poll_original: None,
+            fds: fds::FdTable::new(preopens),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -572,7 +596,7 @@ impl Sandbox {
                     .ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
                 let originals = determinism::Originals::instantiate(
                     &self.interposer,
-                    &self.linker,
+                    &self.base_linker,
                     &mut store,
                     memory,
                     determinism.source_date_epoch,

@@ -1,0 +1,215 @@
+"""wasmbuild's POSIX shims for CPython on WASI, imported by sitecustomize at start-up.
+
+The guest runs as the build user: root (uid 0, gid 0, home /root), as CodeBuild runs
+builds. WASI has no users and no dup, so:
+
+- os.getuid/geteuid/getgid/getegid/getgroups/getlogin answer as root, os.umask keeps a
+  mask (022) it cannot apply, and `pwd` / `grp` stand-ins (used only if the interpreter
+  has none) know that one user and group;
+- os.dup(fd) is openat(fd, "."), which wasmbuild's sandbox answers, for a descriptor that
+  is no directory, with a real duplicate (one open file: offset and flags shared), and
+  os.dup2(fd, fd2) is linkat(fd, ".", fd2, "."), which the sandbox turns into dup2. So
+  pytest's default fd capture and faulthandler work.
+"""
+
+import os as _os
+import sys as _sys
+
+_ROOT_HOME = "/root"
+
+
+def _install_ids():
+    def answer(name, value):
+        def fn():
+            return list(value) if isinstance(value, list) else value
+
+        fn.__name__ = fn.__qualname__ = name
+        fn.__module__ = "os"
+        fn.__doc__ = "Return the build user's %s (wasmbuild: root)." % name[3:]
+        return fn
+
+    for name, value in (
+        ("getuid", 0),
+        ("geteuid", 0),
+        ("getgid", 0),
+        ("getegid", 0),
+        ("getgroups", [0]),
+        ("getlogin", "root"),
+    ):
+        if not hasattr(_os, name):
+            setattr(_os, name, answer(name, value))
+    if not hasattr(_os, "umask"):
+        # WASI has no mode mask: files get the modes the host gives them. The value is
+        # kept so that the usual "set, then restore" dance reads back what it set.
+        mask = [0o022]
+
+        def umask(new, /):
+            """Set the current numeric umask and return the previous umask."""
+            old, mask[0] = mask[0], new & 0o777
+            return old
+
+        umask.__module__ = "os"
+        _os.umask = umask
+
+
+class _Struct(tuple):
+    """A tuple with named fields, as the C modules' struct sequences."""
+
+    __slots__ = ()
+    _fields = ()
+
+    def __new__(cls, values):
+        values = tuple(values)
+        if len(values) != len(cls._fields):
+            raise TypeError(
+                "%s takes a %d-sequence (%d-sequence given)"
+                % (cls.__name__, len(cls._fields), len(values))
+            )
+        return tuple.__new__(cls, values)
+
+    def __repr__(self):
+        inner = ", ".join("%s=%r" % (f, v) for f, v in zip(self._fields, self))
+        return "%s.%s(%s)" % (self._module, type(self).__name__, inner)
+
+    def __reduce__(self):
+        return (type(self), (tuple(self),))
+
+
+def _struct(module, name, fields):
+    namespace = {"__slots__": (), "_fields": fields, "_module": module}
+    for i, field in enumerate(fields):
+        namespace[field] = property(lambda self, i=i: self[i])
+    cls = type(name, (_Struct,), namespace)
+    cls.__module__ = module
+    cls.n_fields = cls.n_sequence_fields = len(fields)
+    cls.n_unnamed_fields = 0
+    return cls
+
+
+def _module(name, doc, attrs):
+    import importlib.machinery
+
+    module = type(_sys)(name, doc)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None, origin="wasmbuild")
+    module.__dict__.update(attrs)
+    _sys.modules[name] = module
+
+
+def _install_pwd():
+    try:
+        import pwd  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return
+    struct_passwd = _struct(
+        "pwd",
+        "struct_passwd",
+        ("pw_name", "pw_passwd", "pw_uid", "pw_gid", "pw_gecos", "pw_dir", "pw_shell"),
+    )
+    root = struct_passwd(("root", "x", 0, 0, "root", _ROOT_HOME, "/bin/sh"))
+
+    def getpwuid(uid):
+        if uid == 0:
+            return root
+        raise KeyError("getpwuid(): uid not found: %r" % (uid,))
+
+    def getpwnam(name):
+        if not isinstance(name, str):
+            raise TypeError("getpwnam(): argument must be str, not %s" % type(name).__name__)
+        if name == "root":
+            return root
+        raise KeyError("getpwnam(): name not found: %r" % (name,))
+
+    def getpwall():
+        return [root]
+
+    _module(
+        "pwd",
+        "The password database (wasmbuild: the build user, root, only).",
+        {
+            "struct_passwd": struct_passwd,
+            "getpwuid": getpwuid,
+            "getpwnam": getpwnam,
+            "getpwall": getpwall,
+        },
+    )
+
+
+def _install_grp():
+    try:
+        import grp  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return
+    struct_group = _struct("grp", "struct_group", ("gr_name", "gr_passwd", "gr_gid", "gr_mem"))
+    root = struct_group(("root", "x", 0, []))
+
+    def getgrgid(gid):
+        if gid == 0:
+            return root
+        raise KeyError("getgrgid(): gid not found: %r" % (gid,))
+
+    def getgrnam(name):
+        if name == "root":
+            return root
+        raise KeyError("getgrnam(): name not found: %r" % (name,))
+
+    def getgrall():
+        return [root]
+
+    _module(
+        "grp",
+        "The group database (wasmbuild: root only).",
+        {
+            "struct_group": struct_group,
+            "getgrgid": getgrgid,
+            "getgrnam": getgrnam,
+            "getgrall": getgrall,
+        },
+    )
+
+
+def _install_dup():
+    # The interpreter keeps its standard library in wasi-vfs, which gives descriptors
+    # numbers of its own: the requests name descriptors as descriptors (dir_fd), never as
+    # /dev/fd/<n> paths, so wasi-vfs hands the sandbox its numbers.
+    from errno import EBADF
+
+    def _fd(fd):
+        fd = fd.__index__()
+        if fd < 0:
+            raise OSError(EBADF, _os.strerror(EBADF))
+        return fd
+
+    def dup(fd, /):
+        """Return a duplicate of a file descriptor."""
+        try:
+            return _os.open(".", _os.O_RDONLY, dir_fd=_fd(fd))
+        except OSError as e:
+            raise OSError(e.errno, _os.strerror(e.errno)) from None
+
+    def dup2(fd, fd2, inheritable=True):
+        """Duplicate file descriptor fd to fd2, closing fd2 first if open."""
+        fd, fd2 = _fd(fd), _fd(fd2)
+        try:
+            if fd == fd2:
+                _os.fstat(fd)
+            else:
+                _os.link(".", ".", src_dir_fd=fd, dst_dir_fd=fd2)
+        except OSError as e:
+            raise OSError(e.errno, _os.strerror(e.errno)) from None
+        return fd2
+
+    dup.__module__ = dup2.__module__ = "os"
+    _os.dup = dup
+    _os.dup2 = dup2
+
+
+if _sys.platform == "wasi":
+    _install_ids()
+    _install_pwd()
+    _install_grp()
+    if _os.open in _os.supports_dir_fd and _os.link in _os.supports_dir_fd:
+        _install_dup()
