@@ -12,6 +12,8 @@
 //! (PEP 517 builds of source distributions, run in the sandbox), `pip` (the command
 //! surface the shell reaches).
 
+pub mod index;
+pub mod lock;
 pub mod pip;
 pub mod venv;
 

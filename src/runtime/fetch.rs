@@ -1,14 +1,20 @@
 //! Fetching a recipe's main module: building a crate for `wasm32-wasip1` with cargo, or
-//! taking one file out of a PyPI wheel or an npm tarball, or a local file. These are the
-//! only places wasmbuild runs host tools, and only for `wasmbuild runtime build`.
+//! taking one file out of a Python wheel or an npm tarball, or a local file. Wheels come
+//! from the package index through `python::index` (in Rust, checked against the index's
+//! sha256 and kept in the store); cargo and npm are the only host tools run, and only for
+//! `wasmbuild runtime build`.
 
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::str::FromStr;
 
 use super::RuntimeError;
 use super::recipe::{Recipe, Source};
+use crate::python::index::{Client, IndexSettings, PipIndexOptions, normalize_name};
+use crate::python::{DistFile, Index};
+use crate::store::Store;
 
 /// The WASI target bundles are compiled for.
 pub const WASI_TARGET: &str = "wasm32-wasip1";
@@ -19,6 +25,7 @@ pub fn fetch_module(
     recipe: &Recipe,
     work: &Path,
     cargo_target_dir: &Path,
+    store: &Store,
 ) -> Result<(PathBuf, String), RuntimeError> {
     match &recipe.source {
         Source::Cargo { manifest, binary } => {
@@ -28,22 +35,8 @@ pub fn fetch_module(
         Source::Pypi {
             package, member, ..
         } => {
-            run_tool(
-                Command::new(python())
-                    .args([
-                        "-m",
-                        "pip",
-                        "download",
-                        "--no-deps",
-                        "--only-binary=:all:",
-                        "-d",
-                    ])
-                    .arg(work)
-                    .arg(package),
-                "pip download",
-            )?;
-            let wheel = find_with_extension(work, "whl")?;
-            let bytes = extract_from_zip(&wheel, member)?;
+            let wheel = fetch_wheel(package, store)?;
+            let bytes = extract_from_zip_bytes(&wheel.0, &wheel.1, member)?;
             save_member(work, member, &bytes)
         }
         Source::Npm {
@@ -74,12 +67,45 @@ pub fn fetch_module(
     }
 }
 
-fn python() -> &'static str {
-    if Command::new("python3").arg("--version").output().is_ok() {
-        "python3"
-    } else {
-        "python"
-    }
+/// Downloads the wheel of `package` (`NAME==VERSION`) from the package index (the host's
+/// pip settings, as a build's `pip install` sees them with nothing set in the build) into
+/// the store; returns its bytes and file name.
+fn fetch_wheel(package: &str, store: &Store) -> Result<(Vec<u8>, String), RuntimeError> {
+    let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{package}: {e}"));
+    let (name, version) = package
+        .split_once("==")
+        .map(|(n, v)| (n.trim(), v.trim()))
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| fail(&"a pypi source must be pinned as NAME==VERSION"))?;
+    let wanted = pep440_rs::Version::from_str(version).map_err(|e| fail(&e))?;
+    let settings = IndexSettings::resolve(&|_| None, &[], &PipIndexOptions::default())
+        .map_err(|e| fail(&e))?;
+    let client = Client::new(settings, store.clone(), false).map_err(|e| fail(&e))?;
+    let files = client.project(name).map_err(|e| fail(&e))?;
+    let normalized = normalize_name(name);
+    let wheels: Vec<&DistFile> = files
+        .iter()
+        .filter(|f| {
+            let Some(stem) = f.file.strip_suffix(".whl") else {
+                return false;
+            };
+            let mut parts = stem.split('-');
+            let (Some(n), Some(v)) = (parts.next(), parts.next()) else {
+                return false;
+            };
+            normalize_name(n) == normalized
+                && pep440_rs::Version::from_str(v).is_ok_and(|v| v == wanted)
+        })
+        .collect();
+    // A universal wheel if there is one; any other is a platform wheel (the member is
+    // the same WASI module in each).
+    let wheel = wheels
+        .iter()
+        .find(|f| f.file.ends_with("-none-any.whl"))
+        .or_else(|| wheels.first())
+        .ok_or_else(|| fail(&"the index has no wheel of this version"))?;
+    let bytes = client.read(*wheel).map_err(|e| fail(&e))?;
+    Ok((bytes, wheel.file.clone()))
 }
 
 fn file_name(member: &str) -> String {
@@ -113,14 +139,16 @@ fn find_with_extension(dir: &Path, extension: &str) -> Result<PathBuf, RuntimeEr
         .ok_or_else(|| RuntimeError::Fetch(format!("no .{extension} file was downloaded")))
 }
 
-fn extract_from_zip(archive: &Path, member: &str) -> Result<Vec<u8>, RuntimeError> {
-    let fail =
-        |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{}: {e}", archive.display()));
-    let file = fs::File::open(archive).map_err(|e| fail(&e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| fail(&e))?;
-    let mut entry = zip.by_name(member).map_err(|_| {
-        RuntimeError::Fetch(format!("{} has no member {member}", archive.display()))
-    })?;
+fn extract_from_zip_bytes(
+    archive: &[u8],
+    name: &str,
+    member: &str,
+) -> Result<Vec<u8>, RuntimeError> {
+    let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{name}: {e}"));
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).map_err(|e| fail(&e))?;
+    let mut entry = zip
+        .by_name(member)
+        .map_err(|_| RuntimeError::Fetch(format!("{name} has no member {member}")))?;
     let mut bytes = Vec::new();
     entry.read_to_end(&mut bytes).map_err(|e| fail(&e))?;
     Ok(bytes)

@@ -416,8 +416,12 @@ impl Runtimes {
             recipe.name,
             source_kind(recipe)
         ));
-        let (module_path, module_name) =
-            fetch::fetch_module(recipe, work.path(), &self.store.local_dir("cargo-target"))?;
+        let (module_path, module_name) = fetch::fetch_module(
+            recipe,
+            work.path(),
+            &self.store.local_dir("cargo-target"),
+            &self.store,
+        )?;
 
         report(&format!("storing {}", module_path.display()));
         let (module_digest, module_size) = self.store.put_file(&module_path)?;

@@ -36,7 +36,7 @@ pub struct Recipe {
 pub enum Source {
     /// A crate next to the recipe, compiled for `wasm32-wasip1` by cargo.
     Cargo { manifest: String, binary: String },
-    /// A file inside a wheel fetched with `pip download`.
+    /// A file inside a wheel downloaded from the package index (`python::index`).
     Pypi {
         package: String,
         member: String,

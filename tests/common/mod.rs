@@ -109,3 +109,4 @@ impl Run {
             .map(|(_, s)| s)
     }
 }
+pub mod index;
