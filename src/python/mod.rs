@@ -102,3 +102,6 @@ pub enum PackageError {
     #[error("{0}")]
     Io(String),
 }
+
+pub mod frontend;
+pub mod wheel;
