@@ -33,7 +33,9 @@ def _native_error_class():
     extensions (`Extension(optional=True)`, projects falling back to pure Python) still
     build; when it escapes, the frontend reports it as needing native code."""
     bases = []
-    for name in ("setuptools._distutils.errors", "distutils.errors"):
+    # (`distutils` is setuptools' copy once setuptools is imported; importing
+    # `setuptools._distutils.*` by that name would load a second, unpatched copy.)
+    for name in ("distutils.errors",):
         try:
             mod = __import__(name, fromlist=["CompileError"])
         except Exception:
@@ -50,7 +52,7 @@ def _patch_setuptools():
     if "setuptools" not in sys.modules:
         return
     error = _native_error_class()
-    for name in ("setuptools.command.build_ext", "setuptools._distutils.command.build_ext"):
+    for name in ("setuptools.command.build_ext", "distutils.command.build_ext"):
         try:
             mod = __import__(name, fromlist=["build_ext"])
         except Exception:
@@ -66,7 +68,7 @@ def _patch_setuptools():
 
         cls.build_extension = build_extension
         cls._wasmbuild_patched = True
-    for name in ("setuptools._distutils.command.build_clib",):
+    for name in ("distutils.command.build_clib",):
         try:
             mod = __import__(name, fromlist=["build_clib"])
         except Exception:

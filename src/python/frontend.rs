@@ -132,8 +132,11 @@ impl BuildSystem {
 pub trait BuildEnv: Send + Sync {
     /// Installs `requirements` (PEP 508 strings) into `target`, a fresh directory of the
     /// guest's `/tmp` that the frontend puts on the build's `sys.path`.
-    fn install_requirements(&self, requirements: &[String], target: &Dir)
-    -> Result<(), PackageError>;
+    fn install_requirements(
+        &self,
+        requirements: &[String],
+        target: &Dir,
+    ) -> Result<(), PackageError>;
 }
 
 /// Which distribution a build makes.
@@ -327,7 +330,15 @@ impl<'a> Frontend<'a> {
     ) -> Result<String, PackageError> {
         let work = Scratch::new(self.runner, ".wasmbuild-pep517-")?;
         let out = format!("{}/out", work.guest());
-        let result = self.run_hooks(project, system, id, &work, "metadata", BuildKind::Wheel, &out)?;
+        let result = self.run_hooks(
+            project,
+            system,
+            id,
+            &work,
+            "metadata",
+            BuildKind::Wheel,
+            &out,
+        )?;
         result.metadata.ok_or_else(|| PackageError::Build {
             name: id.name.clone(),
             reason: "the frontend returned no metadata".into(),
@@ -392,15 +403,17 @@ impl<'a> Frontend<'a> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(PackageError::Io(format!("{project}/pyproject.toml: {e}"))),
         };
-        let mut id = sdist.and_then(sdist_name_version).unwrap_or_else(|| ProjectId {
-            name: project
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or(project)
-                .to_owned(),
-            version: "(source tree)".into(),
-        });
+        let mut id = sdist
+            .and_then(sdist_name_version)
+            .unwrap_or_else(|| ProjectId {
+                name: project
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(project)
+                    .to_owned(),
+                version: "(source tree)".into(),
+            });
         if sdist.is_none()
             && let Some(text) = &pyproject
             && let Ok(doc) = toml::from_str::<toml::Table>(text)
@@ -443,7 +456,8 @@ impl<'a> Frontend<'a> {
         out_dir: &str,
     ) -> Result<HookResult, PackageError> {
         let work_dir = work.dir()?;
-        let io_err = |what: &str, e: io::Error| PackageError::Io(format!("{}/{what}: {e}", work.guest()));
+        let io_err =
+            |what: &str, e: io::Error| PackageError::Io(format!("{}/{what}: {e}", work.guest()));
         write_new(&work_dir, "frontend.py", FRONTEND_SCRIPT.as_bytes(), 0o644)
             .map_err(|e| io_err("frontend.py", e))?;
         let build_env = if self.isolation {
@@ -473,8 +487,13 @@ impl<'a> Frontend<'a> {
                 "result": format!("{}/result-{attempt}.json", work.guest()),
             });
             let request_name = format!("request-{attempt}.json");
-            write_new(&work_dir, &request_name, request.to_string().as_bytes(), 0o644)
-                .map_err(|e| io_err(&request_name, e))?;
+            write_new(
+                &work_dir,
+                &request_name,
+                request.to_string().as_bytes(),
+                0o644,
+            )
+            .map_err(|e| io_err(&request_name, e))?;
             let output = self.run_python(
                 project,
                 vec![
@@ -550,13 +569,13 @@ impl<'a> Frontend<'a> {
             stderr: Box::new(tee),
             terminal: [false; 3],
         };
-        let outcome = self
-            .runner
-            .run_command(argv, env, cwd, io)
-            .map_err(|e| PackageError::Build {
-                name: id.name.clone(),
-                reason: e.to_string(),
-            })?;
+        let outcome =
+            self.runner
+                .run_command(argv, env, cwd, io)
+                .map_err(|e| PackageError::Build {
+                    name: id.name.clone(),
+                    reason: e.to_string(),
+                })?;
         let output = String::from_utf8_lossy(&buffer.contents()).into_owned();
         match outcome {
             ProgramOutcome::NotFound => Err(PackageError::Build {
@@ -589,7 +608,9 @@ impl<'a> Frontend<'a> {
 /// while installing build requirements names the project being built).
 fn in_build(id: &ProjectId, e: PackageError) -> PackageError {
     match e {
-        PackageError::NeedsNative { .. } | PackageError::Offline { .. } | PackageError::HashMismatch { .. } => e,
+        PackageError::NeedsNative { .. }
+        | PackageError::Offline { .. }
+        | PackageError::HashMismatch { .. } => e,
         other => PackageError::Build {
             name: id.name.clone(),
             reason: format!("installing its build requirements: {other}"),
@@ -634,14 +655,38 @@ fn failure(id: &ProjectId, result: &HookResult, (status, output): &(i32, String)
 /// Signs in a build's output that it needed a C compiler.
 fn native_in_output(output: &str) -> Option<String> {
     const SIGNS: &[(&str, &str)] = &[
-        ("Python.h", "it compiles C code against Python.h and the sandbox has no C compiler"),
-        ("command 'gcc' failed", "it runs a C compiler (gcc) and the sandbox has none"),
-        ("command 'cc' failed", "it runs a C compiler (cc) and the sandbox has none"),
-        ("command 'clang' failed", "it runs a C compiler (clang) and the sandbox has none"),
-        ("CCompilerError", "it compiles C code and the sandbox has no C compiler"),
-        ("unable to execute 'gcc'", "it runs a C compiler (gcc) and the sandbox has none"),
-        ("Cython.Compiler", "it compiles Cython code to C and the sandbox has no C compiler"),
-        ("cargo rustc", "it builds Rust code and the sandbox has no Rust compiler"),
+        (
+            "Python.h",
+            "it compiles C code against Python.h and the sandbox has no C compiler",
+        ),
+        (
+            "command 'gcc' failed",
+            "it runs a C compiler (gcc) and the sandbox has none",
+        ),
+        (
+            "command 'cc' failed",
+            "it runs a C compiler (cc) and the sandbox has none",
+        ),
+        (
+            "command 'clang' failed",
+            "it runs a C compiler (clang) and the sandbox has none",
+        ),
+        (
+            "CCompilerError",
+            "it compiles C code and the sandbox has no C compiler",
+        ),
+        (
+            "unable to execute 'gcc'",
+            "it runs a C compiler (gcc) and the sandbox has none",
+        ),
+        (
+            "Cython.Compiler",
+            "it compiles Cython code to C and the sandbox has no C compiler",
+        ),
+        (
+            "cargo rustc",
+            "it builds Rust code and the sandbox has no Rust compiler",
+        ),
     ];
     SIGNS
         .iter()
@@ -663,10 +708,11 @@ fn sdist_name_version(file: &str) -> Option<ProjectId> {
 
 /// Creates the guest directory `guest` (and its parents) through its mount's capability.
 fn create_guest_dir(runner: &ImageRunner, guest: &str) -> Result<Dir, PackageError> {
-    let (mount, rel) = runner
-        .layout
-        .resolve(guest)
-        .ok_or_else(|| PackageError::Io(format!("{guest} is not inside any directory the guest can see")))?;
+    let (mount, rel) = runner.layout.resolve(guest).ok_or_else(|| {
+        PackageError::Io(format!(
+            "{guest} is not inside any directory the guest can see"
+        ))
+    })?;
     if !mount.writable {
         return Err(PackageError::Io(format!("{guest}: read-only")));
     }
@@ -719,57 +765,67 @@ fn unpack_archive(file: &str, bytes: &[u8], dir: &Dir) -> Result<String, Package
     let mut tops = std::collections::BTreeSet::new();
     let mut total = 0u64;
     let mut members = 0usize;
-    let mut put = |path: &str, is_dir: bool, mode: u32, reader: &mut dyn Read| -> Result<(), PackageError> {
-        members += 1;
-        if members > SDIST_MEMBER_LIMIT {
-            return Err(bad(format!("more than {SDIST_MEMBER_LIMIT} members")));
-        }
-        let path = path.trim_start_matches("./").trim_end_matches('/');
-        if path.is_empty() {
-            return Ok(());
-        }
-        if path.starts_with('/')
-            || path.contains(['\\', '\0'])
-            || path.split('/').any(|c| c.is_empty() || c == "." || c == "..")
-        {
-            return Err(bad(format!("{path:?} would leave the unpack directory")));
-        }
-        tops.insert(path.split('/').next().unwrap_or_default().to_owned());
-        if is_dir {
-            return dir
-                .create_dir_all(path)
-                .map_err(|e| bad(format!("{path}: {e}")));
-        }
-        if let Some((parent, _)) = path.rsplit_once('/') {
-            dir.create_dir_all(parent)
+    let mut put =
+        |path: &str, is_dir: bool, mode: u32, reader: &mut dyn Read| -> Result<(), PackageError> {
+            members += 1;
+            if members > SDIST_MEMBER_LIMIT {
+                return Err(bad(format!("more than {SDIST_MEMBER_LIMIT} members")));
+            }
+            let path = path.trim_start_matches("./").trim_end_matches('/');
+            if path.is_empty() {
+                return Ok(());
+            }
+            if path.starts_with('/')
+                || path.contains(['\\', '\0'])
+                || path
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == "..")
+            {
+                return Err(bad(format!("{path:?} would leave the unpack directory")));
+            }
+            tops.insert(path.split('/').next().unwrap_or_default().to_owned());
+            if is_dir {
+                return dir
+                    .create_dir_all(path)
+                    .map_err(|e| bad(format!("{path}: {e}")));
+            }
+            if let Some((parent, _)) = path.rsplit_once('/') {
+                dir.create_dir_all(parent)
+                    .map_err(|e| bad(format!("{path}: {e}")))?;
+            }
+            let mut contents = Vec::new();
+            let limit = SDIST_UNPACKED_LIMIT - total;
+            reader
+                .take(limit + 1)
+                .read_to_end(&mut contents)
                 .map_err(|e| bad(format!("{path}: {e}")))?;
-        }
-        let mut contents = Vec::new();
-        let limit = SDIST_UNPACKED_LIMIT - total;
-        reader
-            .take(limit + 1)
-            .read_to_end(&mut contents)
+            total += contents.len() as u64;
+            if total > SDIST_UNPACKED_LIMIT {
+                return Err(bad(format!(
+                    "unpacks to more than {SDIST_UNPACKED_LIMIT} bytes"
+                )));
+            }
+            let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+            let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+            let parent_dir = if parent.is_empty() {
+                dir.try_clone()
+            } else {
+                dir.open_dir(parent)
+            }
             .map_err(|e| bad(format!("{path}: {e}")))?;
-        total += contents.len() as u64;
-        if total > SDIST_UNPACKED_LIMIT {
-            return Err(bad(format!("unpacks to more than {SDIST_UNPACKED_LIMIT} bytes")));
-        }
-        let mode = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
-        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let parent_dir = if parent.is_empty() {
-            dir.try_clone()
-        } else {
-            dir.open_dir(parent)
-        }
-        .map_err(|e| bad(format!("{path}: {e}")))?;
-        write_new(&parent_dir, name, &contents, mode).map_err(|e| bad(format!("{path}: {e}")))
-    };
+            write_new(&parent_dir, name, &contents, mode).map_err(|e| bad(format!("{path}: {e}")))
+        };
     if file.ends_with(".zip") {
         let mut archive = zip::ZipArchive::new(io::Cursor::new(bytes))
             .map_err(|e| bad(format!("not a valid zip: {e}")))?;
         for i in 0..archive.len() {
-            let mut member = archive.by_index(i).map_err(|e| bad(format!("member {i}: {e}")))?;
-            let name = member.name().map_err(|e| bad(format!("member {i}: {e}")))?.into_owned();
+            let mut member = archive
+                .by_index(i)
+                .map_err(|e| bad(format!("member {i}: {e}")))?;
+            let name = member
+                .name()
+                .map_err(|e| bad(format!("member {i}: {e}")))?
+                .into_owned();
             if member.is_symlink() {
                 continue;
             }
@@ -786,7 +842,10 @@ fn unpack_archive(file: &str, bytes: &[u8], dir: &Dir) -> Result<String, Package
             return Err(bad("not a source distribution (.tar.gz or .zip)".into()));
         };
         let mut archive = tar::Archive::new(reader);
-        for entry in archive.entries().map_err(|e| bad(format!("not a valid tar: {e}")))? {
+        for entry in archive
+            .entries()
+            .map_err(|e| bad(format!("not a valid tar: {e}")))?
+        {
             let mut entry = entry.map_err(|e| bad(format!("not a valid tar: {e}")))?;
             let kind = entry.header().entry_type();
             let path = entry

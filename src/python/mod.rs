@@ -67,13 +67,17 @@ pub trait SdistMetadata: Send + Sync {
 /// Why a packaging step failed: every message is one line that names what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
-    #[error("no package index is configured: pass --index-url, set PIP_INDEX_URL or index-url in pip.conf")]
+    #[error(
+        "no package index is configured: pass --index-url, set PIP_INDEX_URL or index-url in pip.conf"
+    )]
     NoIndex,
     #[error("{index}: no such project: {name}")]
     UnknownProject { index: String, name: String },
     #[error("cannot reach the package index {index}: {reason}")]
     Unreachable { index: String, reason: String },
-    #[error("hash mismatch for {file}: the index publishes sha256 {expected}, the download has {actual}")]
+    #[error(
+        "hash mismatch for {file}: the index publishes sha256 {expected}, the download has {actual}"
+    )]
     HashMismatch {
         file: String,
         expected: String,

@@ -148,8 +148,8 @@ pub fn install_wheel_file(
     pin: &Pin,
     options: &InstallOptions,
 ) -> Result<InstalledDist, PackageError> {
-    let bytes = std::fs::read(wheel)
-        .map_err(|e| PackageError::Io(format!("{}: {e}", wheel.display())))?;
+    let bytes =
+        std::fs::read(wheel).map_err(|e| PackageError::Io(format!("{}: {e}", wheel.display())))?;
     install_wheel(home, &bytes, pin, options)
 }
 
@@ -339,7 +339,6 @@ struct Staged<'r> {
     staging: String,
     dist: InstalledDist,
     normalized: String,
-    file: String,
 }
 
 impl Drop for Staged<'_> {
@@ -396,6 +395,7 @@ fn stage<'r>(
     let record_path = format!("{dist_info}/RECORD");
     let record_text = read_text(&mut archive, &record_path).map_err(&bad)?;
     let mut record = parse_record(&record_text).map_err(&bad)?;
+    record.remove(&record_path);
 
     let mut staged = Staged {
         root,
@@ -409,18 +409,21 @@ fn stage<'r>(
             replaced: None,
         },
         normalized: normalized.clone(),
-        file: file.clone(),
     };
     let staging = format!(".wasmbuild-install-{}", uuid::Uuid::new_v4().simple());
     root.create_dir(&staging)
         .map_err(|e| io_error(&staging, e))?;
     staged.staging = staging.clone();
     let new_root = join(&staging, STAGED_NEW);
-    root.create_dir(&new_root).map_err(|e| io_error(&new_root, e))?;
-    let out = root.open_dir(&new_root).map_err(|e| io_error(&new_root, e))?;
+    root.create_dir(&new_root)
+        .map_err(|e| io_error(&new_root, e))?;
+    let out = root
+        .open_dir(&new_root)
+        .map_err(|e| io_error(&new_root, e))?;
     let mut writer = StageWriter {
         out,
         made: HashSet::new(),
+        names: HashSet::new(),
         written: Vec::new(),
     };
 
@@ -467,8 +470,8 @@ fn stage<'r>(
         {
             continue;
         }
-        let (dest, script) = destination(scheme, &dist_info, &data_dir, &name, &member_name)
-            .map_err(&bad)?;
+        let (dest, script) =
+            destination(scheme, &dist_info, &data_dir, &name, &member_name).map_err(&bad)?;
         if script {
             let contents = rewrite_shebang(&buf, &options.python);
             let script_name = dest.rsplit('/').next().unwrap_or(&dest).to_owned();
@@ -484,7 +487,9 @@ fn stage<'r>(
         .map(|(path, _)| path)
         .min()
     {
-        return Err(bad(format!("RECORD lists {missing}, which the wheel lacks")));
+        return Err(bad(format!(
+            "RECORD lists {missing}, which the wheel lacks"
+        )));
     }
 
     // Entry points become launchers.
@@ -526,7 +531,10 @@ fn stage<'r>(
         lines.push_str(&size.to_string());
         lines.push('\n');
     }
-    lines.push_str(&csv_field(&relative_to(&scheme.site_packages, &record_dest)));
+    lines.push_str(&csv_field(&relative_to(
+        &scheme.site_packages,
+        &record_dest,
+    )));
     lines.push_str(",,\n");
     writer.write(&record_dest, lines.as_bytes(), 0o644)?;
 
@@ -540,6 +548,7 @@ fn stage<'r>(
 struct StageWriter {
     out: Dir,
     made: HashSet<String>,
+    names: HashSet<String>,
     /// (path relative to the target root, sha256, size), in write order.
     written: Vec<(String, [u8; 32], u64)>,
 }
@@ -563,7 +572,7 @@ impl StageWriter {
                 }
             }
         }
-        if self.written.iter().any(|(p, _, _)| p == rel) {
+        if !self.names.insert(rel.to_owned()) {
             // A script generated twice, or a `.data` file clashing with a package file.
             return Err(PackageError::BadDistribution {
                 file: rel.to_owned(),
@@ -582,8 +591,10 @@ impl StageWriter {
             std::fs::Permissions::from_mode(mode),
         ))
         .map_err(|e| io_error(rel, e))?;
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(&Sha256::digest(contents));
         self.written
-            .push((rel.to_owned(), Sha256::digest(contents).into(), contents.len() as u64));
+            .push((rel.to_owned(), digest, contents.len() as u64));
         Ok(())
     }
 }
@@ -598,7 +609,11 @@ enum Undo {
     Moved { from: String, to: String },
 }
 
-fn commit(root: &Dir, scheme: &Scheme, mut staged: Staged<'_>) -> Result<InstalledDist, PackageError> {
+fn commit(
+    root: &Dir,
+    scheme: &Scheme,
+    mut staged: Staged<'_>,
+) -> Result<InstalledDist, PackageError> {
     let mut undo = Vec::new();
     match commit_steps(root, scheme, &mut staged, &mut undo) {
         Ok(replaced_dirs) => {
@@ -654,21 +669,22 @@ fn commit_steps(
     root.create_dir(&old_root)
         .map_err(|e| io_error(&old_root, e))?;
     let mut backups = 0usize;
-    let mut set_aside = |root: &Dir, path: &str, undo: &mut Vec<Undo>| -> Result<(), PackageError> {
-        backups += 1;
-        let to = join(&old_root, &backups.to_string());
-        match root.rename(path, root, &to) {
-            Ok(()) => {
-                undo.push(Undo::Moved {
-                    from: path.to_owned(),
-                    to,
-                });
-                Ok(())
+    let mut set_aside =
+        |root: &Dir, path: &str, undo: &mut Vec<Undo>| -> Result<(), PackageError> {
+            backups += 1;
+            let to = join(&old_root, &backups.to_string());
+            match root.rename(path, root, &to) {
+                Ok(()) => {
+                    undo.push(Undo::Moved {
+                        from: path.to_owned(),
+                        to,
+                    });
+                    Ok(())
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_error(path, e)),
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error(path, e)),
-        }
-    };
+        };
 
     // The previous version(s) of the project, by their RECORD.
     let mut dirs = BTreeSet::new();
@@ -677,7 +693,10 @@ fn commit_steps(
         .filter(|p| p.normalized == staged.normalized)
         .collect();
     for project in &previous {
-        staged.dist.replaced.get_or_insert_with(|| project.version.clone());
+        staged
+            .dist
+            .replaced
+            .get_or_insert_with(|| project.version.clone());
         for file in owned_files(root, scheme, project) {
             if let Some((parent, _)) = file.rsplit_once('/') {
                 dirs.insert(parent.to_owned());
@@ -702,9 +721,9 @@ fn commit_steps(
         for entry in entries {
             let entry = entry.map_err(|e| io_error(&from_dir, e))?;
             let name = entry.file_name();
-            let name = name.to_str().ok_or_else(|| {
-                PackageError::Io(format!("{from_dir}: a name that is not UTF-8"))
-            })?;
+            let name = name
+                .to_str()
+                .ok_or_else(|| PackageError::Io(format!("{from_dir}: a name that is not UTF-8")))?;
             let dest = join(&rel, name);
             let from = join(&new_root, &dest);
             let staged_is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
@@ -750,7 +769,10 @@ fn owned_files(root: &Dir, scheme: &Scheme, project: &InstalledProject) -> Vec<S
                 Some((parent, stem)) => (parent.to_owned(), stem.to_owned()),
                 None => (String::new(), module.to_owned()),
             };
-            pycache_dirs.entry(join(&parent, "__pycache__")).or_default().push(stem);
+            pycache_dirs
+                .entry(join(&parent, "__pycache__"))
+                .or_default()
+                .push(stem);
         }
         files.push(rel);
     }
@@ -762,9 +784,10 @@ fn owned_files(root: &Dir, scheme: &Scheme, project: &InstalledProject) -> Vec<S
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if name.ends_with(".pyc")
-                && stems
-                    .iter()
-                    .any(|s| name.strip_prefix(s.as_str()).is_some_and(|r| r.starts_with('.')))
+                && stems.iter().any(|s| {
+                    name.strip_prefix(s.as_str())
+                        .is_some_and(|r| r.starts_with('.'))
+                })
             {
                 files.push(join(&cache, name));
             }
@@ -812,7 +835,10 @@ fn remove_empty_dirs(root: &Dir, scheme: &Scheme, dirs: BTreeSet<String>) {
 // ---------------------------------------------------------------------------------------
 // The wheel's parts.
 
-fn find_dist_info<R: Read + io::Seek>(archive: &ZipArchive<R>, file: &str) -> Result<String, PackageError> {
+fn find_dist_info<R: Read + io::Seek>(
+    archive: &ZipArchive<R>,
+    file: &str,
+) -> Result<String, PackageError> {
     let mut found: Vec<String> = archive
         .file_names()
         .filter_map(|n| n.ok())
@@ -836,10 +862,11 @@ fn find_dist_info<R: Read + io::Seek>(archive: &ZipArchive<R>, file: &str) -> Re
     }
 }
 
-fn read_member<R: Read + io::Seek>(archive: &mut ZipArchive<R>, name: &str) -> Result<Vec<u8>, String> {
-    let mut member = archive
-        .by_name(name)
-        .map_err(|e| format!("{name}: {e}"))?;
+fn read_member<R: Read + io::Seek>(
+    archive: &mut ZipArchive<R>,
+    name: &str,
+) -> Result<Vec<u8>, String> {
+    let mut member = archive.by_name(name).map_err(|e| format!("{name}: {e}"))?;
     let mut out = Vec::with_capacity(member.size() as usize);
     member
         .read_to_end(&mut out)
@@ -847,7 +874,10 @@ fn read_member<R: Read + io::Seek>(archive: &mut ZipArchive<R>, name: &str) -> R
     Ok(out)
 }
 
-fn read_text<R: Read + io::Seek>(archive: &mut ZipArchive<R>, name: &str) -> Result<String, String> {
+fn read_text<R: Read + io::Seek>(
+    archive: &mut ZipArchive<R>,
+    name: &str,
+) -> Result<String, String> {
     String::from_utf8(read_member(archive, name)?).map_err(|_| format!("{name} is not UTF-8"))
 }
 
@@ -856,7 +886,9 @@ fn check_wheel_version(wheel: &str) -> Result<(), String> {
     let version = header(wheel, "Wheel-Version").ok_or("WHEEL lacks Wheel-Version")?;
     let major = version.split('.').next().unwrap_or_default().trim();
     if major != "1" {
-        return Err(format!("Wheel-Version {version} is not supported (only 1.x)"));
+        return Err(format!(
+            "Wheel-Version {version} is not supported (only 1.x)"
+        ));
     }
     Ok(())
 }
@@ -897,10 +929,17 @@ fn check_member_name(name: &str) -> Result<(), String> {
         || trimmed.starts_with('/')
         || trimmed.contains('\\')
         || trimmed.contains('\0')
-        || trimmed.split('/').any(|c| c.is_empty() || c == "." || c == "..")
-        || trimmed.split('/').next().is_some_and(|c| c.len() >= 2 && c.as_bytes()[1] == b':')
+        || trimmed
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        || trimmed
+            .split('/')
+            .next()
+            .is_some_and(|c| c.len() >= 2 && c.as_bytes()[1] == b':')
     {
-        return Err(format!("{name:?} is not a plain relative path (it would leave the install directory)"));
+        return Err(format!(
+            "{name:?} is not a plain relative path (it would leave the install directory)"
+        ));
     }
     Ok(())
 }
@@ -914,7 +953,10 @@ fn destination(
     member: &str,
 ) -> Result<(String, bool), String> {
     let _ = dist_info;
-    if let Some(rest) = member.strip_prefix(data_dir).and_then(|r| r.strip_prefix('/')) {
+    if let Some(rest) = member
+        .strip_prefix(data_dir)
+        .and_then(|r| r.strip_prefix('/'))
+    {
         let (key, path) = rest
             .split_once('/')
             .ok_or_else(|| format!("{member}: a file directly in {data_dir}"))?;
@@ -942,7 +984,11 @@ fn check_hash(member: &str, contents: &[u8], entry: &RecordEntry) -> Result<(), 
         "sha256" => Sha256::digest(contents).to_vec(),
         "sha384" => sha2::Sha384::digest(contents).to_vec(),
         "sha512" => sha2::Sha512::digest(contents).to_vec(),
-        other => return Err(format!("RECORD uses hash algorithm {other} for {member}, which is not accepted")),
+        other => {
+            return Err(format!(
+                "RECORD uses hash algorithm {other} for {member}, which is not accepted"
+            ));
+        }
     };
     if &actual != expected {
         return Err(format!(
@@ -1062,7 +1108,9 @@ fn console_scripts(text: &str) -> Result<Vec<(String, String, String)>, String> 
                 })
         };
         if !ident(module) || (!attr.is_empty() && !ident(attr)) {
-            return Err(format!("entry_points.txt: bad entry point {value:?} for {name}"));
+            return Err(format!(
+                "entry_points.txt: bad entry point {value:?} for {name}"
+            ));
         }
         out.push((name.to_owned(), module.to_owned(), attr.to_owned()));
     }
@@ -1082,21 +1130,22 @@ fn launcher(python: &str, module: &str, attr: &str) -> String {
     )
 }
 
-/// `#!python` (and `#!pythonw`) at the start of a `.data/scripts` file names the
-/// installing interpreter (PEP 427).
+/// A first line starting with `#!python` (`#!python`, `#!pythonw`, `#!python3 -u`) names
+/// the installing interpreter (PEP 427); as pip does, the whole line is replaced.
 fn rewrite_shebang<'a>(contents: &'a [u8], python: &str) -> std::borrow::Cow<'a, [u8]> {
-    for prefix in [&b"#!pythonw"[..], b"#!python"] {
-        if let Some(rest) = contents.strip_prefix(prefix)
-            && matches!(rest.first(), None | Some(b'\n' | b'\r' | b' ' | b'\t'))
-        {
-            let mut out = Vec::with_capacity(contents.len() + python.len());
-            out.extend_from_slice(b"#!");
-            out.extend_from_slice(python.as_bytes());
-            out.extend_from_slice(rest);
-            return std::borrow::Cow::Owned(out);
-        }
+    if !contents.starts_with(b"#!python") {
+        return std::borrow::Cow::Borrowed(contents);
     }
-    std::borrow::Cow::Borrowed(contents)
+    let rest = match contents.iter().position(|&b| b == b'\n') {
+        Some(end) => &contents[end + 1..],
+        None => &[],
+    };
+    let mut out = Vec::with_capacity(contents.len() + python.len());
+    out.extend_from_slice(b"#!");
+    out.extend_from_slice(python.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1204,4 +1253,175 @@ pub fn normalize_name(name: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_normalize_as_pep_503_says() {
+        assert_eq!(normalize_name("Foo_Bar"), "foo-bar");
+        assert_eq!(normalize_name("zope.interface"), "zope-interface");
+        assert_eq!(normalize_name("a__-.b"), "a-b");
+        assert_eq!(
+            parse_wheel_file_name("pytest-8.3.4-py3-none-any.whl"),
+            Some(("pytest".into(), "8.3.4".into()))
+        );
+        assert_eq!(
+            parse_wheel_file_name("demo-1.0-1build-py3-none-any.whl"),
+            Some(("demo".into(), "1.0".into()))
+        );
+        assert_eq!(parse_wheel_file_name("demo-1.0.tar.gz"), None);
+    }
+
+    #[test]
+    fn base64_of_record_hashes_round_trips() {
+        for bytes in [
+            &b""[..],
+            b"a",
+            b"ab",
+            b"abc",
+            b"abcd",
+            &[0xff, 0xfe, 0x00, 0x7f],
+        ] {
+            assert_eq!(
+                b64_urlsafe_decode(&b64_urlsafe_nopad(bytes)).unwrap(),
+                bytes
+            );
+        }
+        // As Python's base64.urlsafe_b64encode(sha256(b"")).rstrip(b"=") gives it.
+        assert_eq!(
+            b64_urlsafe_nopad(&Sha256::digest(b"")),
+            "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+        );
+        assert!(b64_urlsafe_decode("a*b").is_none());
+    }
+
+    #[test]
+    fn record_lines_parse_with_csv_quoting() {
+        assert_eq!(
+            csv_fields(r#""a,b.py",sha256=xyz,12"#),
+            vec!["a,b.py", "sha256=xyz", "12"]
+        );
+        assert_eq!(
+            csv_fields(r#""say ""hi"".txt",,"#),
+            vec![r#"say "hi".txt"#, "", ""]
+        );
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("plain/x.py"), "plain/x.py");
+        let record =
+            parse_record("x.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\nd/RECORD,,\n")
+                .unwrap();
+        assert!(check_hash("x.py", b"", &record["x.py"]).is_ok());
+        assert!(
+            check_hash("x.py", b"1", &record["x.py"])
+                .unwrap_err()
+                .contains("corrupt")
+        );
+        assert!(record["d/RECORD"].hash.is_none());
+        assert!(parse_record("x.py,sha256,1\n").is_err());
+        let md5 = RecordEntry {
+            hash: Some(("md5".into(), vec![0; 16])),
+            size: None,
+        };
+        assert!(
+            check_hash("x.py", b"", &md5)
+                .unwrap_err()
+                .contains("not accepted")
+        );
+    }
+
+    #[test]
+    fn paths_stay_below_the_root() {
+        assert_eq!(
+            relative_to(".local/lib/python3.12/site-packages", ".local/bin/pytest"),
+            "../../../bin/pytest"
+        );
+        assert_eq!(relative_to("", "bin/pytest"), "bin/pytest");
+        assert_eq!(relative_to("a/b", "a/b/c.py"), "c.py");
+        assert_eq!(
+            resolve_below(".local/lib/python3.12/site-packages", "../../../bin/pytest").as_deref(),
+            Some(".local/bin/pytest")
+        );
+        assert_eq!(resolve_below("a", "../../x"), None);
+        assert_eq!(resolve_below("a", "/etc/passwd"), None);
+        assert_eq!(resolve_below("", "x/./y.py").as_deref(), Some("x/y.py"));
+        for bad in ["../x", "/x", "a/../b", "a//b", "a\\b", "C:/x", "./a", ""] {
+            assert!(check_member_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_member_name("pkg/mod.py").is_ok());
+        assert!(check_member_name("pkg/").is_ok());
+    }
+
+    #[test]
+    fn data_directories_map_to_the_scheme() {
+        let s = Scheme::user();
+        let d = |m: &str| destination(&s, "p-1.dist-info", "p-1.data", "p", m);
+        assert_eq!(
+            d("p/x.py").unwrap(),
+            (format!("{USER_SITE_PACKAGES}/p/x.py"), false)
+        );
+        assert_eq!(
+            d("p-1.data/purelib/q.py").unwrap(),
+            (format!("{USER_SITE_PACKAGES}/q.py"), false)
+        );
+        assert_eq!(
+            d("p-1.data/platlib/q.so").unwrap(),
+            (format!("{USER_SITE_PACKAGES}/q.so"), false)
+        );
+        assert_eq!(
+            d("p-1.data/scripts/tool").unwrap(),
+            (".local/bin/tool".into(), true)
+        );
+        assert_eq!(
+            d("p-1.data/data/share/x").unwrap(),
+            (".local/share/x".into(), false)
+        );
+        assert_eq!(
+            d("p-1.data/headers/x.h").unwrap(),
+            (".local/include/python3.12/p/x.h".into(), false)
+        );
+        assert!(d("p-1.data/etc/x").is_err());
+        assert!(d("p-1.data/scripts/sub/tool").is_err());
+    }
+
+    #[test]
+    fn entry_points_become_pip_style_launchers() {
+        let text = "[console_scripts]\npytest = pytest:console_main\ntool=pkg.cli:app.run [extra]\n\n[gui_scripts]\ngui = pkg.gui:main\n[other]\nx = y:z\n";
+        let scripts = console_scripts(text).unwrap();
+        assert_eq!(
+            scripts,
+            vec![
+                ("pytest".into(), "pytest".into(), "console_main".into()),
+                ("tool".into(), "pkg.cli".into(), "app.run".into()),
+                ("gui".into(), "pkg.gui".into(), "main".into()),
+            ]
+        );
+        assert!(console_scripts("[console_scripts]\n../x = a:b\n").is_err());
+        assert!(console_scripts("[console_scripts]\nx = a;import os:b\n").is_err());
+        let l = launcher("/opt/runtimes/python/bin/python3", "pkg.cli", "app.run");
+        assert!(l.starts_with("#!/opt/runtimes/python/bin/python3\n"));
+        assert!(l.contains("from pkg.cli import app\n"));
+        assert!(l.contains("sys.exit(app.run())"));
+    }
+
+    #[test]
+    fn only_hash_bang_python_is_rewritten() {
+        let p = "/opt/runtimes/python/bin/python3";
+        assert_eq!(
+            &*rewrite_shebang(b"#!python\nx", p),
+            format!("#!{p}\nx").as_bytes()
+        );
+        assert_eq!(
+            &*rewrite_shebang(b"#!pythonw -u\r\nx", p),
+            format!("#!{p}\nx").as_bytes()
+        );
+        assert_eq!(
+            &*rewrite_shebang(b"#!python3", p),
+            format!("#!{p}\n").as_bytes()
+        );
+        assert_eq!(&*rewrite_shebang(b"#!/bin/sh\nx", p), b"#!/bin/sh\nx");
+        assert_eq!(&*rewrite_shebang(b"\x7fELF", p), b"\x7fELF");
+    }
 }
