@@ -12,3 +12,46 @@ del _os, _pwd
 
 # /dev, dup/dup2 and the build user (uid 0, root): see wasmbuild_posix.py.
 import wasmbuild_posix  # noqa: E402,F401
+
+# wasmbuild: packages installed by `pip install` (the host installs them into the per-build
+# home). addsitedir also runs their .pth files (editable installs, namespace packages).
+def _wasmbuild_user_site():
+    import os
+    import sys
+
+    if sys.flags.no_user_site:
+        return
+    site_packages = "/root/.local/lib/python3.12/site-packages"
+    if os.path.isdir(site_packages) and site_packages not in sys.path:
+        import site
+
+        site.addsitedir(site_packages)
+
+
+_wasmbuild_user_site()
+del _wasmbuild_user_site
+
+# wasmbuild: a virtual environment made by `python -m venv` (wasmbuild's own, see
+# src/python/venv.rs) adds its site-packages when VIRTUAL_ENV names it, or when the
+# program is a script of its bin/ (a console script installed there).
+def _wasmbuild_venv():
+    import os
+    import site
+    import sys
+
+    env = os.environ.get("VIRTUAL_ENV")
+    if not env and sys.argv and sys.argv[0]:
+        candidate = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
+        if os.path.isfile(os.path.join(candidate, "pyvenv.cfg")):
+            env = candidate
+    if env and os.path.isfile(os.path.join(env, "pyvenv.cfg")):
+        packages = os.path.join(env, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
+        if os.path.isdir(packages):
+            site.addsitedir(packages)
+            sys.path.remove(packages)
+            sys.path.insert(1, packages)
+        sys.prefix = sys.exec_prefix = env
+
+
+_wasmbuild_venv()
+del _wasmbuild_venv

@@ -12,10 +12,12 @@
 //! (PEP 517 builds of source distributions, run in the sandbox), `pip` (the command
 //! surface the shell reaches).
 
+pub mod frontend;
 pub mod index;
 pub mod lock;
 pub mod pip;
 pub mod venv;
+pub mod wheel;
 
 use serde::{Deserialize, Serialize};
 
@@ -111,3 +113,4 @@ pub enum PackageError {
     #[error("{0}")]
     Io(String),
 }
+
