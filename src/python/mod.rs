@@ -21,6 +21,8 @@ pub mod wheel;
 
 use serde::{Deserialize, Serialize};
 
+pub mod resolve;
+
 /// The guest's interpreter, for markers and wheel tags: CPython 3.12 on WASI.
 pub const GUEST_PYTHON: (u32, u32) = (3, 12);
 
