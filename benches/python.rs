@@ -108,9 +108,13 @@ fn command_time(log: &str, command: &str) -> Option<Duration> {
     let mut lines = log.lines();
     let start = lines
         .by_ref()
-        .find(|l| l.starts_with("[Container] ") && l.contains(&format!("Running command {command}")))
+        .find(|l| {
+            l.starts_with("[Container] ") && l.contains(&format!("Running command {command}"))
+        })
         .and_then(stamp)?;
-    let end = lines.find(|l| l.starts_with("[Container] ")).and_then(stamp)?;
+    let end = lines
+        .find(|l| l.starts_with("[Container] "))
+        .and_then(stamp)?;
     let secs = end - start;
     (secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
@@ -284,7 +288,10 @@ fn main() {
 
     // (b) pytest on the fixture's suite, without and with coverage.
     for (label, command) in [
-        ("pytest, fixture suite (35 tests)", "pytest -q -p no:cacheprovider"),
+        (
+            "pytest, fixture suite (35 tests)",
+            "pytest -q -p no:cacheprovider",
+        ),
         (
             "pytest --cov, fixture suite",
             "pytest -q -p no:cacheprovider --cov=minicalc --cov-report=xml",

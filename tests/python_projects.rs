@@ -136,8 +136,7 @@ fn assert_succeeded(run: &Run) {
 
 /// PEP 376/427 RECORD hashes: `sha256=` and the urlsafe base64 digest without padding.
 fn record_hash(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let digest = Sha256::digest(bytes);
     let mut out = String::from("sha256=");
     for chunk in digest.chunks(3) {
@@ -183,16 +182,19 @@ fn python_project_installs_tests_with_coverage_and_builds_its_wheel() {
     // default, and found every test.
     let junit = run.artifact("primary/reports/junit.xml");
     assert_eq!(junit_counts(&junit), FIXTURE_COUNTS, "{log}");
-    assert!(junit.contains("test_hilbert_determinant_is_exact"), "{junit}");
+    assert!(
+        junit.contains("test_hilbert_determinant_is_exact"),
+        "{junit}"
+    );
 
-    // pytest-cov measured the package installed in editable mode (from the source tree).
+    // pytest-cov measured the package where `pip install -e .` left it: in the source tree
+    // (natively: `filename="src/minicalc/primes.py"`), not a copy in site-packages.
     let coverage = run.artifact("primary/coverage.xml");
     assert!(coverage.contains("<coverage"), "{coverage}");
     for module in ["primes.py", "matrix.py", "graph.py", "text.py", "cli.py"] {
         assert!(
-            coverage.contains(&format!("filename=\"{module}\""))
-                || coverage.contains(&format!("minicalc/{module}\"")),
-            "coverage.xml covers {module}:\n{coverage}"
+            coverage.contains(&format!("filename=\"src/minicalc/{module}\"")),
+            "coverage.xml covers src/minicalc/{module}:\n{coverage}"
         );
     }
     let rate: f64 = regex::Regex::new(r#"<coverage[^>]*\sline-rate="([0-9.]+)""#)
@@ -240,7 +242,10 @@ fn python_project_installs_tests_with_coverage_and_builds_its_wheel() {
     let metadata = text(&mut wheel, &format!("{info}/METADATA"));
     assert!(metadata.contains("Name: minicalc\n"), "{metadata}");
     assert!(metadata.contains("Version: 0.3.0\n"), "{metadata}");
-    assert!(metadata.contains("Requires-Dist: attrs>=23.1"), "{metadata}");
+    assert!(
+        metadata.contains("Requires-Dist: attrs>=23.1"),
+        "{metadata}"
+    );
     let wheel_file = text(&mut wheel, &format!("{info}/WHEEL"));
     assert!(wheel_file.contains("Root-Is-Purelib: true"), "{wheel_file}");
     assert!(wheel_file.contains("Tag: py3-none-any"), "{wheel_file}");
@@ -267,7 +272,10 @@ fn python_project_installs_tests_with_coverage_and_builds_its_wheel() {
         assert_eq!(hash, record_hash(&content), "RECORD hash of {path}");
         assert_eq!(size, content.len().to_string(), "RECORD size of {path}");
     }
-    let mut names: Vec<String> = wheel.file_names().map(str::to_owned).collect();
+    let mut names: Vec<String> = wheel
+        .file_names()
+        .map(|n| n.expect("a file name").into_owned())
+        .collect();
     names.sort();
     listed.sort();
     assert_eq!(names, listed, "the wheel holds exactly what RECORD lists");
@@ -430,10 +438,12 @@ fn unpack(project: &Project) -> (tempfile::TempDir, PathBuf) {
     tar::Archive::new(flate2::read::GzDecoder::new(file))
         .unpack(dir.path())
         .expect("unpack the sdist");
-    let root = dir
-        .path()
-        .join(project.sdist.trim_end_matches(".tar.gz"));
-    assert!(root.join("PKG-INFO").is_file(), "{} is an sdist", project.sdist);
+    let root = dir.path().join(project.sdist.trim_end_matches(".tar.gz"));
+    assert!(
+        root.join("PKG-INFO").is_file(),
+        "{} is an sdist",
+        project.sdist
+    );
     (dir, root)
 }
 
