@@ -22,7 +22,6 @@ const INICONFIG_WHEEL: &str = "iniconfig-2.0.0-py3-none-any.whl";
 const SIX: &str = "six==1.16.0";
 const SIX_WHEEL: &str = "six-1.16.0-py2.py3-none-any.whl";
 const TOMLI: &str = "tomli==2.0.1";
-const TOMLI_WHEEL: &str = "tomli-2.0.1-py3-none-any.whl";
 
 fn fresh_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

@@ -44,7 +44,10 @@ fn get(url: &str, accept: &str, key: &str) -> Result<Vec<u8>, String> {
         .output()
         .map_err(|e| format!("curl: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{url}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     std::fs::create_dir_all(cache_dir()).map_err(|e| e.to_string())?;
     std::fs::write(&path, &out.stdout).map_err(|e| e.to_string())?;
@@ -64,11 +67,16 @@ fn unreachable(index: &str, reason: String) -> PackageError {
 
 impl Index for JsonIndex {
     fn project(&self, name: &str) -> Result<Vec<DistFile>, PackageError> {
-        let name = wasmbuild::python::resolve::normalize(name);
+        let name = wasmbuild::python::normalize_name(name);
         let url = format!("{}/{name}/", self.url.trim_end_matches('/'));
-        let body = get(&url, "application/vnd.pypi.simple.v1+json", &format!("{name}.json"))
-            .map_err(|e| unreachable(&self.url, e))?;
-        let page: Value = serde_json::from_slice(&body).map_err(|e| unreachable(&self.url, e.to_string()))?;
+        let body = get(
+            &url,
+            "application/vnd.pypi.simple.v1+json",
+            &format!("{name}.json"),
+        )
+        .map_err(|e| unreachable(&self.url, e))?;
+        let page: Value =
+            serde_json::from_slice(&body).map_err(|e| unreachable(&self.url, e.to_string()))?;
         let files = page["files"].as_array().cloned().unwrap_or_default();
         Ok(files
             .iter()
@@ -81,7 +89,10 @@ impl Index for JsonIndex {
                     } else {
                         format!("{url}{relative}")
                     },
-                    sha256: f["hashes"]["sha256"].as_str().unwrap_or_default().to_string(),
+                    sha256: f["hashes"]["sha256"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                     requires_python: f["requires-python"].as_str().map(str::to_string),
                     yanked: f["yanked"].as_bool().unwrap_or(false) || f["yanked"].is_string(),
                     has_metadata: f["core-metadata"].is_object()
@@ -112,7 +123,10 @@ impl Index for JsonIndex {
             .output()
             .map_err(|e| unreachable(&self.url, e.to_string()))?;
         if !out.status.success() {
-            return Err(unreachable(&self.url, String::from_utf8_lossy(&out.stderr).into()));
+            return Err(unreachable(
+                &self.url,
+                String::from_utf8_lossy(&out.stderr).into(),
+            ));
         }
         let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&out.stdout));
         assert_eq!(digest, file.sha256, "{} as downloaded", file.file);
@@ -177,7 +191,13 @@ fn pytest_and_attrs_resolve_to_their_pure_wheels_on_the_real_index() {
     let mut got: Vec<(String, String, String)> = resolution
         .packages
         .iter()
-        .map(|p| (p.pin.name.clone(), p.pin.version.clone(), p.pin.file.clone()))
+        .map(|p| {
+            (
+                p.pin.name.clone(),
+                p.pin.version.clone(),
+                p.pin.file.clone(),
+            )
+        })
         .collect();
     got.sort();
     let expected = [
@@ -200,7 +220,13 @@ fn pytest_and_attrs_resolve_to_their_pure_wheels_on_the_real_index() {
         "50e16d954148559c9a74109af1eaf0c945ba2d8f30f0a3d3335edde19788b6f6"
     );
     // pytest comes after its dependencies; pluggy came in through pytest.
-    let position = |n: &str| resolution.packages.iter().position(|p| p.pin.name == n).unwrap();
+    let position = |n: &str| {
+        resolution
+            .packages
+            .iter()
+            .position(|p| p.pin.name == n)
+            .unwrap()
+    };
     assert!(position("pluggy") < position("pytest"));
     assert!(position("iniconfig") < position("pytest"));
     let pluggy = resolution.get("pluggy").unwrap();

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
+
+use crate::python::pip::PythonPackages;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Context, Failure};
@@ -62,6 +64,8 @@ impl Guest {
         }
         let image = Arc::new(image);
         let mut runner = ImageRunner::new(ctx.sandbox()?, image.clone(), layout);
+        // `pip` works here as in a build (the guest's home is a scratch one).
+        runner.packages = Some(Arc::new(PythonPackages::new(ctx.store.clone(), false)));
         configure(&mut runner);
         let env = vec![
             ("PATH".to_owned(), image.guest_path_var()),

@@ -78,7 +78,25 @@ pub struct RunArgs {
     pub region: Option<String>,
     #[command(flatten)]
     pub determinism: DeterminismArgs,
+    #[command(flatten)]
+    pub python: PythonArgs,
 }
+
+/// How the build's `pip` gets packages.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PythonArgs {
+    /// Ask no package index: every distribution must already be in the store (a lock, or
+    /// pages and files seen by an earlier build).
+    #[arg(long)]
+    pub offline: bool,
+    /// After a successful build, write what its pip commands installed, pinned by hash, to
+    /// `wasmbuild.lock` beside the buildspec; later builds follow it.
+    #[arg(long)]
+    pub write_lock: bool,
+}
+
+/// The lock file a buildspec's builds follow: beside it.
+pub const LOCK_FILE: &str = "wasmbuild.lock";
 
 /// A build ready to start: what `run` and `verify` share.
 pub struct Prepared {
@@ -100,6 +118,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
     let control = BuildControl::default();
     stop_on_ctrl_c(&control);
     let record = build::run(&request, &services, log, control);
+    if args.python.write_lock && record.build_status == build::Status::Succeeded {
+        write_lock(&request.buildspec_path, &record)?;
+    }
     if args.json {
         // Masked: secret values never reach the output.
         println!("{}", record.to_json_pretty());
@@ -112,6 +133,42 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
         );
     }
     Ok(record.build_status.exit_code())
+}
+
+/// Writes the build's pins to the lock beside its buildspec (atomically).
+fn write_lock(buildspec: &Path, record: &build::BuildRecord) -> Result<(), Failure> {
+    let pins = record
+        .python
+        .as_ref()
+        .map(|p| p.packages.clone())
+        .unwrap_or_default();
+    let path = buildspec.with_file_name(LOCK_FILE);
+    crate::store::write_atomic_beside(
+        &path,
+        crate::python::lock::Lock::new(pins.clone())
+            .to_toml()
+            .as_bytes(),
+        true,
+    )
+    .map_err(|e| Failure::fault(format!("{}: {e}", path.display())))?;
+    eprintln!(
+        "wasmbuild: wrote {} ({} Python distributions)",
+        path.display(),
+        pins.len()
+    );
+    Ok(())
+}
+
+/// The pins of the lock beside the buildspec, if there is one.
+fn read_lock(buildspec: &Path) -> Result<Option<(String, Vec<crate::python::Pin>)>, Failure> {
+    let path = buildspec.with_file_name(LOCK_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => crate::python::lock::Lock::parse(&text, &path.to_string_lossy())
+            .map(|lock| Some((path.to_string_lossy().into_owned(), lock.python)))
+            .map_err(|e| Failure::bad_input(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Failure::bad_input(format!("{}: {e}", path.display()))),
+    }
 }
 
 /// A log streaming to `console` and to `build.log` in `out_dir`, at most `limit` bytes.
@@ -243,6 +300,7 @@ pub fn prepare(
         .canonicalize()
         .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
     let source_date_epoch = args.determinism.epoch(&src)?;
+    let lock = read_lock(&buildspec_path)?;
 
     let request = BuildRequest {
         src_dir: src,
@@ -263,7 +321,11 @@ pub fn prepare(
         source_date_epoch,
         copy_order: Default::default(),
         use_cache: true,
-        python: Default::default(),
+        python: build::PythonOptions {
+            offline: args.python.offline,
+            lock_name: lock.as_ref().map(|(name, _)| name.clone()),
+            locked: lock.map(|(_, pins)| pins).unwrap_or_default(),
+        },
     };
     let services = BuildServices {
         runtimes,

@@ -19,6 +19,7 @@ mod config;
 mod http;
 mod page;
 
+pub use super::normalize_name;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
@@ -165,24 +166,6 @@ impl IndexSettings {
             .map(String::as_str)
             .collect()
     }
-}
-
-/// Normalizes a project name as PEP 503 says (`Foo._Bar` → `foo-bar`).
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
 }
 
 /// Whether `name` is a valid project name (PEP 508: letters, digits, `._-` inside).
@@ -509,11 +492,12 @@ pub fn wheel_metadata_from_zip(wheel: &[u8], file: &str) -> Result<String, Packa
     });
     let candidates: Vec<String> = zip
         .file_names()
+        .filter_map(Result::ok)
         .filter(|n| {
             n.split_once('/')
                 .is_some_and(|(dir, rest)| dir.ends_with(".dist-info") && rest == "METADATA")
         })
-        .map(str::to_owned)
+        .map(|n| n.into_owned())
         .collect();
     let chosen = match candidates.len() {
         0 => return Err(bad("it has no .dist-info/METADATA".into())),

@@ -14,6 +14,7 @@
 
 pub mod frontend;
 pub mod index;
+pub mod install;
 pub mod lock;
 pub mod pip;
 pub mod venv;
@@ -116,3 +117,21 @@ pub enum PackageError {
     Io(String),
 }
 
+/// Normalizes a project name as PEP 503 says: lower case, and every run of `-`, `_` and
+/// `.` one `-` (`Foo._Bar` → `foo-bar`).
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}

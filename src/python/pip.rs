@@ -12,7 +12,16 @@ use std::io::Write;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use std::sync::Arc;
+
+use super::PackageError;
+use super::frontend::BuildKind;
+use super::index::{Client, IndexSettings};
+use super::install::{self, PipContext};
+use super::wheel;
 use crate::image::{ImageRunner, ProgramIo};
+use crate::sandbox::GuestOutput;
+use crate::shell::GuestFs;
 
 use super::Pin;
 
@@ -311,6 +320,8 @@ pub struct PythonPackages {
     pub lock_name: Option<String>,
     used: Mutex<BTreeMap<String, Pin>>,
     failures: Mutex<Vec<String>>,
+    /// Index clients by settings: one HTTP connection pool per index for the build.
+    clients: Mutex<Vec<(IndexSettings, Client)>>,
 }
 
 impl PythonPackages {
@@ -322,7 +333,19 @@ impl PythonPackages {
             lock_name: None,
             used: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(Vec::new()),
+            clients: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The build's client for `settings` (made once).
+    pub fn client(&self, settings: IndexSettings) -> Result<Client, PackageError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, client)) = clients.iter().find(|(s, _)| *s == settings) {
+            return Ok(client.clone());
+        }
+        let client = Client::new(settings.clone(), self.store.clone(), self.offline)?;
+        clients.push((settings, client.clone()));
+        Ok(client)
     }
 
     /// Notes files a command installed or downloaded.
@@ -369,8 +392,7 @@ pub fn run(
     cwd: &str,
     io: &mut ProgramIo,
 ) -> i32 {
-    let _ = env;
-    let command = match command {
+    let args = match command {
         HostCommand::Venv(args) => {
             return super::venv::run(&runner.layout, &args, cwd, &mut io.stderr);
         }
@@ -381,12 +403,352 @@ pub fn run(
             );
             return 0;
         }
-        command => command,
+        HostCommand::Build(args) => return build_command(runner, packages, &args, env, cwd, io),
+        HostCommand::Pip(args) => args,
     };
-    let line = format!("{command:?}: not implemented yet");
-    let _ = writeln!(io.stderr, "ERROR: {line}");
-    packages.note_failure(line);
-    1
+    let cli = match PipCli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = write!(io.stderr, "{e}");
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    if cli.global.version {
+        let _ = writeln!(
+            io.stdout,
+            "pip {PIP_VERSION} from wasmbuild (host-side; python {}.{})",
+            super::GUEST_PYTHON.0,
+            super::GUEST_PYTHON.1
+        );
+        return 0;
+    }
+    let Some(command) = cli.command else {
+        let _ = writeln!(
+            io.stderr,
+            "ERROR: You must give a command (use \"pip help\")"
+        );
+        return 2;
+    };
+    let quiet = cli.global.quiet > 0;
+    let ctx_io = SharedStderr::take(io);
+    let result = (|| {
+        let ctx = PipContext {
+            runner,
+            packages,
+            env,
+            cwd,
+            fs: GuestFs::open(&runner.layout).map_err(|e| PackageError::Io(e.to_string()))?,
+            log: ctx_io.log(),
+        };
+        run_pip(&ctx, command, quiet, &mut io.stdout)
+    })();
+    ctx_io.give_back(io);
+    match result {
+        Ok(status) => status,
+        Err(e) => {
+            let line = e.to_string();
+            let _ = writeln!(io.stderr, "ERROR: {line}");
+            packages.note_failure(line);
+            1
+        }
+    }
+}
+
+/// pip's version as this pip reports it (the pip whose command line it follows).
+pub const PIP_VERSION: &str = "24.3.1";
+
+fn run_pip(
+    ctx: &PipContext<'_>,
+    command: PipCommand,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<i32, PackageError> {
+    match command {
+        PipCommand::Install(args) => {
+            if args.prefix.is_some() || args.root.is_some() {
+                return Err(PackageError::Io(
+                    "--prefix and --root are not supported: packages go to the user site, \
+                     a virtual environment or --target"
+                        .into(),
+                ));
+            }
+            let target = ctx.target(args.target.as_deref())?;
+            let outcome = install::install(
+                ctx,
+                &args.resolve,
+                &target,
+                args.upgrade,
+                args.force_reinstall || args.ignore_installed,
+                args.dry_run,
+            )?;
+            if !quiet {
+                for (name, version) in &outcome.already {
+                    let _ = writeln!(
+                        out,
+                        "Requirement already satisfied: {name}=={version} in {}",
+                        target.describe
+                    );
+                }
+                if !outcome.installed.is_empty() {
+                    let list: Vec<String> = outcome
+                        .installed
+                        .iter()
+                        .map(|(n, v)| format!("{n}-{v}"))
+                        .collect();
+                    let verb = if args.dry_run {
+                        "Would install"
+                    } else {
+                        "Successfully installed"
+                    };
+                    let _ = writeln!(out, "{verb} {}", list.join(" "));
+                }
+            }
+            Ok(0)
+        }
+        PipCommand::Download(args) => {
+            let files = install::download(ctx, &args.resolve, &args.dest, false)?;
+            if !quiet {
+                for file in &files {
+                    let _ = writeln!(out, "Saved {file}");
+                }
+                let _ = writeln!(out, "Successfully downloaded {} files", files.len());
+            }
+            Ok(0)
+        }
+        PipCommand::Wheel(args) => {
+            let files = install::download(ctx, &args.resolve, &args.wheel_dir, true)?;
+            if !quiet {
+                for file in &files {
+                    let _ = writeln!(out, "Saved {file}");
+                }
+            }
+            Ok(0)
+        }
+        PipCommand::Uninstall(args) => {
+            let target = ctx.target(None)?;
+            let mut names = args.names.clone();
+            for file in &args.requirements {
+                let text = ctx.fs.read(&crate::shell::fs::normalize(ctx.cwd, file));
+                let text = text.map_err(|e| PackageError::Io(format!("{file}: {e}")))?;
+                names.extend(
+                    String::from_utf8_lossy(&text)
+                        .lines()
+                        .map(|l| l.split('#').next().unwrap_or("").trim())
+                        .filter(|l| !l.is_empty() && !l.starts_with('-'))
+                        .map(|l| {
+                            l.split(|c: char| !(c.is_alphanumeric() || "-_.".contains(c)))
+                                .next()
+                                .unwrap_or(l)
+                                .to_owned()
+                        }),
+                );
+            }
+            for name in names {
+                match wheel::uninstall_from(&target.root, &target.scheme, &name)? {
+                    Some(removed) => {
+                        let _ = writeln!(
+                            out,
+                            "Successfully uninstalled {}-{}",
+                            removed.name, removed.version
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "WARNING: Skipping {name} as it is not installed.");
+                    }
+                }
+            }
+            Ok(0)
+        }
+        PipCommand::List(args) => {
+            let target = ctx.target(None)?;
+            let installed = wheel::installed_in(&target.root, &target.scheme)?;
+            match args.format.as_str() {
+                "freeze" => {
+                    for p in &installed {
+                        let _ = writeln!(out, "{}=={}", p.name, p.version);
+                    }
+                }
+                "json" => {
+                    let list: Vec<serde_json::Value> = installed
+                        .iter()
+                        .map(|p| serde_json::json!({"name": p.name, "version": p.version}))
+                        .collect();
+                    let _ = writeln!(out, "{}", serde_json::Value::Array(list));
+                }
+                _ => {
+                    let width = installed
+                        .iter()
+                        .map(|p| p.name.len())
+                        .chain([7])
+                        .max()
+                        .unwrap_or(7);
+                    let vwidth = installed
+                        .iter()
+                        .map(|p| p.version.len())
+                        .chain([7])
+                        .max()
+                        .unwrap_or(7);
+                    let _ = writeln!(out, "{:width$} {:vwidth$}", "Package", "Version");
+                    let _ = writeln!(out, "{} {}", "-".repeat(width), "-".repeat(vwidth));
+                    for p in &installed {
+                        let _ = writeln!(out, "{:width$} {:vwidth$}", p.name, p.version);
+                    }
+                }
+            }
+            Ok(0)
+        }
+        PipCommand::Freeze(args) => {
+            let target = ctx.target(None)?;
+            for p in wheel::installed_in(&target.root, &target.scheme)? {
+                if args.exclude.iter().any(|e| install_name_eq(e, &p.name)) {
+                    continue;
+                }
+                let _ = writeln!(out, "{}=={}", p.name, p.version);
+            }
+            Ok(0)
+        }
+        PipCommand::Show(args) => {
+            let target = ctx.target(None)?;
+            let installed = wheel::installed_in(&target.root, &target.scheme)?;
+            let mut status = 0;
+            for (i, name) in args.names.iter().enumerate() {
+                let Some(p) = installed.iter().find(|p| install_name_eq(name, &p.name)) else {
+                    let _ = writeln!(out, "WARNING: Package(s) not found: {name}");
+                    status = 1;
+                    continue;
+                };
+                if i > 0 {
+                    let _ = writeln!(out, "---");
+                }
+                let _ = writeln!(out, "Name: {}\nVersion: {}", p.name, p.version);
+                let _ = writeln!(out, "Location: {}", target.describe);
+                let _ = writeln!(out, "Installer: {}", wheel::INSTALLER);
+            }
+            Ok(status)
+        }
+        PipCommand::Check => {
+            let _ = writeln!(out, "No broken requirements found.");
+            Ok(0)
+        }
+    }
+}
+
+fn install_name_eq(a: &str, b: &str) -> bool {
+    super::index::normalize_name(a) == super::index::normalize_name(b)
+}
+
+/// `python -m build [--wheel] [--sdist] [--outdir DIR] [SRCDIR]`: pypa/build's command
+/// line, served by the host frontend (the guest cannot start the subprocesses pypa/build
+/// uses).
+fn build_command(
+    runner: &ImageRunner,
+    packages: &PythonPackages,
+    args: &[String],
+    env: &[(String, String)],
+    cwd: &str,
+    io: &mut ProgramIo,
+) -> i32 {
+    #[derive(Parser, Debug)]
+    #[command(name = "python -m build", no_binary_name = true)]
+    struct BuildArgs {
+        #[arg(short = 's', long)]
+        sdist: bool,
+        #[arg(short = 'w', long)]
+        wheel: bool,
+        #[arg(short = 'o', long, value_name = "DIR")]
+        outdir: Option<String>,
+        #[arg(short = 'n', long)]
+        no_isolation: bool,
+        #[arg(short = 'x', long)]
+        skip_dependency_check: bool,
+        #[arg(long)]
+        installer: Option<String>,
+        #[arg(short = 'C', long = "config-setting")]
+        config_setting: Vec<String>,
+        srcdir: Option<String>,
+    }
+    let args = match BuildArgs::try_parse_from(args) {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = write!(io.stderr, "{e}");
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let srcdir = crate::shell::fs::normalize(cwd, args.srcdir.as_deref().unwrap_or("."));
+    let outdir = crate::shell::fs::normalize(&srcdir, args.outdir.as_deref().unwrap_or("dist"));
+    let outdir = if args.outdir.is_some() {
+        crate::shell::fs::normalize(cwd, args.outdir.as_deref().unwrap_or("dist"))
+    } else {
+        outdir
+    };
+    let kinds: Vec<BuildKind> = match (args.sdist, args.wheel) {
+        (false, true) => vec![BuildKind::Wheel],
+        (true, false) => vec![BuildKind::Sdist],
+        _ => vec![BuildKind::Sdist, BuildKind::Wheel],
+    };
+    let shared = SharedStderr::take(io);
+    let result = (|| {
+        let ctx = PipContext {
+            runner,
+            packages,
+            env,
+            cwd,
+            fs: GuestFs::open(&runner.layout).map_err(|e| PackageError::Io(e.to_string()))?,
+            log: shared.log(),
+        };
+        install::build_project(&ctx, &srcdir, &outdir, &kinds, args.no_isolation)
+    })();
+    shared.give_back(io);
+    match result {
+        Ok(files) => {
+            let _ = writeln!(io.stdout, "Successfully built {}", files.join(" and "));
+            0
+        }
+        Err(e) => {
+            let line = e.to_string();
+            let _ = writeln!(io.stderr, "ERROR {line}");
+            packages.note_failure(line);
+            1
+        }
+    }
+}
+
+/// The command's stderr, shared for a while with build backends' output (which the
+/// frontend writes from its own calls), then handed back.
+struct SharedStderr {
+    shared: Arc<Mutex<GuestOutput>>,
+}
+
+impl SharedStderr {
+    fn take(io: &mut ProgramIo) -> Self {
+        let stderr = std::mem::replace(&mut io.stderr, Box::new(std::io::sink()));
+        SharedStderr {
+            shared: Arc::new(Mutex::new(stderr)),
+        }
+    }
+
+    fn log(&self) -> Arc<Mutex<dyn Write + Send>> {
+        self.shared.clone()
+    }
+
+    fn give_back(self, io: &mut ProgramIo) {
+        let shared = self.shared;
+        io.stderr = match Arc::try_unwrap(shared) {
+            Ok(mutex) => mutex.into_inner().unwrap_or_else(|e| e.into_inner()),
+            Err(shared) => Box::new(SharedWriter(shared)),
+        };
+    }
+}
+
+struct SharedWriter(Arc<Mutex<GuestOutput>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
 }
 
 #[cfg(test)]

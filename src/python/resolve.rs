@@ -14,6 +14,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::str::FromStr;
 
+use super::normalize_name;
 use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{MarkerEnvironment, Requirement, VerbatimUrl, VersionOrUrl};
 use pubgrub::{
@@ -103,7 +104,7 @@ impl Resolution {
 
     /// The resolved project `name` (any spelling).
     pub fn get(&self, name: &str) -> Option<&Resolved> {
-        let name = normalize(name);
+        let name = normalize_name(name);
         self.packages.iter().find(|p| p.pin.name == name)
     }
 }
@@ -120,11 +121,9 @@ pub fn resolve(
 ) -> Result<Resolution, PackageError> {
     let provider = Provider::new(index, sdists, request)?;
     match pubgrub::resolve(&provider, Pkg::Root, root_version()) {
-        Ok(selected) => provider.resolution(
-            selected
-                .into_iter()
-                .collect::<BTreeMap<Pkg, Version>>(),
-        ),
+        Ok(selected) => {
+            provider.resolution(selected.into_iter().collect::<BTreeMap<Pkg, Version>>())
+        }
         Err(error) => Err(provider.error(error)),
     }
 }
@@ -175,6 +174,7 @@ struct Project {
 }
 
 /// What the resolver reads of a distribution's core metadata.
+#[derive(Debug)]
 struct Meta {
     requires_dist: Vec<Requirement<VerbatimUrl>>,
     requires_python: Option<VersionSpecifiers>,
@@ -382,13 +382,13 @@ impl<'a> Provider<'a> {
                     first_line(&e.to_string())
                 ))
             })?;
-            locked.insert(normalize(&pin.name), (version, pin.clone()));
+            locked.insert(normalize_name(&pin.name), (version, pin.clone()));
         }
         let preferences = request
             .preferences
             .iter()
             .filter_map(|(name, version)| {
-                Some((normalize(name), Version::from_str(version).ok()?))
+                Some((normalize_name(name), Version::from_str(version).ok()?))
             })
             .collect();
         Ok(Provider {
@@ -463,10 +463,10 @@ impl<'a> Provider<'a> {
             let spec = unyanked[0].requires_python.clone().unwrap_or_default();
             return Err(Unusable::RequiresPython(spec));
         }
-        let no_binary = in_set(&self.request.no_binary, name)
-            && !self.request.only_binary.contains(name);
-        let only_binary = in_set(&self.request.only_binary, name)
-            && !self.request.no_binary.contains(name);
+        let no_binary =
+            in_set(&self.request.no_binary, name) && !self.request.only_binary.contains(name);
+        let only_binary =
+            in_set(&self.request.only_binary, name) && !self.request.no_binary.contains(name);
         let mut wheels = Vec::new();
         let mut platform_wheel = None;
         for file in &fitting {
@@ -653,7 +653,13 @@ impl<'a> Provider<'a> {
                     for requirement in &meta.requires_dist {
                         if requirement.evaluate_markers(&self.env, &[]) {
                             let label = format!("{package} {version} requires {requirement}");
-                            self.add_requirement(&mut deps, &mut edges, requirement, package, label);
+                            self.add_requirement(
+                                &mut deps,
+                                &mut edges,
+                                requirement,
+                                package,
+                                label,
+                            );
                         }
                     }
                 }
@@ -672,11 +678,18 @@ impl<'a> Provider<'a> {
                     })?;
                     for requirement in &meta.requires_dist {
                         // Only what the extra adds: the rest comes with the project itself.
-                        if requirement.evaluate_markers(&self.env, std::slice::from_ref(&extra_name))
+                        if requirement
+                            .evaluate_markers(&self.env, std::slice::from_ref(&extra_name))
                             && !requirement.evaluate_markers(&self.env, &[])
                         {
                             let label = format!("{package} {version} requires {requirement}");
-                            self.add_requirement(&mut deps, &mut edges, requirement, package, label);
+                            self.add_requirement(
+                                &mut deps,
+                                &mut edges,
+                                requirement,
+                                package,
+                                label,
+                            );
                         }
                     }
                 }
@@ -708,7 +721,9 @@ impl<'a> Provider<'a> {
                 Pkg::Project(name) => {
                     projects.insert(name.clone(), version.clone());
                 }
-                Pkg::Extra(name, extra) => extras.entry(name.clone()).or_default().push(extra.clone()),
+                Pkg::Extra(name, extra) => {
+                    extras.entry(name.clone()).or_default().push(extra.clone())
+                }
             }
         }
         // Project-level edges: (from project or None for the request) → (to, label).
@@ -770,7 +785,11 @@ impl<'a> Provider<'a> {
                 .find(|(name, deps)| {
                     !placed.contains(*name) && deps.iter().all(|d| placed.contains(d))
                 })
-                .or_else(|| dependencies.iter().find(|(name, _)| !placed.contains(*name)))
+                .or_else(|| {
+                    dependencies
+                        .iter()
+                        .find(|(name, _)| !placed.contains(*name))
+                })
                 .map(|(name, _)| *name)
                 .expect("a project is left to place");
             placed.insert(ready);
@@ -826,10 +845,12 @@ impl<'a> Provider<'a> {
             .iter()
             .rev()
             .take(SHOWN)
-            .map(|(version, files)| match self.pick_file(name, files, false) {
-                Ok(_) => version.to_string(),
-                Err(why) => format!("{version} ({why})"),
-            })
+            .map(
+                |(version, files)| match self.pick_file(name, files, false) {
+                    Ok(_) => version.to_string(),
+                    Err(why) => format!("{version} ({why})"),
+                },
+            )
             .collect();
         if project.versions.len() > SHOWN {
             shown.push(format!("… {} more", project.versions.len() - SHOWN));
@@ -862,7 +883,10 @@ impl<'a> Provider<'a> {
                     .filter(|l| !l.is_empty())
                     .collect::<Vec<_>>()
                     .join(" ")
-                    .replace(&format!("{ROOT_NAME} {} ", root_version()), &format!("{ROOT_NAME} "))
+                    .replace(
+                        &format!("{ROOT_NAME} {} ", root_version()),
+                        &format!("{ROOT_NAME} "),
+                    )
                     .replace(
                         &format!("{ROOT_NAME} is forbidden"),
                         "the requirements cannot all be met",
@@ -883,10 +907,7 @@ impl<'a> Provider<'a> {
 }
 
 /// The projects the derivation tree says have no version in some range.
-fn no_versions(
-    tree: &DerivationTree<Pkg, Ranges<Version>, String>,
-    out: &mut BTreeSet<String>,
-) {
+fn no_versions(tree: &DerivationTree<Pkg, Ranges<Version>, String>, out: &mut BTreeSet<String>) {
     match tree {
         DerivationTree::External(External::NoVersions(package, _)) => {
             if let Some(name) = package.project() {
@@ -944,24 +965,6 @@ impl DependencyProvider for Provider<'_> {
     ) -> Result<Dependencies<Pkg, Ranges<Version>, String>, PackageError> {
         self.dependencies(package, version)
     }
-}
-
-/// PEP 503 normalization: lowercase, runs of `-`, `_`, `.` become one `-`.
-pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
 }
 
 #[cfg(test)]

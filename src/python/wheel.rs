@@ -10,6 +10,7 @@
 //! mismatch, a path that escapes) removes the staging directory and leaves the previously
 //! installed version as it was.
 
+use super::normalize_name;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Cursor, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -1235,24 +1236,6 @@ fn b64_urlsafe_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// PEP 503 normalization: runs of `-`, `_` and `.` become one `-`, lower case.
-pub fn normalize_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -129,8 +129,9 @@ fn wheel_metadata(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
     let name = zip
         .file_names()
+        .filter_map(Result::ok)
         .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)?
-        .to_owned();
+        .into_owned();
     let mut out = Vec::new();
     zip.by_name(&name).ok()?.read_to_end(&mut out).ok()?;
     Some(out)

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use pep440_rs::Version;
 
-use super::normalize;
+use super::normalize_name;
 use crate::python::GUEST_PYTHON;
 
 /// The guest's platform tag: `sysconfig.get_platform()` with `-` and `.` as `_`.
@@ -42,12 +42,16 @@ pub fn parse_wheel_name(file: &str) -> Option<WheelName> {
     for py in python.split('.') {
         for a in abi.split('.') {
             for p in platform.split('.') {
-                tags.push((py.to_ascii_lowercase(), a.to_ascii_lowercase(), p.to_string()));
+                tags.push((
+                    py.to_ascii_lowercase(),
+                    a.to_ascii_lowercase(),
+                    p.to_string(),
+                ));
             }
         }
     }
     Some(WheelName {
-        name: normalize(name),
+        name: normalize_name(name),
         version,
         tags,
     })
@@ -105,7 +109,7 @@ pub fn parse_sdist_name(file: &str, project: &str) -> Option<Version> {
         .iter()
         .find_map(|ext| file.strip_suffix(ext))?;
     for (i, _) in stem.match_indices('-') {
-        if normalize(&stem[..i]) == project
+        if normalize_name(&stem[..i]) == project
             && let Ok(v) = Version::from_str(&stem[i + 1..])
         {
             return Some(v);
@@ -167,7 +171,10 @@ mod tests {
     #[test]
     fn sdist_names_give_the_version_after_the_projects_name() {
         let v = |s: &str| Some(Version::from_str(s).unwrap());
-        assert_eq!(parse_sdist_name("pytest-8.3.4.tar.gz", "pytest"), v("8.3.4"));
+        assert_eq!(
+            parse_sdist_name("pytest-8.3.4.tar.gz", "pytest"),
+            v("8.3.4")
+        );
         assert_eq!(
             parse_sdist_name("python-dateutil-2.9.0.post0.tar.gz", "python-dateutil"),
             v("2.9.0.post0")

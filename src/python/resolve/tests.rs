@@ -76,7 +76,7 @@ impl FakeIndex {
         python: Option<&str>,
     ) -> &mut Self {
         self.projects
-            .entry(normalize(name))
+            .entry(normalize_name(name))
             .or_default()
             .push(Release {
                 files,
@@ -101,7 +101,7 @@ impl Index for FakeIndex {
     fn project(&self, name: &str) -> Result<Vec<DistFile>, PackageError> {
         assert!(!self.forbid_project, "the index was asked for {name}");
         self.asked.lock().unwrap().push(name.to_string());
-        let releases = self.projects.get(&normalize(name)).ok_or_else(|| {
+        let releases = self.projects.get(&normalize_name(name)).ok_or_else(|| {
             PackageError::UnknownProject {
                 index: "https://index.example/simple/".into(),
                 name: name.to_string(),
@@ -114,17 +114,33 @@ impl Index for FakeIndex {
     }
 
     fn wheel_metadata(&self, file: &DistFile) -> Result<String, PackageError> {
-        assert!(file.file.ends_with(".whl"), "wheel metadata of {}", file.file);
+        assert!(
+            file.file.ends_with(".whl"),
+            "wheel metadata of {}",
+            file.file
+        );
         self.metadata_asked.lock().unwrap().push(file.file.clone());
-        Ok(self.release_of(&file.file).expect("a known file").metadata.clone())
+        Ok(self
+            .release_of(&file.file)
+            .expect("a known file")
+            .metadata
+            .clone())
     }
 }
 
 impl SdistMetadata for FakeIndex {
     fn sdist_metadata(&self, file: &DistFile) -> Result<String, PackageError> {
-        assert!(!file.file.ends_with(".whl"), "sdist metadata of {}", file.file);
+        assert!(
+            !file.file.ends_with(".whl"),
+            "sdist metadata of {}",
+            file.file
+        );
         self.metadata_asked.lock().unwrap().push(file.file.clone());
-        Ok(self.release_of(&file.file).expect("a known file").metadata.clone())
+        Ok(self
+            .release_of(&file.file)
+            .expect("a known file")
+            .metadata
+            .clone())
     }
 }
 
@@ -189,14 +205,24 @@ fn pytest_index() -> FakeIndex {
             "pluggy",
             "1.4.0",
             &["pluggy-1.4.0-py3-none-any.whl", "pluggy-1.4.0.tar.gz"],
-            &["pre-commit; extra == \"dev\"", "tox; extra == \"dev\"", "pytest; extra == \"testing\"", "pytest-benchmark; extra == \"testing\""],
+            &[
+                "pre-commit; extra == \"dev\"",
+                "tox; extra == \"dev\"",
+                "pytest; extra == \"testing\"",
+                "pytest-benchmark; extra == \"testing\"",
+            ],
             Some(">=3.8"),
         )
         .add(
             "pluggy",
             "1.5.0",
             &["pluggy-1.5.0-py3-none-any.whl", "pluggy-1.5.0.tar.gz"],
-            &["pre-commit; extra == \"dev\"", "tox; extra == \"dev\"", "pytest; extra == \"testing\"", "pytest-benchmark; extra == \"testing\""],
+            &[
+                "pre-commit; extra == \"dev\"",
+                "tox; extra == \"dev\"",
+                "pytest; extra == \"testing\"",
+                "pytest-benchmark; extra == \"testing\"",
+            ],
             Some(">=3.8"),
         )
         .add(
@@ -209,14 +235,20 @@ fn pytest_index() -> FakeIndex {
         .add(
             "exceptiongroup",
             "1.2.2",
-            &["exceptiongroup-1.2.2-py3-none-any.whl", "exceptiongroup-1.2.2.tar.gz"],
+            &[
+                "exceptiongroup-1.2.2-py3-none-any.whl",
+                "exceptiongroup-1.2.2.tar.gz",
+            ],
             &["pytest>=6; extra == \"test\""],
             Some(">=3.7"),
         )
         .add(
             "colorama",
             "0.4.6",
-            &["colorama-0.4.6-py2.py3-none-any.whl", "colorama-0.4.6.tar.gz"],
+            &[
+                "colorama-0.4.6-py2.py3-none-any.whl",
+                "colorama-0.4.6.tar.gz",
+            ],
             &[],
             Some("!=3.0.*,!=3.1.*,!=3.2.*,!=3.3.*,!=3.4.*,!=3.5.*,!=3.6.*,>=2.7"),
         );
@@ -266,7 +298,10 @@ fn pytest_resolves_to_its_dependencies_for_the_guest_in_install_order() {
     // Markers for the guest: python 3.12 drops tomli and exceptiongroup, wasi drops colorama.
     let asked = index.asked();
     for dropped in ["tomli", "exceptiongroup", "colorama", "attrs", "hypothesis"] {
-        assert!(!asked.contains(&dropped.to_string()), "{dropped} was asked: {asked:?}");
+        assert!(
+            !asked.contains(&dropped.to_string()),
+            "{dropped} was asked: {asked:?}"
+        );
     }
     // Dependencies come first; pytest is last.
     assert_eq!(resolution.packages.last().unwrap().pin.name, "pytest");
@@ -276,7 +311,10 @@ fn pytest_resolves_to_its_dependencies_for_the_guest_in_install_order() {
     assert_eq!(pytest.kind, DistKind::Wheel);
     assert!(pytest.requested);
     assert_eq!(pytest.chain, vec!["pytest==8.3.4".to_string()]);
-    assert_eq!(pytest.dependencies, vec!["iniconfig", "packaging", "pluggy"]);
+    assert_eq!(
+        pytest.dependencies,
+        vec!["iniconfig", "packaging", "pluggy"]
+    );
     let pluggy = resolution.get("Pluggy").unwrap();
     assert!(!pluggy.requested);
     assert_eq!(pluggy.chain.len(), 2, "{:?}", pluggy.chain);
@@ -534,7 +572,10 @@ fn only_platform_wheels_and_no_sdist_needs_native_code() {
         panic!("{err}")
     };
     assert_eq!((name.as_str(), version.as_str()), ("tensorflow", "2.18.0"));
-    assert!(reason.contains("only platform wheels (e.g. cp312-cp312-"), "{reason}");
+    assert!(
+        reason.contains("only platform wheels (e.g. cp312-cp312-"),
+        "{reason}"
+    );
     assert!(reason.contains("no source distribution"), "{reason}");
     assert!(!err.to_string().contains('\n'));
 }
@@ -556,23 +597,37 @@ fn a_project_with_only_an_sdist_resolves_through_its_built_metadata() {
     let mut only = request(&["docopt"]);
     only.only_binary.insert(":all:".into());
     let err = run(&index, &only).unwrap_err().to_string();
-    assert!(err.contains("docopt") && err.contains("only-binary"), "{err}");
+    assert!(
+        err.contains("docopt") && err.contains("only-binary"),
+        "{err}"
+    );
     // --no-binary takes the sdist even when there is a wheel.
     let index = pytest_index();
     let mut nb = request(&["iniconfig"]);
     nb.no_binary.insert("iniconfig".into());
     let r = run(&index, &nb).unwrap();
-    assert_eq!(r.get("iniconfig").unwrap().pin.file, "iniconfig-2.0.0.tar.gz");
+    assert_eq!(
+        r.get("iniconfig").unwrap().pin.file,
+        "iniconfig-2.0.0.tar.gz"
+    );
 }
 
 #[test]
 fn requires_python_rules_out_versions_the_guest_cannot_run() {
     let mut index = pytest_index();
     // A release made for newer Pythons only (its files say so; so does its metadata).
-    index.add("packaging", "99.0", &["packaging-99.0-py3-none-any.whl"], &[], Some(">=3.13"));
+    index.add(
+        "packaging",
+        "99.0",
+        &["packaging-99.0-py3-none-any.whl"],
+        &[],
+        Some(">=3.13"),
+    );
     let r = run(&index, &request(&["packaging"])).unwrap();
     assert_eq!(r.get("packaging").unwrap().pin.version, "24.2");
-    let err = run(&index, &request(&["packaging==99.0"])).unwrap_err().to_string();
+    let err = run(&index, &request(&["packaging==99.0"]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("99.0 (requires Python >=3.13)"), "{err}");
 }
 
@@ -580,15 +635,27 @@ fn requires_python_rules_out_versions_the_guest_cannot_run() {
 fn pre_releases_only_when_asked_named_or_alone() {
     let mut index = FakeIndex::default();
     for (v, files) in [
-        ("7.4.4", ["pytest-7.4.4-py3-none-any.whl", "pytest-7.4.4.tar.gz"]),
-        ("8.0.0rc2", ["pytest-8.0.0rc2-py3-none-any.whl", "pytest-8.0.0rc2.tar.gz"]),
+        (
+            "7.4.4",
+            ["pytest-7.4.4-py3-none-any.whl", "pytest-7.4.4.tar.gz"],
+        ),
+        (
+            "8.0.0rc2",
+            ["pytest-8.0.0rc2-py3-none-any.whl", "pytest-8.0.0rc2.tar.gz"],
+        ),
     ] {
         index.add("pytest", v, &files, &[], Some(">=3.8"));
     }
     let version = |req: &[&str], pre: bool| {
         let mut r = request(req);
         r.pre = pre;
-        run(&index, &r).unwrap().get("pytest").unwrap().pin.version.clone()
+        run(&index, &r)
+            .unwrap()
+            .get("pytest")
+            .unwrap()
+            .pin
+            .version
+            .clone()
     };
     assert_eq!(version(&["pytest"], false), "7.4.4");
     assert_eq!(version(&["pytest"], true), "8.0.0rc2");
@@ -600,12 +667,19 @@ fn pre_releases_only_when_asked_named_or_alone() {
 fn constraints_narrow_but_never_add() {
     let index = pytest_index();
     let mut r = request(&["pytest==8.3.4"]);
-    r.constraints = vec!["pluggy==1.5.0".into(), "colorama==0.4.6".into(), "packaging<24.2".into()];
+    r.constraints = vec![
+        "pluggy==1.5.0".into(),
+        "colorama==0.4.6".into(),
+        "packaging<24.2".into(),
+    ];
     let resolution = run(&index, &r).unwrap();
     assert_eq!(resolution.get("packaging").unwrap().pin.version, "24.1");
     assert!(resolution.get("colorama").is_none());
     r.constraints = vec!["pluggy<1.5".into()];
-    assert!(matches!(run(&index, &r), Err(PackageError::Unresolvable(_))));
+    assert!(matches!(
+        run(&index, &r),
+        Err(PackageError::Unresolvable(_))
+    ));
 }
 
 #[test]
@@ -613,9 +687,25 @@ fn installed_versions_are_kept_unless_upgrading_and_no_deps_takes_only_the_named
     let index = pytest_index();
     let mut r = request(&["pytest"]);
     r.preferences.insert("Packaging".into(), "24.1".into());
-    assert_eq!(run(&index, &r).unwrap().get("packaging").unwrap().pin.version, "24.1");
+    assert_eq!(
+        run(&index, &r)
+            .unwrap()
+            .get("packaging")
+            .unwrap()
+            .pin
+            .version,
+        "24.1"
+    );
     r.upgrade = true;
-    assert_eq!(run(&index, &r).unwrap().get("packaging").unwrap().pin.version, "24.2");
+    assert_eq!(
+        run(&index, &r)
+            .unwrap()
+            .get("packaging")
+            .unwrap()
+            .pin
+            .version,
+        "24.2"
+    );
     let mut r = request(&["pytest[dev]"]);
     r.no_deps = true;
     let resolution = run(&index, &r).unwrap();
@@ -658,5 +748,8 @@ fn metadata_headers_fold_and_stop_at_the_body() {
     assert_eq!(meta.requires_dist[0].name.to_string(), "a");
     assert!(meta.requires_python.is_some());
     let err = parse_metadata("x.whl", "Requires-Dist: a>=>1\n").unwrap_err();
-    assert!(err.to_string().starts_with("x.whl: invalid Requires-Dist"), "{err}");
+    assert!(
+        err.to_string().starts_with("x.whl: invalid Requires-Dist"),
+        "{err}"
+    );
 }

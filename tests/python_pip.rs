@@ -1,0 +1,308 @@
+//! `pip` inside builds (issue 14): installs go through the host, from a real package index
+//! (a loopback one serving real distributions, fetched once with the host's pip), pinned
+//! by hash; the lock, `--offline`, hash mismatches, packages that need native code, and
+//! what stays installed when a command fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::Run;
+use common::index::{Options, TestIndex, real_wheel};
+use serde_json::Value;
+
+/// A source directory with `buildspec.yml` (and `files`), for one test.
+fn project(buildspec: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("source dir");
+    std::fs::write(dir.path().join("buildspec.yml"), buildspec).unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn build(src: &Path, index: Option<&str>, args: &[&str]) -> Run {
+    common::ensure_bundle("base");
+    common::ensure_bundle("python");
+    let out = tempfile::tempdir().expect("artifacts dir");
+    let mut cmd = common::wasmbuild();
+    cmd.arg("run").arg(src).arg("-a").arg(out.path()).args(args);
+    if let Some(url) = index {
+        cmd.args(["-e", &format!("PIP_INDEX_URL={url}")]);
+    }
+    let output = cmd.output().expect("run wasmbuild");
+    Run { output, out }
+}
+
+fn python_buildspec(commands: &[&str]) -> String {
+    let mut text = String::from(
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.12\n  build:\n    commands:\n",
+    );
+    for c in commands {
+        text.push_str(&format!("      - {}\n", serde_json::to_string(c).unwrap()));
+    }
+    text
+}
+
+fn pins(run: &Run) -> Vec<Value> {
+    run.record()["python"]["packages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn explain(run: &Run) -> String {
+    format!(
+        "status {}\nlog:\n{}\nstderr:\n{}",
+        run.status(),
+        run.log(),
+        run.stderr()
+    )
+}
+
+fn wheels(specs: &[&str]) -> Vec<PathBuf> {
+    specs.iter().map(|s| real_wheel(s)).collect()
+}
+
+// Item 1: a requirement is resolved and downloaded on the host, checked against the
+// index's sha256, installed for the guest (importable, console script on PATH), recorded.
+#[test]
+fn pip_install_runs_on_the_host_and_installs_for_the_guest() {
+    let index = TestIndex::serve(
+        &wheels(&[
+            "pytest==8.3.4",
+            "iniconfig==2.0.0",
+            "packaging==24.2",
+            "pluggy==1.5.0",
+        ]),
+        Options::default(),
+    );
+    let src = project(
+        &python_buildspec(&[
+            "pip install pytest==8.3.4",
+            "python -c 'import iniconfig, pluggy, packaging; print(\"imports ok\")'",
+            "pytest --version",
+            "pip list --format=freeze",
+            "command -v pytest",
+        ]),
+        &[],
+    );
+    let run = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(run.status(), 0, "{}", explain(&run));
+    let log = run.log();
+    assert!(log.contains("Successfully installed"), "{log}");
+    assert!(log.contains("imports ok"), "{log}");
+    assert!(log.contains("pytest 8.3.4"), "{log}");
+    assert!(log.contains("pluggy==1.5.0"), "{log}");
+    assert!(log.contains("/root/.local/bin/pytest"), "{log}");
+    let pins = pins(&run);
+    let names: Vec<&str> = pins.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["iniconfig", "packaging", "pluggy", "pytest"],
+        "{pins:?}"
+    );
+    for pin in &pins {
+        let served = index.served(pin["file"].as_str().unwrap());
+        assert_eq!(pin["sha256"].as_str().unwrap(), served.sha256);
+    }
+}
+
+// Item 1 (lock): `--write-lock` writes the resolved set; a rerun with the lock asks the
+// index nothing and installs byte-identical files; `--offline` builds from the store.
+#[test]
+fn locked_rerun_asks_no_index_and_offline_builds_from_the_store() {
+    let served = wheels(&["iniconfig==2.0.0"]);
+    let index = TestIndex::serve(&served, Options::default());
+    let src = project(
+        &python_buildspec(&[
+            "pip install iniconfig",
+            "python -c 'import iniconfig; print(iniconfig.__version__)'",
+        ]),
+        &[],
+    );
+    let first = build(src.path(), Some(&index.url), &["--write-lock"]);
+    assert_eq!(first.status(), 0, "{}", explain(&first));
+    let lock = std::fs::read_to_string(src.path().join("wasmbuild.lock")).expect("the lock");
+    let sha = &index.served("iniconfig-2.0.0-py3-none-any.whl").sha256;
+    assert!(lock.contains(sha.as_str()), "{lock}");
+    assert!(lock.contains("iniconfig"), "{lock}");
+    assert!(index.request_count() > 0);
+
+    // A fresh index that counts: the locked build must not ask it anything.
+    let quiet = TestIndex::serve(&served, Options::default());
+    let second = build(src.path(), Some(&quiet.url), &[]);
+    assert_eq!(second.status(), 0, "{}", explain(&second));
+    assert_eq!(
+        quiet.request_count(),
+        0,
+        "{:?}",
+        quiet.requests.lock().unwrap()
+    );
+    assert_eq!(pins(&second), pins(&first));
+    assert_eq!(
+        second.record()["python"]["lock"]
+            .as_str()
+            .map(|l| l.ends_with("wasmbuild.lock")),
+        Some(true)
+    );
+
+    // Offline, with an index that does not exist: the store has everything.
+    let offline = build(
+        src.path(),
+        Some("http://127.0.0.1:9/simple"),
+        &["--offline"],
+    );
+    assert_eq!(offline.status(), 0, "{}", explain(&offline));
+    assert_eq!(pins(&offline), pins(&first));
+}
+
+// Item 1 (offline): a file the store lacks fails the command with a message naming it.
+#[test]
+fn offline_build_names_the_file_the_store_lacks() {
+    let src = project(
+        &python_buildspec(&["pip install not-in-store-demo"]),
+        &[(
+            "wasmbuild.lock",
+            "version = 1\n\n[[python]]\nname = \"not-in-store-demo\"\nversion = \"1.0\"\nfile = \"not_in_store_demo-1.0-py3-none-any.whl\"\nurl = \"http://127.0.0.1:9/files/not_in_store_demo-1.0-py3-none-any.whl\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000001\"\n",
+        )],
+    );
+    let run = build(src.path(), None, &["--offline"]);
+    assert_eq!(run.status(), 1, "{}", explain(&run));
+    let log = run.log();
+    assert!(
+        log.contains("not_in_store_demo-1.0-py3-none-any.whl is not in the store and --offline forbids downloading it"),
+        "{log}"
+    );
+    let failures = &run.record()["python"]["failures"];
+    assert!(
+        failures.to_string().contains("not_in_store_demo"),
+        "{failures}"
+    );
+}
+
+// Bad input: a file whose bytes do not match the index's sha256 fails the command naming
+// the file and both hashes; nothing is installed and nothing kept in the store.
+#[test]
+fn hash_mismatch_fails_and_installs_nothing() {
+    // A project no other test installs, so the store cannot already hold it.
+    let served = wheels(&["six==1.16.0"]);
+    let index = TestIndex::serve(
+        &served,
+        Options {
+            tampered: vec!["six-1.16.0-py2.py3-none-any.whl".into()],
+            ..Options::default()
+        },
+    );
+    let sha = index
+        .served("six-1.16.0-py2.py3-none-any.whl")
+        .sha256
+        .clone();
+    let src = project(
+        &python_buildspec(&[
+            "if pip install six==1.16.0; then echo INSTALLED; exit 1; fi",
+            "if python -c 'import six'; then echo IMPORTABLE; exit 1; fi",
+            "pip list --format=freeze",
+        ]),
+        &[],
+    );
+    let run = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(run.status(), 0, "{}", explain(&run));
+    let log = run.log();
+    assert!(
+        log.contains("hash mismatch for six-1.16.0-py2.py3-none-any.whl") && log.contains(&sha),
+        "{log}"
+    );
+    assert!(!log.lines().any(|l| l.trim() == "six==1.16.0"), "{log}");
+    let store = common::store_dir();
+    assert!(!store.join("refs/python/files").join(&sha).exists());
+}
+
+// Bad input: a project that only has platform wheels (native code) is refused in one line.
+#[test]
+fn platform_only_package_is_refused_with_a_reason() {
+    let dir = common::index::dist_cache().join("markupsafe-manylinux");
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--python-version",
+                "3.12",
+                "-d",
+            ])
+            .arg(&dir)
+            .arg("markupsafe==2.1.5")
+            .env_remove("PIP_FIND_LINKS")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let index = TestIndex::serve(&files, Options::default());
+    let src = project(&python_buildspec(&["pip install markupsafe==2.1.5"]), &[]);
+    let run = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(run.status(), 1, "{}", explain(&run));
+    let log = run.log();
+    assert!(
+        log.contains("markupsafe 2.1.5 cannot run in the WASI sandbox"),
+        "{log}"
+    );
+    assert!(!log.contains("Traceback"), "{log}");
+}
+
+// Bad input: an unknown project is a failed command with a one-line reason, in the record.
+#[test]
+fn unknown_project_fails_in_one_line() {
+    let index = TestIndex::serve(&wheels(&["iniconfig==2.0.0"]), Options::default());
+    let src = project(
+        &python_buildspec(&["pip install no-such-project-here==1.0"]),
+        &[],
+    );
+    let run = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(run.status(), 1, "{}", explain(&run));
+    let log = run.log();
+    assert!(
+        log.contains("ERROR:") && log.contains("no such project: no-such-project-here"),
+        "{log}"
+    );
+    assert!(
+        run.record()["python"]["failures"]
+            .to_string()
+            .contains("no-such-project-here")
+    );
+}
+
+// Item 2: `python -m venv` works as build scripts use it: activate, pip, console scripts.
+#[test]
+fn venv_activate_pip_and_scripts_work() {
+    let index = TestIndex::serve(&wheels(&["iniconfig==2.0.0"]), Options::default());
+    let src = project(
+        &python_buildspec(&[
+            "python -m venv .venv",
+            ". .venv/bin/activate && pip install iniconfig==2.0.0",
+            ". .venv/bin/activate && python -c 'import iniconfig, sys; print(\"in venv\", iniconfig.__file__)'",
+            "ls .venv/lib/python3.12/site-packages",
+        ]),
+        &[],
+    );
+    let run = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(run.status(), 0, "{}", explain(&run));
+    let log = run.log();
+    assert!(
+        log.contains("in venv /codebuild/output/src/.venv/lib/python3.12/site-packages/iniconfig"),
+        "{log}"
+    );
+}
