@@ -119,12 +119,13 @@ fn locked_rerun_asks_no_index_and_offline_builds_from_the_store() {
     let src = project(
         &python_buildspec(&[
             "pip install iniconfig",
-            "python -c 'import iniconfig; print(iniconfig.__version__)'",
+            "python -c 'import iniconfig, importlib.metadata as m; print(m.version(\"iniconfig\"))'",
         ]),
         &[],
     );
     let first = build(src.path(), Some(&index.url), &["--write-lock"]);
     assert_eq!(first.status(), 0, "{}", explain(&first));
+    assert!(first.log().contains("\n2.0.0\n"), "{}", explain(&first));
     let lock = std::fs::read_to_string(src.path().join("wasmbuild.lock")).expect("the lock");
     let sha = &index.served("iniconfig-2.0.0-py3-none-any.whl").sha256;
     assert!(lock.contains(sha.as_str()), "{lock}");

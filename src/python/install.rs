@@ -435,7 +435,11 @@ pub fn install(
 
     // Local projects: their metadata names them and their dependencies.
     let mut local_wheels: Vec<(Pin, Vec<u8>)> = Vec::new();
-    let mut requirements: Vec<String> = asked.named.iter().map(|l| l.text.clone()).collect();
+    // pip itself is this host-side pip: `pip install --upgrade pip` is satisfied as it is.
+    let (own, named): (Vec<_>, Vec<_>) = asked.named.iter().partition(|l| {
+        matches!(&l.kind, RequirementKind::Named { name } if normalize_name(name) == "pip")
+    });
+    let mut requirements: Vec<String> = named.iter().map(|l| l.text.clone()).collect();
     for project in &asked.local {
         let built = build_local(ctx, &frontend, project)?;
         let metadata = wheel::wheel_metadata(&built.0.file, &built.1)?;
@@ -460,7 +464,8 @@ pub fn install(
         no_deps: options.no_deps,
         pre: asked.pre,
         upgrade,
-        ..Default::default()
+        only_binary: binary_set(&options.only_binary),
+        no_binary: binary_set(&options.no_binary),
     };
     let pins = if request.requirements.is_empty() {
         Vec::new()
@@ -469,7 +474,11 @@ pub fn install(
     };
     check_hashes(&asked, &pins)?;
     let mut wanted: Vec<Pin> = Vec::new();
-    let mut already = Vec::new();
+    let mut already: Vec<(String, String)> = own
+        .iter()
+        .map(|_| ("pip".to_owned(), super::pip::PIP_VERSION.to_owned()))
+        .take(1)
+        .collect();
     for pin in &pins {
         match installed.iter().find(|p| p.normalized == pin.name) {
             Some(p) if p.version == pin.version && !force => {
@@ -646,6 +655,8 @@ pub fn download(
         locked: ctx.packages.locked.clone(),
         no_deps: options.no_deps,
         pre: asked.pre,
+        only_binary: binary_set(&options.only_binary),
+        no_binary: binary_set(&options.no_binary),
         ..Default::default()
     };
     let pins = if request.requirements.is_empty() {
@@ -729,4 +740,83 @@ pub fn build_project(
         files.push(built.file);
     }
     Ok(files)
+}
+
+/// `pip check`: every installed project's requirements (for the guest's interpreter,
+/// no extras) are installed at a version that satisfies them. One line per problem, as
+/// pip words them.
+pub fn check(target: &Target) -> Result<Vec<String>, PackageError> {
+    use std::str::FromStr;
+    let installed = wheel::installed_in(&target.root, &target.scheme)?;
+    let env = resolve::guest_markers();
+    let site = if target.scheme.site_packages.is_empty() {
+        target.root.try_clone()
+    } else {
+        target.root.open_dir(&target.scheme.site_packages)
+    }
+    .map_err(|e| PackageError::Io(format!("{}: {e}", target.describe)))?;
+    let mut problems = Vec::new();
+    for project in &installed {
+        let metadata = site
+            .read_to_string(format!("{}/METADATA", project.dist_info))
+            .unwrap_or_default();
+        let requires = metadata
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.strip_prefix("Requires-Dist:"))
+            .map(str::trim);
+        for text in requires {
+            let Ok(requirement) = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(text)
+            else {
+                continue;
+            };
+            if !requirement.evaluate_markers(&env, &[]) {
+                continue;
+            }
+            let wanted = normalize_name(requirement.name.as_ref());
+            let about = format!("{} {}", project.name, project.version);
+            match installed.iter().find(|p| p.normalized == wanted) {
+                None => problems.push(format!(
+                    "{about} requires {}, which is not installed.",
+                    requirement.name
+                )),
+                Some(dep) => {
+                    let Some(pep508_rs::VersionOrUrl::VersionSpecifier(spec)) =
+                        &requirement.version_or_url
+                    else {
+                        continue;
+                    };
+                    let satisfied = pep440_rs::Version::from_str(&dep.version)
+                        .is_ok_and(|v| spec.contains(&v));
+                    if !satisfied {
+                        problems.push(format!(
+                            "{about} has requirement {}{spec}, but you have {} {}.",
+                            requirement.name, dep.name, dep.version
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// pip's `--only-binary` / `--no-binary` values: comma-separated project names, `:all:`
+/// or `:none:` (which clears what came before).
+pub fn binary_set(values: &[String]) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for value in values {
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                ":none:" => set.clear(),
+                ":all:" => {
+                    set.insert(":all:".to_owned());
+                }
+                name => {
+                    set.insert(normalize_name(name));
+                }
+            }
+        }
+    }
+    set
 }

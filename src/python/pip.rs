@@ -627,14 +627,20 @@ fn run_pip(
             Ok(status)
         }
         PipCommand::Check => {
-            let _ = writeln!(out, "No broken requirements found.");
-            Ok(0)
+            let problems = install::check(&ctx.target(None)?)?;
+            for line in &problems {
+                let _ = writeln!(out, "{line}");
+            }
+            if problems.is_empty() {
+                let _ = writeln!(out, "No broken requirements found.");
+            }
+            Ok(i32::from(!problems.is_empty()))
         }
     }
 }
 
 fn install_name_eq(a: &str, b: &str) -> bool {
-    super::index::normalize_name(a) == super::index::normalize_name(b)
+    super::normalize_name(a) == super::normalize_name(b)
 }
 
 /// `python -m build [--wheel] [--sdist] [--outdir DIR] [SRCDIR]`: pypa/build's command
