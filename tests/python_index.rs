@@ -555,7 +555,16 @@ fn lock_round_trip_from_real_pins() {
     let err = Lock::parse(&tampered, "wasmbuild.lock")
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("wasmbuild.lock:5: "), "{err}");
+    // The message names the line of the bad value.
+    let line = tampered
+        .lines()
+        .position(|l| l.starts_with("sha256 = \"zz"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.starts_with(&format!("wasmbuild.lock:{line}: ")),
+        "{err}"
+    );
     let err = Lock::parse(
         "version = 1\n[[python]]\nname = 'x'\nbogus = 1\n",
         "wasmbuild.lock",
@@ -677,7 +686,7 @@ from pip._internal.req.req_file import parse_requirements
 from pip._internal.network.session import PipSession
 for r in parse_requirements(sys.argv[1], session=PipSession()):
     hashes = ",".join((r.options or {}).get("hashes", {}).get("sha256", []))
-    print(f"{r.requirement}|{str(r.is_editable).lower()}|{str(r.constraint).lower()}|{hashes}")
+    print(f"{r.requirement.strip()}|{str(r.is_editable).lower()}|{str(r.constraint).lower()}|{hashes}")
 "#;
     let out = std::process::Command::new("python3")
         .args(["-c", script, path])

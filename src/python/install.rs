@@ -436,9 +436,9 @@ pub fn install(
     // Local projects: their metadata names them and their dependencies.
     let mut local_wheels: Vec<(Pin, Vec<u8>)> = Vec::new();
     // pip itself is this host-side pip: `pip install --upgrade pip` is satisfied as it is.
-    let (own, named): (Vec<_>, Vec<_>) = asked.named.iter().partition(|l| {
-        matches!(&l.kind, RequirementKind::Named { name } if normalize_name(name) == "pip")
-    });
+    let (own, named): (Vec<_>, Vec<_>) = asked.named.iter().partition(
+        |l| matches!(&l.kind, RequirementKind::Named { name } if normalize_name(name) == "pip"),
+    );
     let mut requirements: Vec<String> = named.iter().map(|l| l.text.clone()).collect();
     for project in &asked.local {
         let built = build_local(ctx, &frontend, project)?;
@@ -786,8 +786,8 @@ pub fn check(target: &Target) -> Result<Vec<String>, PackageError> {
                     else {
                         continue;
                     };
-                    let satisfied = pep440_rs::Version::from_str(&dep.version)
-                        .is_ok_and(|v| spec.contains(&v));
+                    let satisfied =
+                        pep440_rs::Version::from_str(&dep.version).is_ok_and(|v| spec.contains(&v));
                     if !satisfied {
                         problems.push(format!(
                             "{about} has requirement {}{spec}, but you have {} {}.",

@@ -88,29 +88,50 @@ impl Lock {
         let mut files = BTreeSet::new();
         let mut pins = Vec::new();
         for (i, p) in parsed.python.into_iter().enumerate() {
-            let line = tables.get(i).copied().unwrap_or(1);
-            let bad = |reason: String| PackageError::Lock(format!("{file}:{line}: {reason}"));
+            let table = tables.get(i).copied().unwrap_or(1);
+            // The line of `key` in this table (the table's own line if it is not found).
+            let key_line = |key: &str| {
+                text.lines()
+                    .enumerate()
+                    .skip(table)
+                    .take_while(|(_, l)| !l.trim_start().starts_with('['))
+                    .find(|(_, l)| {
+                        l.trim_start()
+                            .strip_prefix(key)
+                            .is_some_and(|rest| rest.trim_start().starts_with('='))
+                    })
+                    .map_or(table, |(n, _)| n + 1)
+            };
+            let bad = |key: &str, reason: String| {
+                PackageError::Lock(format!("{file}:{}: {reason}", key_line(key)))
+            };
             if !is_valid_name(&p.name) {
-                return Err(bad(format!("{:?} is not a project name", p.name)));
+                return Err(bad("name", format!("{:?} is not a project name", p.name)));
             }
             if pep440_rs::Version::from_str(&p.version).is_err() {
-                return Err(bad(format!("{:?} is not a PEP 440 version", p.version)));
+                return Err(bad(
+                    "version",
+                    format!("{:?} is not a PEP 440 version", p.version),
+                ));
             }
             if p.file.is_empty()
                 || p.file.contains(['/', '\\'])
                 || p.file.starts_with('.')
                 || p.file.chars().any(char::is_control)
             {
-                return Err(bad(format!("{:?} is not a file name", p.file)));
+                return Err(bad("file", format!("{:?} is not a file name", p.file)));
             }
             if !is_digest(&p.sha256) {
-                return Err(bad(format!(
-                    "sha256 {:?} of {} is not 64 lowercase hex digits",
-                    p.sha256, p.file
-                )));
+                return Err(bad(
+                    "sha256",
+                    format!(
+                        "sha256 {:?} of {} is not 64 lowercase hex digits",
+                        p.sha256, p.file
+                    ),
+                ));
             }
             if !files.insert(p.file.clone()) {
-                return Err(bad(format!("{} is locked twice", p.file)));
+                return Err(bad("file", format!("{} is locked twice", p.file)));
             }
             pins.push(Pin {
                 name: normalize_name(&p.name),
