@@ -181,7 +181,7 @@ fn offline_uses_pages_and_files_seen_before_and_names_what_is_missing() {
     let fetched = online.fetch(&ini[0]).unwrap();
     assert!(fetched.downloaded);
     assert_eq!(fetched.sha256, sha256_file(&dists[0]));
-    assert_eq!(online.fetch(&ini[0]).unwrap().downloaded, false);
+    assert!(!online.fetch(&ini[0]).unwrap().downloaded);
 
     let requests = index.request_count();
     let offline = client(&index, &store, true);

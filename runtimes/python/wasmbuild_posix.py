@@ -9,7 +9,12 @@ builds. WASI has no users and no dup, so:
 - os.dup(fd) is openat(fd, "."), which wasmbuild's sandbox answers, for a descriptor that
   is no directory, with a real duplicate (one open file: offset and flags shared), and
   os.dup2(fd, fd2) is linkat(fd, ".", fd2, "."), which the sandbox turns into dup2. So
-  pytest's default fd capture and faulthandler work.
+  pytest's default fd capture and faulthandler work;
+- modules the WASI build leaves out but code imports: `multiprocessing` (a package beside
+  this file: importable, one process, starting another raises OSError(ENOSYS)) and
+  `concurrent.futures.thread` (found by the finder below: a ThreadPoolExecutor that runs
+  each call as it is submitted);
+- `socket.gethostname` ($HOSTNAME, else localhost), added when socket is first imported.
 """
 
 import os as _os
@@ -207,7 +212,80 @@ def _install_dup():
     _os.dup2 = dup2
 
 
+class _LeftOutModules:
+    """Finds modules of packages CPython's WASI build has but leaves out of them
+    (`concurrent.futures.thread`): the shim beside this file. Last on sys.meta_path, so it
+    is asked only when the interpreter has no such module."""
+
+    _shims = {"concurrent.futures.thread": "wasmbuild_futures_thread"}
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        shim = cls._shims.get(name)
+        if shim is None:
+            return None
+        import importlib.util
+
+        found = importlib.util.find_spec(shim)
+        if found is None:
+            return None
+        return importlib.util.spec_from_file_location(name, found.origin)
+
+
+def _patch_socket(module):
+    """socket.gethostname, which the WASI build lacks (coverage.py names its data files
+    with it): $HOSTNAME, else "localhost". Nothing reaches a network."""
+    if not hasattr(module, "gethostname"):
+
+        def gethostname():
+            """Return the current host name (wasmbuild: $HOSTNAME or localhost)."""
+            return _os.environ.get("HOSTNAME") or "localhost"
+
+        gethostname.__module__ = "socket"
+        module.gethostname = gethostname
+
+
+class _Patching:
+    """Completes modules of the WASI build when they are first imported (importing them
+    at start-up would cost every program the time): finds the module as the interpreter
+    would, then runs the patch after the module's own code."""
+
+    _patches = {"socket": _patch_socket}
+
+    def __init__(self, loader, patch):
+        self._loader = loader
+        self._patch = patch
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        patch = cls._patches.get(name)
+        if patch is None:
+            return None
+        for finder in _sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is cls or find is None:
+                continue
+            spec = find(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = cls(spec.loader, patch)
+                return spec
+        return None
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        self._patch(module)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
 if _sys.platform == "wasi":
+    _sys.meta_path.insert(0, _Patching)
+    _sys.meta_path.append(_LeftOutModules)
     _install_ids()
     _install_pwd()
     _install_grp()

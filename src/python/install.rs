@@ -373,10 +373,11 @@ fn built_wheel(
 ) -> Result<Vec<u8>, PackageError> {
     let store = client.store();
     let reference = format!("python/built/{}", pin.sha256);
-    if let Some(digest) = store.get_ref(&reference)? {
-        if let Ok(bytes) = store.get_blob(&digest) {
-            return Ok(bytes);
-        }
+    // A built wheel the store cannot give back intact is built again.
+    if let Some(digest) = store.get_ref(&reference)?
+        && let Ok(bytes) = store.get_blob(&digest)
+    {
+        return Ok(bytes);
     }
     let build_env = Isolated { ctx, client, depth };
     let fetcher = client.clone();

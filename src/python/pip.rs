@@ -318,7 +318,9 @@ pub struct PythonPackages {
     pub locked: Vec<Pin>,
     /// The lock file's name as the user sees it, for messages.
     pub lock_name: Option<String>,
-    used: Mutex<BTreeMap<String, Pin>>,
+    /// By (project, version, file): a project can be used at two versions in one build (a
+    /// build backend's isolated environment and the user's site chose differently).
+    used: Mutex<BTreeMap<(String, String, String), Pin>>,
     failures: Mutex<Vec<String>>,
     /// Index clients by settings: one HTTP connection pool per index for the build.
     clients: Mutex<Vec<(IndexSettings, Client)>>,
@@ -352,7 +354,10 @@ impl PythonPackages {
     pub fn note_used(&self, pins: &[Pin]) {
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
         for pin in pins {
-            used.insert(pin.name.clone(), pin.clone());
+            used.insert(
+                (pin.name.clone(), pin.version.clone(), pin.file.clone()),
+                pin.clone(),
+            );
         }
     }
 
@@ -364,7 +369,7 @@ impl PythonPackages {
             .push(line);
     }
 
-    /// Every file the build's pip commands used, by project name.
+    /// Every file the build's pip commands used, by project name and version.
     pub fn used(&self) -> Vec<Pin> {
         self.used
             .lock()

@@ -215,7 +215,10 @@ struct Provider<'a> {
     /// The request's requirements that apply to the guest, with their text.
     root: Vec<(String, Requirement<VerbatimUrl>)>,
     constraints: HashMap<String, Ranges<Version>>,
-    locked: HashMap<String, (Version, Pin)>,
+    /// Locked files by project: newest version first (a wheel before an sdist of the same
+    /// version). A lock holds several versions of a project when builds of different
+    /// environments (a build backend's isolated one, the user's) chose differently.
+    locked: HashMap<String, Vec<(Version, Pin)>>,
     preferences: HashMap<String, Version>,
     projects: RefCell<HashMap<String, Rc<Project>>>,
     metadata: RefCell<HashMap<(String, Version), Rc<Meta>>>,
@@ -227,9 +230,12 @@ struct Provider<'a> {
     explicit_pre: RefCell<HashSet<String>>,
     /// The dependencies given to PubGrub, per package and version, with the requirement
     /// that made each (for the chains of the resolution).
-    edges: RefCell<HashMap<(Pkg, Version), Vec<(Pkg, String)>>>,
+    edges: RefCell<Edges>,
     discovered: RefCell<HashMap<Pkg, usize>>,
 }
+
+/// Per package and version: each dependency and the requirement that made it.
+type Edges = HashMap<(Pkg, Version), Vec<(Pkg, String)>>;
 
 fn parse_requirement(text: &str) -> Result<Requirement<VerbatimUrl>, PackageError> {
     let requirement =
@@ -372,7 +378,7 @@ impl<'a> Provider<'a> {
                 }
             }
         }
-        let mut locked = HashMap::new();
+        let mut locked: HashMap<String, Vec<(Version, Pin)>> = HashMap::new();
         for pin in &request.locked {
             let version = Version::from_str(&pin.version).map_err(|e| {
                 PackageError::Lock(format!(
@@ -382,7 +388,16 @@ impl<'a> Provider<'a> {
                     first_line(&e.to_string())
                 ))
             })?;
-            locked.insert(normalize_name(&pin.name), (version, pin.clone()));
+            locked
+                .entry(normalize_name(&pin.name))
+                .or_default()
+                .push((version, pin.clone()));
+        }
+        for pins in locked.values_mut() {
+            pins.sort_by(|(va, pa), (vb, pb)| {
+                vb.cmp(va)
+                    .then_with(|| pb.file.ends_with(".whl").cmp(&pa.file.ends_with(".whl")))
+            });
         }
         let preferences = request
             .preferences
@@ -519,8 +534,12 @@ impl<'a> Provider<'a> {
     /// The newest version of `name` in `range` that has a usable file (see `ResolveRequest`
     /// for pre-releases, preferences and locks).
     fn choose(&self, name: &str, range: &Ranges<Version>) -> Result<Option<Version>, PackageError> {
-        if let Some((version, _)) = self.locked.get(name) {
-            return Ok(range.contains(version).then(|| version.clone()));
+        if let Some(pins) = self.locked.get(name) {
+            return Ok(pins
+                .iter()
+                .map(|(version, _)| version)
+                .find(|version| range.contains(version))
+                .cloned());
         }
         let project = self.project(name)?;
         let exact = range.as_singleton();
@@ -578,8 +597,8 @@ impl<'a> Provider<'a> {
         if let Some(meta) = self.metadata.borrow().get(&key) {
             return Ok(meta.clone());
         }
-        let (file, kind) = match self.locked.get(name) {
-            Some((_, pin)) => (dist_file_of(pin), kind_of(&pin.file)),
+        let (file, kind) = match self.locked_pin(name, version) {
+            Some(pin) => (dist_file_of(pin), kind_of(&pin.file)),
             None => self.chosen.borrow().get(&key).cloned().ok_or_else(|| {
                 PackageError::Unresolvable(format!("{name} {version} was never chosen"))
             })?,
@@ -701,9 +720,18 @@ impl<'a> Provider<'a> {
         Ok(Dependencies::Available(deps.into_iter().collect()))
     }
 
+    /// The locked file of `name` `version`, if the lock has that version.
+    fn locked_pin(&self, name: &str, version: &Version) -> Option<&Pin> {
+        self.locked
+            .get(name)?
+            .iter()
+            .find(|(v, _)| v == version)
+            .map(|(_, pin)| pin)
+    }
+
     /// The chosen file of a resolved project.
     fn file_of(&self, name: &str, version: &Version) -> Option<Chosen> {
-        if let Some((_, pin)) = self.locked.get(name) {
+        if let Some(pin) = self.locked_pin(name, version) {
             return Some((dist_file_of(pin), kind_of(&pin.file)));
         }
         self.chosen
@@ -801,8 +829,8 @@ impl<'a> Provider<'a> {
             let (file, kind) = self.file_of(name, version).ok_or_else(|| {
                 PackageError::Unresolvable(format!("{name} {version}: no file was chosen"))
             })?;
-            let pin = match self.locked.get(name) {
-                Some((_, pin)) => Pin {
+            let pin = match self.locked_pin(name, version) {
+                Some(pin) => Pin {
                     name: name.to_string(),
                     ..pin.clone()
                 },
@@ -830,8 +858,9 @@ impl<'a> Provider<'a> {
 
     /// The versions of a project, newest first, each with why it cannot be used if so.
     fn describe_versions(&self, name: &str) -> String {
-        if let Some((version, _)) = self.locked.get(name) {
-            return format!("{name} is locked to {version}");
+        if let Some(pins) = self.locked.get(name) {
+            let versions: Vec<String> = pins.iter().map(|(v, _)| v.to_string()).collect();
+            return format!("{name} is locked to {}", versions.join(", "));
         }
         let Some(project) = self.projects.borrow().get(name).cloned() else {
             return String::new();
