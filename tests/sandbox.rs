@@ -44,7 +44,7 @@ fn guest_env_is_exactly_what_wasmbuild_sets_and_never_the_hosts() {
         .success()
         .stdout(
             "[('CODEBUILD_SRC_DIR', '/codebuild/output/src'), ('FOO', 'bar=baz'), ('HOME', '/elsewhere'), \
-             ('PATH', '/opt/runtimes/python/bin:/opt/runtimes/base/bin'), ('PWD', '/codebuild/output/src'), \
+             ('PATH', '/opt/runtimes/python/bin:/opt/runtimes/base/bin:/root/.local/bin'), ('PWD', '/codebuild/output/src'), \
              ('PYTHONPATH', '/opt/runtimes/python/lib')]\n",
         );
 }

@@ -705,7 +705,8 @@ mod tests {
 
         let broken = text.replace(H1, "abc");
         let err = Lock::parse(&broken, LOCK_FILE).unwrap_err().to_string();
-        let line = text.lines().position(|l| l.contains("\"pytest\"")).unwrap(); // zero-based line of `name`: its [[python]] header is this 1-based line
+        // The message names the line of the bad value.
+        let line = broken.lines().position(|l| l.contains("\"abc\"")).unwrap() + 1;
         assert!(err.starts_with(&format!("{LOCK_FILE}:{line}: ")), "{err}");
         let err = Lock::parse("version = 1\n[[python]]\nname = \"x\"\n", "w.lock")
             .unwrap_err()
