@@ -207,6 +207,56 @@ fn offline_uses_pages_and_files_seen_before_and_names_what_is_missing() {
     assert_eq!(index.request_count(), requests, "offline asked the index");
 }
 
+// A lock names no host: a pin without a URL is found on the configured index by file name
+// and sha256 (any mirror serves it); a pin the index does not have is named.
+#[test]
+fn a_pin_without_url_is_found_on_the_index_by_name_and_hash() {
+    let dists = wheels(&[INICONFIG, SIX]);
+    let index = TestIndex::serve(&dists, Options::default());
+    let (_dir, store) = fresh_store();
+    let online = client(&index, &store, false);
+    let listed = online.project("iniconfig").unwrap();
+    let from_lock = Pin {
+        name: "iniconfig".into(),
+        version: "2.0.0".into(),
+        file: listed[0].file.clone(),
+        url: String::new(),
+        sha256: listed[0].sha256.clone(),
+    };
+    let (_dir2, cold) = fresh_store();
+    let locked = client(&index, &cold, false);
+    assert_eq!(
+        locked.read(&from_lock).unwrap(),
+        std::fs::read(&dists[0]).unwrap()
+    );
+    // fetch_all takes the same way, and a warm store asks nothing.
+    let six = online.project("six").unwrap();
+    let six_pin = Pin {
+        name: "six".into(),
+        version: "1.16.0".into(),
+        file: six[0].file.clone(),
+        url: String::new(),
+        sha256: six[0].sha256.clone(),
+    };
+    let fetched = locked.fetch_all(&[from_lock.clone(), six_pin]).unwrap();
+    assert_eq!(
+        fetched.iter().map(|f| f.downloaded).collect::<Vec<_>>(),
+        [false, true]
+    );
+    let before = index.request_count();
+    assert!(!locked.fetch(&from_lock).unwrap().downloaded);
+    assert_eq!(index.request_count(), before);
+
+    let (_dir3, other) = fresh_store();
+    let missing = Pin {
+        sha256: "0".repeat(64),
+        ..from_lock
+    };
+    let err = client(&index, &other, false).fetch(&missing).unwrap_err();
+    assert!(matches!(err, PackageError::NotOnIndex { .. }), "{err:?}");
+    assert!(err.to_string().contains(&listed[0].file), "{err}");
+}
+
 #[test]
 fn fetch_all_downloads_in_parallel_once() {
     let dists = wheels(&[INICONFIG, SIX, TOMLI]);

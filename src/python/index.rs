@@ -299,10 +299,11 @@ impl Client {
             });
         }
         let http = self.online(file.file_name())?;
+        let url = self.url_of(file, &sha256)?;
         let tmp = self.download_dir()?;
         let download = http::Download {
             file: file.file_name().to_owned(),
-            url: file.url().to_owned(),
+            url,
             sha256: sha256.clone(),
         };
         let temp = http.download(download, &tmp)?;
@@ -331,11 +332,20 @@ impl Client {
             if self.inner.store.has_blob(&sha256)? {
                 present.insert(sha256);
             } else {
+                // A file without a URL (a lock's) is found on the index below, once it is
+                // known that the store lacks it and the network may be asked.
                 wanted.push(http::Download {
                     file: file.file_name().to_owned(),
                     url: file.url().to_owned(),
                     sha256,
                 });
+            }
+        }
+        if !self.inner.offline {
+            for download in &mut wanted {
+                if download.url.is_empty() {
+                    download.url = self.locate(&download.file, &download.sha256)?;
+                }
             }
         }
         if let Some(first) = wanted.first() {
@@ -374,6 +384,36 @@ impl Client {
     pub fn read<D: Downloadable + ?Sized>(&self, file: &D) -> Result<Vec<u8>, PackageError> {
         let fetched = self.fetch(file)?;
         Ok(self.inner.store.get_blob(&fetched.sha256)?)
+    }
+
+    /// Where to download `file` from: its own URL, else (a lock's pin, which names no host)
+    /// the file of that name and sha256 on the configured index.
+    fn url_of<D: Downloadable + ?Sized>(
+        &self,
+        file: &D,
+        sha256: &str,
+    ) -> Result<String, PackageError> {
+        if !file.url().is_empty() {
+            return Ok(file.url().to_owned());
+        }
+        self.locate(file.file_name(), sha256)
+    }
+
+    /// The URL of the file named `file` with `sha256` on the index, from its project's page.
+    fn locate(&self, file: &str, sha256: &str) -> Result<String, PackageError> {
+        let project = project_of_file(file).ok_or_else(|| PackageError::BadRequirement {
+            requirement: file.into(),
+            reason: "not a wheel or sdist file name".into(),
+        })?;
+        self.project(&project)?
+            .into_iter()
+            .find(|f| f.file == file && f.sha256.eq_ignore_ascii_case(sha256))
+            .map(|f| f.url)
+            .ok_or_else(|| PackageError::NotOnIndex {
+                file: file.into(),
+                sha256: sha256.into(),
+                index: self.inner.settings.indexes().join(", "),
+            })
     }
 
     fn online(&self, what: &str) -> Result<&http::Http, PackageError> {
@@ -634,4 +674,19 @@ impl Index for Client {
 
 fn strip_fragment(url: &str) -> &str {
     url.split_once('#').map_or(url, |(u, _)| u)
+}
+
+/// The project a distribution file belongs to, from its name: a wheel's first field
+/// (`foo_bar-1.0-py3-none-any.whl`), an sdist's name before its version
+/// (`foo-bar-1.0.tar.gz`).
+fn project_of_file(file: &str) -> Option<String> {
+    if let Some(stem) = file.strip_suffix(".whl") {
+        let name = stem.split('-').next()?;
+        return (!name.is_empty()).then(|| normalize_name(name));
+    }
+    let stem = file
+        .strip_suffix(".tar.gz")
+        .or_else(|| file.strip_suffix(".zip"))?;
+    let (name, _version) = stem.rsplit_once('-')?;
+    (!name.is_empty()).then(|| normalize_name(name))
 }

@@ -21,8 +21,9 @@ pub const MAX_INCLUDE_DEPTH: usize = 32;
 
 const LOCK_HEADER: &str = "\
 # This file is written by wasmbuild: the Python distributions a build installs, each
-# pinned by the sha256 of its file. A build with this lock asks no package index; with
-# --offline it uses the store only. Regenerate it rather than editing it by hand.
+# pinned by the sha256 of its file. A build with this lock asks the package index only for
+# files its store lacks (by name and sha256, from any mirror); with --offline it uses the
+# store only. Regenerate it rather than editing it by hand.
 ";
 
 /// `wasmbuild.lock`: `version = 1` and one `[[python]]` table per distribution file.
@@ -46,6 +47,9 @@ struct PinToml {
     name: String,
     version: String,
     file: String,
+    /// Older locks name the download URL; a lock names no host now (the configured index
+    /// serves the file by name and sha256), so a lock works with any mirror.
+    #[serde(default)]
     url: String,
     sha256: String,
 }
@@ -53,6 +57,10 @@ struct PinToml {
 impl Lock {
     /// A lock of `pins` (sorted, exact duplicates dropped).
     pub fn new(mut pins: Vec<Pin>) -> Lock {
+        // A lock names files, not hosts: where a file comes from is the index's business.
+        for pin in &mut pins {
+            pin.url.clear();
+        }
         pins.sort_by(|a, b| {
             (&a.name, &a.version, &a.file, &a.sha256)
                 .cmp(&(&b.name, &b.version, &b.file, &b.sha256))
@@ -156,7 +164,6 @@ impl Lock {
             out.push_str(&format!("name = {}\n", q(&p.name)));
             out.push_str(&format!("version = {}\n", q(&p.version)));
             out.push_str(&format!("file = {}\n", q(&p.file)));
-            out.push_str(&format!("url = {}\n", q(&p.url)));
             out.push_str(&format!("sha256 = {}\n", q(&p.sha256)));
         }
         out

@@ -83,6 +83,12 @@ pub enum PackageError {
     NoIndex,
     #[error("{index}: no such project: {name}")]
     UnknownProject { index: String, name: String },
+    #[error("{file} (sha256 {sha256}) is not on the index {index}")]
+    NotOnIndex {
+        file: String,
+        sha256: String,
+        index: String,
+    },
     #[error("cannot reach the package index {index}: {reason}")]
     Unreachable { index: String, reason: String },
     #[error(
