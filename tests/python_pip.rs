@@ -59,7 +59,12 @@ fn files(run: &Run) -> Vec<(String, String, String, String)> {
         .iter()
         .map(|p| {
             let field = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
-            (field("name"), field("version"), field("file"), field("sha256"))
+            (
+                field("name"),
+                field("version"),
+                field("file"),
+                field("sha256"),
+            )
         })
         .collect()
 }
@@ -317,4 +322,57 @@ fn venv_activate_pip_and_scripts_work() {
         log.contains("in venv /codebuild/output/src/.venv/lib/python3.12/site-packages/iniconfig"),
         "{log}"
     );
+}
+
+// Item 4: the pip cache as CodeBuild users declare it. wasmbuild's pip keeps files in the
+// store, not in ~/.cache/pip, so the path holds nothing to save: the builds succeed, the
+// second one installs the same files with no download, and the cache step says what it did.
+#[test]
+fn a_pip_cache_path_in_the_buildspec_works_as_codebuild_users_write_it() {
+    let served = wheels(&["iniconfig==2.0.0"]);
+    let index = TestIndex::serve(&served, Options::default());
+    let mut spec = python_buildspec(&[
+        "pip install iniconfig==2.0.0",
+        "python -c 'import iniconfig'",
+    ]);
+    spec.push_str("cache:\n  paths:\n    - '/root/.cache/pip/**/*'\n");
+    let src = project(&spec, &[]);
+    let first = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(first.status(), 0, "{}", explain(&first));
+    let files_served = index
+        .served("iniconfig-2.0.0-py3-none-any.whl")
+        .sha256
+        .clone();
+    let file_requests = || {
+        index
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.contains("/files/"))
+            .count()
+    };
+    let after_first = file_requests();
+    let second = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(second.status(), 0, "{}", explain(&second));
+    assert_eq!(files(&second), files(&first));
+    assert_eq!(files(&second)[0].3, files_served);
+    assert_eq!(
+        file_requests(),
+        after_first,
+        "the second build downloads nothing"
+    );
+    for run in [&first, &second] {
+        let cache = &run.record()["cache"];
+        assert_eq!(
+            cache["paths"][0],
+            "/root/.cache/pip/**/*",
+            "{}",
+            run.record()
+        );
+        assert_eq!(
+            cache["restore"]["hit"], false,
+            "nothing to save, nothing restored"
+        );
+    }
 }
