@@ -73,6 +73,59 @@ fn a_bundle_built_from_a_recipe_is_listed_and_runs() {
         .stdout("hello from wasm\n");
 }
 
+// A bundle built from an older recipe (an upgrade of wasmbuild changed one of its files) is
+// built again before it runs; one built from the recipe as it is stays.
+#[test]
+fn a_bundle_built_from_an_older_recipe_is_built_again() {
+    let (store, recipes, src) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    hello_recipe(recipes.path(), &hello_digest());
+    let dir = recipes.path().join("hello");
+    let recipe = fs::read_to_string(dir.join("recipe.toml")).unwrap();
+    fs::write(
+        dir.join("recipe.toml"),
+        format!("{recipe}\n[files]\n\"share/note.txt\" = \"note.txt\"\n"),
+    )
+    .unwrap();
+    fs::write(dir.join("note.txt"), "first\n").unwrap();
+    let run = || {
+        let out = cli(store.path(), recipes.path())
+            .args(["exec", "--image", "hello", "--src"])
+            .arg(src.path())
+            .args(["--", "hi"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let digest = || {
+        let list = cli(store.path(), recipes.path())
+            .args(["runtime", "list"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&list.stdout).into_owned()
+    };
+    assert!(run().contains("bundle hello is not in the store yet"));
+    let first = digest();
+    assert_eq!(run(), "", "a current bundle is used as it is");
+    assert_eq!(digest(), first);
+    fs::write(dir.join("note.txt"), "second\n").unwrap();
+    let said = run();
+    assert!(
+        said.contains("built from an older recipe; building it again"),
+        "{said}"
+    );
+    assert_ne!(digest(), first);
+    assert_eq!(run(), "");
+}
+
 #[test]
 fn a_pinned_digest_that_does_not_match_refuses_the_bundle() {
     let (store, recipes) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -82,7 +82,8 @@ impl Guest {
 }
 
 /// Builds the image's bundles (the named one and `base`) that have a recipe but are not in
-/// the store yet, so a fresh machine runs its first command without a separate step.
+/// the store yet, or were built from an older recipe (an upgrade of wasmbuild that changed
+/// a bundle's shims), so a fresh machine runs its first command without a separate step.
 pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
     super::check_image_spec(spec)?;
     let runtimes = ctx.runtimes();
@@ -91,20 +92,25 @@ pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
         None => (spec, None),
     };
     let available = Recipe::available(&ctx.global.recipes);
+    let fault = |e: crate::runtime::RuntimeError| Failure::fault(e.to_string());
     for (name, version) in [(name, version), (DEFAULT_IMAGE, None)] {
-        let missing = runtimes
-            .find(name, version)
-            .map_err(|e| Failure::fault(e.to_string()))?
-            .is_none();
-        if missing && available.iter().any(|a| a == name) {
-            let recipe = Recipe::load(&ctx.global.recipes, name)
-                .map_err(|e| Failure::bad_input(e.to_string()))?;
-            if version.is_some_and(|v| v != recipe.version) {
-                continue;
-            }
-            eprintln!("wasmbuild: bundle {name} is not in the store yet; building it");
-            super::runtime::build(ctx, name)?;
+        if !available.iter().any(|a| a == name) {
+            continue;
         }
+        let recipe = Recipe::load(&ctx.global.recipes, name)
+            .map_err(|e| Failure::bad_input(e.to_string()))?;
+        if version.is_some_and(|v| v != recipe.version) {
+            continue;
+        }
+        match runtimes.find(name, version).map_err(fault)? {
+            None => eprintln!("wasmbuild: bundle {name} is not in the store yet; building it"),
+            // Built from this recipe as it is now: nothing to do.
+            Some(digest) if runtimes.is_current(&digest, &recipe).map_err(fault)? => continue,
+            Some(_) => eprintln!(
+                "wasmbuild: bundle {name} in the store was built from an older recipe; building it again"
+            ),
+        }
+        super::runtime::build(ctx, name)?;
     }
     Ok(())
 }

@@ -154,6 +154,36 @@ impl Runtimes {
         Ok(self.store.get_ref(&reference)?)
     }
 
+    /// Whether the bundle `digest` is what `recipe` makes today: the same version,
+    /// environment and extra files (by content), and the pinned module. A bundle built by an
+    /// older wasmbuild (whose shims have changed since) is not.
+    pub fn is_current(&self, digest: &str, recipe: &Recipe) -> Result<bool, RuntimeError> {
+        let manifest = self.manifest(digest)?;
+        if manifest.version != recipe.version
+            || manifest.env != recipe.env
+            || manifest.path_env != recipe.path_env
+        {
+            return Ok(false);
+        }
+        if let Some(pinned) = recipe.source.pinned_sha256()
+            && !manifest.files.iter().any(|f| f.sha256 == pinned)
+        {
+            return Ok(false);
+        }
+        for (path, source) in &recipe.files {
+            let source = recipe.dir.join(source);
+            let bytes = fs::read(&source)
+                .map_err(|e| RuntimeError::Io(format!("{}: {e}", source.display())))?;
+            let same = manifest
+                .file(path)
+                .is_some_and(|f| f.sha256 == crate::store::sha256_hex(&bytes));
+            if !same {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The versions of bundle `name` in the store, oldest first.
     pub fn versions(&self, name: &str) -> Result<Vec<String>, RuntimeError> {
         let mut versions = self.store.list_refs(&format!("bundle-versions/{name}"))?;
