@@ -39,6 +39,8 @@ const PATHSPEC: &str = "pathspec==0.12.1";
 const TROVE: &str = "trove-classifiers==2024.10.21.16";
 const FLIT_CORE: &str = "flit-core==3.10.1";
 const EDITABLES: &str = "editables==0.5";
+const POETRY_CORE: &str = "poetry-core==1.9.1";
+const PDM_BACKEND: &str = "pdm-backend==2.4.3";
 
 fn pin_of(path: &Path) -> (Pin, Vec<u8>) {
     let bytes = std::fs::read(path).unwrap();
@@ -655,7 +657,16 @@ impl BuildEnv for CachedBuildEnv {
         target: &Dir,
     ) -> Result<(), PackageError> {
         let pinned = [
-            SETUPTOOLS, HATCHLING, PATHSPEC, TROVE, PACKAGING, PLUGGY, FLIT_CORE, EDITABLES,
+            SETUPTOOLS,
+            HATCHLING,
+            PATHSPEC,
+            TROVE,
+            PACKAGING,
+            PLUGGY,
+            FLIT_CORE,
+            EDITABLES,
+            POETRY_CORE,
+            PDM_BACKEND,
         ];
         let mut todo: Vec<String> = requirements.to_vec();
         let mut wheels = Vec::new();
@@ -760,6 +771,34 @@ readme = "README.md"
 dynamic = ["version", "description"]
 "#;
 
+const POETRY_PROJECT: &str = r#"[build-system]
+requires = ["poetry-core>=1.0.0"]
+build-backend = "poetry.core.masonry.api"
+
+[tool.poetry]
+name = "demo-pkg"
+version = "0.3.0"
+description = "demo"
+authors = ["Demo <demo@example.invalid>"]
+readme = "README.md"
+packages = [{ include = "demo_pkg", from = "src" }]
+
+[tool.poetry.dependencies]
+python = ">=3.8"
+"#;
+
+const PDM_PROJECT: &str = r#"[build-system]
+requires = ["pdm-backend"]
+build-backend = "pdm.backend"
+
+[project]
+name = "demo-pkg"
+version = "0.3.0"
+description = "demo"
+readme = "README.md"
+requires-python = ">=3.8"
+"#;
+
 fn check_built_wheel(guest: &Guest, built: &wasmbuild::python::frontend::Built) {
     // (flit-core tags py2.py3 without requires-python.)
     assert!(
@@ -799,11 +838,13 @@ fn check_built_wheel(guest: &Guest, built: &wasmbuild::python::frontend::Built) 
 }
 
 #[test]
-fn setuptools_hatchling_and_flit_projects_build_wheels_in_the_sandbox() {
+fn setuptools_hatchling_flit_poetry_and_pdm_projects_build_wheels_in_the_sandbox() {
     for (backend, pyproject) in [
         ("setuptools", SETUPTOOLS_PROJECT),
         ("hatchling", HATCHLING_PROJECT),
         ("flit-core", FLIT_PROJECT),
+        ("poetry-core", POETRY_PROJECT),
+        ("pdm-backend", PDM_PROJECT),
     ] {
         let guest = guest(None);
         write_project(&guest, pyproject, &[]);
