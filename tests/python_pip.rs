@@ -376,3 +376,64 @@ fn a_pip_cache_path_in_the_buildspec_works_as_codebuild_users_write_it() {
         );
     }
 }
+
+// pip's other commands, spelled as buildspecs spell them: `python -m pip`, `pip3`,
+// `pip download -d`, `pip wheel -w` of a local project (its backend from the index, built in
+// the sandbox), `pip freeze`, `pip uninstall -y`, and `pip check` finding what an
+// uninstall broke.
+#[test]
+fn pip_commands_download_wheel_freeze_uninstall_and_check() {
+    let index = TestIndex::serve(
+        &wheels(&["iniconfig==2.0.0", "six==1.16.0", "flit-core==3.10.1"]),
+        Options::default(),
+    );
+    let pyproject = "[build-system]\nrequires = [\"flit_core >=3.2,<4\"]\n\
+                     build-backend = \"flit_core.buildapi\"\n\n[project]\nname = \"demo_pkg\"\n\
+                     version = \"0.3.0\"\ndescription = \"demo\"\n\
+                     dependencies = [\"iniconfig\"]\n";
+    let src = project(
+        &python_buildspec(&[
+            "python -m pip install six==1.16.0",
+            "pip3 download iniconfig==2.0.0 -d dl",
+            "ls dl",
+            "pip wheel ./proj -w wheels --no-deps",
+            "ls wheels",
+            "pip install ./proj",
+            "pip freeze",
+            "pip check",
+            "pip uninstall -y six iniconfig",
+            "python -c 'import importlib.util as u; print(\"six importable:\", u.find_spec(\"six\") is not None)'",
+            "pip check || echo \"pip check said $?\"",
+        ]),
+        &[
+            ("proj/pyproject.toml", pyproject),
+            (
+                "proj/demo_pkg/__init__.py",
+                "def hello():\n    return 'hi'\n",
+            ),
+        ],
+    );
+    let run = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(run.status(), 0, "{}", explain(&run));
+    let log = run.log();
+    for expected in [
+        "Successfully installed six-1.16.0",
+        "\niniconfig-2.0.0-py3-none-any.whl\n",
+        "\ndemo_pkg-0.3.0-py2.py3-none-any.whl\n",
+        "\ndemo_pkg==0.3.0\n",
+        "\niniconfig==2.0.0\n",
+        "\nsix==1.16.0\n",
+        "No broken requirements found.",
+        "Successfully uninstalled six-1.16.0",
+        "Successfully uninstalled iniconfig-2.0.0",
+        "six importable: False",
+        "demo_pkg 0.3.0 requires iniconfig, which is not installed.",
+        "pip check said 1",
+    ] {
+        assert!(
+            log.contains(expected),
+            "no {expected:?} in\n{}",
+            explain(&run)
+        );
+    }
+}
