@@ -204,7 +204,8 @@ fn offline_build_names_the_file_the_store_lacks() {
 // the file and both hashes; nothing is installed and nothing kept in the store.
 #[test]
 fn hash_mismatch_fails_and_installs_nothing() {
-    // A project no other test installs, so the store cannot already hold it.
+    // A project no other test of the shared store installs, so the store cannot already
+    // hold it.
     let served = wheels(&["six==1.16.0"]);
     let index = TestIndex::serve(
         &served,
@@ -384,7 +385,7 @@ fn a_pip_cache_path_in_the_buildspec_works_as_codebuild_users_write_it() {
 #[test]
 fn pip_commands_download_wheel_freeze_uninstall_and_check() {
     let index = TestIndex::serve(
-        &wheels(&["iniconfig==2.0.0", "six==1.16.0", "flit-core==3.10.1"]),
+        &wheels(&["iniconfig==2.0.0", "tomli==2.0.1", "flit-core==3.10.1"]),
         Options::default(),
     );
     let pyproject = "[build-system]\nrequires = [\"flit_core >=3.2,<4\"]\n\
@@ -393,7 +394,7 @@ fn pip_commands_download_wheel_freeze_uninstall_and_check() {
                      dependencies = [\"iniconfig\"]\n";
     let src = project(
         &python_buildspec(&[
-            "python -m pip install six==1.16.0",
+            "python -m pip install tomli==2.0.1",
             "pip3 download iniconfig==2.0.0 -d dl",
             "ls dl",
             "pip wheel ./proj -w wheels --no-deps",
@@ -401,8 +402,8 @@ fn pip_commands_download_wheel_freeze_uninstall_and_check() {
             "pip install ./proj",
             "pip freeze",
             "pip check",
-            "pip uninstall -y six iniconfig",
-            "python -c 'import importlib.util as u; print(\"six importable:\", u.find_spec(\"six\") is not None)'",
+            "pip uninstall -y tomli iniconfig",
+            "python -c 'import importlib.util as u; print(\"tomli importable:\", u.find_spec(\"tomli\") is not None)'",
             "pip check || echo \"pip check said $?\"",
         ]),
         &[
@@ -417,16 +418,16 @@ fn pip_commands_download_wheel_freeze_uninstall_and_check() {
     assert_eq!(run.status(), 0, "{}", explain(&run));
     let log = run.log();
     for expected in [
-        "Successfully installed six-1.16.0",
+        "Successfully installed tomli-2.0.1",
         "\niniconfig-2.0.0-py3-none-any.whl\n",
         "\ndemo_pkg-0.3.0-py2.py3-none-any.whl\n",
         "\ndemo_pkg==0.3.0\n",
         "\niniconfig==2.0.0\n",
-        "\nsix==1.16.0\n",
+        "\ntomli==2.0.1\n",
         "No broken requirements found.",
-        "Successfully uninstalled six-1.16.0",
+        "Successfully uninstalled tomli-2.0.1",
         "Successfully uninstalled iniconfig-2.0.0",
-        "six importable: False",
+        "tomli importable: False",
         "demo_pkg 0.3.0 requires iniconfig, which is not installed.",
         "pip check said 1",
     ] {
