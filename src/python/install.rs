@@ -112,7 +112,7 @@ impl<'a> PipContext<'a> {
             asked.pre |= parsed.pre;
             merge_index(&mut asked.index, &parsed.index);
             for line in parsed.requirements {
-                self.add_line(&mut asked, line, file)?;
+                self.add_line(&mut asked, line)?;
             }
             asked.constraints.extend(parsed.constraints);
         }
@@ -123,22 +123,17 @@ impl<'a> PipContext<'a> {
         }
         for spec in &options.specs {
             let line = Requirements::parse_requirement(spec, "the command line")?;
-            self.add_line(&mut asked, line, "")?;
+            self.add_line(&mut asked, line)?;
         }
         for path in &options.editable {
             let mut line = Requirements::parse_requirement(path, "the command line")?;
             line.editable = true;
-            self.add_line(&mut asked, line, "")?;
+            self.add_line(&mut asked, line)?;
         }
         Ok(asked)
     }
 
-    fn add_line(
-        &self,
-        asked: &mut Asked,
-        line: RequirementLine,
-        from_file: &str,
-    ) -> Result<(), PackageError> {
+    fn add_line(&self, asked: &mut Asked, line: RequirementLine) -> Result<(), PackageError> {
         match &line.kind {
             RequirementKind::Named { name } => {
                 if !line.hashes.is_empty() {
@@ -153,8 +148,7 @@ impl<'a> PipContext<'a> {
             RequirementKind::Path(path) => {
                 let (path, extras) = split_extras(path);
                 // Paths in a requirements file are relative to the directory pip runs in,
-                // as pip does; `file://` URLs are absolute.
-                let _ = from_file;
+                // as in pip; `file://` URLs are absolute.
                 let path = path.strip_prefix("file://").unwrap_or(&path).to_owned();
                 asked.local.push(LocalProject {
                     path: normalize(self.cwd, &path),
