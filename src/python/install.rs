@@ -380,21 +380,10 @@ fn built_wheel(
         Box::new(move |file: &DistFile| fetcher.read(file)),
     );
     let out_dir = scratch_dir("wheels");
-    let built = sdists.build_wheel(&dist_file(pin), &out_dir)?;
+    let built = sdists.build_wheel(&DistFile::from(pin), &out_dir)?;
     let digest = store.put_blob(&built.bytes)?;
     store.set_ref(&reference, &digest)?;
     Ok(built.bytes)
-}
-
-fn dist_file(pin: &Pin) -> DistFile {
-    DistFile {
-        file: pin.file.clone(),
-        url: pin.url.clone(),
-        sha256: pin.sha256.clone(),
-        requires_python: None,
-        yanked: false,
-        has_metadata: false,
-    }
 }
 
 /// A fresh directory name under the guest's `/tmp` for a command's work.

@@ -58,6 +58,21 @@ pub struct DistFile {
     pub has_metadata: bool,
 }
 
+impl From<&Pin> for DistFile {
+    /// The file a pin names, as the index would list it; its core metadata is read from the
+    /// file itself (`has_metadata: false`), which the store holds by its sha256.
+    fn from(pin: &Pin) -> DistFile {
+        DistFile {
+            file: pin.file.clone(),
+            url: pin.url.clone(),
+            sha256: pin.sha256.clone(),
+            requires_python: None,
+            yanked: false,
+            has_metadata: false,
+        }
+    }
+}
+
 /// What the resolver needs of a package index; `index::Client` is the real one.
 pub trait Index: Send + Sync {
     /// Every file of project `name` (any spelling; normalized by the index client).

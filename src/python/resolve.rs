@@ -280,17 +280,6 @@ fn in_set(set: &BTreeSet<String>, name: &str) -> bool {
     set.contains(name) || set.contains(":all:")
 }
 
-fn dist_file_of(pin: &Pin) -> DistFile {
-    DistFile {
-        file: pin.file.clone(),
-        url: pin.url.clone(),
-        sha256: pin.sha256.clone(),
-        requires_python: None,
-        yanked: false,
-        has_metadata: false,
-    }
-}
-
 fn kind_of(file: &str) -> DistKind {
     if file.ends_with(".whl") {
         DistKind::Wheel
@@ -598,7 +587,7 @@ impl<'a> Provider<'a> {
             return Ok(meta.clone());
         }
         let (file, kind) = match self.locked_pin(name, version) {
-            Some(pin) => (dist_file_of(pin), kind_of(&pin.file)),
+            Some(pin) => (DistFile::from(pin), kind_of(&pin.file)),
             None => self.chosen.borrow().get(&key).cloned().ok_or_else(|| {
                 PackageError::Unresolvable(format!("{name} {version} was never chosen"))
             })?,
@@ -732,7 +721,7 @@ impl<'a> Provider<'a> {
     /// The chosen file of a resolved project.
     fn file_of(&self, name: &str, version: &Version) -> Option<Chosen> {
         if let Some(pin) = self.locked_pin(name, version) {
-            return Some((dist_file_of(pin), kind_of(&pin.file)));
+            return Some((DistFile::from(pin), kind_of(&pin.file)));
         }
         self.chosen
             .borrow()
