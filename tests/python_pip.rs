@@ -438,3 +438,46 @@ fn pip_commands_download_wheel_freeze_uninstall_and_check() {
         );
     }
 }
+
+// `--no-deps` holds for local projects too: `pip install --no-deps ./proj` installs the
+// project and not what its metadata requires; `pip wheel --no-build-isolation` builds with
+// the backend installed in the guest, as pip does.
+#[test]
+fn no_deps_and_no_build_isolation_hold_for_local_projects() {
+    let index = TestIndex::serve(
+        &wheels(&["iniconfig==2.0.0", "flit-core==3.10.1"]),
+        Options::default(),
+    );
+    let pyproject = "[build-system]\nrequires = [\"flit_core >=3.2,<4\"]\n\
+                     build-backend = \"flit_core.buildapi\"\n\n[project]\nname = \"demo_pkg\"\n\
+                     version = \"0.3.0\"\ndescription = \"demo\"\n\
+                     dependencies = [\"iniconfig\"]\n";
+    let src = project(
+        &python_buildspec(&[
+            "pip install --no-deps ./proj",
+            "pip freeze",
+            "if pip wheel --no-build-isolation --no-deps ./proj -w w; then echo BUILT; exit 1; fi",
+            "pip install flit-core==3.10.1",
+            "pip wheel --no-build-isolation --no-deps ./proj -w w",
+        ]),
+        &[
+            ("proj/pyproject.toml", pyproject),
+            (
+                "proj/demo_pkg/__init__.py",
+                "def hello():\n    return 'hi'\n",
+            ),
+        ],
+    );
+    let run = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(run.status(), 0, "{}", explain(&run));
+    let log = run.log();
+    assert!(
+        log.contains("Successfully installed demo_pkg-0.3.0\n"),
+        "{log}"
+    );
+    assert!(!log.contains("iniconfig=="), "{log}");
+    assert!(
+        log.contains("Saved /codebuild/output/src/w/demo_pkg-0.3.0-py2.py3-none-any.whl"),
+        "{log}"
+    );
+}

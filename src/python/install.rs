@@ -21,6 +21,9 @@ use crate::sandbox::layout::{HOME_DIR, TMP_DIR};
 use crate::shell::GuestFs;
 use crate::shell::fs::normalize;
 
+/// A wheel: its pin and its bytes.
+type Wheel = (Pin, Vec<u8>);
+
 /// Where a pip command installs.
 pub struct Target {
     pub root: Dir,
@@ -315,10 +318,20 @@ impl BuildEnv for Isolated<'_, '_> {
     }
 }
 
-fn frontend<'c>(ctx: &'c PipContext<'_>, build_env: &'c dyn BuildEnv) -> Frontend<'c> {
-    Frontend::new(ctx.runner, build_env)
+/// The command's PEP 517 frontend: its environment and log, build isolation as asked.
+fn frontend<'c>(
+    ctx: &'c PipContext<'_>,
+    build_env: &'c dyn BuildEnv,
+    isolated: bool,
+) -> Frontend<'c> {
+    let frontend = Frontend::new(ctx.runner, build_env)
         .with_env(ctx.env.to_vec())
-        .with_log(ctx.log.clone())
+        .with_log(ctx.log.clone());
+    if isolated {
+        frontend
+    } else {
+        frontend.without_isolation()
+    }
 }
 
 /// Resolves `request` and makes sure the store has every file.
@@ -331,7 +344,7 @@ fn resolve_and_fetch(
     let build_env = Isolated { ctx, client, depth };
     let fetcher = client.clone();
     let sdists = SdistBuilder::new(
-        frontend(ctx, &build_env),
+        frontend(ctx, &build_env, true),
         Box::new(move |file: &DistFile| fetcher.read(file)),
     );
     let resolution = resolve::resolve(client, &sdists, request)?;
@@ -347,7 +360,7 @@ fn wheels_of(
     client: &Client,
     pins: &[Pin],
     depth: usize,
-) -> Result<Vec<(Pin, Vec<u8>)>, PackageError> {
+) -> Result<Vec<Wheel>, PackageError> {
     let mut out = Vec::with_capacity(pins.len());
     for pin in pins {
         if pin.file.ends_with(".whl") {
@@ -376,7 +389,7 @@ fn built_wheel(
     let build_env = Isolated { ctx, client, depth };
     let fetcher = client.clone();
     let sdists = SdistBuilder::new(
-        frontend(ctx, &build_env),
+        frontend(ctx, &build_env, true),
         Box::new(move |file: &DistFile| fetcher.read(file)),
     );
     let out_dir = scratch_dir("wheels");
@@ -394,6 +407,66 @@ fn scratch_dir(what: &str) -> String {
     )
 }
 
+/// The local projects of a command built into wheels (through the command's frontend,
+/// isolated unless `--no-build-isolation`), with the requirements their metadata adds
+/// (none under `--no-deps`).
+fn build_locals(
+    ctx: &PipContext<'_>,
+    client: &Client,
+    asked: &Asked,
+    options: &ResolveOptions,
+) -> Result<(Vec<String>, Vec<Wheel>), PackageError> {
+    let build_env = Isolated {
+        ctx,
+        client,
+        depth: 0,
+    };
+    let frontend = frontend(ctx, &build_env, !options.no_build_isolation);
+    let mut requirements = Vec::new();
+    let mut wheels = Vec::new();
+    for project in &asked.local {
+        let (pin, bytes) = build_local(ctx, &frontend, project)?;
+        if !options.no_deps {
+            let metadata = wheel::wheel_metadata(&pin.file, &bytes)?;
+            requirements.extend(requires_dist(&metadata, &project.extras));
+        }
+        wheels.push((pin, bytes));
+    }
+    Ok((requirements, wheels))
+}
+
+/// The resolve request of a command for `requirements`: its constraints, the build's lock
+/// and pip's selection options.
+fn request_for(
+    ctx: &PipContext<'_>,
+    asked: &Asked,
+    options: &ResolveOptions,
+    requirements: Vec<String>,
+) -> ResolveRequest {
+    ResolveRequest {
+        requirements,
+        constraints: asked.constraints.iter().map(|l| l.text.clone()).collect(),
+        locked: ctx.packages.locked.clone(),
+        no_deps: options.no_deps,
+        pre: asked.pre,
+        only_binary: binary_set(&options.only_binary),
+        no_binary: binary_set(&options.no_binary),
+        ..Default::default()
+    }
+}
+
+/// Resolves and fetches `request`, unless it asks for nothing.
+fn resolve_request(
+    ctx: &PipContext<'_>,
+    client: &Client,
+    request: &ResolveRequest,
+) -> Result<Vec<Pin>, PackageError> {
+    if request.requirements.is_empty() {
+        return Ok(Vec::new());
+    }
+    resolve_and_fetch(ctx, client, request, 0)
+}
+
 /// `pip install`: everything asked, resolved together, installed together.
 pub fn install(
     ctx: &PipContext<'_>,
@@ -405,64 +478,31 @@ pub fn install(
 ) -> Result<Outcome, PackageError> {
     let asked = ctx.gather(options)?;
     let client = ctx.client(&asked.index)?;
-    let build_env = Isolated {
-        ctx,
-        client: &client,
-        depth: 0,
-    };
-    let frontend = frontend(ctx, &build_env);
-    let frontend = if options.no_build_isolation {
-        frontend.without_isolation()
-    } else {
-        frontend
-    };
-
-    // Local projects: their metadata names them and their dependencies.
-    let mut local_wheels: Vec<(Pin, Vec<u8>)> = Vec::new();
     // pip itself is this host-side pip: `pip install --upgrade pip` is satisfied as it is.
     let (own, named): (Vec<_>, Vec<_>) = asked.named.iter().partition(
         |l| matches!(&l.kind, RequirementKind::Named { name } if normalize_name(name) == "pip"),
     );
+    // Local projects: their metadata names them and their dependencies.
+    let (local_requirements, local_wheels) = build_locals(ctx, &client, &asked, options)?;
     let mut requirements: Vec<String> = named.iter().map(|l| l.text.clone()).collect();
-    for project in &asked.local {
-        let built = build_local(ctx, &frontend, project)?;
-        let metadata = wheel::wheel_metadata(&built.0.file, &built.1)?;
-        requirements.extend(requires_dist(&metadata, &project.extras));
-        local_wheels.push(built);
-    }
+    requirements.extend(local_requirements);
 
     let installed = wheel::installed_in(&target.root, &target.scheme)?;
-    let preferences = if upgrade {
-        Default::default()
-    } else {
-        installed
+    let mut request = request_for(ctx, &asked, options, requirements);
+    request.upgrade = upgrade;
+    if !upgrade {
+        request.preferences = installed
             .iter()
             .map(|p| (p.normalized.clone(), p.version.clone()))
-            .collect()
-    };
-    let request = ResolveRequest {
-        requirements,
-        constraints: asked.constraints.iter().map(|l| l.text.clone()).collect(),
-        locked: ctx.packages.locked.clone(),
-        preferences,
-        no_deps: options.no_deps,
-        pre: asked.pre,
-        upgrade,
-        only_binary: binary_set(&options.only_binary),
-        no_binary: binary_set(&options.no_binary),
-    };
-    let pins = if request.requirements.is_empty() {
-        Vec::new()
-    } else {
-        resolve_and_fetch(ctx, &client, &request, 0)?
-    };
+            .collect();
+    }
+    let pins = resolve_request(ctx, &client, &request)?;
     check_hashes(&asked, &pins)?;
     let mut wanted: Vec<Pin> = Vec::new();
-    let mut already: Vec<(String, String)> = own
-        .iter()
-        .map(|_| ("pip".to_owned(), super::pip::PIP_VERSION.to_owned()))
-        .take(1)
-        .collect();
+    let mut already = Vec::new();
+    if !own.is_empty() {
+        already.push(("pip".to_owned(), super::pip::PIP_VERSION.to_owned()));
+    }
     for pin in &pins {
         match installed.iter().find(|p| p.normalized == pin.name) {
             Some(p) if p.version == pin.version && !force => {
@@ -500,7 +540,7 @@ fn build_local(
     ctx: &PipContext<'_>,
     frontend: &Frontend<'_>,
     project: &LocalProject,
-) -> Result<(Pin, Vec<u8>), PackageError> {
+) -> Result<Wheel, PackageError> {
     let path = &project.path;
     let (file, bytes) = if path.ends_with(".whl") {
         let bytes = ctx
@@ -617,37 +657,15 @@ pub fn download(
 ) -> Result<Vec<String>, PackageError> {
     let asked = ctx.gather(options)?;
     let client = ctx.client(&asked.index)?;
-    let build_env = Isolated {
-        ctx,
-        client: &client,
-        depth: 0,
-    };
-    let frontend = frontend(ctx, &build_env);
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let (local_requirements, local_wheels) = build_locals(ctx, &client, &asked, options)?;
+    let mut files: Vec<(String, Vec<u8>)> = local_wheels
+        .into_iter()
+        .map(|(pin, bytes)| (pin.file, bytes))
+        .collect();
     let mut requirements: Vec<String> = asked.named.iter().map(|l| l.text.clone()).collect();
-    for project in &asked.local {
-        let (pin, bytes) = build_local(ctx, &frontend, project)?;
-        if !options.no_deps {
-            let metadata = wheel::wheel_metadata(&pin.file, &bytes)?;
-            requirements.extend(requires_dist(&metadata, &project.extras));
-        }
-        files.push((pin.file, bytes));
-    }
-    let request = ResolveRequest {
-        requirements,
-        constraints: asked.constraints.iter().map(|l| l.text.clone()).collect(),
-        locked: ctx.packages.locked.clone(),
-        no_deps: options.no_deps,
-        pre: asked.pre,
-        only_binary: binary_set(&options.only_binary),
-        no_binary: binary_set(&options.no_binary),
-        ..Default::default()
-    };
-    let pins = if request.requirements.is_empty() {
-        Vec::new()
-    } else {
-        resolve_and_fetch(ctx, &client, &request, 0)?
-    };
+    requirements.extend(local_requirements);
+    let request = request_for(ctx, &asked, options, requirements);
+    let pins = resolve_request(ctx, &client, &request)?;
     check_hashes(&asked, &pins)?;
     for pin in &pins {
         if wheels && !pin.file.ends_with(".whl") {
@@ -712,12 +730,7 @@ pub fn build_project(
         client: &client,
         depth: 0,
     };
-    let frontend = frontend(ctx, &build_env);
-    let frontend = if no_isolation {
-        frontend.without_isolation()
-    } else {
-        frontend
-    };
+    let frontend = frontend(ctx, &build_env, !no_isolation);
     let mut files = Vec::new();
     for kind in kinds {
         let built = frontend.build(srcdir, *kind, outdir)?;
