@@ -435,26 +435,58 @@ pub fn run(
         return 2;
     };
     let quiet = cli.global.quiet > 0;
-    let ctx_io = SharedStderr::take(io);
-    let result = (|| {
-        let ctx = PipContext {
-            runner,
-            packages,
-            env,
-            cwd,
-            fs: GuestFs::open(&runner.layout).map_err(|e| PackageError::Io(e.to_string()))?,
-            log: ctx_io.log(),
-        };
-        run_pip(&ctx, command, quiet, &mut io.stdout)
-    })();
-    ctx_io.give_back(io);
-    match result {
-        Ok(status) => status,
-        Err(e) => {
-            let line = e.to_string();
-            let _ = writeln!(io.stderr, "ERROR: {line}");
-            packages.note_failure(line);
-            1
+    let host = Host {
+        runner,
+        packages,
+        env,
+        cwd,
+    };
+    // pip's words for a failure.
+    host.serve(io, "ERROR: ", |ctx, out| run_pip(ctx, command, quiet, out))
+}
+
+/// What a host command runs with: the guest's runner, the build's packages, the command's
+/// environment and working directory.
+struct Host<'a> {
+    runner: &'a ImageRunner,
+    packages: &'a PythonPackages,
+    env: &'a [(String, String)],
+    cwd: &'a str,
+}
+
+impl Host<'_> {
+    /// Runs `command` with a `PipContext` whose log is the command's stderr (shared with
+    /// build backends' output meanwhile). A failure ends in one line, `{error_prefix}…`,
+    /// noted for the record, and status 1.
+    fn serve(
+        &self,
+        io: &mut ProgramIo,
+        error_prefix: &str,
+        command: impl FnOnce(&PipContext<'_>, &mut dyn Write) -> Result<i32, PackageError>,
+    ) -> i32 {
+        let shared = SharedStderr::take(io);
+        let result = GuestFs::open(&self.runner.layout)
+            .map_err(|e| PackageError::Io(e.to_string()))
+            .and_then(|fs| {
+                let ctx = PipContext {
+                    runner: self.runner,
+                    packages: self.packages,
+                    env: self.env,
+                    cwd: self.cwd,
+                    fs,
+                    log: shared.log(),
+                };
+                command(&ctx, &mut io.stdout)
+            });
+        shared.give_back(io);
+        match result {
+            Ok(status) => status,
+            Err(e) => {
+                let line = e.to_string();
+                let _ = writeln!(io.stderr, "{error_prefix}{line}");
+                self.packages.note_failure(line);
+                1
+            }
         }
     }
 }
@@ -686,42 +718,28 @@ fn build_command(
         }
     };
     let srcdir = crate::shell::fs::normalize(cwd, args.srcdir.as_deref().unwrap_or("."));
-    let outdir = crate::shell::fs::normalize(&srcdir, args.outdir.as_deref().unwrap_or("dist"));
-    let outdir = if args.outdir.is_some() {
-        crate::shell::fs::normalize(cwd, args.outdir.as_deref().unwrap_or("dist"))
-    } else {
-        outdir
+    // pypa/build's default output directory is `dist` of the source directory.
+    let outdir = match &args.outdir {
+        Some(dir) => crate::shell::fs::normalize(cwd, dir),
+        None => crate::shell::fs::normalize(&srcdir, "dist"),
     };
     let kinds: Vec<BuildKind> = match (args.sdist, args.wheel) {
         (false, true) => vec![BuildKind::Wheel],
         (true, false) => vec![BuildKind::Sdist],
         _ => vec![BuildKind::Sdist, BuildKind::Wheel],
     };
-    let shared = SharedStderr::take(io);
-    let result = (|| {
-        let ctx = PipContext {
-            runner,
-            packages,
-            env,
-            cwd,
-            fs: GuestFs::open(&runner.layout).map_err(|e| PackageError::Io(e.to_string()))?,
-            log: shared.log(),
-        };
-        install::build_project(&ctx, &srcdir, &outdir, &kinds, args.no_isolation)
-    })();
-    shared.give_back(io);
-    match result {
-        Ok(files) => {
-            let _ = writeln!(io.stdout, "Successfully built {}", files.join(" and "));
-            0
-        }
-        Err(e) => {
-            let line = e.to_string();
-            let _ = writeln!(io.stderr, "ERROR {line}");
-            packages.note_failure(line);
-            1
-        }
-    }
+    let host = Host {
+        runner,
+        packages,
+        env,
+        cwd,
+    };
+    // pypa/build's words for a failure.
+    host.serve(io, "ERROR ", |ctx, out| {
+        let files = install::build_project(ctx, &srcdir, &outdir, &kinds, args.no_isolation)?;
+        let _ = writeln!(out, "Successfully built {}", files.join(" and "));
+        Ok(0)
+    })
 }
 
 /// The command's stderr, shared for a while with build backends' output (which the
