@@ -495,6 +495,22 @@ fn guest_path(data: &[u8], ptr: i32, len: i32) -> Result<Vec<u8>, i32> {
 }
 
 /// Resolves a path given relative to a `/dev` directory slot.
+/// The answer of a call that names a path under a `/dev` directory and cannot change it:
+/// `found` when the name exists there, else why it does not.
+fn answer_on_dev_name(
+    caller: &Caller<'_, GuestState>,
+    below: &Below,
+    slot: Slot,
+    ptr: i32,
+    len: i32,
+    found: i32,
+) -> i32 {
+    match resolve_at(caller, below, slot, ptr, len) {
+        Ok(_) => found,
+        Err(errno) => errno,
+    }
+}
+
 fn resolve_at(
     caller: &Caller<'_, GuestState>,
     below: &Below,
@@ -858,41 +874,33 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>, forwarder: Module) -> wasm
         linker,
         lower,
         path_filestat_set_times(flags: i32, path: i32, len: i32, a: i64, m: i64, f: i32),
-        |caller, below, slot, (_, path, len, _, _, _)| Ok(
-            match resolve_at(caller, below, slot, path, len) {
-                Ok(_) => SUCCESS,
-                Err(errno) => errno,
-            }
-        )
+        |caller, below, slot, (_, path, len, _, _, _)| Ok(answer_on_dev_name(
+            caller, below, slot, path, len, SUCCESS
+        ))
     );
     by_fd!(
         linker,
         lower,
         path_readlink(path: i32, len: i32, buf: i32, buf_len: i32, used: i32),
-        |caller, below, slot, (path, len, _, _, _)| Ok(
-            match resolve_at(caller, below, slot, path, len) {
-                Ok(_) => INVAL,
-                Err(errno) => errno,
-            }
-        )
+        |caller, below, slot, (path, len, _, _, _)| Ok(answer_on_dev_name(
+            caller, below, slot, path, len, INVAL
+        ))
     );
     by_fd!(
         linker,
         lower,
         path_remove_directory(path: i32, len: i32),
-        |caller, below, slot, (path, len)| Ok(match resolve_at(caller, below, slot, path, len) {
-            Ok(_) => ROFS,
-            Err(errno) => errno,
-        })
+        |caller, below, slot, (path, len)| Ok(answer_on_dev_name(
+            caller, below, slot, path, len, ROFS
+        ))
     );
     by_fd!(
         linker,
         lower,
         path_unlink_file(path: i32, len: i32),
-        |caller, below, slot, (path, len)| Ok(match resolve_at(caller, below, slot, path, len) {
-            Ok(_) => ROFS,
-            Err(errno) => errno,
-        })
+        |caller, below, slot, (path, len)| Ok(answer_on_dev_name(
+            caller, below, slot, path, len, ROFS
+        ))
     );
     by_fd!(
         linker,
