@@ -243,27 +243,16 @@ fn hash_mismatch_fails_and_installs_nothing() {
 fn platform_only_package_is_refused_with_a_reason() {
     let dir = common::index::dist_cache().join("markupsafe-manylinux");
     if !dir.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        let status = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
+        common::index::download_wheels(
+            &dir,
+            "markupsafe==2.1.5",
+            &[
                 "--platform",
                 "manylinux2014_x86_64",
                 "--python-version",
                 "3.12",
-                "-d",
-            ])
-            .arg(&dir)
-            .arg("markupsafe==2.1.5")
-            .env_remove("PIP_FIND_LINKS")
-            .status()
-            .unwrap();
-        assert!(status.success());
+            ],
+        );
     }
     let files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

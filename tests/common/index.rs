@@ -34,7 +34,14 @@ pub fn real_wheel(spec: &str) -> PathBuf {
     if let Some(found) = existing(&dir) {
         return found;
     }
-    std::fs::create_dir_all(&dir).unwrap();
+    download_wheels(&dir, spec, &[]);
+    existing(&dir).unwrap_or_else(|| panic!("pip downloaded no wheel of {spec}"))
+}
+
+/// `pip download --no-deps --only-binary=:all: [options] spec` into `dir`, with the host's
+/// pip (`options` choose another platform, say).
+pub fn download_wheels(dir: &Path, spec: &str, options: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
     let status = std::process::Command::new("python3")
         .args([
             "-m",
@@ -43,15 +50,15 @@ pub fn real_wheel(spec: &str) -> PathBuf {
             "--quiet",
             "--no-deps",
             "--only-binary=:all:",
-            "-d",
         ])
-        .arg(&dir)
+        .args(options)
+        .arg("-d")
+        .arg(dir)
         .arg(spec)
         .env_remove("PIP_FIND_LINKS")
         .status()
         .expect("the host's python3 -m pip (tests fetch their distributions with it)");
     assert!(status.success(), "pip download {spec} failed");
-    existing(&dir).unwrap_or_else(|| panic!("pip downloaded no wheel of {spec}"))
 }
 
 pub fn sha256_file(path: &Path) -> String {
