@@ -11,6 +11,9 @@
 //! installed version as it was.
 
 use super::normalize_name;
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Cursor, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -1198,44 +1201,25 @@ fn io_error(path: &str, e: io::Error) -> PackageError {
     PackageError::Io(format!("{path}: {e}"))
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// RECORD's hash encoding (PEP 376/427): urlsafe base64 without padding. Read leniently
+/// (padding or not, stray trailing bits), as pip reads it.
+const RECORD_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 fn b64_urlsafe_nopad(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..=chunk.len() {
-            out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
-        }
-    }
-    out
+    RECORD_BASE64.encode(bytes)
 }
 
+/// A RECORD digest's bytes; the standard alphabet's `+` and `/` are read as `-` and `_`.
 fn b64_urlsafe_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            _ => return None,
-        } as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    RECORD_BASE64
+        .decode(text.replace('+', "-").replace('/', "_"))
+        .ok()
 }
 
 #[cfg(test)]
