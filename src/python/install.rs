@@ -334,6 +334,19 @@ fn frontend<'c>(
     }
 }
 
+/// Builds sdists of the index (fetched through `client`) in the sandbox, isolated.
+fn sdist_builder<'c>(
+    ctx: &'c PipContext<'_>,
+    client: &Client,
+    build_env: &'c Isolated<'c, '_>,
+) -> SdistBuilder<'c> {
+    let fetcher = client.clone();
+    SdistBuilder::new(
+        frontend(ctx, build_env, true),
+        Box::new(move |file: &DistFile| fetcher.read(file)),
+    )
+}
+
 /// Resolves `request` and makes sure the store has every file.
 fn resolve_and_fetch(
     ctx: &PipContext<'_>,
@@ -342,11 +355,7 @@ fn resolve_and_fetch(
     depth: usize,
 ) -> Result<Vec<Pin>, PackageError> {
     let build_env = Isolated { ctx, client, depth };
-    let fetcher = client.clone();
-    let sdists = SdistBuilder::new(
-        frontend(ctx, &build_env, true),
-        Box::new(move |file: &DistFile| fetcher.read(file)),
-    );
+    let sdists = sdist_builder(ctx, client, &build_env);
     let resolution = resolve::resolve(client, &sdists, request)?;
     let pins = resolution.pins();
     client.fetch_all(&pins)?;
@@ -387,11 +396,7 @@ fn built_wheel(
         return Ok(bytes);
     }
     let build_env = Isolated { ctx, client, depth };
-    let fetcher = client.clone();
-    let sdists = SdistBuilder::new(
-        frontend(ctx, &build_env, true),
-        Box::new(move |file: &DistFile| fetcher.read(file)),
-    );
+    let sdists = sdist_builder(ctx, client, &build_env);
     let out_dir = scratch_dir("wheels");
     let built = sdists.build_wheel(&DistFile::from(pin), &out_dir)?;
     let digest = store.put_blob(&built.bytes)?;
