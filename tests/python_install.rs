@@ -1095,3 +1095,16 @@ fn sdists_whose_members_leave_the_unpack_directory_are_refused() {
         );
     }
 }
+
+/// The name a wheel should have, read from its own `WHEEL` tags (`pip wheel` names wheels
+/// built from sdists so): real wheels come back with their published names.
+#[test]
+fn a_wheels_file_name_comes_from_its_wheel_tags() {
+    for spec in [INICONFIG, "six==1.16.0", FLIT_CORE] {
+        let path = common::index::real_wheel(spec);
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(wheel::wheel_file_name(&file, &bytes).unwrap(), file);
+    }
+    assert!(wheel::wheel_file_name("x.whl", b"not a zip").is_err());
+}

@@ -675,7 +675,8 @@ pub fn download(
     for pin in &pins {
         if wheels && !pin.file.ends_with(".whl") {
             let bytes = built_wheel(ctx, &client, pin, 0)?;
-            let name = wheel_file_name(&bytes).unwrap_or_else(|| pin.file.clone());
+            let name =
+                wheel::wheel_file_name(&pin.file, &bytes).unwrap_or_else(|_| pin.file.clone());
             files.push((name, bytes));
         } else {
             files.push((pin.file.clone(), client.read(pin)?));
@@ -692,32 +693,6 @@ pub fn download(
     }
     ctx.packages.note_used(&pins);
     Ok(written)
-}
-
-/// The file name a built wheel should have, from its `*.dist-info/WHEEL` tags and name.
-fn wheel_file_name(bytes: &[u8]) -> Option<String> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
-    let names: Vec<String> = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.into_owned()))
-        .collect();
-    let info = names
-        .iter()
-        .find(|n| n.ends_with(".dist-info/WHEEL") && n.matches('/').count() == 1)?;
-    let stem = info
-        .split('/')
-        .next()?
-        .strip_suffix(".dist-info")?
-        .to_owned();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut zip.by_name(info).ok()?, &mut text).ok()?;
-    let tags: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("Tag:"))
-        .map(str::trim)
-        .collect();
-    let tag = tags.first()?;
-    Some(format!("{stem}-{tag}.whl"))
 }
 
 /// `python -m build`: the project in `srcdir` built into `outdir` as each of `kinds`

@@ -321,16 +321,60 @@ pub fn installed_metadata(home: &Dir, name: &str) -> Result<Option<String>, Pack
 
 /// The `METADATA` text inside wheel bytes (`file` names the wheel in messages).
 pub fn wheel_metadata(file: &str, wheel: &[u8]) -> Result<String, PackageError> {
-    let bad = |reason: String| PackageError::BadDistribution {
+    let (mut archive, dist_info) = open_wheel(file, wheel)?;
+    read_member(&mut archive, &format!("{dist_info}/METADATA"))
+        .map_err(|reason| bad_wheel(file, reason))
+        .and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| bad_wheel(file, "METADATA is not UTF-8".into()))
+        })
+}
+
+/// The file name a wheel should have: its `.dist-info` directory's name and version with
+/// the tags of its `WHEEL` file, compressed as PEP 425 says
+/// (`six-1.16.0-py2.py3-none-any.whl` for `py2-none-any` and `py3-none-any`).
+pub fn wheel_file_name(file: &str, wheel: &[u8]) -> Result<String, PackageError> {
+    let (mut archive, dist_info) = open_wheel(file, wheel)?;
+    let text = read_text(&mut archive, &format!("{dist_info}/WHEEL"))
+        .map_err(|reason| bad_wheel(file, reason))?;
+    let tags: Vec<Vec<&str>> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Tag:"))
+        .map(|tag| tag.trim().splitn(3, '-').collect::<Vec<_>>())
+        .filter(|parts| parts.len() == 3)
+        .collect();
+    if tags.is_empty() {
+        return Err(bad_wheel(file, "WHEEL names no tag".into()));
+    }
+    // Each part: its distinct values in the order WHEEL gives them, joined with `.`.
+    let part = |i: usize| {
+        let mut values: Vec<&str> = Vec::new();
+        for tag in &tags {
+            if !values.contains(&tag[i]) {
+                values.push(tag[i]);
+            }
+        }
+        values.join(".")
+    };
+    let stem = dist_info.strip_suffix(".dist-info").unwrap_or(&dist_info);
+    Ok(format!("{stem}-{}-{}-{}.whl", part(0), part(1), part(2)))
+}
+
+fn bad_wheel(file: &str, reason: String) -> PackageError {
+    PackageError::BadDistribution {
         file: file.to_owned(),
         reason,
-    };
-    let mut archive = ZipArchive::new(Cursor::new(wheel))
-        .map_err(|e| bad(format!("not a valid wheel (zip): {e}")))?;
+    }
+}
+
+/// A wheel's archive, read from its bytes.
+type WheelArchive<'w> = ZipArchive<Cursor<&'w [u8]>>;
+
+/// The wheel's archive and its one `.dist-info` directory.
+fn open_wheel<'w>(file: &str, wheel: &'w [u8]) -> Result<(WheelArchive<'w>, String), PackageError> {
+    let archive = ZipArchive::new(Cursor::new(wheel))
+        .map_err(|e| bad_wheel(file, format!("not a valid wheel (zip): {e}")))?;
     let dist_info = find_dist_info(&archive, file)?;
-    read_member(&mut archive, &format!("{dist_info}/METADATA"))
-        .map_err(bad)
-        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| bad("METADATA is not UTF-8".into())))
+    Ok((archive, dist_info))
 }
 
 // ---------------------------------------------------------------------------------------
