@@ -391,7 +391,7 @@ fn pip_commands_download_wheel_freeze_uninstall_and_check() {
             "pip install ./proj",
             "pip freeze",
             "pip check",
-            "pip uninstall -y tomli iniconfig",
+            "pip uninstall -y -r uninstall.txt",
             "python -c 'import importlib.util as u; print(\"tomli importable:\", u.find_spec(\"tomli\") is not None)'",
             "pip check || echo \"pip check said $?\"",
         ]),
@@ -401,6 +401,7 @@ fn pip_commands_download_wheel_freeze_uninstall_and_check() {
                 "proj/demo_pkg/__init__.py",
                 "def hello():\n    return 'hi'\n",
             ),
+            ("uninstall.txt", "tomli==2.0.1  # pinned\n\niniconfig\n"),
         ],
     );
     let run = build(src.path(), Some(&index.url), &[]);

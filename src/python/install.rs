@@ -94,6 +94,26 @@ impl<'a> PipContext<'a> {
             })
     }
 
+    /// The project names the requirements `files` name (for `pip uninstall -r`), read
+    /// with the same parser as `pip install -r`.
+    pub fn named_in(&self, files: &[String]) -> Result<Vec<String>, PackageError> {
+        let read = |path: &str| self.read_guest(path);
+        let mut names = Vec::new();
+        for file in files {
+            let parsed = Requirements::parse_file(&normalize(self.cwd, file), &read)?;
+            names.extend(
+                parsed
+                    .requirements
+                    .into_iter()
+                    .filter_map(|line| match line.kind {
+                        RequirementKind::Named { name } => Some(name),
+                        _ => None,
+                    }),
+            );
+        }
+        Ok(names)
+    }
+
     /// Gathers requirements from pip's options.
     pub fn gather(&self, options: &ResolveOptions) -> Result<Asked, PackageError> {
         let mut asked = Asked {

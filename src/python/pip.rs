@@ -564,22 +564,7 @@ fn run_pip(
         PipCommand::Uninstall(args) => {
             let target = ctx.target(None)?;
             let mut names = args.names.clone();
-            for file in &args.requirements {
-                let text = ctx.fs.read(&crate::shell::fs::normalize(ctx.cwd, file));
-                let text = text.map_err(|e| PackageError::Io(format!("{file}: {e}")))?;
-                names.extend(
-                    String::from_utf8_lossy(&text)
-                        .lines()
-                        .map(|l| l.split('#').next().unwrap_or("").trim())
-                        .filter(|l| !l.is_empty() && !l.starts_with('-'))
-                        .map(|l| {
-                            l.split(|c: char| !(c.is_alphanumeric() || "-_.".contains(c)))
-                                .next()
-                                .unwrap_or(l)
-                                .to_owned()
-                        }),
-                );
-            }
+            names.extend(ctx.named_in(&args.requirements)?);
             for name in names {
                 match wheel::uninstall_from(&target.root, &target.scheme, &name)? {
                     Some(removed) => {
