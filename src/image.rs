@@ -13,6 +13,7 @@ use crate::python::pip::{self, PythonPackages};
 use crate::runtime::{InstalledBundle, Recipe, RuntimeError, Runtimes};
 use crate::sandbox::{
     Determinism, GuestCommand, GuestExit, GuestInput, GuestOutput, Layout, Sandbox, SandboxError,
+    Spawner,
 };
 use crate::shell::{HostError, Invocation, Program, ProgramHost};
 
@@ -244,6 +245,10 @@ pub struct ProgramIo {
     pub stdout: GuestOutput,
     pub stderr: GuestOutput,
     pub terminal: [bool; 3],
+    /// Starts what the program asks to start (`/dev/process`); `None`: it cannot.
+    pub spawner: Option<Arc<dyn Spawner>>,
+    /// Raised by the program's parent, when a guest started it, to stop it.
+    pub kill: Option<Arc<AtomicBool>>,
 }
 
 /// Runs programs of one image in one layout: what `exec` and the build shell use.
@@ -369,6 +374,8 @@ impl ImageRunner {
                 terminal: io.terminal,
                 deadline: self.deadline,
                 cancel: self.cancel.clone(),
+                kill: io.kill,
+                spawner: io.spawner,
                 determinism: self.determinism.clone(),
             },
         )
@@ -397,6 +404,8 @@ impl ProgramHost for ImageRunner {
             stdin,
             stdout,
             stderr,
+            spawner,
+            kill,
         } = invocation;
         // The guest writes its stderr through a shared handle, so that a trap message can
         // follow what it wrote.
@@ -407,6 +416,8 @@ impl ProgramHost for ImageRunner {
             stderr: Box::new(stderr.clone()),
             // The shell owns the terminal; programs see pipes and files.
             terminal: [false; 3],
+            spawner,
+            kill,
         };
         let name = argv.first().cloned().unwrap_or_default();
         if let (Program::Image(_), Some(packages)) = (&program, &self.packages)

@@ -136,6 +136,8 @@ impl Guest {
                     stdout: Box::new(out.clone()),
                     stderr: Box::new(out.clone()),
                     terminal: [false; 3],
+                    spawner: None,
+                    kill: None,
                 },
             )
             .unwrap();

@@ -122,6 +122,8 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
             std::io::stdout().is_terminal(),
             std::io::stderr().is_terminal(),
         ],
+        spawner: None,
+        kill: None,
     };
     let program = args.argv[0].clone();
     if program.contains('/') {

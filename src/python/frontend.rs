@@ -568,6 +568,8 @@ impl<'a> Frontend<'a> {
             stdout: Box::new(tee.clone()),
             stderr: Box::new(tee),
             terminal: [false; 3],
+            spawner: None,
+            kill: None,
         };
         let outcome =
             self.runner

@@ -573,6 +573,8 @@ fn list_module_commands(
             terminal: [false; 3],
             deadline: None,
             cancel: None,
+            kill: None,
+            spawner: None,
             determinism: None,
         },
     )?;

@@ -30,7 +30,10 @@ use std::sync::Arc;
 
 use wasmtime::{Caller, Instance, Linker, Memory, Module, TypedFunc};
 
-use super::GuestState;
+use super::layout::Layout;
+use super::process::{self, ChildStream, ProcNode, ProcessContext, Processes, ReadError};
+use super::stdio::{InputPipe, OutputPipe};
+use super::{GuestState, Interrupted};
 
 const WASI: &str = "wasi_snapshot_preview1";
 
@@ -57,6 +60,7 @@ const NOTSUP: i32 = 58;
 const ROFS: i32 = 69;
 const XDEV: i32 = 75;
 const NOTCAPABLE: i32 = 76;
+const SPIPE: i32 = 70;
 
 // File types.
 const FILETYPE_UNKNOWN: u8 = 0;
@@ -105,6 +109,8 @@ impl Device {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Free,
+    /// Something open under `/dev/process` (see `process`), by its number there.
+    Object(u32),
     /// A descriptor of wasmtime-wasi.
     Wasi(u32),
     Device(Device),
@@ -115,19 +121,35 @@ enum Slot {
     },
 }
 
+/// What a guest's children may inherit from it besides its descriptors' numbers.
+pub(super) struct Inherited {
+    /// The guest's own stdin, stdout and stderr (WASI descriptors 0, 1, 2).
+    pub stdio: (InputPipe, OutputPipe, OutputPipe),
+    /// Its directories: a file it opened is reopened through them for a child.
+    pub layout: Layout,
+    pub cwd: String,
+}
+
 /// The guest's descriptors (see the module's comment).
 pub(super) struct FdTable {
     slots: Vec<Slot>,
     /// How many guest descriptors name each WASI descriptor (absent: one).
     shares: HashMap<u32, u32>,
     below: Option<Arc<Below>>,
+    /// The guest path each WASI descriptor was opened at (preopens and `path_open`).
+    paths: HashMap<u32, String>,
+    /// WASI's stdio descriptors 0, 1, 2 that were closed (their numbers may be reused).
+    stdio_closed: [bool; 3],
+    inherited: Option<Inherited>,
+    /// `/dev/process`: open objects and children.
+    procs: Processes,
 }
 
 impl FdTable {
-    /// The table at a guest's start: stdio and `preopens` WASI preopens under their own
-    /// numbers, then `/dev`.
-    pub(super) fn new(preopens: usize) -> FdTable {
-        let mut slots: Vec<Slot> = (0..3 + preopens as u32).map(Slot::Wasi).collect();
+    /// The table at a guest's start: stdio and the WASI preopens (at these guest paths)
+    /// under their own numbers, then `/dev`.
+    pub(super) fn new(preopens: Vec<String>) -> FdTable {
+        let mut slots: Vec<Slot> = (0..3 + preopens.len() as u32).map(Slot::Wasi).collect();
         slots.push(Slot::Dir {
             fd_dir: false,
             preopen: true,
@@ -136,7 +158,23 @@ impl FdTable {
             slots,
             shares: HashMap::new(),
             below: None,
+            paths: (3..).zip(preopens).collect(),
+            stdio_closed: [false; 3],
+            inherited: None,
+            procs: Processes::default(),
         }
+    }
+
+    /// Lets the guest start programs (`/dev/process`) with `context`, its children
+    /// inheriting from `inherited`.
+    pub(super) fn with_processes(
+        mut self,
+        inherited: Inherited,
+        context: Option<ProcessContext>,
+    ) -> FdTable {
+        self.inherited = Some(inherited);
+        self.procs.context = context;
+        self
     }
 
     fn slot(&self, fd: i32) -> Slot {
@@ -172,14 +210,19 @@ impl FdTable {
 
     /// Counts one more guest descriptor naming what `slot` names.
     fn share(&mut self, slot: Slot) {
-        if let Slot::Wasi(inner) = slot {
-            *self.shares.entry(inner).or_insert(1) += 1;
+        match slot {
+            Slot::Wasi(inner) => *self.shares.entry(inner).or_insert(1) += 1,
+            Slot::Object(id) => self.procs.share(id),
+            _ => {}
         }
     }
 
     /// Forgets one guest descriptor naming `slot`; true when it was the WASI descriptor's
     /// last, which must then be closed.
     fn release(&mut self, slot: Slot) -> bool {
+        if let Slot::Object(id) = slot {
+            self.procs.release(id);
+        }
         let Slot::Wasi(inner) = slot else {
             return false;
         };
@@ -375,12 +418,15 @@ enum Node {
     Device(Device),
     /// `/dev/fd/N`, `/dev/stdin` (0), `/dev/stdout` (1), `/dev/stderr` (2).
     Fd(u32),
+    /// Below `/dev/process`.
+    Process(ProcNode),
 }
 
 /// Names of `/dev`, in listing order, with their `d_type`.
-const DEV_ENTRIES: [(&str, Node, u8); 8] = [
+const DEV_ENTRIES: [(&str, Node, u8); 9] = [
     ("fd", Node::Dir { fd_dir: true }, FILETYPE_DIRECTORY),
     ("null", Node::Device(Device::Null), FILETYPE_DEVICE),
+    ("process", Node::Process(ProcNode::Dir), FILETYPE_DIRECTORY),
     ("random", Node::Device(Device::Random), FILETYPE_DEVICE),
     ("stderr", Node::Fd(2), FILETYPE_UNKNOWN),
     ("stdin", Node::Fd(0), FILETYPE_UNKNOWN),
@@ -392,9 +438,16 @@ const DEV_ENTRIES: [(&str, Node, u8); 8] = [
 /// Resolves `path` from `/dev` (or `/dev/fd`). `..` may not leave `/dev`.
 fn resolve(fd_dir: bool, path: &[u8]) -> Result<Node, i32> {
     let mut node = Node::Dir { fd_dir };
-    for part in path.split(|&b| b == b'/') {
-        if part.is_empty() || part == b"." {
-            continue;
+    let mut parts = path
+        .split(|&b| b == b'/')
+        .filter(|part| !part.is_empty() && *part != b".");
+    while let Some(part) = parts.next() {
+        if node == (Node::Dir { fd_dir: false }) && part == b"process" {
+            let node = Node::Process(ProcNode::resolve(&mut parts)?);
+            if path.ends_with(b"/") && !matches!(node, Node::Process(p) if p.is_dir()) {
+                return Err(NOTDIR);
+            }
+            return Ok(node);
         }
         node = match node {
             Node::Dir { fd_dir: false } => {
@@ -459,6 +512,7 @@ fn filestat(inode: u64, filetype: u8) -> [u8; 64] {
 /// The `filestat` of a slot that is not a WASI descriptor.
 fn virtual_filestat(slot: Slot) -> [u8; 64] {
     match slot {
+        Slot::Object(id) => filestat(1000 + u64::from(id), FILETYPE_DEVICE),
         Slot::Device(device) => filestat(device.inode(), FILETYPE_DEVICE),
         Slot::Dir { fd_dir, .. } => filestat(10 + u64::from(fd_dir), FILETYPE_DIRECTORY),
         Slot::Wasi(_) | Slot::Free => filestat(0, FILETYPE_UNKNOWN),
@@ -473,6 +527,7 @@ fn open_node(table: &mut FdTable, node: Node) -> Result<Slot, i32> {
             preopen: false,
         }),
         Node::Device(device) => Ok(Slot::Device(device)),
+        Node::Process(node) => table.procs.open(node).map(Slot::Object),
         Node::Fd(n) => match table.slot(n as i32) {
             Slot::Free => Err(NOENT),
             Slot::Dir { fd_dir, .. } => Ok(Slot::Dir {
@@ -536,6 +591,9 @@ fn device_read(
     count: i32,
     nread: i32,
 ) -> wasmtime::Result<i32> {
+    if let Slot::Object(id) = slot {
+        return object_read(caller, below, id, iovs, count, nread);
+    }
     let Slot::Device(device) = slot else {
         return Ok(ISDIR);
     };
@@ -586,6 +644,9 @@ fn device_write(
     count: i32,
     nwritten: i32,
 ) -> wasmtime::Result<i32> {
+    if let Slot::Object(id) = slot {
+        return object_write(caller, below, id, iovs, count, nwritten);
+    }
     if !matches!(slot, Slot::Device(_)) {
         return Ok(BADF);
     }
@@ -639,6 +700,7 @@ fn dev_listing(table: &FdTable, fd_dir: bool, cookie: u64, cap: usize) -> Vec<u8
             let inode = match node {
                 Node::Device(device) => device.inode(),
                 Node::Dir { .. } => 11,
+                Node::Process(_) => 12,
                 Node::Fd(n) => 20 + u64::from(n),
             };
             entries.push((name.as_bytes().to_vec(), inode, kind));
@@ -708,7 +770,7 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>, forwarder: Module) -> wasm
                                                     slot,
                                                     (buf,)| {
         let kind = match slot {
-            Slot::Device(_) => FILETYPE_DEVICE,
+            Slot::Device(_) | Slot::Object(_) => FILETYPE_DEVICE,
             _ => FILETYPE_DIRECTORY,
         };
         answer(caller, below, buf, &fdstat(kind))
@@ -821,17 +883,18 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>, forwarder: Module) -> wasm
         linker,
         lower,
         fd_seek(offset: i64, whence: i32, newoffset: i32),
-        |caller, below, _, (_, _, newoffset)| answer(caller, below, newoffset, &0u64.to_le_bytes())
+        |caller, below, slot, (_, _, newoffset)| match slot {
+            Slot::Object(_) => Ok(SPIPE),
+            _ => answer(caller, below, newoffset, &0u64.to_le_bytes()),
+        }
     );
     by_fd!(linker, lower, fd_tell(offset: i32), |caller,
                                                  below,
-                                                 _,
-                                                 (offset,)| answer(
-        caller,
-        below,
-        offset,
-        &0u64.to_le_bytes()
-    ));
+                                                 slot,
+                                                 (offset,)| match slot {
+        Slot::Object(_) => Ok(SPIPE),
+        _ => answer(caller, below, offset, &0u64.to_le_bytes()),
+    });
     by_fd!(
         linker,
         lower,
@@ -857,6 +920,11 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>, forwarder: Module) -> wasm
                     preopen: false,
                 }),
                 Node::Device(device) => virtual_filestat(Slot::Device(device)),
+                Node::Process(node) if node.is_dir() => filestat(12, FILETYPE_DIRECTORY),
+                Node::Process(node) if caller.data().fds.procs.exists(node) => {
+                    filestat(13, FILETYPE_DEVICE)
+                }
+                Node::Process(_) => return Ok(NOENT),
                 Node::Fd(n) => match caller.data().fds.slot(n as i32) {
                     Slot::Free => return Ok(NOENT),
                     Slot::Wasi(inner) => {
@@ -947,11 +1015,20 @@ fn close_slot(
     below: &Below,
     slot: Slot,
 ) -> wasmtime::Result<i32> {
+    let table = &mut caller.data_mut().fds;
     match slot {
-        Slot::Wasi(inner) if caller.data_mut().fds.release(slot) => {
+        Slot::Wasi(inner) if table.release(slot) => {
+            table.paths.remove(&inner);
+            if let Some(closed) = table.stdio_closed.get_mut(inner as usize) {
+                *closed = true;
+            }
             below.fd_close.call(&mut *caller, (inner as i32,))
         }
-        _ => Ok(SUCCESS),
+        Slot::Wasi(_) => Ok(SUCCESS),
+        _ => {
+            table.release(slot);
+            Ok(SUCCESS)
+        }
     }
 }
 
@@ -1055,7 +1132,10 @@ fn shadow_open(linker: &mut Linker<GuestState>, lower: &Arc<Lower>) -> wasmtime:
                     );
                     let errno = below.path_open.call(&mut caller, args)?;
                     match errno {
-                        SUCCESS => adopt(&mut caller, &below, out),
+                        SUCCESS => {
+                            record_path(&mut caller, &below, inner, path, len, out);
+                            adopt(&mut caller, &below, out)
+                        }
                         // `.` of something that is no directory: a dup (see the top).
                         NOTDIR | BADF
                             if oflags & OFLAGS_DIRECTORY == 0
@@ -1067,7 +1147,7 @@ fn shadow_open(linker: &mut Linker<GuestState>, lower: &Arc<Lower>) -> wasmtime:
                     }
                 }
                 Slot::Free => Ok(BADF),
-                device @ Slot::Device(_) => {
+                device @ (Slot::Device(_) | Slot::Object(_)) => {
                     if oflags & OFLAGS_DIRECTORY == 0 && is_dot(&caller, &below, path, len) {
                         duplicate(&mut caller, &below, device, out)
                     } else {
@@ -1300,7 +1380,7 @@ fn shadow_symlink(linker: &mut Linker<GuestState>, lower: &Arc<Lower>) -> wasmti
                     .path_symlink
                     .call(&mut caller, (old, old_len, inner as i32, new, new_len)),
                 Slot::Free => Ok(BADF),
-                Slot::Device(_) => Ok(NOTDIR),
+                Slot::Device(_) | Slot::Object(_) => Ok(NOTDIR),
                 dir @ Slot::Dir { .. } => {
                     Ok(match resolve_at(&caller, &below, dir, new, new_len) {
                         Ok(_) => EXIST,
@@ -1436,7 +1516,7 @@ mod tests {
 
     #[test]
     fn numbers_are_the_lowest_free_and_shares_are_counted() {
-        let mut table = FdTable::new(2);
+        let mut table = FdTable::new(vec!["/a".into(), "/b".into()]);
         // 0..=2 stdio, 3 and 4 preopens, 5 is /dev.
         assert_eq!(table.insert(Slot::Device(Device::Null)), Some(6));
         table.slots[1] = Slot::Free;
@@ -1453,4 +1533,302 @@ mod tests {
     fn the_forwarder_is_valid_webassembly() {
         wat::parse_str(forwarder_wat()).expect("forwarder parses");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// `/dev/process` (see `process`): reads and writes of its objects, and the host side of the
+// descriptors a child inherits.
+
+/// Remembers the guest path of the WASI descriptor `path_open` wrote at `out`, opened at
+/// `path` (`ptr`, `len`) from the directory WASI descriptor `dir`.
+fn record_path(
+    caller: &mut Caller<'_, GuestState>,
+    below: &Below,
+    dir: u32,
+    ptr: i32,
+    len: i32,
+    out: i32,
+) {
+    let data = below.memory.data(&*caller);
+    let (Some(inner), Ok(rel)) = (read_u32(data, out), guest_path(data, ptr, len)) else {
+        return;
+    };
+    let table = &mut caller.data_mut().fds;
+    if let Some(base) = table.paths.get(&dir) {
+        let joined = join_guest_path(base, &String::from_utf8_lossy(&rel));
+        table.paths.insert(inner, joined);
+    }
+}
+
+/// `rel` from the absolute guest path `base`, with `.` and `..` taken away.
+fn join_guest_path(base: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let whole = if rel.starts_with('/') {
+        rel.to_owned()
+    } else {
+        format!("{base}/{rel}")
+    };
+    for part in whole.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The total length of an iovec array, and the first buffer (pointer, length).
+fn iovec_room(vecs: &[(u32, u32)]) -> usize {
+    vecs.iter().map(|&(_, len)| len as usize).sum()
+}
+
+/// Copies `bytes` into the iovecs and writes the count at `out`.
+fn scatter(
+    caller: &mut Caller<'_, GuestState>,
+    below: &Below,
+    vecs: &[(u32, u32)],
+    bytes: &[u8],
+    out: i32,
+) -> i32 {
+    let data = below.memory.data_mut(caller);
+    let mut at = 0;
+    for &(ptr, len) in vecs {
+        if at == bytes.len() {
+            break;
+        }
+        let n = (len as usize).min(bytes.len() - at);
+        if !write_bytes(data, ptr as i32, &bytes[at..at + n]) {
+            return FAULT;
+        }
+        at += n;
+    }
+    if write_bytes(data, out, &(at as u32).to_le_bytes()) {
+        SUCCESS
+    } else {
+        FAULT
+    }
+}
+
+fn object_read(
+    caller: &mut Caller<'_, GuestState>,
+    below: &Below,
+    id: u32,
+    iovs: i32,
+    count: i32,
+    nread: i32,
+) -> wasmtime::Result<i32> {
+    let Some(vecs) = iovecs(below.memory.data(&*caller), iovs, count) else {
+        return Ok(FAULT);
+    };
+    if let Some(request) = caller.data().fds.procs.pending_spawn(id) {
+        let errno = spawn(caller, below, id, request, &vecs)?;
+        if errno != SUCCESS {
+            return Ok(errno);
+        }
+    }
+    let room = iovec_room(&vecs);
+    match caller.data_mut().fds.procs.read(id, room) {
+        Ok(bytes) => Ok(scatter(caller, below, &vecs, &bytes, nread)),
+        Err(ReadError::Errno(errno)) => Ok(errno),
+        Err(ReadError::Stop(kind)) => Err(Interrupted(kind).into()),
+    }
+}
+
+fn object_write(
+    caller: &mut Caller<'_, GuestState>,
+    below: &Below,
+    id: u32,
+    iovs: i32,
+    count: i32,
+    nwritten: i32,
+) -> wasmtime::Result<i32> {
+    let data = below.memory.data(&*caller);
+    let Some(vecs) = iovecs(data, iovs, count) else {
+        return Ok(FAULT);
+    };
+    let mut bytes = Vec::with_capacity(iovec_room(&vecs).min(1 << 20));
+    for (ptr, len) in vecs {
+        match read_bytes(data, ptr as i32, len as usize) {
+            Some(chunk) => bytes.extend_from_slice(chunk),
+            None => return Ok(FAULT),
+        }
+    }
+    match caller.data_mut().fds.procs.write(id, &bytes) {
+        Ok(n) => answer(caller, below, nwritten, &(n as u32).to_le_bytes()),
+        Err(ReadError::Errno(errno)) => Ok(errno),
+        Err(ReadError::Stop(kind)) => Err(Interrupted(kind).into()),
+    }
+}
+
+/// Starts the child that spawn object `id` asks for: SUCCESS, or the errno its read fails
+/// with. `vecs` (the read's buffers) serve as scratch memory for asking WASI where a file
+/// to inherit stands.
+fn spawn(
+    caller: &mut Caller<'_, GuestState>,
+    below: &Below,
+    id: u32,
+    mut request: process::Request,
+    vecs: &[(u32, u32)],
+) -> wasmtime::Result<i32> {
+    use process::StreamSpec;
+    if request.argv.is_empty() {
+        // Malformed: `procs.spawn` names the reason.
+        let streams = [ChildStream::Pipe, ChildStream::Pipe, ChildStream::Pipe];
+        return Ok(
+            match caller
+                .data_mut()
+                .fds
+                .procs
+                .spawn(id, request, streams, false)
+            {
+                Ok(()) => SUCCESS,
+                Err(errno) => errno,
+            },
+        );
+    }
+    let scratch = vecs
+        .first()
+        .filter(|&&(_, len)| len >= 24)
+        .map(|&(ptr, _)| ptr as i32);
+    let mut streams = Vec::with_capacity(3);
+    for (n, spec) in request.stdio.iter().enumerate() {
+        let input = n == 0;
+        streams.push(match spec {
+            StreamSpec::Pipe => ChildStream::Pipe,
+            StreamSpec::Null | StreamSpec::Stdout => null_stream(input),
+            StreamSpec::Fd(fd) => match child_stream(caller, below, *fd, input, scratch)? {
+                Ok(stream) => stream,
+                Err(errno) => return Ok(errno),
+            },
+        });
+    }
+    let stderr_is_stdout = request.stdio[2] == StreamSpec::Stdout;
+    let streams: [ChildStream; 3] = match streams.try_into() {
+        Ok(streams) => streams,
+        Err(_) => return Ok(INVAL),
+    };
+    let table = &mut caller.data_mut().fds;
+    if !request.cwd.starts_with('/') {
+        let base = table
+            .inherited
+            .as_ref()
+            .map(|i| i.cwd.as_str())
+            .unwrap_or("/");
+        request.cwd = join_guest_path(base, &request.cwd);
+    }
+    Ok(
+        match table.procs.spawn(id, request, streams, stderr_is_stdout) {
+            Ok(()) => SUCCESS,
+            Err(errno) => errno,
+        },
+    )
+}
+
+fn null_stream(input: bool) -> ChildStream {
+    if input {
+        ChildStream::Input(Box::new(std::io::empty()))
+    } else {
+        ChildStream::Output(Box::new(std::io::sink()))
+    }
+}
+
+/// The host side of the guest's descriptor `fd`, for a child's stdin (`input`) or an
+/// output: its own stdio, a pipe of the device, `/dev/null`, or a file it opened (reopened
+/// through the mount's capability, at the guest's offset or appending as it does).
+fn child_stream(
+    caller: &mut Caller<'_, GuestState>,
+    below: &Below,
+    fd: i32,
+    input: bool,
+    scratch: Option<i32>,
+) -> wasmtime::Result<Result<ChildStream, i32>> {
+    let table = &caller.data().fds;
+    let inner = match table.slot(fd) {
+        Slot::Wasi(inner) => inner,
+        Slot::Device(_) => return Ok(Ok(null_stream(input))),
+        Slot::Object(id) => {
+            return Ok(match table.procs.stream_of(id) {
+                Some(ChildStream::Input(s)) if input => Ok(ChildStream::Input(s)),
+                Some(ChildStream::Output(s)) if !input => Ok(ChildStream::Output(s)),
+                _ => Err(BADF),
+            });
+        }
+        Slot::Free | Slot::Dir { .. } => return Ok(Err(BADF)),
+    };
+    let Some(inherited) = &table.inherited else {
+        return Ok(Err(BADF));
+    };
+    let Some(path) = table.paths.get(&inner).cloned() else {
+        if inner < 3 && !table.stdio_closed[inner as usize] {
+            let (stdin, stdout, stderr) = &inherited.stdio;
+            return Ok(match (inner, input) {
+                (0, true) => Ok(ChildStream::Input(Box::new(stdin.clone()))),
+                (1, false) => Ok(ChildStream::Output(Box::new(stdout.clone()))),
+                (2, false) => Ok(ChildStream::Output(Box::new(stderr.clone()))),
+                _ => Err(BADF),
+            });
+        }
+        return Ok(Err(BADF));
+    };
+    // Where the guest stands in the file, and whether it appends.
+    let (mut offset, mut append) = (0u64, false);
+    if let Some(scratch) = scratch {
+        if below
+            .fd_fdstat_get
+            .call(&mut *caller, (inner as i32, scratch))?
+            == SUCCESS
+        {
+            let data = below.memory.data(&*caller);
+            append = read_bytes(data, scratch + 2, 2).is_some_and(|f| f[0] & 1 != 0);
+        }
+        if below.fd_tell.call(&mut *caller, (inner as i32, scratch))? == SUCCESS {
+            let data = below.memory.data(&*caller);
+            offset = read_bytes(data, scratch, 8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .unwrap_or(0);
+        }
+    }
+    let Some(inherited) = &caller.data().fds.inherited else {
+        return Ok(Err(BADF));
+    };
+    Ok(reopen(&inherited.layout, &path, input, append, offset))
+}
+
+/// Opens the file at guest `path` again for a child, through its mount's directory.
+fn reopen(
+    layout: &Layout,
+    path: &str,
+    input: bool,
+    append: bool,
+    offset: u64,
+) -> Result<ChildStream, i32> {
+    use std::io::{Seek, SeekFrom};
+    let (mount, rel) = layout.resolve(path).ok_or(BADF)?;
+    if !input && !mount.writable {
+        return Err(BADF);
+    }
+    let dir = cap_std::fs::Dir::open_ambient_dir(&mount.host, cap_std::ambient_authority())
+        .map_err(|_| BADF)?;
+    let mut options = cap_std::fs::OpenOptions::new();
+    if input {
+        options.read(true);
+    } else if append {
+        options.append(true);
+    } else {
+        options.write(true);
+    }
+    let rel = if rel.is_empty() { "." } else { rel };
+    let file = dir.open_with(rel, &options).map_err(|_| BADF)?.into_std();
+    let mut file = file;
+    if !append && offset > 0 && file.seek(SeekFrom::Start(offset)).is_err() {
+        return Err(BADF);
+    }
+    Ok(if input {
+        ChildStream::Input(Box::new(file))
+    } else {
+        ChildStream::Output(Box::new(file))
+    })
 }

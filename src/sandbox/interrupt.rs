@@ -22,15 +22,17 @@ pub(super) const CHECK_SLICE: Duration = Duration::from_millis(10);
 pub(crate) struct StopSignal {
     pub deadline: Option<Instant>,
     pub cancel: Option<Arc<AtomicBool>>,
+    /// A second flag: the one a parent raises to stop a child it started.
+    pub kill: Option<Arc<AtomicBool>>,
 }
 
 impl StopSignal {
     /// Why the guest must stop now, if it must.
     pub(crate) fn check(&self) -> Option<TrapKind> {
-        if self
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
+        if [&self.cancel, &self.kill]
+            .into_iter()
+            .flatten()
+            .any(|c| c.load(Ordering::Relaxed))
         {
             return Some(TrapKind::Cancelled);
         }

@@ -8,6 +8,7 @@ mod determinism;
 mod fds;
 mod interrupt;
 pub mod layout;
+mod process;
 mod stdio;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 pub use code_cache::CodeCache;
 pub use determinism::Determinism;
 pub use layout::{Layout, Mount};
+pub use process::{ChildEnd, SpawnError, SpawnRequest, Spawner};
 pub use stdio::{GuestInput, GuestOutput, InterruptibleReader, SharedBuffer};
 
 use interrupt::{GuestClocks, HostMonotonic, StopSignal};
@@ -144,6 +146,10 @@ pub struct GuestCommand {
     pub deadline: Option<Instant>,
     /// Set to stop the guest early (Ctrl-C, an abandoned build).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// A second stop flag: raised by the parent of a guest that another guest started.
+    pub kill: Option<Arc<AtomicBool>>,
+    /// Starts the programs the guest asks for through `/dev/process`; `None`: it cannot.
+    pub spawner: Option<Arc<dyn Spawner>>,
     /// Virtual clocks, seeded randomness and sorted listings, for reproducible builds.
     pub determinism: Option<Determinism>,
 }
@@ -473,6 +479,8 @@ impl Sandbox {
             terminal,
             deadline,
             cancel,
+            kill,
+            spawner,
             determinism,
         } = command;
         let stdout = OutputPipe::new(stdout, terminal[1]);
@@ -481,11 +489,13 @@ impl Sandbox {
         let stop = StopSignal {
             deadline,
             cancel: cancel.clone(),
+            kill,
         };
+        let stdin = InputPipe::new(stdin, terminal[0], stop.clone());
         let mut wasi = WasiCtxBuilder::new();
         wasi.args(&argv)
             .envs(&env)
-            .stdin(InputPipe::new(stdin, terminal[0], stop.clone()))
+            .stdin(stdin.clone())
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_blocking_current_thread(true)
@@ -505,7 +515,7 @@ impl Sandbox {
         // from its cwd (`realpath`, `readlink -f`, `pwd -P`) finds a consistent tree and sees
         // nothing of the host. (`/` itself is not preopened: wasi-libc would tie it with `.`.)
         // WASI numbers the preopens from 3 in this order; `/dev` comes after them.
-        let mut preopens = 0;
+        let mut preopens: Vec<String> = Vec::new();
         let parents = Skeletons::parents(&layout);
         if !parents.is_empty() {
             let root = self.skeletons.for_layout(&layout)?;
@@ -517,7 +527,7 @@ impl Sandbox {
                         host: host.clone(),
                         reason: format!("{e:#}"),
                     })?;
-                preopens += 1;
+                preopens.push(parent);
             }
         }
         for mount in &layout.mounts {
@@ -532,7 +542,7 @@ impl Sandbox {
                     host: mount.host.clone(),
                     reason: format!("{e:#}"),
                 })?;
-            preopens += 1;
+            preopens.push(mount.guest.clone());
         }
         // The working directory is opened through the mount's capability (cap-std refuses
         // `..` and links that leave the mount) and handed to WASI as that very open
@@ -548,7 +558,7 @@ impl Sandbox {
                 Ok(dir) => {
                     let host = opened_dir_path(&dir);
                     match wasi.preopened_dir(&host, ".", perms) {
-                        Ok(_) => preopens += 1,
+                        Ok(_) => preopens.push(cwd.clone()),
                         Err(error) => no_cwd(&stderr, &cwd, &error.to_string()),
                     }
                     // `dir` is dropped only now: the preopen holds its own descriptor.
@@ -573,7 +583,17 @@ impl Sandbox {
             stop: stop.clone(),
             clocks,
             poll_original: None,
-            fds: fds::FdTable::new(preopens),
+            fds: fds::FdTable::new(preopens).with_processes(
+                fds::Inherited {
+                    stdio: (stdin, stdout.clone(), stderr.clone()),
+                    layout,
+                    cwd,
+                },
+                spawner.map(|spawner| process::ProcessContext {
+                    spawner,
+                    stop: stop.clone(),
+                }),
+            ),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);

@@ -52,6 +52,14 @@ impl InputPipe {
     }
 }
 
+/// A child that inherits the guest's stdin reads it through here.
+impl Read for InputPipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        reader.read(buf)
+    }
+}
+
 /// One read of at most `size` bytes, retried on EINTR.
 fn read_once(reader: &mut dyn Read, size: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; size];
@@ -93,7 +101,11 @@ impl InterruptibleReader {
         InterruptibleReader {
             reader: Some(reader),
             pump: None,
-            stop: StopSignal { deadline, cancel },
+            stop: StopSignal {
+                deadline,
+                cancel,
+                kill: None,
+            },
         }
     }
 }
@@ -260,6 +272,16 @@ impl OutputPipe {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .write_all(bytes)
+    }
+}
+
+/// A child that inherits the guest's stdout or stderr writes it through here.
+impl Write for OutputPipe {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        OutputPipe::write_all(self, buf).map(|()| buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        OutputPipe::flush(self)
     }
 }
 

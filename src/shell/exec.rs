@@ -969,6 +969,8 @@ impl State {
             stdin: Box::new(io.stdin()),
             stdout: Box::new(io.stdout()),
             stderr: Box::new(io.stderr()),
+            spawner: Some(Arc::new(super::spawn::ShellSpawner::new(self))),
+            kill: self.kill.clone(),
         };
         match self.host.run(program, invocation) {
             Ok(status) => {

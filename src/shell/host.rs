@@ -3,6 +3,10 @@
 //! and stdio; the host decides *how* (the sandbox). Nothing here spawns a host process.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::sandbox::Spawner;
 
 /// A program's standard input, as the host reads it.
 pub type Input = Box<dyn Read + Send>;
@@ -20,6 +24,10 @@ pub struct Invocation {
     pub stdin: Input,
     pub stdout: Output,
     pub stderr: Output,
+    /// Starts the programs this one asks to start: children of the shell's kind.
+    pub spawner: Option<Arc<dyn Spawner>>,
+    /// Raised to stop this program alone (it was started by a guest that stops it).
+    pub kill: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for Invocation {

@@ -15,6 +15,7 @@ pub mod limits;
 mod parse;
 mod pattern;
 mod printf;
+mod spawn;
 mod state;
 mod streams;
 mod test_expr;

@@ -55,6 +55,8 @@ pub(crate) struct State {
     /// `set -e` does not apply there, nor in anything they call.
     pub errexit_suppressed: bool,
     pub cancel: Arc<AtomicBool>,
+    /// In a program a guest started: raised by that guest to stop it (and what it runs).
+    pub kill: Option<Arc<AtomicBool>>,
     /// The script's name for diagnostics (`NAME: line N: ...`).
     pub script_name: String,
     pub line: usize,
@@ -132,6 +134,7 @@ impl State {
             last_status: 0,
             errexit_suppressed: false,
             cancel: Arc::new(AtomicBool::new(false)),
+            kill: None,
             script_name: "wasmbuild".into(),
             line: 0,
             loop_depth: 0,
@@ -358,6 +361,10 @@ impl State {
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
             || self
+                .kill
+                .as_ref()
+                .is_some_and(|k| k.load(Ordering::Relaxed))
+            || self
                 .job_generation
                 .is_some_and(|g| g != self.shared.generation())
     }
@@ -366,9 +373,14 @@ impl State {
     /// (pattern replacement) that cannot borrow the state.
     pub(crate) fn cancel_probe(&self) -> impl Fn() -> bool + use<> {
         let cancel = self.cancel.clone();
+        let kill = self.kill.clone();
         let shared = self.shared.clone();
         let job = self.job_generation;
-        move || cancel.load(Ordering::Relaxed) || job.is_some_and(|g| g != shared.generation())
+        move || {
+            cancel.load(Ordering::Relaxed)
+                || kill.as_ref().is_some_and(|k| k.load(Ordering::Relaxed))
+                || job.is_some_and(|g| g != shared.generation())
+        }
     }
 
     /// `$-`: the single-letter options that are on.
