@@ -417,8 +417,9 @@ impl ProgramHost for ImageRunner {
             // The shell owns the terminal; programs see pipes and files.
             terminal: [false; 3],
             spawner,
-            kill,
+            kill: kill.clone(),
         };
+        let kill_flag = kill;
         let name = argv.first().cloned().unwrap_or_default();
         if let (Program::Image(_), Some(packages)) = (&program, &self.packages)
             && self.image.program("python3").is_some()
@@ -445,7 +446,11 @@ impl ProgramHost for ImageRunner {
                 Ok(127)
             }
             ProgramOutcome::Ran(exit) => {
-                if let GuestExit::Trapped { message, .. } = &exit {
+                // A program its parent stopped ends silently, as on a signal.
+                let killed = kill_flag.is_some_and(|k| k.load(std::sync::atomic::Ordering::SeqCst));
+                if let GuestExit::Trapped { message, .. } = &exit
+                    && !killed
+                {
                     stderr.report(&format!("wasmbuild: {message}"));
                 }
                 Ok(exit.status() & 0xff)

@@ -14,7 +14,10 @@ builds. WASI has no users and no dup, so:
   this file: importable, one process, starting another raises OSError(ENOSYS)) and
   `concurrent.futures.thread` (found by the finder below: a ThreadPoolExecutor that runs
   each call as it is submitted);
-- `socket.gethostname` ($HOSTNAME, else localhost), added when socket is first imported.
+- `socket.gethostname` ($HOSTNAME, else localhost), added when socket is first imported;
+- processes: `subprocess.Popen` (and so run, check_output, os.popen…) and `os.system`
+  start sandboxed programs through wasmbuild's /dev/process (wasmbuild_subprocess.py),
+  put in place when subprocess is first imported.
 """
 
 import os as _os
@@ -245,12 +248,26 @@ def _patch_socket(module):
         module.gethostname = gethostname
 
 
+def _patch_subprocess(module):
+    """subprocess.Popen over /dev/process (see wasmbuild_subprocess)."""
+    import wasmbuild_subprocess
+
+    wasmbuild_subprocess.install(module)
+
+
+def _system(command):
+    """Run the command in a subshell (wasmbuild: the build shell, its programs sandboxed)."""
+    import wasmbuild_subprocess
+
+    return wasmbuild_subprocess.system(command)
+
+
 class _Patching:
     """Completes modules of the WASI build when they are first imported (importing them
     at start-up would cost every program the time): finds the module as the interpreter
     would, then runs the patch after the module's own code."""
 
-    _patches = {"socket": _patch_socket}
+    _patches = {"socket": _patch_socket, "subprocess": _patch_subprocess}
 
     def __init__(self, loader, patch):
         self._loader = loader
@@ -283,11 +300,26 @@ class _Patching:
         return getattr(self._loader, name)
 
 
+def _install_executable():
+    """sys.executable, which the WASI build leaves empty: this bundle's python3, beside
+    the lib/ holding this file (so `subprocess.run([sys.executable, …])` works)."""
+    if not _sys.executable:
+        bundle = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+        _sys.executable = bundle + "/bin/python3"
+        if not getattr(_sys, "_base_executable", None):
+            _sys._base_executable = _sys.executable
+
+
 if _sys.platform == "wasi":
+    _install_executable()
     _sys.meta_path.insert(0, _Patching)
     _sys.meta_path.append(_LeftOutModules)
     _install_ids()
     _install_pwd()
     _install_grp()
+    if not hasattr(_os, "system"):
+        _system.__name__ = "system"
+        _system.__module__ = "os"
+        _os.system = _system
     if _os.open in _os.supports_dir_fd and _os.link in _os.supports_dir_fd:
         _install_dup()

@@ -132,6 +132,33 @@ fn write_stamps(
 /// Checks the install directory `dir` of `manifest`. With `trust_stamps`, a file whose
 /// stamp is the recorded one is not read again; otherwise every file is re-hashed. Stamps of
 /// files found intact are recorded. Returns every problem found (empty: intact).
+/// `(bin/NAME, module)` for each command whose name is not a file of the bundle.
+fn command_links(manifest: &BundleManifest) -> Vec<(String, String)> {
+    manifest
+        .commands
+        .iter()
+        .map(|(name, spec)| (format!("bin/{name}"), spec.module.clone()))
+        .filter(|(link, _)| manifest.file(link).is_none() && !link[4..].contains('/'))
+        .collect()
+}
+
+/// Gives each command a file of its name in the install's `bin` (a hard link to its
+/// module), so that guests looking for a program in `PATH` (`shutil.which`, `test -x`)
+/// find it there. Links already there are kept.
+pub fn link_commands(manifest: &BundleManifest, dir: &Path) -> std::io::Result<()> {
+    for (link, module) in command_links(manifest) {
+        let path = dir.join(&link);
+        if fs::symlink_metadata(&path).is_ok() {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::hard_link(dir.join(&module), &path)?;
+    }
+    Ok(())
+}
+
 pub fn check(manifest: &BundleManifest, dir: &Path, trust_stamps: bool) -> Vec<Tampered> {
     let recorded = read_stamps(dir);
     let mut fresh: BTreeMap<String, (String, Stamp)> = BTreeMap::new();
@@ -181,8 +208,15 @@ pub fn check(manifest: &BundleManifest, dir: &Path, trust_stamps: bool) -> Vec<T
         }
         fresh.insert(file.path.clone(), (file.sha256.clone(), stamp));
     }
-    // Entries the manifest does not list (a module dropped next to the bundle's, a link).
-    let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    // Entries the manifest does not list (a module dropped next to the bundle's, a link),
+    // but for the commands' names in `bin` (see `link_commands`).
+    let links = command_links(manifest);
+    let listed: BTreeSet<&str> = manifest
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain(links.iter().map(|(link, _)| link.as_str()))
+        .collect();
     let mut stack = vec![(dir.to_owned(), String::new())];
     while let Some((host, rel)) = stack.pop() {
         let Ok(entries) = fs::read_dir(&host) else {

@@ -302,6 +302,8 @@ impl Runtimes {
         if dir.is_dir() {
             let problems = installed::check(manifest, dir, true);
             if problems.is_empty() {
+                installed::link_commands(manifest, dir)
+                    .map_err(|e| RuntimeError::Io(format!("installing {}: {e}", manifest.name)))?;
                 return Ok(bundle);
             }
             let list = describe(&problems);
@@ -375,6 +377,7 @@ impl Runtimes {
             }
             fs::write(&dest, &bytes).map_err(io)?;
         }
+        installed::link_commands(manifest, staging.path()).map_err(io)?;
         let staged = staging.keep();
         if let Err(e) = fs::rename(&staged, dir) {
             let _ = fs::remove_dir_all(&staged);

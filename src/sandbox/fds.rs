@@ -143,6 +143,8 @@ pub(super) struct FdTable {
     inherited: Option<Inherited>,
     /// `/dev/process`: open objects and children.
     procs: Processes,
+    /// Descriptors staged for the next child's stdin, stdout, stderr (see `shadow_link`).
+    staged: [Option<Slot>; 3],
 }
 
 impl FdTable {
@@ -162,6 +164,7 @@ impl FdTable {
             stdio_closed: [false; 3],
             inherited: None,
             procs: Processes::default(),
+            staged: [None; 3],
         }
     }
 
@@ -1260,6 +1263,22 @@ fn shadow_link(linker: &mut Linker<GuestState>, lower: &Arc<Lower>) -> wasmtime:
             let (old_slot, new_slot) = (table.slot(old_fd), table.slot(new_fd));
             let below = below(&mut caller, &lower)?;
             if old_slot != Slot::Free
+                && matches!(new_slot, Slot::Dir { fd_dir: false, .. })
+                && is_dot(&caller, &below, old, old_len)
+                && let Ok(Node::Process(ProcNode::Stage(n))) =
+                    resolve_at(&caller, &below, new_slot, new, new_len)
+            {
+                // `.` of a descriptor linked to `/dev/process/stdin|stdout|stderr`: the
+                // descriptor is what the next spawn request's `staged` stream names.
+                let table = &mut caller.data_mut().fds;
+                table.share(old_slot);
+                let previous = table.staged[n as usize].replace(old_slot);
+                if let Some(previous) = previous {
+                    close_slot(&mut caller, &below, previous)?;
+                }
+                return Ok(SUCCESS);
+            }
+            if old_slot != Slot::Free
                 && is_dot(&caller, &below, old, old_len)
                 && is_dot(&caller, &below, new, new_len)
             {
@@ -1699,10 +1718,24 @@ fn spawn(
         streams.push(match spec {
             StreamSpec::Pipe => ChildStream::Pipe,
             StreamSpec::Null | StreamSpec::Stdout => null_stream(input),
-            StreamSpec::Fd(fd) => match child_stream(caller, below, *fd, input, scratch)? {
-                Ok(stream) => stream,
-                Err(errno) => return Ok(errno),
-            },
+            StreamSpec::Fd(fd) => {
+                let slot = caller.data().fds.slot(*fd);
+                match child_stream(caller, below, slot, input, scratch)? {
+                    Ok(stream) => stream,
+                    Err(errno) => return Ok(errno),
+                }
+            }
+            StreamSpec::Staged => {
+                let Some(slot) = caller.data_mut().fds.staged[n].take() else {
+                    return Ok(BADF);
+                };
+                let stream = child_stream(caller, below, slot, input, scratch)?;
+                close_slot(caller, below, slot)?;
+                match stream {
+                    Ok(stream) => stream,
+                    Err(errno) => return Ok(errno),
+                }
+            }
         });
     }
     let stderr_is_stdout = request.stdio[2] == StreamSpec::Stdout;
@@ -1735,18 +1768,18 @@ fn null_stream(input: bool) -> ChildStream {
     }
 }
 
-/// The host side of the guest's descriptor `fd`, for a child's stdin (`input`) or an
+/// The host side of what the guest's descriptor `slot` names, for a child's stdin (`input`) or an
 /// output: its own stdio, a pipe of the device, `/dev/null`, or a file it opened (reopened
 /// through the mount's capability, at the guest's offset or appending as it does).
 fn child_stream(
     caller: &mut Caller<'_, GuestState>,
     below: &Below,
-    fd: i32,
+    slot: Slot,
     input: bool,
     scratch: Option<i32>,
 ) -> wasmtime::Result<Result<ChildStream, i32>> {
     let table = &caller.data().fds;
-    let inner = match table.slot(fd) {
+    let inner = match slot {
         Slot::Wasi(inner) => inner,
         Slot::Device(_) => return Ok(Ok(null_stream(input))),
         Slot::Object(id) => {

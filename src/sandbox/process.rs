@@ -13,6 +13,10 @@
 //!   `…/kill` stops N (its programs and interpreter), which then ended by that signal.
 //! - `/dev/process/wait`: waits for any child not yet waited for: `N exit S`; ECHILD when
 //!   there is none.
+//! - `/dev/process/stdin`, `…/stdout`, `…/stderr`: linking a descriptor's `.` there
+//!   (`linkat(fd, ".", dev, "process/stdout")`) stages it for the next request's `staged`
+//!   stream; a guest that renumbers its own descriptors (CPython in wasi-vfs) names them
+//!   this way, since the link passes the descriptor itself.
 //! - `/dev/process/timeout`: milliseconds (or `-`) that later blocking reads and writes of
 //!   the device may wait before failing with ETIMEDOUT (for `communicate(timeout=…)`).
 //!
@@ -308,6 +312,10 @@ pub(super) enum StreamSpec {
     Null,
     /// (stderr only) wherever the child's stdout goes.
     Stdout,
+    /// The descriptor staged for it by linking it to `/dev/process/stdin` (or `stdout`,
+    /// `stderr`): the way to name a descriptor for guests that renumber their own (CPython
+    /// in wasi-vfs), since a link passes it as a descriptor, not as a number.
+    Staged,
 }
 
 /// A parsed `spawn` request.
@@ -321,7 +329,7 @@ pub(super) struct Request {
 
 impl Request {
     /// Parses `spawn\0 ARGC\0 ARG…\0 ENVC\0 NAME=VALUE…\0 CWD\0 STDIN\0 STDOUT\0 STDERR\0`,
-    /// each stream being `inherit`, `fd:N`, `pipe`, `null` or (stderr) `stdout`.
+    /// each stream being `inherit`, `fd:N`, `staged`, `pipe`, `null` or (stderr) `stdout`.
     pub(super) fn parse(bytes: &[u8]) -> Result<Request, i32> {
         let bytes = bytes.strip_suffix(b"\0").ok_or(EINVAL)?;
         let mut fields = bytes
@@ -359,6 +367,7 @@ impl Request {
                 "pipe" => StreamSpec::Pipe,
                 "null" => StreamSpec::Null,
                 "stdout" if n == 2 => StreamSpec::Stdout,
+                "staged" => StreamSpec::Staged,
                 other => match other.strip_prefix("fd:").and_then(|f| f.parse().ok()) {
                     Some(fd) => StreamSpec::Fd(fd),
                     None => return Err(EINVAL),
@@ -436,6 +445,8 @@ impl Answer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ProcNode {
     Dir,
+    /// `stdin`, `stdout`, `stderr`: where descriptors are staged (0, 1, 2).
+    Stage(u8),
     Spawn,
     Wait,
     Timeout,
@@ -463,6 +474,9 @@ impl ProcNode {
             b"spawn" => ProcNode::Spawn,
             b"wait" => ProcNode::Wait,
             b"timeout" => ProcNode::Timeout,
+            b"stdin" => ProcNode::Stage(0),
+            b"stdout" => ProcNode::Stage(1),
+            b"stderr" => ProcNode::Stage(2),
             number => {
                 let n: u32 = std::str::from_utf8(number)
                     .ok()
@@ -556,7 +570,9 @@ impl Processes {
     /// Opens `node`: the number of a new object.
     pub(super) fn open(&mut self, node: ProcNode) -> Result<u32, i32> {
         let object = match node {
-            ProcNode::Dir | ProcNode::Child(_, ChildFile::Dir) => return Err(EINVAL),
+            ProcNode::Dir | ProcNode::Child(_, ChildFile::Dir) | ProcNode::Stage(_) => {
+                return Err(EINVAL);
+            }
             ProcNode::Spawn => Object::Spawn {
                 request: Vec::new(),
                 answer: None,

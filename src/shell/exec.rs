@@ -1022,6 +1022,21 @@ impl State {
     fn run_path(&mut self, argv: Vec<String>, io: &mut Io) -> Exec {
         let name = argv[0].clone();
         let path = normalize(&self.cwd, &name);
+        // A command of the image by its path in a bundle (`/opt/runtimes/base/bin/ls`,
+        // what `PATH` lookups in guests find): the image's program, loaded as by name.
+        if let Some(command) = bundle_command(&path)
+            && self.host.has_program(command)
+        {
+            return self.run_program_in_sandbox(Program::Image(command.to_owned()), argv, io);
+        }
+        // `/bin/sh` and friends, which scripts and programs name: the build shell.
+        if let Some(shell) = host_shell(&path)
+            && self.fs.metadata(&path).is_err()
+        {
+            let mut argv = argv;
+            argv[0] = shell.to_owned();
+            return self.run_shell_program(argv, io);
+        }
         let metadata = match self.fs.metadata(&path) {
             Ok(m) => m,
             Err(e) => {
@@ -1087,6 +1102,7 @@ impl State {
     }
 
     /// Runs a script file in a child interpreter (a new "process": exported variables only).
+    /// (See `bundle_command` and `host_shell` below.)
     fn run_script_file(
         &mut self,
         path: &str,
@@ -1424,4 +1440,20 @@ fn duplicate(io: &mut Io, fd: i32, source: i32) -> Result<(), String> {
 
 fn fault(message: String) -> Unwind {
     Unwind::Fatal(ShellError::Host(super::host::HostError(message)))
+}
+
+/// The command NAME of `/opt/runtimes/BUNDLE/bin/NAME`.
+fn bundle_command(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(crate::sandbox::layout::RUNTIMES_DIR)?;
+    let (_, command) = rest.strip_prefix('/')?.split_once("/bin/")?;
+    (!command.is_empty() && !command.contains('/')).then_some(command)
+}
+
+/// `sh` or `bash` for the paths at which systems keep them.
+pub(crate) fn host_shell(path: &str) -> Option<&'static str> {
+    match path {
+        "/bin/sh" | "/usr/bin/sh" => Some("sh"),
+        "/bin/bash" | "/usr/bin/bash" | "/usr/local/bin/bash" => Some("bash"),
+        _ => None,
+    }
 }

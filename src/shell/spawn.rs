@@ -118,6 +118,9 @@ impl State {
     pub(crate) fn can_run(&self, name: &str) -> bool {
         if name.contains('/') {
             let path = normalize(&self.cwd, name);
+            if super::exec::host_shell(&path).is_some() {
+                return true;
+            }
             return self
                 .fs
                 .metadata(&path)
