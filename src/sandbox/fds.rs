@@ -989,6 +989,15 @@ pub(super) fn shadow(linker: &mut Linker<GuestState>, forwarder: Module) -> wasm
         NOTSOCK
     ));
 
+    // Exit statuses are a byte, as POSIX gives them to a shell (wasmtime's WASI refuses
+    // 126 and above, which shells use for "cannot run", "not found" and signals).
+    linker.func_wrap(
+        WASI,
+        "proc_exit",
+        |_caller: Caller<'_, GuestState>, status: i32| -> wasmtime::Result<()> {
+            Err(wasmtime_wasi::I32Exit(status & 0xff).into())
+        },
+    )?;
     shadow_close(linker, &lower)?;
     shadow_open(linker, &lower)?;
     shadow_accept(linker, &lower)?;

@@ -38,8 +38,9 @@ use super::{GuestInput, GuestOutput, Interrupted, TrapKind};
 
 /// Bytes a pipe holds before its writer waits (Linux's default).
 pub const PIPE_CAPACITY: usize = 64 << 10;
-/// Bytes a pipe may hold while its reader is blocked elsewhere on the device.
-pub const ELASTIC_LIMIT: usize = 256 << 20;
+/// Bytes a pipe may hold while its reader is blocked elsewhere on the device; a writer
+/// beyond it gets EPIPE (a child flooding a pipe its parent never reads).
+pub const ELASTIC_LIMIT: usize = 64 << 20;
 /// Largest request (argv and environment), as Linux's `ARG_MAX` of 2 MiB.
 pub const MAX_REQUEST: usize = 2 << 20;
 
@@ -266,7 +267,13 @@ impl Write for PipeWriter {
                 .as_ref()
                 .is_some_and(|e| e.load(Ordering::SeqCst));
             let room = if elastic {
-                ELASTIC_LIMIT.saturating_sub(state.data.len())
+                if state.data.len() >= ELASTIC_LIMIT {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "pipe never read: its reader waits on something else",
+                    ));
+                }
+                ELASTIC_LIMIT - state.data.len()
             } else {
                 PIPE_CAPACITY.saturating_sub(state.data.len())
             };

@@ -12,6 +12,7 @@ mod grep;
 mod gzip;
 mod tar;
 mod tools;
+mod xargs;
 mod zip;
 
 use std::ffi::OsString;
@@ -22,12 +23,12 @@ use std::process;
 /// The name the toolbox answers to itself.
 const SELF_NAME: &str = "toolbox";
 
-/// The largest exit status a WASI preview 1 program can report: wasmtime traps on 126 and
-/// above, which a shell keeps for itself (cannot run, not found, killed by a signal).
-const MAX_STATUS: i32 = 125;
+/// The largest exit status: wasmbuild's sandbox takes 0..=255 from `proc_exit`, as a
+/// POSIX shell sees them (wasmtime's own WASI stops at 125).
+const MAX_STATUS: i32 = 255;
 
-/// Status when the arguments name no tool (a shell would say 127, which WASI reserves).
-const UNKNOWN_TOOL: i32 = MAX_STATUS;
+/// Status when the arguments name no tool, as a shell says it.
+const UNKNOWN_TOOL: i32 = 127;
 
 /// Status of a tool that panicked, as a native Rust program would exit.
 const PANICKED: i32 = 101;
@@ -50,7 +51,7 @@ fn main() {
     process::exit(wasi_status(code));
 }
 
-/// A tool's status as WASI can report it: statuses outside 0..=125 become 125.
+/// A tool's status as an exit status: those outside 0..=255 become 255.
 fn wasi_status(code: i32) -> i32 {
     if (0..=MAX_STATUS).contains(&code) {
         code

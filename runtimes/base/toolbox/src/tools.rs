@@ -116,7 +116,7 @@ const TOOLS: &[(&str, Tool)] = &[
     uu!("yes", uu_yes),
     ("sed", sed),
     ("find", find),
-    ("xargs", xargs),
+    ("xargs", crate::xargs::main),
     ("diff", crate::diff::diff),
     ("du", crate::du::main),
     ("cmp", cmp),
@@ -176,17 +176,6 @@ fn find(args: Vec<OsString>) -> i32 {
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     findutils::find::find_main(&args, &findutils::find::StandardDependencies::new())
-}
-
-/// xargs is here for its parsing and errors; WASI cannot start a process, so running a
-/// command fails.
-fn xargs(args: Vec<OsString>) -> i32 {
-    let args = match utf8_args("xargs", args) {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    findutils::xargs::xargs_main(&args)
 }
 
 /// diffutils' `cmp` takes the process arguments themselves (`std::env::ArgsOs`): skip
