@@ -67,7 +67,7 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 const DEV_LISTING: &str =
-    "['fd', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']";
+    "['fd', 'null', 'process', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']";
 
 #[test]
 fn dev_files_exist_and_behave_for_python() {

@@ -249,7 +249,12 @@ def _patch_socket(module):
 
 
 def _patch_subprocess(module):
-    """subprocess.Popen over /dev/process (see wasmbuild_subprocess)."""
+    """subprocess.Popen over /dev/process (see wasmbuild_subprocess). When subprocess is
+    first imported by wasmbuild_subprocess itself (os.system), that module installs its
+    Popen once it is complete."""
+    shim = _sys.modules.get("wasmbuild_subprocess")
+    if shim is not None and not hasattr(shim, "install"):
+        return
     import wasmbuild_subprocess
 
     wasmbuild_subprocess.install(module)

@@ -271,7 +271,10 @@ class Popen(subprocess.Popen):
                     stream.close()
         except TimeoutError:
             raise subprocess.TimeoutExpired(self.args, orig_timeout) from None
-        self.wait(timeout=self._remaining_time(endtime))
+        try:
+            self.wait(timeout=self._remaining_time(endtime))
+        except subprocess.TimeoutExpired:
+            raise subprocess.TimeoutExpired(self.args, orig_timeout) from None
         stdout = stderr = None
         if self.stdout:
             stdout = b"".join(self._fileobj2output[self.stdout])
@@ -327,3 +330,7 @@ def install(module=subprocess):
 
 
 system.__module__ = "os"
+
+if subprocess.Popen is not Popen:
+    # subprocess was first imported by this module (see wasmbuild_posix._patch_subprocess).
+    install()

@@ -10,6 +10,7 @@ use super::{Context, Failure};
 use crate::image::{DEFAULT_IMAGE, ImageRunner, ProgramIo, ProgramOutcome};
 use crate::sandbox::layout::SRC_DIR;
 use crate::sandbox::{GuestExit, InterruptibleReader};
+use crate::shell::{GuestFs, Session};
 
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
@@ -107,6 +108,10 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
         env.push((key, value));
     }
 
+    // What the program starts runs as the build shell would run it.
+    let fs = GuestFs::open(&runner.layout).map_err(|e| Failure::fault(e.to_string()))?;
+    let mut session = Session::new(guest.runner.clone(), fs, env.clone(), cwd.clone());
+    session.set_cancel_flag(cancel.clone());
     let io = ProgramIo {
         // The terminal may never send anything: its reads give up at the deadline and on
         // Ctrl-C.
@@ -122,7 +127,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
             std::io::stdout().is_terminal(),
             std::io::stderr().is_terminal(),
         ],
-        spawner: None,
+        spawner: Some(session.spawner()),
         kill: None,
     };
     let program = args.argv[0].clone();

@@ -16,6 +16,10 @@ use super::streams::lock;
 /// Live pipeline stages and background jobs of one session (each is a host thread), across
 /// all its subshells and scripts. Bash has no such limit; the host's PIDs are the bound.
 pub const DEFAULT_MAX_PROCESSES: usize = 256;
+/// Live programs started by programs (through `/dev/process`) in one session: each is a
+/// guest with its own memory, so the cap is lower than the threads' and below the
+/// sandbox's pool of instances. Going over it is a fork bomb: the phase fails.
+pub const DEFAULT_MAX_CHILDREN: usize = 64;
 /// Bytes one command substitution `$( )` may capture.
 pub const DEFAULT_MAX_CAPTURE_BYTES: usize = 64 << 20;
 /// Bytes of one expanded word, here-document or line read by `read`.
@@ -40,6 +44,7 @@ pub const MAX_COMPOUND_DEPTH: usize = 10_000;
 /// The environment variables that override the defaults (for tests and small hosts):
 /// a number each, the grace in milliseconds.
 pub const MAX_PROCESSES_VAR: &str = "WASMBUILD_MAX_PROCESSES";
+pub const MAX_CHILDREN_VAR: &str = "WASMBUILD_MAX_CHILDREN";
 pub const MAX_CAPTURE_BYTES_VAR: &str = "WASMBUILD_MAX_CAPTURE_BYTES";
 pub const MAX_EXPANSION_BYTES_VAR: &str = "WASMBUILD_MAX_EXPANSION_BYTES";
 pub const MAX_EXPANSION_WORDS_VAR: &str = "WASMBUILD_MAX_EXPANSION_WORDS";
@@ -49,6 +54,7 @@ pub const JOB_GRACE_MS_VAR: &str = "WASMBUILD_JOB_GRACE_MS";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShellLimits {
     pub max_processes: usize,
+    pub max_children: usize,
     pub max_capture_bytes: usize,
     pub max_expansion_bytes: usize,
     pub max_expansion_words: usize,
@@ -59,6 +65,7 @@ impl Default for ShellLimits {
     fn default() -> Self {
         ShellLimits {
             max_processes: DEFAULT_MAX_PROCESSES,
+            max_children: DEFAULT_MAX_CHILDREN,
             max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
             max_expansion_bytes: DEFAULT_MAX_EXPANSION_BYTES,
             max_expansion_words: DEFAULT_MAX_EXPANSION_WORDS,
@@ -79,6 +86,9 @@ impl ShellLimits {
         let mut limits = ShellLimits::default();
         if let Some(n) = read(MAX_PROCESSES_VAR) {
             limits.max_processes = n;
+        }
+        if let Some(n) = read(MAX_CHILDREN_VAR) {
+            limits.max_children = n;
         }
         if let Some(n) = read(MAX_CAPTURE_BYTES_VAR) {
             limits.max_capture_bytes = n;
@@ -151,6 +161,10 @@ impl JobSlot {
 pub(crate) struct SessionShared {
     pub limits: ShellLimits,
     live: AtomicUsize,
+    /// Live programs started by programs.
+    children: AtomicUsize,
+    /// The session tripped on `children`, not on `live`.
+    children_tripped: AtomicBool,
     /// The process limit was exceeded: every interpreter of the session unwinds at its next
     /// check, and nothing new starts, until the session is reset.
     tripped: AtomicBool,
@@ -167,6 +181,15 @@ impl Drop for ProcessSlot {
     }
 }
 
+/// One live program started by a program; the count goes down when it is dropped.
+pub(crate) struct ChildSlot(Arc<SessionShared>);
+
+impl Drop for ChildSlot {
+    fn drop(&mut self) {
+        self.0.children.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Status of a command stopped by the process limit (bash's "cannot execute").
 pub(crate) const PROCESS_LIMIT_STATUS: i32 = 126;
 
@@ -175,6 +198,8 @@ impl SessionShared {
         Arc::new(SessionShared {
             limits,
             live: AtomicUsize::new(0),
+            children: AtomicUsize::new(0),
+            children_tripped: AtomicBool::new(false),
             tripped: AtomicBool::new(false),
             jobs: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
@@ -182,6 +207,9 @@ impl SessionShared {
     }
 
     pub(crate) fn process_limit_message(&self) -> String {
+        if self.children_tripped.load(Ordering::SeqCst) {
+            return self.child_limit_message();
+        }
         format!(
             "wasmbuild: too many processes (limit {})",
             self.limits.max_processes
@@ -200,6 +228,31 @@ impl SessionShared {
             return Err(self.trip());
         }
         Ok(ProcessSlot(self.clone()))
+    }
+
+    pub(crate) fn child_limit_message(&self) -> String {
+        format!(
+            "wasmbuild: too many processes started by programs (limit {}, {MAX_CHILDREN_VAR})",
+            self.limits.max_children
+        )
+    }
+
+    /// Takes a slot for a program started by a program; at the limit the session trips
+    /// (`Err(first)` as for [`SessionShared::acquire`]).
+    pub(crate) fn acquire_child(self: &Arc<Self>) -> Result<ChildSlot, bool> {
+        if self.tripped.load(Ordering::SeqCst) {
+            return Err(false);
+        }
+        let previous = self.children.fetch_add(1, Ordering::SeqCst);
+        if previous >= self.limits.max_children {
+            self.children.fetch_sub(1, Ordering::SeqCst);
+            let first = self.trip();
+            if first {
+                self.children_tripped.store(true, Ordering::SeqCst);
+            }
+            return Err(first);
+        }
+        Ok(ChildSlot(self.clone()))
     }
 
     /// Marks the session as over its process limit; `true` for the call that did it.

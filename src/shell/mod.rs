@@ -301,6 +301,12 @@ impl Session {
         self.state.positional = args;
     }
 
+    /// Starts programs for a guest run outside the session's scripts (`wasmbuild exec`)
+    /// as the session's own commands would start them.
+    pub fn spawner(&self) -> Arc<dyn crate::sandbox::Spawner> {
+        Arc::new(spawn::ShellSpawner::new(&self.state))
+    }
+
     /// Exported variables, sorted by name, with `PWD`: what a program would be given.
     pub fn exported_env(&self) -> Vec<(String, String)> {
         self.state.exported_env()

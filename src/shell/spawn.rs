@@ -5,6 +5,7 @@
 //! session's process limit (a fork bomb trips it and fails the phase) and stop with the
 //! session (cancel, end of a background job) or when their parent stops them.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -46,7 +47,7 @@ impl Spawner for ShellSpawner {
             cwd,
             stdin,
             stdout,
-            stderr,
+            mut stderr,
             kill,
             end,
         } = request;
@@ -66,11 +67,21 @@ impl Spawner for ShellSpawner {
         if !state.can_run(&argv[0]) {
             return Err(SpawnError::NotFound);
         }
-        let slot = match self.shared.acquire() {
-            Ok(slot) => slot,
+        // A fork bomb ends here: the guest gets EAGAIN, the session trips (every
+        // interpreter unwinds, the phase fails) and the message goes where the child's
+        // errors would have.
+        let slots = self
+            .shared
+            .acquire_child()
+            .and_then(|child| Ok((child, self.shared.acquire()?)));
+        let slots = match slots {
+            Ok(slots) => slots,
             Err(first) => {
                 if first {
-                    tracing::warn!("{}", self.shared.process_limit_message());
+                    let message = self.shared.process_limit_message();
+                    tracing::warn!("{message}");
+                    let _ = writeln!(stderr, "{message}");
+                    let _ = stderr.flush();
                 }
                 return Err(SpawnError::Limit);
             }
@@ -79,7 +90,7 @@ impl Spawner for ShellSpawner {
             .name("wasmbuild-child".into())
             .stack_size(THREAD_STACK)
             .spawn(move || {
-                let _slot = slot;
+                let _slots = slots;
                 let mut io = Io::new(
                     InHandle::new(stdin),
                     OutHandle::new(stdout),

@@ -14,6 +14,9 @@ use spawn::{Command, ExitStatus, Stdio};
 
 /// GNU's default for `-s` (the command line's largest size, in bytes).
 const DEFAULT_MAX_CHARS: usize = 128 * 1024;
+/// What `-P 0` ("as many as possible") means: under the build's cap on programs started
+/// by programs (64 by default), which a fork bomb trips.
+const UNBOUNDED_PROCS: usize = 32;
 /// The most arguments one command may take (GNU's limit without `-n`).
 const DEFAULT_MAX_ARGS: usize = 128 * 1024;
 
@@ -422,7 +425,7 @@ struct Runner<'a> {
 impl Runner<'_> {
     fn launch(&mut self, argv: Vec<OsString>) -> Result<(), Stop> {
         let limit = match self.options.max_procs {
-            0 => usize::MAX,
+            0 => UNBOUNDED_PROCS,
             n => n,
         };
         while self.running.len() >= limit {
