@@ -51,6 +51,8 @@ fn sandboxed(runner: &ImageRunner, argv: &[&str], iterations: u32) -> Duration {
                 stdout: Box::new(std::io::sink()),
                 stderr: Box::new(std::io::stderr()),
                 terminal: [false; 3],
+                spawner: None,
+                kill: None,
             };
             runner
                 .run_command(argv.clone(), env.clone(), "/codebuild/output/src", io)

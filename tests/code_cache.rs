@@ -35,6 +35,8 @@ fn run(sandbox: &Sandbox, module: &wasmbuild::sandbox::LoadedModule) -> GuestExi
                 terminal: [false; 3],
                 deadline: None,
                 cancel: None,
+                spawner: None,
+                kill: None,
                 determinism: None,
             },
         )

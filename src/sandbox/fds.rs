@@ -1508,61 +1508,6 @@ fn shadow_poll(linker: &mut Linker<GuestState>, lower: &Arc<Lower>) -> wasmtime:
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_below_dev_resolve_to_the_shims_only() {
-        assert_eq!(resolve(false, b"null"), Ok(Node::Device(Device::Null)));
-        assert_eq!(resolve(false, b"./zero"), Ok(Node::Device(Device::Zero)));
-        assert_eq!(resolve(false, b"stdout"), Ok(Node::Fd(1)));
-        assert_eq!(resolve(false, b"fd/12"), Ok(Node::Fd(12)));
-        assert_eq!(
-            resolve(false, b"fd/../null"),
-            Ok(Node::Device(Device::Null))
-        );
-        assert_eq!(resolve(true, b"3"), Ok(Node::Fd(3)));
-        assert_eq!(resolve(false, b""), Ok(Node::Dir { fd_dir: false }));
-        assert_eq!(resolve(false, b"fd/"), Ok(Node::Dir { fd_dir: true }));
-        for missing in [
-            &b"sda"[..],
-            b"tty",
-            b"shm",
-            b"fd/x",
-            b"fd/01",
-            b"fd/-1",
-            b"fd/+1",
-        ] {
-            assert_eq!(resolve(false, missing), Err(NOENT), "{missing:?}");
-        }
-        assert_eq!(resolve(false, b".."), Err(NOTCAPABLE));
-        assert_eq!(resolve(false, b"../etc/passwd"), Err(NOTCAPABLE));
-        assert_eq!(resolve(false, b"null/"), Err(NOTDIR));
-        assert_eq!(resolve(false, b"null/x"), Err(NOTDIR));
-    }
-
-    #[test]
-    fn numbers_are_the_lowest_free_and_shares_are_counted() {
-        let mut table = FdTable::new(vec!["/a".into(), "/b".into()]);
-        // 0..=2 stdio, 3 and 4 preopens, 5 is /dev.
-        assert_eq!(table.insert(Slot::Device(Device::Null)), Some(6));
-        table.slots[1] = Slot::Free;
-        assert_eq!(table.insert(Slot::Wasi(9)), Some(1));
-        table.share(Slot::Wasi(9));
-        table.share(Slot::Wasi(9));
-        assert!(!table.release(Slot::Wasi(9)));
-        assert!(!table.release(Slot::Wasi(9)));
-        assert!(table.release(Slot::Wasi(9)));
-        assert!(!table.release(Slot::Device(Device::Zero)));
-    }
-
-    #[test]
-    fn the_forwarder_is_valid_webassembly() {
-        wat::parse_str(forwarder_wat()).expect("forwarder parses");
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // `/dev/process` (see `process`): reads and writes of its objects, and the host side of the
 // descriptors a child inherits.
@@ -1873,4 +1818,59 @@ fn reopen(
     } else {
         ChildStream::Output(Box::new(file))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_below_dev_resolve_to_the_shims_only() {
+        assert_eq!(resolve(false, b"null"), Ok(Node::Device(Device::Null)));
+        assert_eq!(resolve(false, b"./zero"), Ok(Node::Device(Device::Zero)));
+        assert_eq!(resolve(false, b"stdout"), Ok(Node::Fd(1)));
+        assert_eq!(resolve(false, b"fd/12"), Ok(Node::Fd(12)));
+        assert_eq!(
+            resolve(false, b"fd/../null"),
+            Ok(Node::Device(Device::Null))
+        );
+        assert_eq!(resolve(true, b"3"), Ok(Node::Fd(3)));
+        assert_eq!(resolve(false, b""), Ok(Node::Dir { fd_dir: false }));
+        assert_eq!(resolve(false, b"fd/"), Ok(Node::Dir { fd_dir: true }));
+        for missing in [
+            &b"sda"[..],
+            b"tty",
+            b"shm",
+            b"fd/x",
+            b"fd/01",
+            b"fd/-1",
+            b"fd/+1",
+        ] {
+            assert_eq!(resolve(false, missing), Err(NOENT), "{missing:?}");
+        }
+        assert_eq!(resolve(false, b".."), Err(NOTCAPABLE));
+        assert_eq!(resolve(false, b"../etc/passwd"), Err(NOTCAPABLE));
+        assert_eq!(resolve(false, b"null/"), Err(NOTDIR));
+        assert_eq!(resolve(false, b"null/x"), Err(NOTDIR));
+    }
+
+    #[test]
+    fn numbers_are_the_lowest_free_and_shares_are_counted() {
+        let mut table = FdTable::new(vec!["/a".into(), "/b".into()]);
+        // 0..=2 stdio, 3 and 4 preopens, 5 is /dev.
+        assert_eq!(table.insert(Slot::Device(Device::Null)), Some(6));
+        table.slots[1] = Slot::Free;
+        assert_eq!(table.insert(Slot::Wasi(9)), Some(1));
+        table.share(Slot::Wasi(9));
+        table.share(Slot::Wasi(9));
+        assert!(!table.release(Slot::Wasi(9)));
+        assert!(!table.release(Slot::Wasi(9)));
+        assert!(table.release(Slot::Wasi(9)));
+        assert!(!table.release(Slot::Device(Device::Zero)));
+    }
+
+    #[test]
+    fn the_forwarder_is_valid_webassembly() {
+        wat::parse_str(forwarder_wat()).expect("forwarder parses");
+    }
 }
