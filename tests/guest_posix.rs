@@ -147,7 +147,7 @@ fn dev_files_exist_and_behave_for_the_toolbox() {
     assert_eq!(
         stdout,
         "cat=0\n 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00\n100000\n\
-         fd null random stderr stdin stdout urandom zero \n-\n0\n\
+         fd null process random stderr stdin stdout urandom zero \n-\n0\n\
          through-dev-stdout\nthrough-dev-stdout\nstdin\n3000000\n",
         "{stderr}"
     );
