@@ -3,6 +3,13 @@
 //! (every program in the sandbox); the baseline is bash with the host's native coreutils.
 //! Both disable the `true` builtin (`enable -n true`) so each `true` is a program.
 //!
+//!
+//! Then programs started by programs (issue 15): `find -exec … \;` over a tree of 2,000
+//! files, each match starting a child — the toolbox's find through `/dev/process` against
+//! the host's GNU find starting host programs. `-exec true` runs the build shell's `true`
+//! (as a buildspec command would); `-exec cat` and `xargs -n 1 cat` start a toolbox program
+//! in its own sandbox per file.
+//!
 //! Run with `cargo bench --bench shell` (needs the base bundle in the store:
 //! `wasmbuild runtime build base`).
 
@@ -33,9 +40,30 @@ fn best_of(runs: u32, mut command: impl FnMut() -> Command) -> Option<Duration> 
     best
 }
 
-fn bash(script: &str) -> Command {
+/// Files of the tree the `find -exec` rows walk.
+const FILES: usize = 2000;
+
+const FIND_EXEC: [(&str, &str); 3] = [
+    (
+        "find -exec true {} \\; (2,000 files)",
+        "find tree -type f -exec true {} \\;",
+    ),
+    (
+        "find -exec cat {} \\; (2,000 files)",
+        "find tree -type f -exec cat {} \\;",
+    ),
+    (
+        "find | xargs -n 1 cat (2,000 files)",
+        "find tree -type f | xargs -n 1 cat",
+    ),
+];
+
+fn bash(script: &str, src: &std::path::Path) -> Command {
     let mut cmd = Command::new("bash");
-    cmd.arg("-c").arg(script).env("LC_ALL", "C");
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(src)
+        .env("LC_ALL", "C");
     cmd
 }
 
@@ -52,24 +80,30 @@ fn row(name: &str, ours: Option<Duration>, baseline: Option<Duration>) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     match (ours, baseline) {
         (Some(o), Some(b)) => println!(
-            "{name:<34} wasmbuild sh {:>9.1} ms   bash {:>9.1} ms   ratio {:>6.2}x",
+            "{name:<38} wasmbuild sh {:>9.1} ms   bash {:>9.1} ms   ratio {:>6.2}x",
             ms(o),
             ms(b),
             ms(o) / ms(b)
         ),
-        (o, b) => println!("{name:<34} wasmbuild sh {o:?}   bash {b:?}   (a run failed)"),
+        (o, b) => println!("{name:<38} wasmbuild sh {o:?}   bash {b:?}   (a run failed)"),
     }
 }
 
 fn main() {
     let src = tempfile::tempdir().expect("a scratch source directory");
     println!("build shell vs bash (best of 3 runs)");
-    for (name, script) in [
+    for i in 0..FILES {
+        let dir = src.path().join(format!("tree/d{}", i % 40));
+        std::fs::create_dir_all(&dir).expect("a directory of the tree");
+        std::fs::write(dir.join(format!("f{i}.txt")), format!("{i}\n")).expect("a file");
+    }
+    let rows = [
         ("1,000 external `true` commands", TRUE_LOOP),
         ("10-stage pipeline over 100 MB", PIPELINE),
-    ] {
+    ];
+    for (name, script) in rows.into_iter().chain(FIND_EXEC) {
         let ours = best_of(3, || wasmbuild(script, src.path()));
-        let baseline = best_of(3, || bash(script));
+        let baseline = best_of(3, || bash(script, src.path()));
         row(name, ours, baseline);
     }
 }

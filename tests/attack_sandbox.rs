@@ -59,17 +59,7 @@ impl Host {
 
 /// `wasmbuild sh --image IMAGE --src SRC -c SCRIPT`.
 fn sh(image: &str, src: &Path, script: &str) -> std::process::Output {
-    ensure_bundle("base");
-    if image != "base" {
-        ensure_bundle(image);
-    }
-    wasmbuild()
-        .args(["sh", "--image", image, "--src"])
-        .arg(src)
-        .args(["-c", script])
-        .timeout(Duration::from_secs(120))
-        .output()
-        .expect("run wasmbuild sh")
+    common::sandbox_sh(image, src, &[], script)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -46,14 +46,7 @@ fn python_ok(src: &Path, code: &str) -> String {
 
 /// `wasmbuild sh --image base --src SRC -c SCRIPT` (the toolbox's programs).
 fn toolbox(src: &Path, script: &str) -> Output {
-    ensure_bundle("base");
-    wasmbuild()
-        .args(["sh", "--image", "base", "--src"])
-        .arg(src)
-        .args(["-c", script])
-        .timeout(Duration::from_secs(120))
-        .output()
-        .expect("run wasmbuild sh")
+    common::sandbox_sh("base", src, &[], script)
 }
 
 /// The names in `dir`, sorted.

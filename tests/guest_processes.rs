@@ -11,26 +11,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{ensure_bundle, wasmbuild};
+use common::{ensure_bundle, sandbox_sh, wasmbuild};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `wasmbuild sh --image IMAGE --src SRC [OPTIONS] -c SCRIPT`.
-fn sandbox_sh(image: &str, src: &Path, options: &[&str], script: &str) -> Output {
-    ensure_bundle("base");
-    if image != "base" {
-        ensure_bundle(image);
-    }
-    wasmbuild()
-        .args(["sh", "--image", image, "--src"])
-        .arg(src)
-        .args(options)
-        .args(["-c", script])
-        .timeout(Duration::from_secs(600))
-        .output()
-        .expect("run wasmbuild sh")
 }
 
 /// The same script under the host's bash and GNU tools, in a copy of `src`.
@@ -97,7 +81,8 @@ printf 'a\nb\n' | xargs -t echo T
 printf 'a\n' | xargs sh -c 'exit 3'; echo "status $?"
 printf 'a\n' | xargs sh -c 'exit 255'; echo "status $?"
 printf 'a\n' | xargs no-such-command-x; echo "status $?"
-printf "a 'b\n" | xargs echo; echo "status $?"
+printf "a 'b\n" | xargs echo 2>/dev/null; echo "status $?"
+printf "a 'b\n" | xargs echo >/dev/null; echo "status $?"
 printf '1\n2\n3\n' | xargs -n1 -P2 --process-slot-var=SLOT sh -c 'echo slot' | sort"#,
     );
 }

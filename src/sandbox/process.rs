@@ -153,6 +153,22 @@ impl Pipe {
     }
 }
 
+impl Pipe {
+    /// Waits a slice for the other end, unless the wait must end.
+    fn wait<'a>(
+        &self,
+        state: MutexGuard<'a, PipeState>,
+        waiting: &Waiting,
+    ) -> io::Result<MutexGuard<'a, PipeState>> {
+        waiting.check()?;
+        Ok(self
+            .cond
+            .wait_timeout(state, CHECK_SLICE)
+            .unwrap_or_else(|e| e.into_inner())
+            .0)
+    }
+}
+
 /// How long a blocking call may wait, and what stops it.
 #[derive(Clone)]
 struct Waiting {
@@ -212,13 +228,7 @@ impl Read for PipeReader {
             if state.writers == 0 {
                 return Ok(0);
             }
-            self.waiting.check()?;
-            state = self
-                .pipe
-                .cond
-                .wait_timeout(state, CHECK_SLICE)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.pipe.wait(state, &self.waiting)?;
         }
     }
 }
@@ -283,13 +293,7 @@ impl Write for PipeWriter {
                 self.pipe.cond.notify_all();
                 return Ok(n);
             }
-            self.waiting.check()?;
-            state = self
-                .pipe
-                .cond
-                .wait_timeout(state, CHECK_SLICE)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.pipe.wait(state, &self.waiting)?;
         }
     }
 

@@ -30,6 +30,23 @@ pub fn wasmbuild() -> assert_cmd::Command {
     cmd
 }
 
+/// `wasmbuild sh --image IMAGE --src SRC [OPTIONS] -c SCRIPT`, with the image's bundles
+/// (and `base`) built first.
+pub fn sandbox_sh(image: &str, src: &std::path::Path, options: &[&str], script: &str) -> Output {
+    ensure_bundle("base");
+    if image != "base" {
+        ensure_bundle(image);
+    }
+    wasmbuild()
+        .args(["sh", "--image", image, "--src"])
+        .arg(src)
+        .args(options)
+        .args(["-c", script])
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .expect("run wasmbuild sh")
+}
+
 /// Builds the bundle `name` into the test store unless it is there already.
 pub fn ensure_bundle(name: &str) {
     static LOCK: Mutex<()> = Mutex::new(());
