@@ -1,9 +1,7 @@
-//! The store on a real S3-compatible server (`s3s-fs`, SigV4, on a loopback port): round
-//! trips, multipart uploads, trees, corruption caught and never restored, wrong
-//! credentials, a stopped server, concurrent saves, an interrupted save, gc, counters.
-//!
-//! These tests fail (they do not skip) when `s3s-fs` is not installed:
-//! `cargo install s3s-fs --version 0.14.1 --features binary`.
+//! The store on a real S3-compatible server (`s3s-fs`, SigV4, on a loopback port, served
+//! by the test process): round trips, multipart uploads, trees, corruption caught and never
+//! restored, wrong credentials, a stopped server, concurrent saves, an interrupted save, gc,
+//! counters.
 
 #[path = "store_common/mod.rs"]
 mod common;

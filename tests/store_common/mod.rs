@@ -1,13 +1,12 @@
-//! Shared set-up of the store tests: a real S3-compatible server (`s3s-fs`) on a loopback
-//! port, and generated directory trees.
+//! Shared set-up of the store tests: a real S3-compatible server (`s3s-fs`, served by the
+//! test process) on a loopback port, and generated directory trees.
 
 #![allow(dead_code)]
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use wasmbuild::store::{PACK_FILE_MAX, S3Config, Selection, Store, StoreOptions};
 
@@ -15,81 +14,56 @@ pub const ACCESS_KEY: &str = "wasmbuild-test-ak";
 pub const SECRET_KEY: &str = "wasmbuild-test-sk";
 pub const BUCKET: &str = "wasmbuild-test";
 
-/// Where `s3s-fs` is: `$S3S_FS`, else on `PATH`, else in `~/.cargo/bin`. Fails the test
-/// (it does not skip it) when it is not installed.
-pub fn s3s_fs_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("S3S_FS") {
-        return path.into();
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("s3s-fs");
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        let candidate = Path::new(&home).join(".cargo/bin/s3s-fs");
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "the S3 tests need the s3s-fs server, which is not installed: run \
-         `cargo install s3s-fs --version 0.14.1 --features binary` (or set S3S_FS to its path)"
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An `s3s-fs` server serving a temporary directory on a loopback port, with one bucket.
+/// A real S3 implementation (`s3s-fs`: the s3s protocol crate over a directory, with SigV4
+/// authentication) served over HTTP on a loopback port by the test process itself, on its
+/// own Tokio runtime; `stop` drops the runtime, closing the listener and every connection,
+/// as a server that goes away does.
 pub struct S3Server {
-    child: Option<Child>,
+    runtime: Option<tokio::runtime::Runtime>,
     pub port: u16,
     pub root: tempfile::TempDir,
 }
 
 impl S3Server {
     pub fn start() -> S3Server {
-        let binary = s3s_fs_binary();
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder;
+
         let root = tempfile::tempdir().unwrap();
         fs::create_dir_all(root.path().join(BUCKET)).unwrap();
-        for _attempt in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(&binary)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(root.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port taken meanwhile: try another
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return S3Server {
-                        child: Some(child),
-                        port,
-                        root,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("s3-test-server")
+            .enable_all()
+            .build()
+            .expect("a runtime for the S3 server");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("a loopback port");
+        let port = listener.local_addr().unwrap().port();
+        let mut builder = s3s::service::S3ServiceBuilder::new(
+            s3s_fs::FileSystem::new(root.path()).expect("s3s-fs over the directory"),
+        );
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+        runtime.spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _ = Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
             }
-            let _ = child.kill();
-            let _ = child.wait();
+        });
+        S3Server {
+            runtime: Some(runtime),
+            port,
+            root,
         }
-        panic!("s3s-fs did not start listening");
     }
 
     pub fn endpoint(&self) -> String {
@@ -155,9 +129,8 @@ impl S3Server {
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
         }
     }
 }
