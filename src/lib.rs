@@ -4,7 +4,7 @@
 //! Data flows one way: `runtime` bundles provide programs, the `sandbox` runs them, the
 //! `shell` drives the sandbox, and `cli` only parses arguments and prints.
 
-pub mod build;
+pub mod lifecycle;
 pub mod buildspec;
 pub mod cli;
 pub mod image;

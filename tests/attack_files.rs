@@ -12,7 +12,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use wasmbuild::build::cache::cache_ref;
+use wasmbuild::lifecycle::cache::cache_ref;
 use wasmbuild::store::{EntryKind, Store, Tree, TreeEntry};
 
 use common::{Run, wasmbuild};

@@ -521,6 +521,7 @@ fn attack_cancel_stops_sleep() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let interrupted = Instant::now();
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -582,6 +583,7 @@ fn attack_ctrl_c_stops_exec_and_sh_and_leaves_no_scratch() {
         }
         std::thread::sleep(Duration::from_millis(500));
         let pid = child.0.as_ref().unwrap().id();
+        // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
         unsafe { libc::kill(pid as i32, libc::SIGINT) };
         let interrupted = Instant::now();
         let status = loop {

@@ -359,7 +359,7 @@ mod tests {
         }
         #[derive(Deserialize)]
         struct Outer {
-            #[allow(dead_code)]
+            #[expect(dead_code, reason = "a key of the document, read and not used")]
             x: u32,
             inner: CheckedMap<Two>,
         }

@@ -137,7 +137,7 @@ impl DeterminismArgs {
         }
         let epoch = match self.source_date_epoch {
             Some(epoch) => epoch,
-            None => crate::build::git::head_commit_time(src).unwrap_or(0),
+            None => crate::lifecycle::git::head_commit_time(src).unwrap_or(0),
         };
         super::check_source_date_epoch(epoch)
             .map(Some)

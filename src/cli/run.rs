@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::exec::parse_env_pairs;
 use super::guest::{DeterminismArgs, ensure_built};
 use super::{Context, Failure};
-use crate::build::{self, BuildControl, BuildLog, BuildRequest, BuildServices, Secrets};
+use crate::lifecycle::{self, BuildControl, BuildLog, BuildRequest, BuildServices, Secrets};
 use crate::buildspec::Buildspec;
 use crate::image::DEFAULT_IMAGE;
 
@@ -63,7 +63,7 @@ pub struct RunArgs {
         long,
         env = "WASMBUILD_MAX_LOG_BYTES",
         value_name = "BYTES",
-        default_value_t = crate::build::log::DEFAULT_MAX_LOG_BYTES,
+        default_value_t = crate::lifecycle::log::DEFAULT_MAX_LOG_BYTES,
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub log_limit: u64,
@@ -117,8 +117,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
     let log = open_log(console, &out_dir, args.log_limit)?;
     let control = BuildControl::default();
     stop_on_ctrl_c(&control);
-    let record = build::run(&request, &services, log, control);
-    if args.python.write_lock && record.build_status == build::Status::Succeeded {
+    let record = lifecycle::run(&request, &services, log, control);
+    if args.python.write_lock && record.build_status == lifecycle::Status::Succeeded {
         write_lock(&request.buildspec_path, &record)?;
     }
     if args.json {
@@ -136,7 +136,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
 }
 
 /// Writes the build's pins to the lock beside its buildspec (atomically).
-fn write_lock(buildspec: &Path, record: &build::BuildRecord) -> Result<(), Failure> {
+fn write_lock(buildspec: &Path, record: &lifecycle::BuildRecord) -> Result<(), Failure> {
     let pins = record
         .python
         .as_ref()
@@ -225,7 +225,7 @@ pub fn prepare(
         .ok_or_else(|| Failure::bad_input(format!("--timeout {}: not a duration", args.timeout)))?;
     let mut user_env = Vec::new();
     if let Some(file) = &args.env_file {
-        user_env = build::parse_env_file(file).map_err(|e| Failure::bad_input(e.0))?;
+        user_env = lifecycle::parse_env_file(file).map_err(|e| Failure::bad_input(e.0))?;
     }
     for (key, value) in parse_env_pairs(&args.env)? {
         user_env.retain(|(k, _)| *k != key);
@@ -321,7 +321,7 @@ pub fn prepare(
         source_date_epoch,
         copy_order: Default::default(),
         use_cache: true,
-        python: build::PythonOptions {
+        python: lifecycle::PythonOptions {
             offline: args.python.offline,
             lock_name: lock.as_ref().map(|(name, _)| name.clone()),
             locked: lock.map(|(_, pins)| pins).unwrap_or_default(),
@@ -360,7 +360,7 @@ fn next_build_number(ctx: &Context, project: &str) -> Result<u64, Failure> {
             .store
             .next_counter(&format!(
                 "builds/{}",
-                build::cache::encode_ref_part(project)
+                lifecycle::cache::encode_ref_part(project)
             ))
             .map_err(|e| Failure::fault(format!("build counter of {project}: {e}")));
     }

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::run::{Prepared, RunArgs, open_log, prepare, stop_on_ctrl_c};
 use super::{Context, Failure};
-use crate::build::verify::{Comparison, Difference, compare};
-use crate::build::workspace::CopyOrder;
-use crate::build::{self, BuildControl, Status};
+use crate::lifecycle::verify::{Comparison, Difference, compare};
+use crate::lifecycle::workspace::CopyOrder;
+use crate::lifecycle::{self, BuildControl, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -76,7 +76,7 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<u8, Failure> {
             "wasmbuild verify: {label} build of {}",
             request.src_dir.display()
         );
-        let record = build::run(&request, &services, log, control.clone());
+        let record = lifecycle::run(&request, &services, log, control.clone());
         eprintln!(
             "wasmbuild verify: {label} build {} {}",
             record.id,
@@ -124,7 +124,7 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<u8, Failure> {
     Ok(if reproducible { 0 } else { 1 })
 }
 
-fn control_stopped(record: &build::BuildRecord) -> bool {
+fn control_stopped(record: &lifecycle::BuildRecord) -> bool {
     matches!(record.build_status, Status::Stopped)
 }
 

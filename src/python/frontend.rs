@@ -444,7 +444,10 @@ impl<'a> Frontend<'a> {
     }
 
     /// Runs the frontend script for `action`, installing build requirements as asked.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one PEP 517 hook call: the hook, its backend, paths and settings"
+    )]
     fn run_hooks(
         &self,
         project: &str,

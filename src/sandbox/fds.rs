@@ -187,16 +187,6 @@ impl FdTable {
             .unwrap_or(Slot::Free)
     }
 
-    /// The WASI descriptor behind guest descriptor `fd`, if it names one (for host
-    /// functions outside this module that take a guest's descriptor).
-    #[allow(dead_code)]
-    pub(crate) fn wasi_fd(&self, fd: i32) -> Option<u32> {
-        match self.slot(fd) {
-            Slot::Wasi(inner) => Some(inner),
-            _ => None,
-        }
-    }
-
     /// Puts `slot` (already counted) under the lowest free number.
     fn insert(&mut self, slot: Slot) -> Option<u32> {
         let at = match self.slots.iter().position(|s| *s == Slot::Free) {
@@ -727,13 +717,15 @@ fn dev_listing(table: &FdTable, fd_dir: bool, cookie: u64, cap: usize) -> Vec<u8
 // ---------------------------------------------------------------------------------------
 // The replacements.
 
+/// What a replacement does for a descriptor that is not WASI's: the arguments after it.
+type Other<A> = fn(&mut Caller<'_, GuestState>, &Below, Slot, A) -> wasmtime::Result<i32>;
+
 /// Defines a replacement for a function whose first argument is a descriptor: a WASI
 /// descriptor goes below, a free number is EBADF, anything else goes to `$other`.
 macro_rules! by_fd {
     ($linker:expr, $lower:expr, $name:ident ( $($a:ident : $t:ty),* ), $other:expr) => {{
         let lower = $lower.clone();
-        #[allow(clippy::type_complexity)]
-        let other: fn(&mut Caller<'_, GuestState>, &Below, Slot, ($($t,)*)) -> wasmtime::Result<i32> = $other;
+        let other: Other<($($t,)*)> = $other;
         $linker.func_wrap(
             WASI,
             stringify!($name),
