@@ -128,7 +128,7 @@ impl LoadedModule {
 
 /// One command for the guest: everything it may see.
 pub struct GuestCommand {
-    /// Name used in messages about this guest (usually argv[0]).
+    /// Name used in messages about this guest (usually argv\[0\]).
     pub name: String,
     pub argv: Vec<String>,
     /// The guest's whole environment; nothing of the host is added.
