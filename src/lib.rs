@@ -4,10 +4,10 @@
 //! Data flows one way: `runtime` bundles provide programs, the `sandbox` runs them, the
 //! `shell` drives the sandbox, and `cli` only parses arguments and prints.
 
-pub mod lifecycle;
 pub mod buildspec;
 pub mod cli;
 pub mod image;
+pub mod lifecycle;
 pub mod python;
 pub mod runtime;
 pub mod sandbox;

@@ -33,15 +33,7 @@ fn python(src: &Path, options: &[&str], code: &str) -> Output {
 
 /// `python -c CODE` that must succeed: its stdout.
 fn python_ok(src: &Path, code: &str) -> String {
-    let out = python(src, &[], code);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    common::succeeded(&python(src, &[], code))
 }
 
 /// `wasmbuild sh --image base --src SRC -c SCRIPT` (the toolbox's programs).

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{ensure_bundle, sandbox_sh, wasmbuild};
+use common::{ensure_bundle, sandbox_sh, succeeded, wasmbuild};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -122,15 +122,7 @@ find tree -name '*.py' -exec no-such-cmd {} \; 2>/dev/null; echo "status $?""#,
 /// have succeeded.
 fn python_script(src: &Path, name: &str, code: &str) -> String {
     fs::write(src.join(name), code).unwrap();
-    let out = sandbox_sh("python", src, &[], &format!("python3 {name}"));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    succeeded(&sandbox_sh("python", src, &[], &format!("python3 {name}")))
 }
 
 #[test]

@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::exec::parse_env_pairs;
 use super::guest::{DeterminismArgs, ensure_built};
 use super::{Context, Failure};
-use crate::lifecycle::{self, BuildControl, BuildLog, BuildRequest, BuildServices, Secrets};
 use crate::buildspec::Buildspec;
 use crate::image::DEFAULT_IMAGE;
+use crate::lifecycle::{self, BuildControl, BuildLog, BuildRequest, BuildServices, Secrets};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {

@@ -1,7 +1,10 @@
 //! Shared set-up of the integration tests: one store under cargo's test scratch directory,
 //! holding real runtime bundles built (once) from the recipes in `runtimes/`.
 
-#![allow(dead_code, reason = "each test binary uses a part of the shared set-up")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a part of the shared set-up"
+)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -45,6 +48,19 @@ pub fn sandbox_sh(image: &str, src: &std::path::Path, options: &[&str], script: 
         .timeout(std::time::Duration::from_secs(600))
         .output()
         .expect("run wasmbuild sh")
+}
+
+/// The stdout of a run that must have exited 0 (both streams shown if it did not).
+pub fn succeeded(out: &Output) -> String {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
 }
 
 /// Builds the bundle `name` into the test store unless it is there already.

@@ -1,7 +1,10 @@
 //! Shared set-up of the store tests: a real S3-compatible server (`s3s-fs`, served by the
 //! test process) on a loopback port, and generated directory trees.
 
-#![allow(dead_code, reason = "each test binary uses a part of the shared set-up")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a part of the shared set-up"
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
