@@ -1545,7 +1545,7 @@ fn join_guest_path(base: &str, rel: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// The total length of an iovec array, and the first buffer (pointer, length).
+/// The total length of the buffers of an iovec array.
 fn iovec_room(vecs: &[(u32, u32)]) -> usize {
     vecs.iter().map(|&(_, len)| len as usize).sum()
 }
@@ -1588,11 +1588,15 @@ fn object_read(
     let Some(vecs) = iovecs(below.memory.data(&*caller), iovs, count) else {
         return Ok(FAULT);
     };
-    if let Some(request) = caller.data().fds.procs.pending_spawn(id) {
-        let errno = spawn(caller, below, id, request, &vecs)?;
-        if errno != SUCCESS {
-            return Ok(errno);
+    match caller.data().fds.procs.pending_spawn(id) {
+        Some(Ok(request)) => {
+            let errno = spawn(caller, below, id, request, &vecs)?;
+            if errno != SUCCESS {
+                return Ok(errno);
+            }
         }
+        Some(Err(errno)) => return Ok(errno),
+        None => {}
     }
     let room = iovec_room(&vecs);
     match caller.data_mut().fds.procs.read(id, room) {
@@ -1639,21 +1643,6 @@ fn spawn(
     vecs: &[(u32, u32)],
 ) -> wasmtime::Result<i32> {
     use process::StreamSpec;
-    if request.argv.is_empty() {
-        // Malformed: `procs.spawn` names the reason.
-        let streams = [ChildStream::Pipe, ChildStream::Pipe, ChildStream::Pipe];
-        return Ok(
-            match caller
-                .data_mut()
-                .fds
-                .procs
-                .spawn(id, request, streams, false)
-            {
-                Ok(()) => SUCCESS,
-                Err(errno) => errno,
-            },
-        );
-    }
     let scratch = vecs
         .first()
         .filter(|&&(_, len)| len >= 24)

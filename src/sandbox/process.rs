@@ -643,8 +643,9 @@ impl Processes {
         }
     }
 
-    /// Whether object `id` is a spawn request waiting to be sent (the next read sends it).
-    pub(super) fn pending_spawn(&self, id: u32) -> Option<Request> {
+    /// The request of spawn object `id` if it waits to be sent (the next read sends it),
+    /// or why it cannot be.
+    pub(super) fn pending_spawn(&self, id: u32) -> Option<Result<Request, i32>> {
         match self.objects.get(&id) {
             Some((
                 Object::Spawn {
@@ -652,12 +653,7 @@ impl Processes {
                     answer: None,
                 },
                 _,
-            )) => Some(Request::parse(request).unwrap_or(Request {
-                argv: Vec::new(),
-                env: Vec::new(),
-                cwd: String::new(),
-                stdio: [StreamSpec::Null, StreamSpec::Null, StreamSpec::Null],
-            })),
+            )) => Some(Request::parse(request)),
             _ => None,
         }
     }
@@ -674,14 +670,6 @@ impl Processes {
         let Some(context) = &self.context else {
             return Err(ENOTSUP);
         };
-        if request.argv.is_empty() {
-            return Err(match self.objects.get(&id) {
-                Some((Object::Spawn { request, .. }, _)) => {
-                    Request::parse(request).err().unwrap_or(EINVAL)
-                }
-                _ => EINVAL,
-            });
-        }
         let size: usize = request.argv.iter().map(|a| a.len() + 1).sum::<usize>()
             + request
                 .env
