@@ -20,8 +20,33 @@ use crate::shell::{HostError, Invocation, Program, ProgramHost};
 /// The image used when none is named.
 pub const DEFAULT_IMAGE: &str = "base";
 
+/// `NAME[:VERSION]`, parsed and checked in this one place: names become store references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageSpec<'a> {
+    pub name: &'a str,
+    pub version: Option<&'a str>,
+}
+
+impl<'a> ImageSpec<'a> {
+    pub fn parse(spec: &'a str) -> Result<Self, ImageError> {
+        let (name, version) = match spec.split_once(':') {
+            Some((name, version)) => (name, Some(version)),
+            None => (spec, None),
+        };
+        crate::buildspec::check_runtime_name(name)
+            .and_then(|()| version.map_or(Ok(()), crate::buildspec::check_runtime_version))
+            .map_err(|message| ImageError::BadSpec {
+                spec: spec.into(),
+                message,
+            })?;
+        Ok(ImageSpec { name, version })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    #[error("image {spec:?}: {message}")]
+    BadSpec { spec: String, message: String },
     #[error(
         "unknown image {name}; images in the store: {}{}",
         list_or_none(built),
@@ -91,10 +116,7 @@ impl Image {
         spec: &str,
         recipes_dir: &std::path::Path,
     ) -> Result<Image, ImageError> {
-        let (name, version) = match spec.split_once(':') {
-            Some((name, version)) => (name, Some(version)),
-            None => (spec, None),
-        };
+        let ImageSpec { name, version } = ImageSpec::parse(spec)?;
         let Some(digest) = runtimes.find(name, version)? else {
             let buildable = Recipe::available(recipes_dir);
             if buildable.iter().any(|b| b == name) {

@@ -6,6 +6,7 @@
 
 pub mod buildspec;
 pub mod cli;
+pub mod digest;
 pub mod image;
 pub mod lifecycle;
 pub mod python;

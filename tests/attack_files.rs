@@ -922,10 +922,10 @@ fn attack_hash_files_through_link() {
     assert!(log.contains("status-up=2"), "{log}");
     assert!(log.contains("patterns may not contain `..`"), "{log}");
     // The host file's digest is never computed into the key.
-    let secret_digest = wasmbuild::store::sha256_hex(format!("{}\n", host.marker).as_bytes());
+    let secret_digest = wasmbuild::digest::sha256_hex(format!("{}\n", host.marker).as_bytes());
     let own_only = {
-        let own = wasmbuild::store::sha256_hex(b"own\n");
-        wasmbuild::store::sha256_hex(format!("{own}  own.txt\n").as_bytes())
+        let own = wasmbuild::digest::sha256_hex(b"own\n");
+        wasmbuild::digest::sha256_hex(format!("{own}  own.txt\n").as_bytes())
     };
     assert!(!log.contains(&secret_digest), "{log}");
     assert!(

@@ -81,7 +81,7 @@ fn hello_build_succeeds_with_log_record_and_artifact() {
     assert_eq!(file["path"], "out/greeting.txt");
     assert_eq!(
         file["sha256"],
-        wasmbuild::store::sha256_hex(b"HELLO, WASMBUILD\n")
+        wasmbuild::digest::sha256_hex(b"HELLO, WASMBUILD\n")
     );
     // The user's checkout is never written.
     assert!(!fixture("hello").join("out").exists());
@@ -309,7 +309,7 @@ fn artifact_rules() {
     let zip = std::fs::read(run.out.path().join(format!("{site}.zip"))).unwrap();
     assert_eq!(
         record["artifacts"]["sha256sum"],
-        wasmbuild::store::sha256_hex(&zip)
+        wasmbuild::digest::sha256_hex(&zip)
     );
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
     let mut names: Vec<String> = archive

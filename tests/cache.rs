@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wasmbuild::store::sha256_hex;
+use wasmbuild::digest::sha256_hex;
 
 use common::Run;
 use store_common::S3Server;

@@ -48,7 +48,7 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf, String) {
     let bytes = wat::parse_str(MODULE).unwrap();
     let path = dir.path().join("exit5.wasm");
     fs::write(&path, &bytes).unwrap();
-    let digest = wasmbuild::store::sha256_hex(&bytes);
+    let digest = wasmbuild::digest::sha256_hex(&bytes);
     (dir, path, digest)
 }
 

@@ -117,7 +117,7 @@ fn a_tampered_download_fails_naming_both_hashes_and_keeps_nothing() {
     let mut tampered = std::fs::read(&dists[0]).unwrap();
     let last = tampered.len() - 1;
     tampered[last] ^= 0xff;
-    let actual = wasmbuild::store::sha256_hex(&tampered);
+    let actual = wasmbuild::digest::sha256_hex(&tampered);
     match &err {
         PackageError::HashMismatch {
             file: f,
@@ -811,7 +811,7 @@ fn the_default_index_serves_a_pinned_wheel_and_offline_reuses_it() {
             .contains("Name: iniconfig")
     );
     assert_eq!(
-        wasmbuild::store::sha256_hex(&offline.read(wheel).unwrap()),
+        wasmbuild::digest::sha256_hex(&offline.read(wheel).unwrap()),
         SHA256
     );
 }

@@ -52,7 +52,7 @@ fn pin_of(path: &Path) -> (Pin, Vec<u8>) {
             version,
             file,
             url: String::new(),
-            sha256: wasmbuild::store::sha256_hex(&bytes),
+            sha256: wasmbuild::digest::sha256_hex(&bytes),
         },
         bytes,
     )
@@ -258,7 +258,7 @@ fn make_wheel(
             version: version.into(),
             file,
             url: String::new(),
-            sha256: wasmbuild::store::sha256_hex(&bytes),
+            sha256: wasmbuild::digest::sha256_hex(&bytes),
         },
         bytes,
     )

@@ -42,7 +42,7 @@ fn cli(store: &Path, recipes: &Path) -> assert_cmd::Command {
 }
 
 fn hello_digest() -> String {
-    wasmbuild::store::sha256_hex(&wat::parse_str(HELLO).unwrap())
+    wasmbuild::digest::sha256_hex(&wat::parse_str(HELLO).unwrap())
 }
 
 #[test]

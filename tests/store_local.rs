@@ -14,8 +14,9 @@ use std::time::{Duration, SystemTime};
 use common::{
     Rng, blob_holding, content, flip_byte, save_concurrently, small_tree, snapshot, wasmbuild,
 };
+use wasmbuild::digest::sha256_hex;
 use wasmbuild::store::{
-    EntryKind, GcOptions, Selection, Store, StoreError, Tree, TreeEntry, blob_key, sha256_hex,
+    EntryKind, GcOptions, Selection, Store, StoreError, Tree, TreeEntry, blob_key,
 };
 
 fn open(dir: &Path) -> Store {

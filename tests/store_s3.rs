@@ -14,7 +14,8 @@ use common::{
     Rng, S3Server, blob_holding, content, flip_byte, save_concurrently, small_tree, snapshot,
     wasmbuild,
 };
-use wasmbuild::store::{GcOptions, Selection, StoreError, blob_key, sha256_hex};
+use wasmbuild::digest::sha256_hex;
+use wasmbuild::store::{GcOptions, Selection, StoreError, blob_key};
 
 #[test]
 fn blobs_and_refs_round_trip() {

@@ -41,7 +41,7 @@ impl Guest {
             })?;
         ensure_built(ctx, image)?;
         let runtimes = ctx.runtimes();
-        let image = Image::open(&runtimes, image, &ctx.global.recipes).map_err(|e| match e {
+        let image = Image::open(&runtimes, image, ctx.recipes()?).map_err(|e| match e {
             ImageError::Runtime(e) => Failure::fault(e.to_string()),
             other => Failure::bad_input(other.to_string()),
         })?;
@@ -85,20 +85,16 @@ impl Guest {
 /// the store yet, or were built from an older recipe (an upgrade of wasmbuild that changed
 /// a bundle's shims), so a fresh machine runs its first command without a separate step.
 pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
-    super::check_image_spec(spec)?;
+    let crate::image::ImageSpec { name, version } = super::image_spec(spec)?;
     let runtimes = ctx.runtimes();
-    let (name, version) = match spec.split_once(':') {
-        Some((name, version)) => (name, Some(version)),
-        None => (spec, None),
-    };
-    let available = Recipe::available(&ctx.global.recipes);
+    let available = Recipe::available(ctx.recipes()?);
     let fault = |e: crate::runtime::RuntimeError| Failure::fault(e.to_string());
     for (name, version) in [(name, version), (DEFAULT_IMAGE, None)] {
         if !available.iter().any(|a| a == name) {
             continue;
         }
-        let recipe = Recipe::load(&ctx.global.recipes, name)
-            .map_err(|e| Failure::bad_input(e.to_string()))?;
+        let recipe =
+            Recipe::load(ctx.recipes()?, name).map_err(|e| Failure::bad_input(e.to_string()))?;
         if version.is_some_and(|v| v != recipe.version) {
             continue;
         }

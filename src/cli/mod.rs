@@ -80,15 +80,9 @@ pub fn check_source_date_epoch(value: u64) -> Result<u64, String> {
     }
 }
 
-/// Checks `--image NAME[:VERSION]` (names become store references): exit 2 naming it.
-pub fn check_image_spec(spec: &str) -> Result<(), Failure> {
-    let (name, version) = match spec.split_once(':') {
-        Some((name, version)) => (name, Some(version)),
-        None => (spec, None),
-    };
-    crate::buildspec::check_runtime_name(name)
-        .and_then(|()| version.map_or(Ok(()), crate::buildspec::check_runtime_version))
-        .map_err(|e| Failure::bad_input(format!("image {spec:?}: {e}")))
+/// Parses `--image NAME[:VERSION]`: exit 2 naming it.
+pub fn image_spec(spec: &str) -> Result<crate::image::ImageSpec<'_>, Failure> {
+    crate::image::ImageSpec::parse(spec).map_err(|e| Failure::bad_input(e.to_string()))
 }
 
 #[derive(Debug, Parser)]
@@ -115,9 +109,10 @@ pub struct GlobalArgs {
         value_name = "DIR|s3://BUCKET/PREFIX"
     )]
     pub store: Option<std::ffi::OsString>,
-    /// Where runtime recipes live (`<DIR>/<name>/recipe.toml`).
-    #[arg(long, global = true, env = "WASMBUILD_RECIPES", value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/runtimes"))]
-    pub recipes: PathBuf,
+    /// Where runtime recipes live (`<DIR>/<name>/recipe.toml`). Default: the recipes built
+    /// into wasmbuild.
+    #[arg(long, global = true, env = "WASMBUILD_RECIPES", value_name = "DIR")]
+    pub recipes: Option<PathBuf>,
     /// Largest memory a guest program may use, in MiB (1 to 1048576).
     #[arg(
         long,
@@ -152,6 +147,7 @@ pub enum Command {
 pub struct Context {
     pub global: GlobalArgs,
     pub store: Store,
+    recipes: std::sync::OnceLock<PathBuf>,
 }
 
 impl Context {
@@ -164,7 +160,25 @@ impl Context {
             crate::store::StoreError::BadSpec { .. } => Failure::bad_input(e.to_string()),
             e => Failure::fault(e.to_string()),
         })?;
-        Ok(Context { global, store })
+        Ok(Context {
+            global,
+            store,
+            recipes: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The recipes directory: `--recipes`, else the built-in recipes (unpacked into the
+    /// store's local directory the first time).
+    pub fn recipes(&self) -> Result<&std::path::Path, Failure> {
+        if let Some(dir) = &self.global.recipes {
+            return Ok(dir);
+        }
+        if let Some(dir) = self.recipes.get() {
+            return Ok(dir);
+        }
+        let dir = crate::runtime::recipe::embedded_recipes(&self.store.local_dir("recipes"))
+            .map_err(|e| Failure::fault(e.to_string()))?;
+        Ok(self.recipes.get_or_init(|| dir))
     }
 
     pub fn runtimes(&self) -> Runtimes {

@@ -284,7 +284,15 @@ pub fn prepare(
         }
     }
 
-    let build_number = next_build_number(ctx, &project)?;
+    // Counted in the store (locked; in S3 a compare-and-swap), so concurrent builds, and
+    // every host sharing a remote store, get distinct numbers.
+    let build_number = ctx
+        .store
+        .next_counter(&format!(
+            "builds/{}",
+            lifecycle::cache::encode_ref_part(&project)
+        ))
+        .map_err(|e| Failure::fault(format!("build counter of {project}: {e}")))?;
     let out_dir = match (out_dir, &args.artifacts) {
         (Some(dir), _) => dir,
         (None, Some(dir)) => dir.clone(),
@@ -349,42 +357,4 @@ fn locate_buildspec(src: &Path, given: &Path) -> Result<(PathBuf, String), Failu
         given.display(),
         src.display()
     )))
-}
-
-/// The next `CODEBUILD_BUILD_NUMBER` of `project`, counted in the store (locked, so
-/// concurrent builds get distinct numbers): a counter reference in a remote store (shared
-/// by every host using it), a locked file in a local one.
-fn next_build_number(ctx: &Context, project: &str) -> Result<u64, Failure> {
-    if ctx.store.is_remote() {
-        return ctx
-            .store
-            .next_counter(&format!(
-                "builds/{}",
-                lifecycle::cache::encode_ref_part(project)
-            ))
-            .map_err(|e| Failure::fault(format!("build counter of {project}: {e}")));
-    }
-    let fault = |e: std::io::Error| Failure::fault(format!("build counter of {project}: {e}"));
-    let dir = ctx.store.local_dir("counters");
-    std::fs::create_dir_all(&dir).map_err(fault)?;
-    let path = dir.join(project);
-    // The lock file is never replaced, so every process locks the same inode.
-    let lock = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join(format!("{project}.lock")))
-        .map_err(fault)?;
-    lock.lock().map_err(fault)?;
-    let current = match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse::<u64>().unwrap_or(0),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(fault(e)),
-    };
-    let next = current + 1;
-    let tmp = dir.join(format!(".{project}.{}", std::process::id()));
-    std::fs::write(&tmp, next.to_string()).map_err(fault)?;
-    std::fs::rename(&tmp, &path).map_err(fault)?;
-    drop(lock);
-    Ok(next)
 }

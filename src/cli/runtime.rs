@@ -43,9 +43,11 @@ pub enum RuntimeCommand {
 pub fn run(ctx: &Context, command: RuntimeCommand) -> Result<u8, Failure> {
     // Names and versions become store references and paths: bad ones are bad input.
     match &command {
-        RuntimeCommand::Build { name } => super::check_image_spec(name)?,
+        RuntimeCommand::Build { name } => {
+            super::image_spec(name)?;
+        }
         RuntimeCommand::Push { name, version } | RuntimeCommand::Pull { name, version } => {
-            super::check_image_spec(name)?;
+            super::image_spec(name)?;
             if let Some(version) = version {
                 crate::buildspec::check_runtime_version(version)
                     .map_err(|e| Failure::bad_input(format!("--version: {e}")))?;
@@ -120,7 +122,7 @@ fn transfer(ctx: &Context, name: &str, version: Option<&str>, push: bool) -> Res
 /// Builds or imports bundle `name` from its recipe, with a progress display.
 pub(super) fn build(ctx: &Context, name: &str) -> Result<u8, Failure> {
     let recipe =
-        Recipe::load(&ctx.global.recipes, name).map_err(|e| Failure::bad_input(e.to_string()))?;
+        Recipe::load(ctx.recipes()?, name).map_err(|e| Failure::bad_input(e.to_string()))?;
     let sandbox = ctx.sandbox()?;
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::{Context, Failure};
-use crate::store::{GcOptions, Selection, StoreError, is_digest};
+use crate::digest::is_digest;
+use crate::store::{GcOptions, Selection, StoreError};
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {

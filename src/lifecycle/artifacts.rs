@@ -14,8 +14,9 @@ use serde::Serialize;
 use cap_std::fs::Dir;
 
 use crate::buildspec::Artifacts;
+use crate::digest::sha256_reader;
 use crate::store::beneath::{self, Kind};
-use crate::store::{link_stays_inside, sha256_reader};
+use crate::store::link_stays_inside;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -313,7 +314,7 @@ pub fn export(
             files.push(ArtifactFile {
                 path: item.path.clone(),
                 size: target.len() as u64,
-                sha256: crate::store::sha256_hex(target.as_bytes()),
+                sha256: crate::digest::sha256_hex(target.as_bytes()),
                 symlink: Some(target.clone()),
             });
             continue;
@@ -358,7 +359,7 @@ pub fn export(
     let staged = staging.keep();
     std::fs::rename(&staged, &final_dir).map_err(|e| io_err(&final_dir, e))?;
 
-    let listing_digest = crate::store::sha256_hex(listing(&files).as_bytes());
+    let listing_digest = crate::digest::sha256_hex(listing(&files).as_bytes());
     let sha256sum = if zip {
         let zip_path = out.join(format!("{dir_name}.zip"));
         write_zip(&final_dir, &files, &zip_path).map_err(|e| io_err(&zip_path, e))?;

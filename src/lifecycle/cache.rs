@@ -19,9 +19,10 @@ use serde::Serialize;
 
 use super::{Build, BuildLog, Shells};
 use crate::buildspec::{Cache, CacheAction};
+use crate::digest::sha256_hex;
 use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
 use crate::shell::Stdio;
-use crate::store::{RestoreOptions, SaveOptions, Selection, Store, sha256_hex};
+use crate::store::{RestoreOptions, SaveOptions, Selection, Store};
 
 /// What the cache did, for `build.json`.
 #[derive(Debug, Clone, Default, Serialize)]

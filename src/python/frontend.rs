@@ -380,7 +380,7 @@ impl<'a> Frontend<'a> {
             .map_err(|e| PackageError::Io(format!("{out_dir}/{file}: {e}")))?;
         Ok(Built {
             guest_path: format!("{}/{file}", out_dir.trim_end_matches('/')),
-            sha256: crate::store::sha256_hex(&built),
+            sha256: crate::digest::sha256_hex(&built),
             file,
             bytes: built,
         })

@@ -28,7 +28,8 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::{DistFile, Index, PackageError, Pin};
-use crate::store::{Store, is_digest, sha256_hex};
+use crate::digest::{is_digest, sha256_hex};
+use crate::store::Store;
 
 pub use config::default_index_url;
 

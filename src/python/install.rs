@@ -598,7 +598,7 @@ fn build_local(
         version,
         file,
         url: format!("file://{path}"),
-        sha256: crate::store::sha256_hex(&bytes),
+        sha256: crate::digest::sha256_hex(&bytes),
     };
     Ok((pin, bytes))
 }

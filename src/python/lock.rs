@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::index::{PipIndexOptions, is_valid_name, normalize_name};
 use super::{PackageError, Pin};
-use crate::store::is_digest;
+use crate::digest::is_digest;
 
 /// The lock file's name, next to the buildspec.
 pub const LOCK_FILE: &str = "wasmbuild.lock";

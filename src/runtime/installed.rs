@@ -191,7 +191,7 @@ pub fn check(manifest: &BundleManifest, dir: &Path, trust_stamps: bool) -> Vec<T
             .get(&file.path)
             .is_some_and(|(sha, s)| trust_stamps && *sha == file.sha256 && *s == stamp);
         if !known {
-            match fs::File::open(&path).and_then(crate::store::sha256_reader) {
+            match fs::File::open(&path).and_then(crate::digest::sha256_reader) {
                 Ok((actual, _)) if actual == file.sha256 => {}
                 Ok((actual, _)) => {
                     problems.push(problem(format!(

@@ -176,7 +176,7 @@ impl Runtimes {
                 .map_err(|e| RuntimeError::Io(format!("{}: {e}", source.display())))?;
             let same = manifest
                 .file(path)
-                .is_some_and(|f| f.sha256 == crate::store::sha256_hex(&bytes));
+                .is_some_and(|f| f.sha256 == crate::digest::sha256_hex(&bytes));
             if !same {
                 return Ok(false);
             }

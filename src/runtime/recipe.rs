@@ -96,6 +96,44 @@ pub enum RecipeError {
     },
     #[error("invalid recipe {}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    #[error("cannot unpack the built-in recipes into {}: {source}", dir.display())]
+    Unpack {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The recipes built into this binary: its source's `runtimes/` as a tar (see `build.rs`).
+static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/recipes.tar"));
+
+/// The directory of the built-in recipes, unpacked under `cache` the first time in a
+/// directory named by the archive's digest, so an installed binary needs no checkout and
+/// an upgrade never reads an older copy. Unpacked aside and renamed into place: a reader
+/// never sees half a copy.
+pub fn embedded_recipes(cache: &Path) -> Result<PathBuf, RecipeError> {
+    let digest = crate::digest::sha256_hex(EMBEDDED);
+    let dir = cache.join(&digest[..16]);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let unpack = |source| RecipeError::Unpack {
+        dir: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(cache).map_err(unpack)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".unpacking-")
+        .tempdir_in(cache)
+        .map_err(unpack)?;
+    tar::Archive::new(EMBEDDED)
+        .unpack(scratch.path())
+        .map_err(unpack)?;
+    match std::fs::rename(scratch.path(), &dir) {
+        Ok(()) => Ok(dir),
+        // Another wasmbuild unpacked the same archive first: theirs is as good.
+        Err(_) if dir.is_dir() => Ok(dir),
+        Err(e) => Err(unpack(e)),
+    }
 }
 
 impl Recipe {
@@ -138,5 +176,51 @@ impl Recipe {
             .collect();
         names.sort();
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files under `root` (no build output, nothing hidden) and their contents.
+    fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        walkdir::WalkDir::new(root)
+            .into_iter()
+            .filter_entry(|e| {
+                let name = e.file_name().to_string_lossy();
+                e.depth() == 0 || (name != "target" && !name.starts_with('.'))
+            })
+            .map(Result::unwrap)
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                let relative = e.path().strip_prefix(root).unwrap().to_path_buf();
+                (relative, std::fs::read(e.path()).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_built_in_recipes_are_the_checkouts_and_unpack_once() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = embedded_recipes(cache.path()).unwrap();
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes");
+        let (built_in, expected) = (files(&dir), files(&checkout));
+        assert!(expected.contains_key(Path::new("base/toolbox/Cargo.lock")));
+        assert_eq!(
+            built_in.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>()
+        );
+        assert!(
+            built_in == expected,
+            "a built-in file differs from the checkout's"
+        );
+        assert_eq!(Recipe::available(&dir), Recipe::available(&checkout));
+        let python = Recipe::load(&dir, "python").unwrap();
+        assert!(python.dir.join("sitecustomize.py").is_file());
+        // A second call finds the copy; nothing is left half-unpacked beside it.
+        assert_eq!(embedded_recipes(cache.path()).unwrap(), dir);
+        let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1);
     }
 }

@@ -119,7 +119,7 @@ impl CodeCache {
         let path = self.path_for(module_digest);
         write_atomic(&path, code)?;
         let stamp = Stamp::of(&fs::metadata(&path)?);
-        let sha256 = hex::encode(Sha256::digest(code));
+        let sha256 = crate::digest::sha256_hex(code);
         write_atomic(
             &self.sum_path_for(module_digest),
             &Sum::text(&sha256, stamp),

@@ -17,7 +17,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline,
@@ -363,7 +362,7 @@ impl Sandbox {
                 path: path.into(),
                 source,
             })?;
-            let actual = hex::encode(Sha256::digest(&bytes));
+            let actual = crate::digest::sha256_hex(&bytes);
             if actual != digest {
                 return Err(SandboxError::DigestMismatch {
                     path: path.into(),
@@ -378,7 +377,7 @@ impl Sandbox {
     /// Loads a module from bytes in hand (e.g. a `.wasm` file of the build's own
     /// workspace), keyed by their digest like any other module.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<LoadedModule, SandboxError> {
-        let digest = hex::encode(Sha256::digest(bytes));
+        let digest = crate::digest::sha256_hex(bytes);
         self.load_with(name, &digest, || Ok(bytes.to_vec()))
     }
 

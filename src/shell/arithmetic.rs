@@ -6,11 +6,11 @@ use brush_parser::ast::{
     ArithmeticExpr, ArithmeticTarget, BinaryOperator, UnaryAssignmentOperator, UnaryOperator,
 };
 
-use super::state::State;
+use super::interpreter::Interpreter;
 
 const MAX_DEPTH: usize = 64;
 
-impl State {
+impl Interpreter {
     /// Parses and evaluates already-expanded arithmetic text. The error is bash's message.
     pub(crate) fn eval_arithmetic(&mut self, text: &str) -> Result<i64, String> {
         self.eval_arithmetic_at(text, 0)

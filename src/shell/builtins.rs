@@ -5,16 +5,16 @@
 use std::io::Write;
 
 use super::fs::{EntryKind, describe_io_error, normalize};
+use super::interpreter::Interpreter;
 use super::printf;
-use super::state::State;
 use super::streams::{InHandle, Io, Stream};
 use super::{Exec, ShellOptions, Unwind};
 
-pub(crate) type Builtin = fn(&mut State, &[String], &mut Io) -> Exec;
+pub(crate) type Builtin = fn(&mut Interpreter, &[String], &mut Io) -> Exec;
 
 /// `enable -n NAME` turns a builtin off, so `NAME` runs the image's program; `enable NAME`
 /// turns it back on.
-fn enable(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn enable(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let mut disable = false;
     let mut status = 0;
     for arg in &args[1..] {
@@ -91,7 +91,7 @@ pub(crate) fn find(name: &str) -> Option<Builtin> {
 
 /// Writes to stdout. A closed pipe ends the shell (or the pipeline stage) with 141, as
 /// SIGPIPE would; another failure is reported and is status 1.
-fn write_out(state: &State, io: &Io, bytes: &[u8]) -> Exec {
+fn write_out(state: &Interpreter, io: &Io, bytes: &[u8]) -> Exec {
     match io.stdout().write_all(bytes) {
         Ok(()) => Ok(0),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Unwind::Exit(141)),
@@ -102,7 +102,7 @@ fn write_out(state: &State, io: &Io, bytes: &[u8]) -> Exec {
     }
 }
 
-fn usage(state: &State, io: &Io, name: &str, message: &str, status: i32) -> Exec {
+fn usage(state: &Interpreter, io: &Io, name: &str, message: &str, status: i32) -> Exec {
     state.error(io, &format!("{name}: {message}"));
     Ok(status)
 }
@@ -115,7 +115,7 @@ pub(crate) fn is_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn echo(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn echo(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let mut newline = true;
     let mut escapes = false;
     let mut i = 1;
@@ -152,7 +152,7 @@ fn echo(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     write_out(state, io, &bytes)
 }
 
-fn printf_builtin(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn printf_builtin(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let mut rest = &args[1..];
     let mut target = None;
     if rest.first().is_some_and(|a| a == "-v") {
@@ -208,7 +208,7 @@ fn printf_builtin(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     }
 }
 
-fn cd(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn cd(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let operands: Vec<&String> = args[1..]
         .iter()
         .skip_while(|a| matches!(a.as_str(), "-L" | "-P" | "-e" | "-@"))
@@ -255,7 +255,7 @@ fn cd(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(0)
 }
 
-fn pwd(state: &mut State, _args: &[String], io: &mut Io) -> Exec {
+fn pwd(state: &mut Interpreter, _args: &[String], io: &mut Io) -> Exec {
     let line = format!("{}\n", state.cwd);
     write_out(state, io, line.as_bytes())
 }
@@ -272,7 +272,7 @@ fn split_assignment(arg: &str) -> (String, Option<String>, bool) {
 }
 
 fn assign_argument(
-    state: &mut State,
+    state: &mut Interpreter,
     name: &str,
     value: Option<String>,
     append: bool,
@@ -292,9 +292,9 @@ fn assign_argument(
 }
 
 fn print_declarations(
-    state: &State,
+    state: &Interpreter,
     io: &Io,
-    filter: impl Fn(&super::state::Var) -> bool,
+    filter: impl Fn(&super::interpreter::Var) -> bool,
     flag: &str,
 ) -> Exec {
     let mut names: Vec<&String> = state
@@ -329,7 +329,7 @@ fn escape_double(value: &str) -> String {
     out
 }
 
-fn export(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn export(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let mut unexport = false;
     let mut rest = &args[1..];
     while let Some(flag) = rest.first().filter(|a| a.starts_with('-')) {
@@ -366,7 +366,7 @@ fn export(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(status)
 }
 
-fn readonly(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn readonly(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let rest: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     if rest.is_empty() {
         return print_declarations(state, io, |v| v.readonly, "r");
@@ -384,14 +384,14 @@ fn readonly(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(status)
 }
 
-fn local(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn local(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     if state.function_depth == 0 {
         return usage(state, io, "local", "can only be used in a function", 1);
     }
     declare_names(state, "local", &args[1..], io, true)
 }
 
-fn declare(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn declare(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let local = state.function_depth > 0 && !args[1..].iter().any(|a| a == "-g");
     declare_names(state, &args[0], &args[1..], io, local)
 }
@@ -399,7 +399,7 @@ fn declare(state: &mut State, args: &[String], io: &mut Io) -> Exec {
 /// `local`/`declare`/`typeset`: flags `-x` export, `-r` readonly, `+x` unexport; arrays are
 /// refused; `-f`/`-F` list functions.
 fn declare_names(
-    state: &mut State,
+    state: &mut Interpreter,
     name: &str,
     args: &[String],
     io: &Io,
@@ -479,7 +479,7 @@ fn declare_names(
     Ok(status)
 }
 
-fn print_variables(state: &State, io: &Io) -> Exec {
+fn print_variables(state: &Interpreter, io: &Io) -> Exec {
     let mut names: Vec<&String> = state
         .vars
         .iter()
@@ -498,7 +498,7 @@ fn print_variables(state: &State, io: &Io) -> Exec {
     write_out(state, io, out.as_bytes())
 }
 
-fn unset(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn unset(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let mut functions_only = false;
     let mut variables_only = false;
     let mut status = 0;
@@ -607,7 +607,7 @@ pub(crate) fn set_long_option(options: &mut ShellOptions, name: &str, on: bool) 
     true
 }
 
-fn set(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn set(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     if args.len() == 1 {
         return print_variables(state, io);
     }
@@ -681,7 +681,7 @@ fn set(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(0)
 }
 
-fn shift(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn shift(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let n = match args.get(1) {
         None => 1,
         Some(text) => match text.parse::<usize>() {
@@ -704,7 +704,7 @@ fn shift(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(0)
 }
 
-fn exit(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn exit(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let status = match args.get(1) {
         None => state.last_status,
         Some(text) => match super::arithmetic::parse_integer(text) {
@@ -718,7 +718,7 @@ fn exit(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Err(Unwind::Exit(status))
 }
 
-fn return_builtin(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn return_builtin(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     if state.function_depth == 0 && state.source_depth == 0 {
         return usage(
             state,
@@ -741,7 +741,7 @@ fn return_builtin(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Err(Unwind::Return(status))
 }
 
-fn loop_control(state: &mut State, args: &[String], io: &mut Io, is_break: bool) -> Exec {
+fn loop_control(state: &mut Interpreter, args: &[String], io: &mut Io, is_break: bool) -> Exec {
     let name = if is_break { "break" } else { "continue" };
     let n = match args.get(1) {
         None => 1,
@@ -784,14 +784,14 @@ fn loop_control(state: &mut State, args: &[String], io: &mut Io, is_break: bool)
     })
 }
 
-fn bracket(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn bracket(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     if args.last().is_none_or(|a| a != "]") || args.len() < 2 {
         return usage(state, io, "[", "missing `]'", 2);
     }
     Ok(state.run_test("[", &args[1..args.len() - 1], io))
 }
 
-fn read(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn read(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let mut raw = false;
     let mut delimiter = b'\n';
     let mut limit: Option<usize> = None;
@@ -893,7 +893,7 @@ fn read(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(status)
 }
 
-fn assign_read(state: &mut State, io: &Io, name: &str, value: String, status: i32) -> Exec {
+fn assign_read(state: &mut Interpreter, io: &Io, name: &str, value: String, status: i32) -> Exec {
     match state.set_var(name, value) {
         Ok(()) => Ok(status),
         Err(message) => usage(state, io, "read", &message, 1),
@@ -1015,7 +1015,7 @@ fn split_read(chars: &[(char, bool)], ifs: &str, count: usize) -> Vec<String> {
     fields
 }
 
-fn source(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn source(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let Some(file) = args.get(1) else {
         return usage(state, io, &args[0], "filename argument required", 2);
     };
@@ -1041,7 +1041,7 @@ fn source(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     state.source_file(&path, file, positional, io)
 }
 
-fn command(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn command(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let mut i = 1;
     let mut describe = None;
     while let Some(flag) = args.get(i).filter(|a| a.starts_with('-') && a.len() > 1) {
@@ -1099,7 +1099,7 @@ enum Kind {
     File,
 }
 
-fn describe_command(state: &State, name: &str) -> Option<(Kind, String)> {
+fn describe_command(state: &Interpreter, name: &str) -> Option<(Kind, String)> {
     if name.contains('/') {
         let path = normalize(&state.cwd, name);
         return state
@@ -1137,7 +1137,7 @@ fn describe_line(name: &str, kind: &Kind, detail: &str) -> String {
     }
 }
 
-fn type_builtin(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn type_builtin(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let mut terse = false;
     let mut path_only = false;
     let mut status = 0;
@@ -1178,7 +1178,7 @@ fn type_builtin(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(status)
 }
 
-fn trap(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn trap(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let rest: Vec<&String> = args[1..].iter().filter(|a| a.as_str() != "--").collect();
     if rest.is_empty() || rest[0] == "-p" || rest[0] == "-l" {
         if let Some(action) = &state.exit_trap {
@@ -1217,7 +1217,7 @@ fn trap(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(0)
 }
 
-fn wait(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn wait(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     if args.len() == 1 {
         state.wait_jobs(None)?;
         return Ok(0);
@@ -1243,7 +1243,7 @@ fn wait(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(status)
 }
 
-fn let_builtin(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn let_builtin(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     if args.len() < 2 {
         return usage(state, io, "let", "expression expected", 1);
     }
@@ -1257,7 +1257,7 @@ fn let_builtin(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(status)
 }
 
-fn exec(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn exec(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     if args.len() < 2 {
         return Ok(0);
     }
@@ -1281,7 +1281,7 @@ const SHOPT_NAMES: &[&str] = &[
     "globskipdots",
 ];
 
-fn shopt(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn shopt(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let mut set = None;
     let mut quiet = false;
     let mut names = Vec::new();
@@ -1326,7 +1326,7 @@ fn shopt(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(status)
 }
 
-fn getopts(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn getopts(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     let (Some(spec), Some(name)) = (args.get(1), args.get(2)) else {
         return usage(
             state,
@@ -1350,7 +1350,7 @@ fn getopts(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     if index != state.getopts_index {
         state.getopts_offset = 0;
     }
-    let finish = |state: &mut State, index: usize, offset: usize| {
+    let finish = |state: &mut Interpreter, index: usize, offset: usize| {
         state.getopts_index = index;
         state.getopts_offset = offset;
         let _ = state.set_var("OPTIND", index.to_string());
@@ -1431,7 +1431,7 @@ fn getopts(state: &mut State, args: &[String], io: &mut Io) -> Exec {
     Ok(0)
 }
 
-fn umask(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+fn umask(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     if args.len() > 1 {
         return Ok(0);
     }

@@ -16,12 +16,12 @@ use super::builtins;
 use super::expand::shell_quote;
 use super::fs::{EntryKind, describe_io_error, normalize};
 use super::host::{Invocation, Program};
+use super::interpreter::{Interpreter, Var, next_pid};
 use super::limits::{
     JobSlot, MAX_COMPOUND_DEPTH, MAX_FUNCTION_DEPTH, MAX_NESTING_DEPTH, PROCESS_LIMIT_STATUS,
 };
 use super::parse;
 use super::pattern::Pattern;
-use super::state::{State, Var, next_pid};
 use super::streams::{InHandle, Io, MAX_FD, OutHandle, Stream};
 use super::{Exec, ShellError, Unwind};
 
@@ -42,7 +42,7 @@ enum ArgWord<'a> {
 
 const DECLARATION_BUILTINS: [&str; 5] = ["export", "local", "declare", "typeset", "readonly"];
 
-impl State {
+impl Interpreter {
     pub(crate) fn run_program(&mut self, program: &ast::Program, io: &mut Io) -> Exec {
         let mut status = 0;
         for list in &program.complete_commands {
@@ -381,7 +381,7 @@ impl State {
         &mut self,
         redirects: Option<&ast::RedirectList>,
         io: &mut Io,
-        run: impl FnOnce(&mut State, &mut Io) -> Exec,
+        run: impl FnOnce(&mut Interpreter, &mut Io) -> Exec,
     ) -> Exec {
         let Some(list) = redirects.filter(|r| !r.0.is_empty()) else {
             return run(self, io);
@@ -481,7 +481,7 @@ impl State {
         }
     }
 
-    fn in_loop(&mut self, run: impl FnOnce(&mut State) -> Exec) -> Exec {
+    fn in_loop(&mut self, run: impl FnOnce(&mut Interpreter) -> Exec) -> Exec {
         self.loop_depth += 1;
         let result = run(self);
         self.loop_depth -= 1;
@@ -1123,7 +1123,13 @@ impl State {
     }
 
     /// Runs a script in a child interpreter with `set` flags such as `-e` or `-o pipefail`.
-    fn run_child(&mut self, mut child: State, text: &str, flags: &[String], io: &mut Io) -> Exec {
+    fn run_child(
+        &mut self,
+        mut child: Interpreter,
+        text: &str,
+        flags: &[String],
+        io: &mut Io,
+    ) -> Exec {
         let program = match parse::parse_program(text, &child.script_name) {
             Ok(p) => p,
             Err(e) => {

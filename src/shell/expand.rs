@@ -9,9 +9,9 @@ use brush_parser::word::{
 };
 
 use super::fs::normalize;
+use super::interpreter::Interpreter;
 use super::parse;
 use super::pattern::{self, Pattern, Replace, Trim};
-use super::state::State;
 use super::streams::{Capture, Io, OutHandle, Stream};
 use super::{Exec, Unwind};
 
@@ -161,7 +161,7 @@ impl Value {
     }
 }
 
-impl State {
+impl Interpreter {
     /// A command word, fully expanded into zero or more fields.
     pub(crate) fn expand_word_fields(&mut self, word: &str, io: &Io) -> Exec<Vec<String>> {
         if word.contains('{') {

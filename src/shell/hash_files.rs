@@ -16,7 +16,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use sha2::{Digest, Sha256};
 
 use super::fs::{EntryKind, describe_io_error, normalize};
-use super::state::State;
+use super::interpreter::Interpreter;
 use super::streams::Io;
 use super::{Exec, Unwind};
 
@@ -96,7 +96,7 @@ fn join(dir: &str, name: &str) -> String {
 
 /// Adds the files at or below `abs` (shown as `shown`) that `pattern` selects.
 fn collect(
-    state: &State,
+    state: &Interpreter,
     pattern: &Pattern,
     abs: &str,
     shown: &str,
@@ -140,7 +140,7 @@ fn collect(
 }
 
 /// The builtin.
-pub(crate) fn hash_files(state: &mut State, args: &[String], io: &mut Io) -> Exec {
+pub(crate) fn hash_files(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
     if args.len() < 2 {
         state.error(io, &format!("{NAME}: usage: {NAME} GLOB..."));
         return Ok(2);
@@ -175,7 +175,7 @@ pub(crate) fn hash_files(state: &mut State, args: &[String], io: &mut Io) -> Exe
         let digest = match state
             .fs
             .open_read(abs)
-            .and_then(|file| crate::store::sha256_reader(std::io::BufReader::new(file)))
+            .and_then(|file| crate::digest::sha256_reader(std::io::BufReader::new(file)))
         {
             Ok((digest, _)) => digest,
             Err(e) => {
@@ -202,9 +202,9 @@ mod tests {
 
     use super::super::host::{HostError, Invocation, Program, ProgramHost};
     use super::super::{GuestFs, Session, Stdio};
+    use crate::digest::sha256_hex;
     use crate::sandbox::SharedBuffer;
     use crate::sandbox::layout::{Layout, SRC_DIR};
-    use crate::store::sha256_hex;
 
     struct NoPrograms;
 

@@ -11,12 +11,12 @@ mod expand;
 pub mod fs;
 mod hash_files;
 pub mod host;
+mod interpreter;
 pub mod limits;
 mod parse;
 mod pattern;
 mod printf;
 mod spawn;
-mod state;
 mod streams;
 mod test_expr;
 
@@ -31,7 +31,7 @@ pub use fs::{GuestFs, GuestFsError};
 pub use host::{HostError, Input, Invocation, Output, Program, ProgramHost};
 pub use limits::{JobsStopped, ShellLimits};
 
-use state::State;
+use interpreter::Interpreter;
 use streams::{InHandle, Io, OutHandle};
 
 /// The options of `set` that the interpreter honours.
@@ -133,7 +133,7 @@ pub(crate) type Exec<T = i32> = Result<T, Unwind>;
 /// [`Session::finish`], which also runs the `EXIT` trap. The session's limits are
 /// [`ShellLimits::from_env`] unless [`Session::set_limits`] says otherwise.
 pub struct Session {
-    state: State,
+    state: Interpreter,
     exited: Option<i32>,
 }
 
@@ -147,7 +147,7 @@ impl Session {
         cwd: String,
     ) -> Self {
         Session {
-            state: State::new(host, fs, env, cwd, ShellLimits::from_env()),
+            state: Interpreter::new(host, fs, env, cwd, ShellLimits::from_env()),
             exited: None,
         }
     }

@@ -11,8 +11,8 @@ use std::sync::atomic::AtomicBool;
 
 use super::exec::THREAD_STACK;
 use super::fs::{EntryKind, normalize};
+use super::interpreter::Interpreter;
 use super::limits::SessionShared;
-use super::state::State;
 use super::streams::{InHandle, Io, OutHandle};
 use super::{GuestFs, ProgramHost, ShellError, Unwind, builtins};
 use crate::sandbox::{SpawnError, SpawnRequest, Spawner};
@@ -28,7 +28,7 @@ pub(crate) struct ShellSpawner {
 
 impl ShellSpawner {
     /// Children like the commands `state` runs.
-    pub(crate) fn new(state: &State) -> Self {
+    pub(crate) fn new(state: &Interpreter) -> Self {
         ShellSpawner {
             host: state.host.clone(),
             fs: state.fs.clone(),
@@ -51,7 +51,7 @@ impl Spawner for ShellSpawner {
             kill,
             end,
         } = request;
-        let mut state = State::new(
+        let mut state = Interpreter::new(
             self.host.clone(),
             self.fs.clone(),
             env,
@@ -123,7 +123,7 @@ impl Spawner for ShellSpawner {
     }
 }
 
-impl State {
+impl Interpreter {
     /// Whether `name` names something to run, as `execvp` would find it: a path to an
     /// existing file, or a builtin, a program of the image or of `PATH`, or the shell.
     pub(crate) fn can_run(&self, name: &str) -> bool {

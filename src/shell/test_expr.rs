@@ -6,11 +6,11 @@ use brush_parser::ast::{BinaryPredicate, ExtendedTestExpr, TestExpr, UnaryPredic
 
 use super::Exec;
 use super::fs::{EntryKind, normalize};
+use super::interpreter::Interpreter;
 use super::pattern::Pattern;
-use super::state::State;
 use super::streams::Io;
 
-impl State {
+impl Interpreter {
     /// `test ARGS…` (the `[` form has its `]` removed by the caller). 0 true, 1 false,
     /// 2 for an error.
     pub(crate) fn run_test(&mut self, name: &str, args: &[String], io: &Io) -> i32 {

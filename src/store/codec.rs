@@ -303,7 +303,7 @@ pub(crate) fn decode_bytes_verified(
 ) -> Result<u64, DecodeError> {
     let decoded = decode_bytes(bytes)
         .map_err(|e| DecodeError::Store(corrupt(digest, format!("not a valid zstd frame: {e}"))))?;
-    let actual = hex::encode(Sha256::digest(&decoded));
+    let actual = crate::digest::sha256_hex(&decoded);
     if actual != digest {
         return Err(DecodeError::Store(corrupt(
             digest,

@@ -16,7 +16,8 @@ use serde::Serialize;
 use super::codec::{self, Sink};
 use super::progress::Bar;
 use super::tree::TREE_MAGIC;
-use super::{Store, StoreError, Tree, blob_key, digest_of_blob_key, is_digest};
+use super::{Store, StoreError, Tree, blob_key, digest_of_blob_key};
+use crate::digest::is_digest;
 
 /// Non-tree blobs up to this (compressed) size are scanned for digests.
 pub const SCAN_LIMIT: u64 = 4 << 20;

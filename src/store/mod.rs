@@ -35,12 +35,12 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use sha2::{Digest, Sha256};
+use crate::digest::{is_digest, sha256_hex};
 
 pub use backend::{ObjectBackend, ObjectInfo, Payload, PutBatch};
 pub use local::LocalBackend;
@@ -95,35 +95,6 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-/// Hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Hex sha256 of everything `reader` yields, and its length.
-pub fn sha256_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Ok((hex::encode(hasher.finalize()), len));
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-}
-
-/// Whether `s` is a digest as the store writes them: 64 lowercase hex digits.
-pub fn is_digest(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn check_digest(digest: &str) -> Result<(), StoreError> {

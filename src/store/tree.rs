@@ -32,7 +32,8 @@ use sha2::{Digest, Sha256};
 use super::beneath::{self, NewFileAt};
 use super::codec::{self, FileSink};
 use super::progress::Bar;
-use super::{Payload, Store, StoreError, blob_key, io_err, sha256_hex};
+use super::{Payload, Store, StoreError, blob_key, io_err};
+use crate::digest::{is_digest, sha256_hex, sha256_reader};
 
 /// The `format` of tree manifests written by this version.
 pub const TREE_FORMAT: &str = "wasmbuild-tree/2";
@@ -442,7 +443,7 @@ impl FileIndex {
             for line in rest.lines().skip(1) {
                 if let Some(pack) = line.strip_prefix("pack ") {
                     if let Some((signature, digest)) = pack.split_once(' ')
-                        && super::is_digest(digest)
+                        && is_digest(digest)
                     {
                         packs.insert(signature.to_owned(), digest.to_owned());
                     }
@@ -464,7 +465,7 @@ impl FileIndex {
                 else {
                     continue;
                 };
-                if super::is_digest(digest) {
+                if is_digest(digest) {
                     entries.insert(
                         rel.to_owned(),
                         (
@@ -903,7 +904,7 @@ impl SaveCtx<'_> {
                 inner: file_handle,
                 bar,
             };
-            return match super::sha256_reader(io::BufReader::with_capacity(256 * 1024, reader)) {
+            return match sha256_reader(io::BufReader::with_capacity(256 * 1024, reader)) {
                 Ok((digest, _)) => Ok(FileResult::Hashed(digest)),
                 Err(e) => Ok(ignored(e)),
             };
@@ -1377,12 +1378,10 @@ impl RestoreCtx<'_> {
         let stamp = Stamp::of(&meta);
         let same = match index.lookup(&entry.path, &stamp) {
             Some(known) => known == digest,
-            None => {
-                match beneath::open_file(&self.root, &entry.path).and_then(super::sha256_reader) {
-                    Ok((actual, _)) => actual == digest,
-                    Err(_) => false,
-                }
-            }
+            None => match beneath::open_file(&self.root, &entry.path).and_then(sha256_reader) {
+                Ok((actual, _)) => actual == digest,
+                Err(_) => false,
+            },
         };
         if !same {
             return Action::Write { replace: true };
@@ -1560,7 +1559,7 @@ pub(crate) fn restore_tree(
         match entry.kind {
             EntryKind::Dir => dirs.push(entry),
             EntryKind::File => {
-                if entry.digest.as_deref().is_some_and(super::is_digest) {
+                if entry.digest.as_deref().is_some_and(is_digest) {
                     files.push(entry);
                 } else {
                     stats

@@ -61,7 +61,7 @@ pub(super) fn parse(
         let Some(sha256) = f
             .sha256
             .map(|s| s.to_ascii_lowercase())
-            .filter(|s| crate::store::is_digest(s))
+            .filter(|s| crate::digest::is_digest(s))
         else {
             tracing::debug!("{page_url}: {:?} has no sha256: left out", f.href);
             continue;
@@ -75,7 +75,7 @@ pub(super) fn parse(
         if file.is_empty() || file.contains('/') || file.contains('\\') || file.starts_with('.') {
             continue;
         }
-        if let Some(m) = f.metadata_sha256.filter(|s| crate::store::is_digest(s)) {
+        if let Some(m) = f.metadata_sha256.filter(|s| crate::digest::is_digest(s)) {
             metadata_sha256.insert(url_no_fragment.to_string(), m);
         }
         files.push(DistFile {

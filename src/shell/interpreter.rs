@@ -1,4 +1,4 @@
-//! The interpreter's state: variables (with export, readonly and function-local scopes),
+//! The interpreter and its state: variables (with export, readonly and function-local scopes),
 //! functions, options, positional parameters and the current directory. A subshell is a
 //! clone of it; a script run as a program gets a fresh one with the exported variables only.
 
@@ -39,7 +39,7 @@ pub(crate) fn next_pid() -> u32 {
 }
 
 #[derive(Clone)]
-pub(crate) struct State {
+pub(crate) struct Interpreter {
     pub host: Arc<dyn ProgramHost>,
     pub fs: GuestFs,
     pub cwd: String,
@@ -101,7 +101,7 @@ pub(crate) struct State {
     pub compound_depth: usize,
 }
 
-impl State {
+impl Interpreter {
     pub(crate) fn new(
         host: Arc<dyn ProgramHost>,
         fs: GuestFs,
@@ -121,7 +121,7 @@ impl State {
             );
         }
         let pid = next_pid();
-        let mut state = State {
+        let mut state = Interpreter {
             host,
             fs,
             cwd: cwd.clone(),
@@ -177,7 +177,7 @@ impl State {
 
     /// A fresh interpreter for a script run as a program: exported variables only, no
     /// functions, default options; same directory, host and filesystem.
-    pub(crate) fn child(&self, arg0: String, args: Vec<String>) -> State {
+    pub(crate) fn child(&self, arg0: String, args: Vec<String>) -> Interpreter {
         let mut child = self.clone();
         child.vars = self
             .vars
@@ -223,7 +223,7 @@ impl State {
     }
 
     /// A copy for `( )`, pipeline stages and `$( )`.
-    pub(crate) fn subshell(&self) -> State {
+    pub(crate) fn subshell(&self) -> Interpreter {
         let mut sub = self.clone();
         sub.subshell_level += 1;
         sub.exit_trap = None;
@@ -369,7 +369,7 @@ impl State {
                 .is_some_and(|g| g != self.shared.generation())
     }
 
-    /// [`State::is_cancelled`] as a closure that owns what it reads, for long computations
+    /// [`Interpreter::is_cancelled`] as a closure that owns what it reads, for long computations
     /// (pattern replacement) that cannot borrow the state.
     pub(crate) fn cancel_probe(&self) -> impl Fn() -> bool + use<> {
         let cancel = self.cancel.clone();
