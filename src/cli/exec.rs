@@ -58,7 +58,7 @@ pub fn parse_env_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failur
         .iter()
         .map(|pair| match pair.split_once('=') {
             Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-            _ => Err(Failure::bad_input(format!("-e {pair}: expected KEY=VALUE"))),
+            _ => Err(Failure::usage(format!("-e {pair}: expected KEY=VALUE"))),
         })
         .collect()
 }
@@ -88,14 +88,12 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
         runner.cancel = Some(cancel.clone());
         runner.determinism = determinism;
     })
-    .map_err(|mut failure| {
-        if let Some(dir) = &args.workdir {
-            failure.message = failure.message.replace(
-                &format!("{cwd} is not"),
-                &format!("--workdir {dir}: {cwd} is not"),
-            );
-        }
-        failure
+    .map_err(|failure| match (failure, &args.workdir) {
+        (Failure::Usage(message), Some(dir)) => Failure::Usage(message.replace(
+            &format!("{cwd} is not"),
+            &format!("--workdir {dir}: {cwd} is not"),
+        )),
+        (failure, _) => failure,
     })?;
     let (runner, image) = (&guest.runner, &guest.image);
     let mut env = guest.env.clone();
@@ -109,7 +107,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     }
 
     // What the program starts runs as the build shell would run it.
-    let fs = GuestFs::open(&runner.layout).map_err(|e| Failure::fault(e.to_string()))?;
+    let fs = GuestFs::open(&runner.layout)?;
     let mut session = Session::new(guest.runner.clone(), fs, env.clone(), cwd.clone());
     session.set_cancel_flag(cancel.clone());
     let io = ProgramIo {
@@ -134,9 +132,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     if program.contains('/') {
         return run_module_file(runner, &program, args.argv, env, &cwd, io);
     }
-    let outcome = runner
-        .run_command(args.argv, env, &cwd, io)
-        .map_err(|e| Failure::fault(e.to_string()))?;
+    let outcome = runner.run_command(args.argv, env, &cwd, io)?;
     match outcome {
         ProgramOutcome::NotFound => {
             eprintln!("{program}: command not found in image {}", image.name());
@@ -167,19 +163,19 @@ fn run_module_file(
         normalize_guest_path(&format!("{cwd}/{program}"))
     };
     if !guest_path.ends_with(".wasm") {
-        return Err(Failure {
+        return Err(Failure::Program {
             message: format!("{program}: not a WebAssembly module (.wasm)"),
             status: 126,
         });
     }
     let outcome = runner
         .run_module_file(&guest_path, argv, env, cwd, io)
-        .map_err(|e| Failure {
+        .map_err(|e| Failure::Program {
             message: e.to_string(),
             status: 126,
         })?;
     let ProgramOutcome::Ran(exit) = outcome else {
-        return Err(Failure {
+        return Err(Failure::Program {
             message: format!("{program}: no such file"),
             status: 127,
         });

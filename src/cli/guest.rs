@@ -8,7 +8,7 @@ use crate::python::pip::PythonPackages;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Context, Failure};
-use crate::image::{DEFAULT_IMAGE, Image, ImageError, ImageRunner};
+use crate::image::{DEFAULT_IMAGE, Image, ImageRunner};
 use crate::runtime::Recipe;
 use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
 use crate::sandbox::{Determinism, Layout};
@@ -36,29 +36,23 @@ impl Guest {
             .canonicalize()
             .ok()
             .filter(|p| p.is_dir())
-            .ok_or_else(|| {
-                Failure::bad_input(format!("--src {}: not a directory", src.display()))
-            })?;
+            .ok_or_else(|| Failure::usage(format!("--src {}: not a directory", src.display())))?;
         ensure_built(ctx, image)?;
         let runtimes = ctx.runtimes();
-        let image = Image::open(&runtimes, image, ctx.recipes()?).map_err(|e| match e {
-            ImageError::Runtime(e) => Failure::fault(e.to_string()),
-            other => Failure::bad_input(other.to_string()),
-        })?;
+        let image = Image::open(&runtimes, image, ctx.recipes()?)?;
         let scratch = tempfile::Builder::new()
             .prefix("wasmbuild-guest-")
             .tempdir()
-            .map_err(|e| Failure::fault(format!("cannot create scratch directories: {e}")))?;
+            .map_err(Failure::io("cannot create scratch directories"))?;
         let (tmp, home) = (scratch.path().join("tmp"), scratch.path().join("root"));
         for dir in [&tmp, &home] {
-            std::fs::create_dir(dir)
-                .map_err(|e| Failure::fault(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir(dir).map_err(Failure::io(dir.display()))?;
         }
         let layout = Layout::build(src, tmp, home);
         // Opened through the mount's capability, as the sandbox will: a link in the source
         // that leads out of the mount is not a directory the guest can see.
         if let Err(error) = layout.open_dir(cwd) {
-            return Err(Failure::bad_input(format!(
+            return Err(Failure::usage(format!(
                 "{cwd} is not a directory the guest can see ({error})"
             )));
         }
@@ -88,20 +82,18 @@ pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
     let crate::image::ImageSpec { name, version } = super::image_spec(spec)?;
     let runtimes = ctx.runtimes();
     let available = Recipe::available(ctx.recipes()?);
-    let fault = |e: crate::runtime::RuntimeError| Failure::fault(e.to_string());
     for (name, version) in [(name, version), (DEFAULT_IMAGE, None)] {
         if !available.iter().any(|a| a == name) {
             continue;
         }
-        let recipe =
-            Recipe::load(ctx.recipes()?, name).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let recipe = Recipe::load(ctx.recipes()?, name)?;
         if version.is_some_and(|v| v != recipe.version) {
             continue;
         }
-        match runtimes.find(name, version).map_err(fault)? {
+        match runtimes.find(name, version)? {
             None => eprintln!("wasmbuild: bundle {name} is not in the store yet; building it"),
             // Built from this recipe as it is now: nothing to do.
-            Some(digest) if runtimes.is_current(&digest, &recipe).map_err(fault)? => continue,
+            Some(digest) if runtimes.is_current(&digest, &recipe)? => continue,
             Some(_) => eprintln!(
                 "wasmbuild: bundle {name} in the store was built from an older recipe; building it again"
             ),
@@ -137,7 +129,7 @@ impl DeterminismArgs {
         };
         super::check_source_date_epoch(epoch)
             .map(Some)
-            .map_err(|e| Failure::bad_input(format!("--deterministic: {e}")))
+            .map_err(|e| Failure::usage(format!("--deterministic: {e}")))
     }
 
     /// The sandbox settings for a deterministic run whose inputs are `inputs`.

@@ -2,6 +2,7 @@
 //! thin dispatcher that calls the library and turns its errors into messages and the
 //! documented exit statuses. Nothing here is needed to use wasmbuild as a library.
 
+mod error;
 mod exec;
 mod guest;
 mod run;
@@ -20,10 +21,7 @@ use crate::runtime::Runtimes;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::store::Store;
 
-/// Exit status for bad input: usage errors, invalid buildspecs, unknown images.
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// Exit status when wasmbuild itself or its store failed.
-pub const EXIT_FAULT: u8 = 3;
+pub use error::{EXIT_BAD_INPUT, EXIT_FAULT, Failure};
 
 /// Largest `--memory-limit`, in MiB (1 TiB).
 pub const MAX_MEMORY_LIMIT_MIB: u64 = 1 << 20;
@@ -82,7 +80,7 @@ pub fn check_source_date_epoch(value: u64) -> Result<u64, String> {
 
 /// Parses `--image NAME[:VERSION]`: exit 2 naming it.
 pub fn image_spec(spec: &str) -> Result<crate::image::ImageSpec<'_>, Failure> {
-    crate::image::ImageSpec::parse(spec).map_err(|e| Failure::bad_input(e.to_string()))
+    crate::image::ImageSpec::parse(spec).map_err(Failure::from)
 }
 
 #[derive(Debug, Parser)]
@@ -156,10 +154,7 @@ impl Context {
             .store
             .clone()
             .unwrap_or_else(|| Store::default_root().into_os_string());
-        let store = Store::open(spec).map_err(|e| match e {
-            crate::store::StoreError::BadSpec { .. } => Failure::bad_input(e.to_string()),
-            e => Failure::fault(e.to_string()),
-        })?;
+        let store = Store::open(spec)?;
         Ok(Context {
             global,
             store,
@@ -176,8 +171,7 @@ impl Context {
         if let Some(dir) = self.recipes.get() {
             return Ok(dir);
         }
-        let dir = crate::runtime::recipe::embedded_recipes(&self.store.local_dir("recipes"))
-            .map_err(|e| Failure::fault(e.to_string()))?;
+        let dir = crate::runtime::recipe::embedded_recipes(&self.store.local_dir("recipes"))?;
         Ok(self.recipes.get_or_init(|| dir))
     }
 
@@ -190,31 +184,7 @@ impl Context {
             memory_limit: self.global.memory_limit.saturating_mul(1 << 20),
             code_cache_dir: Some(self.store.local_dir("compiled")),
         };
-        Sandbox::new(config)
-            .map(Arc::new)
-            .map_err(|e| Failure::fault(e.to_string()))
-    }
-}
-
-/// An error for the user: the message and the exit status it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    pub message: String,
-    pub status: u8,
-}
-
-impl Failure {
-    pub fn bad_input(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            status: EXIT_BAD_INPUT,
-        }
-    }
-    pub fn fault(message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            status: EXIT_FAULT,
-        }
+        Sandbox::new(config).map(Arc::new).map_err(Failure::from)
     }
 }
 
@@ -240,8 +210,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status),
         Err(failure) => {
-            eprintln!("wasmbuild: {}", failure.message);
-            ExitCode::from(failure.status)
+            eprintln!("wasmbuild: {}", failure.message());
+            ExitCode::from(failure.status())
         }
     }
 }

@@ -107,8 +107,7 @@ pub struct Prepared {
 pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
     let Prepared { request, services } = prepare(ctx, &args, None)?;
     let out_dir = request.out_dir.clone();
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
+    std::fs::create_dir_all(&out_dir).map_err(Failure::io(out_dir.display()))?;
     let console: Box<dyn Write + Send> = if args.json {
         Box::new(std::io::stderr())
     } else {
@@ -149,8 +148,7 @@ fn write_lock(buildspec: &Path, record: &lifecycle::BuildRecord) -> Result<(), F
             .to_toml()
             .as_bytes(),
         true,
-    )
-    .map_err(|e| Failure::fault(format!("{}: {e}", path.display())))?;
+    )?;
     eprintln!(
         "wasmbuild: wrote {} ({} Python distributions)",
         path.display(),
@@ -165,9 +163,9 @@ fn read_lock(buildspec: &Path) -> Result<Option<(String, Vec<crate::python::Pin>
     match std::fs::read_to_string(&path) {
         Ok(text) => crate::python::lock::Lock::parse(&text, &path.to_string_lossy())
             .map(|lock| Some((path.to_string_lossy().into_owned(), lock.python)))
-            .map_err(|e| Failure::bad_input(e.to_string())),
+            .map_err(Failure::Lock),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Failure::bad_input(format!("{}: {e}", path.display()))),
+        Err(e) => Err(Failure::usage(format!("{}: {e}", path.display()))),
     }
 }
 
@@ -179,8 +177,8 @@ pub fn open_log(
 ) -> Result<BuildLog, Failure> {
     let log = BuildLog::new(console);
     log.set_limit(limit);
-    let log_file = std::fs::File::create(out_dir.join("build.log"))
-        .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
+    let log_file =
+        std::fs::File::create(out_dir.join("build.log")).map_err(Failure::io(out_dir.display()))?;
     log.tee_to(log_file);
     Ok(log)
 }
@@ -210,22 +208,19 @@ pub fn prepare(
         .canonicalize()
         .ok()
         .filter(|p| p.is_dir())
-        .ok_or_else(|| {
-            Failure::bad_input(format!("{}: not a source directory", args.src.display()))
-        })?;
+        .ok_or_else(|| Failure::usage(format!("{}: not a source directory", args.src.display())))?;
     let (buildspec_path, buildspec_name) = locate_buildspec(&src, &args.buildspec)?;
-    let buildspec =
-        Buildspec::from_file(&buildspec_path).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let buildspec = Buildspec::from_file(&buildspec_path)?;
 
     // The parser bounds it already; checked again for callers that fill `RunArgs` in code.
     let timeout = super::parse_timeout_minutes(&args.timeout.to_string())
         .ok()
         .and_then(|minutes| Duration::try_from_secs_f64(minutes * 60.0).ok())
         .filter(|t| !t.is_zero())
-        .ok_or_else(|| Failure::bad_input(format!("--timeout {}: not a duration", args.timeout)))?;
+        .ok_or_else(|| Failure::usage(format!("--timeout {}: not a duration", args.timeout)))?;
     let mut user_env = Vec::new();
     if let Some(file) = &args.env_file {
-        user_env = lifecycle::parse_env_file(file).map_err(|e| Failure::bad_input(e.0))?;
+        user_env = lifecycle::parse_env_file(file).map_err(|e| Failure::usage(e.0))?;
     }
     for (key, value) in parse_env_pairs(&args.env)? {
         user_env.retain(|(k, _)| *k != key);
@@ -233,19 +228,15 @@ pub fn prepare(
     }
     let mut secrets = Secrets::default();
     for pair in &args.secrets {
-        secrets
-            .add_pair(pair)
-            .map_err(|e| Failure::bad_input(e.0))?;
+        secrets.add_pair(pair).map_err(|e| Failure::usage(e.0))?;
     }
     if let Some(file) = &args.secrets_file {
-        secrets
-            .add_file(file)
-            .map_err(|e| Failure::bad_input(e.0))?;
+        secrets.add_file(file).map_err(|e| Failure::usage(e.0))?;
     }
     for name in &args.secret_from_env {
         secrets
             .add_from_env(name)
-            .map_err(|e| Failure::bad_input(e.0))?;
+            .map_err(|e| Failure::usage(e.0))?;
     }
 
     let project = match &args.project {
@@ -263,7 +254,7 @@ pub fn prepare(
         || project.contains(['/', ':', '\\'])
         || project.chars().any(char::is_control)
     {
-        return Err(Failure::bad_input(format!(
+        return Err(Failure::usage(format!(
             "project name {project:?} must be 1 to 255 characters, not `.` or `..`, \
              without '/', '\\', ':' or control characters"
         )));
@@ -275,9 +266,7 @@ pub fn prepare(
     let runtimes = ctx.runtimes();
     if let Some(install) = &buildspec.phases.install {
         for (name, request) in &install.runtime_versions {
-            let found = runtimes
-                .resolve_version(name, request)
-                .map_err(|e| Failure::fault(e.to_string()))?;
+            let found = runtimes.resolve_version(name, request)?;
             if found.is_none() {
                 ensure_built(ctx, name)?;
             }
@@ -286,13 +275,10 @@ pub fn prepare(
 
     // Counted in the store (locked; in S3 a compare-and-swap), so concurrent builds, and
     // every host sharing a remote store, get distinct numbers.
-    let build_number = ctx
-        .store
-        .next_counter(&format!(
-            "builds/{}",
-            lifecycle::cache::encode_ref_part(&project)
-        ))
-        .map_err(|e| Failure::fault(format!("build counter of {project}: {e}")))?;
+    let build_number = ctx.store.next_counter(&format!(
+        "builds/{}",
+        lifecycle::cache::encode_ref_part(&project)
+    ))?;
     let out_dir = match (out_dir, &args.artifacts) {
         (Some(dir), _) => dir,
         (None, Some(dir)) => dir.clone(),
@@ -302,11 +288,10 @@ pub fn prepare(
             .join(&project)
             .join(build_number.to_string()),
     };
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
+    std::fs::create_dir_all(&out_dir).map_err(Failure::io(out_dir.display()))?;
     let out_dir = out_dir
         .canonicalize()
-        .map_err(|e| Failure::fault(format!("{}: {e}", out_dir.display())))?;
+        .map_err(Failure::io(out_dir.display()))?;
     let source_date_epoch = args.determinism.epoch(&src)?;
     let lock = read_lock(&buildspec_path)?;
 
@@ -352,7 +337,7 @@ fn locate_buildspec(src: &Path, given: &Path) -> Result<(PathBuf, String), Failu
     if given.is_file() {
         return Ok((given.to_owned(), given.to_string_lossy().into_owned()));
     }
-    Err(Failure::bad_input(format!(
+    Err(Failure::usage(format!(
         "{}: no such buildspec in {} or on the host",
         given.display(),
         src.display()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use super::{Context, Failure};
-use crate::runtime::{BundleCopy, Recipe, RuntimeError, Runtimes};
+use crate::runtime::{BundleCopy, Recipe, Runtimes};
 use crate::store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, command: RuntimeCommand) -> Result<u8, Failure> {
             super::image_spec(name)?;
             if let Some(version) = version {
                 crate::buildspec::check_runtime_version(version)
-                    .map_err(|e| Failure::bad_input(format!("--version: {e}")))?;
+                    .map_err(|e| Failure::usage(format!("--version: {e}")))?;
             }
         }
         RuntimeCommand::List { .. } => {}
@@ -67,12 +67,12 @@ pub fn run(ctx: &Context, command: RuntimeCommand) -> Result<u8, Failure> {
 fn transfer(ctx: &Context, name: &str, version: Option<&str>, push: bool) -> Result<u8, Failure> {
     let verb = if push { "push" } else { "pull" };
     if !ctx.store.is_remote() {
-        return Err(Failure::bad_input(format!(
+        return Err(Failure::usage(format!(
             "runtime {verb} moves a bundle between this machine and a remote store: \
              give --store s3://BUCKET/PREFIX (or WASMBUILD_STORE)"
         )));
     }
-    let local = Store::open(ctx.store.root()).map_err(|e| Failure::fault(e.to_string()))?;
+    let local = Store::open(ctx.store.root())?;
     let (from, to) = if push {
         (Runtimes::new(local.clone()), &ctx.store)
     } else {
@@ -83,10 +83,9 @@ fn transfer(ctx: &Context, name: &str, version: Option<&str>, push: bool) -> Res
         None => name.to_owned(),
     };
     let copy: BundleCopy = from
-        .copy_bundle(to, name, version)
-        .map_err(|e| Failure::fault(e.to_string()))?
+        .copy_bundle(to, name, version)?
         .ok_or_else(|| {
-            Failure::bad_input(if push {
+            Failure::usage(if push {
                 format!(
                     "no bundle {what} on this machine ({}); build it with `wasmbuild runtime build {name}`",
                     local.spec()
@@ -96,9 +95,7 @@ fn transfer(ctx: &Context, name: &str, version: Option<&str>, push: bool) -> Res
             })
         })?;
     if !push {
-        Runtimes::new(local)
-            .install(&copy.digest)
-            .map_err(|e| Failure::fault(e.to_string()))?;
+        Runtimes::new(local).install(&copy.digest)?;
     }
     let (source, dest) = if push {
         (ctx.store.root().display().to_string(), ctx.store.spec())
@@ -121,8 +118,7 @@ fn transfer(ctx: &Context, name: &str, version: Option<&str>, push: bool) -> Res
 
 /// Builds or imports bundle `name` from its recipe, with a progress display.
 pub(super) fn build(ctx: &Context, name: &str) -> Result<u8, Failure> {
-    let recipe =
-        Recipe::load(ctx.recipes()?, name).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let recipe = Recipe::load(ctx.recipes()?, name)?;
     let sandbox = ctx.sandbox()?;
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -141,12 +137,7 @@ pub(super) fn build(ctx: &Context, name: &str) -> Result<u8, Failure> {
     };
     let result = ctx.runtimes().build(&recipe, &sandbox, &report);
     progress.finish_and_clear();
-    let bundle = result.map_err(|e| match e {
-        RuntimeError::DigestMismatch { .. } | RuntimeError::Recipe(_) => {
-            Failure::bad_input(e.to_string())
-        }
-        other => Failure::fault(other.to_string()),
-    })?;
+    let bundle = result?;
     eprintln!(
         "built {} {} ({}): {} commands, {}",
         bundle.manifest.name,
@@ -159,13 +150,9 @@ pub(super) fn build(ctx: &Context, name: &str) -> Result<u8, Failure> {
 }
 
 fn list(ctx: &Context, json: bool) -> Result<u8, Failure> {
-    let bundles = ctx
-        .runtimes()
-        .list()
-        .map_err(|e| Failure::fault(e.to_string()))?;
+    let bundles = ctx.runtimes().list()?;
     if json {
-        let text =
-            serde_json::to_string_pretty(&bundles).map_err(|e| Failure::fault(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&bundles)?;
         println!("{text}");
         return Ok(0);
     }

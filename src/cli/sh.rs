@@ -9,7 +9,7 @@ use super::{Context, Failure};
 use crate::image::DEFAULT_IMAGE;
 use crate::sandbox::InterruptibleReader;
 use crate::sandbox::layout::SRC_DIR;
-use crate::shell::{GuestFs, Session, ShellError, Stdio};
+use crate::shell::{GuestFs, Session, Stdio};
 
 #[derive(Debug, clap::Args)]
 pub struct ShArgs {
@@ -46,7 +46,7 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
         }
         (None, Some(file)) => {
             let script = std::fs::read(file)
-                .map_err(|e| Failure::bad_input(format!("{}: {e}", file.display())))?;
+                .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
             let name = file.display().to_string();
             (
                 String::from_utf8_lossy(&script).into_owned(),
@@ -56,7 +56,7 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
             )
         }
         (None, None) => {
-            return Err(Failure::bad_input(
+            return Err(Failure::usage(
                 "sh: give a script file or -c SCRIPT".to_owned(),
             ));
         }
@@ -72,7 +72,7 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
         runner.cancel = Some(cancel.clone());
         runner.determinism = determinism;
     })?;
-    let fs = GuestFs::open(&guest.runner.layout).map_err(|e| Failure::fault(e.to_string()))?;
+    let fs = GuestFs::open(&guest.runner.layout)?;
     let mut env = guest.env.clone();
     if let Some(epoch) = epoch {
         env.extend(deterministic_env(epoch));
@@ -97,14 +97,7 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
         .and_then(|_| session.finish(stdio()));
     match status {
         Ok(status) => Ok(u8::try_from(status & 0xff).unwrap_or(1)),
-        Err(e @ ShellError::Syntax { .. }) => Err(Failure {
-            message: e.to_string(),
-            status: 2,
-        }),
-        Err(e) => Err(Failure {
-            message: e.to_string(),
-            status: u8::try_from(e.exit_status()).unwrap_or(1),
-        }),
+        Err(e) => Err(e.into()),
     }
 }
 

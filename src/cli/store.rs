@@ -1,14 +1,11 @@
-//! `wasmbuild store verify|gc|stats` (and hidden `save-tree`, `restore-tree`, `put`, `get`
-//! used by tests and benchmarks).
+//! `wasmbuild store verify|gc|stats`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Subcommand;
 
 use super::{Context, Failure};
-use crate::digest::is_digest;
-use crate::store::{GcOptions, Selection, StoreError};
+use crate::store::GcOptions;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -46,38 +43,6 @@ pub enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Save a directory as a tree (prints its digest); optionally point a reference at it.
-    #[command(hide = true)]
-    SaveTree {
-        dir: PathBuf,
-        /// Reference to point at the tree.
-        #[arg(long = "ref", value_name = "NAME")]
-        reference: Option<String>,
-        /// Only these paths (globs relative to DIR); default everything.
-        #[arg(long = "path", value_name = "GLOB")]
-        paths: Vec<String>,
-        /// A tree already complete in the store (its blobs are not looked up).
-        #[arg(long)]
-        base: Option<String>,
-        /// Print the stats as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Restore a tree (a digest or a reference) into a directory.
-    #[command(hide = true)]
-    RestoreTree {
-        tree: String,
-        dir: PathBuf,
-        /// Print the stats as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Store a file as a blob; prints its digest.
-    #[command(hide = true)]
-    Put { file: PathBuf },
-    /// Write blob DIGEST to FILE.
-    #[command(hide = true)]
-    Get { digest: String, file: PathBuf },
 }
 
 /// Parses `123`, `10K`, `500M`, `1.5G`, `2GiB`, `1T` (powers of 1024).
@@ -106,12 +71,8 @@ fn human(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
 }
 
-fn fault(e: StoreError) -> Failure {
-    Failure::fault(e.to_string())
-}
-
 fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::fault(e.to_string()))?;
+    let text = serde_json::to_string_pretty(value)?;
     println!("{text}");
     Ok(())
 }
@@ -123,7 +84,7 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
             repair,
             json: as_json,
         } => {
-            let report = store.verify(repair).map_err(fault)?;
+            let report = store.verify(repair)?;
             if as_json {
                 json(&report)?;
             } else {
@@ -164,12 +125,12 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
         } => {
             let non_negative = |d: f64| d.is_finite() && d >= 0.0;
             if max_age.is_some_and(|d| !non_negative(d)) || !non_negative(grace) {
-                return Err(Failure::bad_input("ages must be positive numbers"));
+                return Err(Failure::usage("ages must be positive numbers"));
             }
             // Finite but huge numbers overflow a Duration: bad input, never a panic.
             let duration = |value: f64, seconds: f64| {
                 Duration::try_from_secs_f64(value * seconds)
-                    .map_err(|_| Failure::bad_input(format!("{value} is out of range")))
+                    .map_err(|_| Failure::usage(format!("{value} is out of range")))
             };
             let options = GcOptions {
                 max_age: max_age.map(|days| duration(days, 86400.0)).transpose()?,
@@ -177,7 +138,7 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
                 grace: duration(grace, 60.0)?,
                 dry_run,
             };
-            let report = store.gc(&options).map_err(fault)?;
+            let report = store.gc(&options)?;
             if as_json {
                 json(&report)?;
             } else {
@@ -201,7 +162,7 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
             Ok(0)
         }
         StoreCommand::Stats { json: as_json } => {
-            let stats = store.stats().map_err(fault)?;
+            let stats = store.stats()?;
             if as_json {
                 json(&stats)?;
             } else {
@@ -226,88 +187,6 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
                     );
                 }
             }
-            Ok(0)
-        }
-        StoreCommand::SaveTree {
-            dir,
-            reference,
-            paths,
-            base,
-            json: as_json,
-        } => {
-            let selection = if paths.is_empty() {
-                Selection::all()
-            } else {
-                Selection::globs(&paths).map_err(|e| Failure::bad_input(e.to_string()))?
-            };
-            let options = crate::store::SaveOptions { base };
-            let (digest, stats) = store
-                .save_tree_with(&dir, &selection, &options)
-                .map_err(fault)?;
-            if let Some(name) = reference {
-                store.set_ref(&name, &digest).map_err(fault)?;
-            }
-            if as_json {
-                json(&serde_json::json!({ "digest": digest, "stats": stats }))?;
-            } else {
-                println!("{digest}");
-                eprintln!(
-                    "saved {} files ({}) in {:.2?}: {} blobs uploaded ({}), {} already stored",
-                    stats.files,
-                    human(stats.bytes),
-                    stats.elapsed,
-                    stats.uploaded_blobs,
-                    human(stats.uploaded_bytes),
-                    stats.skipped
-                );
-                for why in &stats.ignored {
-                    eprintln!("wasmbuild: left out {why}");
-                }
-            }
-            Ok(0)
-        }
-        StoreCommand::RestoreTree {
-            tree,
-            dir,
-            json: as_json,
-        } => {
-            let digest = if is_digest(&tree) {
-                tree
-            } else {
-                store
-                    .get_ref(&tree)
-                    .map_err(|e| Failure::bad_input(e.to_string()))?
-                    .ok_or_else(|| Failure::bad_input(format!("no reference {tree}")))?
-            };
-            let stats = store.restore_tree(&digest, &dir).map_err(fault)?;
-            if as_json {
-                json(&stats)?;
-            } else {
-                eprintln!(
-                    "restored {} files in {:.2?}: {} written ({}), {} unchanged",
-                    stats.files,
-                    stats.elapsed,
-                    stats.written_files,
-                    human(stats.written_bytes),
-                    stats.unchanged_files
-                );
-                for why in stats.corrupt.iter().chain(&stats.refused) {
-                    eprintln!("wasmbuild: not restored: {why}");
-                }
-            }
-            Ok(if stats.corrupt.is_empty() && stats.refused.is_empty() {
-                0
-            } else {
-                1
-            })
-        }
-        StoreCommand::Put { file } => {
-            let (digest, _) = store.put_file(&file).map_err(fault)?;
-            println!("{digest}");
-            Ok(0)
-        }
-        StoreCommand::Get { digest, file } => {
-            store.get_blob_to_file(&digest, &file).map_err(fault)?;
             Ok(0)
         }
     }

@@ -1,13 +1,149 @@
-//! Comparing the artifacts of two builds of the same source (`wasmbuild verify`): sets
-//! paired by identifier, files by path, content by sha256; each difference described with a
-//! short unified diff for text and the first differing byte for binary content.
+//! `wasmbuild verify`: the plan (the source built twice in independent workspaces, with
+//! deliberate perturbations — build ids, workspace host paths, host time, the order files
+//! are created in the source copy — and no cache), and the comparison of the two builds'
+//! artifacts: sets paired by identifier, files by path, content by sha256; each difference
+//! described with a short unified diff for text and the first differing byte for binary
+//! content.
 
 use std::path::Path;
 
 use serde::Serialize;
 
 use super::artifacts::{ArtifactFile, ArtifactSet};
+use super::log::BuildLog;
 use super::record::BuildRecord;
+use super::workspace::CopyOrder;
+use super::{BuildControl, BuildRequest, BuildServices, Status};
+
+/// One of the two builds of `verify`, and what it perturbs.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    /// `first` or `second`.
+    pub label: &'static str,
+    /// Name of its workspace's parent directory (so the host paths differ in length too).
+    pub workspace: &'static str,
+    /// The order the source copy's files are created in.
+    pub order: CopyOrder,
+}
+
+/// The two builds, in order.
+pub const PASSES: [Pass; 2] = [
+    Pass {
+        label: "first",
+        workspace: "w",
+        order: CopyOrder::Parallel,
+    },
+    Pass {
+        label: "second",
+        workspace: "workspace-of-the-second-build",
+        order: CopyOrder::Reversed,
+    },
+];
+
+/// One build of the two, for the report.
+#[derive(Debug, Serialize)]
+pub struct BuildSummary {
+    pub id: String,
+    pub status: Status,
+    /// Where its artifacts, record and log are.
+    pub output: String,
+}
+
+/// What `verify` found.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    /// Both builds succeeded with identical artifacts.
+    pub reproducible: bool,
+    pub deterministic: bool,
+    pub first: BuildSummary,
+    pub second: BuildSummary,
+    #[serde(flatten)]
+    pub comparison: Comparison,
+}
+
+/// How `verify` ended.
+pub enum Verified {
+    /// A build was stopped (Ctrl-C): its record, nothing compared.
+    Stopped(Box<BuildRecord>),
+    /// Both builds ran; `first` is the first build's record (for its secret mask).
+    Compared {
+        verification: Verification,
+        first: Box<BuildRecord>,
+    },
+}
+
+/// Runs the two builds of [`PASSES`] and compares their artifacts. `prepare` gives each
+/// pass its request, services and log (the caller chooses output directories); the plan
+/// sets the workspace under `scratch`, the copy order, no cache, and a different second of
+/// host time; `report` hears each build start and end.
+pub fn verify<E>(
+    scratch: &Path,
+    deterministic: bool,
+    control: &BuildControl,
+    mut prepare: impl FnMut(&Pass) -> Result<(BuildRequest, BuildServices, BuildLog), E>,
+    report: impl Fn(&str),
+) -> Result<Verified, E> {
+    let mut summaries = Vec::new();
+    let mut records = Vec::new();
+    for pass in &PASSES {
+        if !records.is_empty() {
+            wait_for_next_second();
+        }
+        let (mut request, services, log) = prepare(pass)?;
+        request.work_parent = Some(scratch.join(pass.workspace));
+        request.copy_order = pass.order;
+        // Two independent builds: neither restores what the other saved.
+        request.use_cache = false;
+        report(&format!(
+            "{} build of {}",
+            pass.label,
+            request.src_dir.display()
+        ));
+        let record = super::run(&request, &services, log, control.clone());
+        report(&format!(
+            "{} build {} {}",
+            pass.label,
+            record.id,
+            record.build_status.as_str()
+        ));
+        if record.build_status == Status::Stopped {
+            return Ok(Verified::Stopped(Box::new(record)));
+        }
+        summaries.push(BuildSummary {
+            id: record.id.clone(),
+            status: record.build_status,
+            output: request.out_dir.display().to_string(),
+        });
+        records.push(record);
+    }
+    let second_record = records.pop().expect("two builds");
+    let first_record = records.pop().expect("two builds");
+    let comparison = compare(&first_record, &second_record);
+    let both_succeeded = [&first_record, &second_record]
+        .iter()
+        .all(|r| r.build_status == Status::Succeeded);
+    let second = summaries.pop().expect("two builds");
+    let first = summaries.pop().expect("two builds");
+    Ok(Verified::Compared {
+        verification: Verification {
+            reproducible: both_succeeded && comparison.differences.is_empty(),
+            deterministic,
+            first,
+            second,
+            comparison,
+        },
+        first: Box::new(first_record),
+    })
+}
+
+/// Lets the host clock move on to the next second, so the two builds see different times.
+fn wait_for_next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let rest = 1_000_000_000 - u64::from(now.subsec_nanos());
+    std::thread::sleep(std::time::Duration::from_nanos(rest + 10_000_000));
+}
 
 /// How one artifact file differs between the two builds.
 #[derive(Debug, Clone, Serialize)]

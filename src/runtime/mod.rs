@@ -255,10 +255,11 @@ impl Runtimes {
             let (stored, size) = to.put_file(&path)?;
             let _ = fs::remove_file(&path);
             if stored != file_digest {
-                return Err(RuntimeError::DigestMismatch {
-                    what: format!("a file of bundle {name}"),
-                    expected: file_digest.into(),
-                    actual: stored,
+                // The source store handed out other bytes than the digest names: a fault
+                // of the store, not of any input.
+                return Err(RuntimeError::Invalid {
+                    name: name.into(),
+                    message: format!("blob {file_digest} was copied as {stored}; refusing it"),
                 });
             }
             copy.copied_blobs += 1;

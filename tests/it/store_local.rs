@@ -1,8 +1,7 @@
 //! The store on a local directory: trees saved and restored, corruption caught by
 //! `store verify` and never restored, concurrent saves, a save killed mid-way, gc.
 
-#[path = "store_common/mod.rs"]
-mod common;
+use crate::store_common as common;
 
 use std::collections::HashMap;
 use std::fs;
@@ -296,17 +295,6 @@ fn flipped_bytes_are_caught_by_verify_and_never_restored() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    // The command-line restore says so and fails.
-    let out = wasmbuild()
-        .arg("--store")
-        .arg(&store_dir)
-        .args(["store", "restore-tree", "cache/proj/key"])
-        .arg(tmp.path().join("dest3"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("d1/e1/f1.dat"));
-
     // verify --repair deletes it; a new save puts it back; verify is clean again.
     let out = wasmbuild()
         .arg("--store")
@@ -354,15 +342,7 @@ fn a_save_killed_midway_leaves_the_store_valid() {
 
     let mut killed_midway = false;
     for delay_ms in [150u64, 400, 900] {
-        let mut child = wasmbuild()
-            .arg("--store")
-            .arg(&store_dir)
-            .args(["store", "save-tree", "--ref", "cache/kill/me"])
-            .arg(&src)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = common::save_tree_in_a_child(&store_dir, &src, "cache/kill/me", |_| {});
         std::thread::sleep(Duration::from_millis(delay_ms));
         let finished = child.try_wait().unwrap().is_some();
         // SIGKILL: no chance to clean up.

@@ -1,7 +1,7 @@
 //! Reproducible builds (issue 6): `wasmbuild verify` and `--deterministic`, on fixtures whose
 //! artifacts embed the clock, entropy, directory order and the build id.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

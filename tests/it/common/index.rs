@@ -2,10 +2,6 @@
 //! once with the host's pip, pinned versions only) as PEP 691 JSON and PEP 503 HTML with
 //! their true sha256s, over HTTP or HTTPS with a throw-away CA, and can serve a tampered
 //! file to test hash checking.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a part of the shared set-up"
-)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

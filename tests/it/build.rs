@@ -1,7 +1,7 @@
 //! `wasmbuild run` on the projects of `fixtures/`: the lifecycle's rules, the environment,
 //! artifacts, the log and the record, checked through the binary as a user runs it.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

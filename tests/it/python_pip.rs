@@ -3,7 +3,7 @@
 //! by hash; the lock, `--offline`, hash mismatches, packages that need native code, and
 //! what stays installed when a command fails.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

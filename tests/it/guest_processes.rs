@@ -4,7 +4,7 @@
 //! from the build shell, the per-build cap on programs started by programs (a fork bomb
 //! fails the build), deadlines reaching children, and bad input getting POSIX statuses.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Pipelines of `wasmbuild sh` stream: a producer of more bytes than the process's peak
 //! memory passes through `| wc -c`, and the peak resident size stays far below the data.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

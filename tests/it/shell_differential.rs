@@ -3,9 +3,8 @@
 //! (with the base image) on a copy of the same files; stdout and exit status must agree.
 //! `SHELL_CASE=name` runs one case.
 
-#[path = "shell_differential/cases.rs"]
 mod cases;
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -12,7 +12,7 @@
 //! host's `python3 -m pip download` into a cache under the test scratch directory; later runs
 //! use the cache. The expected counts were measured natively (see fixtures/python-real/README.md).
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

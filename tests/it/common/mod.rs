@@ -1,11 +1,6 @@
 //! Shared set-up of the integration tests: one store under cargo's test scratch directory,
 //! holding real runtime bundles built (once) from the recipes in `runtimes/`.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses a part of the shared set-up"
-)]
-
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

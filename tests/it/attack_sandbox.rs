@@ -4,7 +4,7 @@
 //! tampered bundle file run. Each case asserts containment (the host file outside is unread
 //! and untouched), the exit status and the message.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! and a timeout, so that a regression fails the test instead of harming the machine; each
 //! checks the exit status, the message naming the limit, and that the host is unharmed.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

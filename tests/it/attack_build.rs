@@ -4,7 +4,7 @@
 //! names, and a guest that floods the log. Each case asserts the exit status, the message
 //! and that nothing leaked or grew past its limit; each runs under a timeout.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::mpsc;

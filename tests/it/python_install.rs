@@ -7,7 +7,7 @@
 //! compared with native `pip install --target` of the same wheels (differential), and the
 //! installed packages are imported and run by the guest's python.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

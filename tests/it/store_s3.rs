@@ -3,8 +3,7 @@
 //! restored, wrong credentials, a stopped server, concurrent saves, an interrupted save, gc,
 //! counters.
 
-#[path = "store_common/mod.rs"]
-mod common;
+use crate::store_common as common;
 
 use std::fs;
 use std::process::Stdio;
@@ -266,16 +265,10 @@ fn an_interrupted_save_leaves_the_store_valid() {
     fs::write(src.join("big"), content(&mut rng, 60_000_000)).unwrap();
     let mut interrupted = false;
     for delay_ms in [300u64, 800] {
-        let mut cmd = wasmbuild();
-        server.env(&mut cmd, local.path());
-        let mut child = cmd
-            .args(["--store", &server.spec("kill"), "store", "save-tree"])
-            .args(["--ref", "cache/kill/me"])
-            .arg(&src)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child =
+            common::save_tree_in_a_child(server.spec("kill"), &src, "cache/kill/me", |cmd| {
+                server.env(cmd, local.path())
+            });
         std::thread::sleep(Duration::from_millis(delay_ms));
         interrupted |= child.try_wait().unwrap().is_none();
         let _ = child.kill();

@@ -6,7 +6,7 @@
 //! links leaving the tree and `../` paths. Every test asserts the exit status, the message,
 //! that the marker never shows, and that the host file and directory are unchanged.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! `os.dup`/`os.dup2` with shared offsets, so pytest's default fd capture and faulthandler
 //! work; the build user is root. And nothing else of the host's `/dev` is reachable.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -7,8 +7,7 @@
 //! Every build gets its own project name and `CACHE_SALT`, so tests share the test store
 //! without sharing cache entries or blobs.
 
-mod common;
-mod store_common;
+use crate::{common, store_common};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! throw-away CA, a tampered file), against pip's own requirements parser, and once against
 //! the real default index (learned from the host's pip) with an offline rerun.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,6 @@
 //! Shared set-up of the store tests: a real S3-compatible server (`s3s-fs`, served by the
 //! test process) on a loopback port, and generated directory trees.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses a part of the shared set-up"
-)]
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -312,4 +307,50 @@ pub fn save_concurrently(stores: Vec<Store>, src: &Path, check: &Store, dest: &P
     check.restore_tree(digest, dest).unwrap();
     assert_eq!(snapshot(src), snapshot(dest));
     results.iter().filter(|(_, created)| *created).count()
+}
+
+/// What [`save_tree_child`] is to do: `STORE`, `SRC` and `REFERENCE`, NUL-separated.
+const SAVE_TREE_JOB: &str = "WASMBUILD_TEST_SAVE_TREE";
+
+/// Starts this test binary again to run [`save_tree_child`] alone: it saves `src` as a
+/// tree into the store `spec` and points `reference` at it, in a process of its own that
+/// a test can kill midway. `configure` adds the store's environment (S3 credentials).
+pub fn save_tree_in_a_child(
+    spec: impl AsRef<std::ffi::OsStr>,
+    src: &Path,
+    reference: &str,
+    configure: impl FnOnce(&mut Command),
+) -> std::process::Child {
+    let mut job = spec.as_ref().to_owned();
+    for part in [src.as_os_str(), reference.as_ref()] {
+        job.push("\0");
+        job.push(part);
+    }
+    let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
+    cmd.args(["store_common::save_tree_child", "--exact", "--ignored"])
+        .env(SAVE_TREE_JOB, job)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    configure(&mut cmd);
+    cmd.spawn().expect("start the test binary again")
+}
+
+#[test]
+#[ignore = "a child process of save_tree_in_a_child; does nothing run by hand"]
+fn save_tree_child() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(job) = std::env::var_os(SAVE_TREE_JOB) else {
+        return;
+    };
+    let parts: Vec<&[u8]> = job.as_bytes().split(|b| *b == 0).collect();
+    let [spec, src, reference] = parts[..] else {
+        panic!("{SAVE_TREE_JOB}: expected STORE, SRC and REFERENCE");
+    };
+    let store = Store::open(std::ffi::OsStr::from_bytes(spec)).expect("open the store");
+    let src = Path::new(std::ffi::OsStr::from_bytes(src));
+    let (digest, _) = store.save_tree(src, &Selection::all()).expect("save");
+    let reference = std::str::from_utf8(reference).expect("a UTF-8 reference");
+    store
+        .set_ref(reference, &digest)
+        .expect("set the reference");
 }

@@ -2,7 +2,7 @@
 //! the guest's view of the filesystem, limits, traps, and the compiled-code cache. Programs
 //! are the real runtime bundles (python, the base toolbox) and small hand-written modules.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::Write;

@@ -1,8 +1,6 @@
 //! Runtime bundles through the command line: building from a recipe, listing, digests
 //! that refuse a bundle, unknown images and unknown programs.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
