@@ -4,6 +4,7 @@
 //! refused; nothing of such a bundle runs.
 
 pub mod bundle;
+mod error;
 pub mod fetch;
 pub mod installed;
 pub mod recipe;
@@ -13,35 +14,14 @@ use std::fs;
 use std::path::PathBuf;
 
 pub use bundle::{BundleFile, BundleManifest, CommandSpec};
+pub use error::RuntimeError;
 pub use recipe::{Recipe, RecipeError};
 
-use crate::sandbox::{GuestCommand, GuestExit, Layout, Sandbox, SandboxError, SharedBuffer};
-use crate::store::{Store, StoreError};
+use crate::sandbox::{GuestCommand, GuestExit, Layout, Sandbox, SharedBuffer};
+use crate::store::Store;
 
 /// Reference namespace of the newest bundle of each name.
 const BUNDLE_REFS: &str = "bundles";
-
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error(transparent)]
-    Recipe(#[from] RecipeError),
-    #[error("fetching the bundle's module failed: {0}")]
-    Fetch(String),
-    #[error("{what} has sha256 {actual}, but the recipe pins {expected}; refusing it")]
-    DigestMismatch {
-        what: String,
-        expected: String,
-        actual: String,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    #[error("bundle {name}: {message}")]
-    Invalid { name: String, message: String },
-    #[error("{0}")]
-    Io(String),
-}
 
 /// A bundle present in the store and installed on this machine.
 #[derive(Debug, Clone)]

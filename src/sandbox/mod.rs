@@ -5,6 +5,7 @@
 
 mod code_cache;
 mod determinism;
+mod error;
 mod fds;
 mod interrupt;
 pub mod layout;
@@ -26,6 +27,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 pub use code_cache::CodeCache;
 pub use determinism::Determinism;
+pub use error::SandboxError;
 pub use layout::{Layout, Mount};
 pub use process::{ChildEnd, SpawnError, SpawnRequest, Spawner};
 pub use stdio::{GuestInput, GuestOutput, InterruptibleReader, SharedBuffer};
@@ -50,36 +52,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Instances that may run at the same time (pipeline stages, parallel builds).
 const MAX_CONCURRENT_INSTANCES: u32 = 128;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    #[error("could not set up the WebAssembly engine: {0}")]
-    Engine(String),
-    #[error("cannot read module {}: {source}", path.display())]
-    ReadModule {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "module {} has sha256 {actual}, but {expected} was expected; refusing to run it",
-        path.display()
-    )]
-    DigestMismatch {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
-    #[error("{name}: not a valid WebAssembly module: {reason}")]
-    Compile { name: String, reason: String },
-    #[error("{name}: cannot be run: {reason}")]
-    Instantiate { name: String, reason: String },
-    #[error("cannot give the guest {guest} (host directory {}): {reason}", host.display())]
-    Preopen {
-        guest: String,
-        host: PathBuf,
-        reason: String,
-    },
-}
 
 /// Settings of the sandbox, fixed for the life of the process.
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@
 
 mod arithmetic;
 mod builtins;
+mod error;
 mod exec;
 mod expand;
 pub mod fs;
@@ -26,6 +27,7 @@ mod tests;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+pub use error::ShellError;
 pub(crate) use expand::shell_quote;
 pub use fs::{GuestFs, GuestFsError};
 pub use host::{HostError, Input, Invocation, Output, Program, ProgramHost};
@@ -69,36 +71,6 @@ impl Stdio {
             stdin: Box::new(std::io::empty()),
             stdout,
             stderr,
-        }
-    }
-}
-
-/// Why a script could not run to its end normally.
-#[derive(Debug, thiserror::Error)]
-pub enum ShellError {
-    /// The script is not valid shell syntax (exit status 2).
-    #[error("{file}: line {line}, column {column}: {message}")]
-    Syntax {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    /// Running a program failed because of wasmbuild itself (FAULT).
-    #[error("could not run a program: {0}")]
-    Host(#[from] HostError),
-    /// The session's cancel flag was raised (Ctrl-C, build timeout).
-    #[error("the shell was interrupted")]
-    Interrupted,
-}
-
-impl ShellError {
-    /// The exit status a shell would report for this error.
-    pub fn exit_status(&self) -> i32 {
-        match self {
-            ShellError::Syntax { .. } => 2,
-            ShellError::Host(_) => 3,
-            ShellError::Interrupted => 130,
         }
     }
 }

@@ -25,6 +25,7 @@ mod atomic;
 mod backend;
 pub mod beneath;
 mod codec;
+mod error;
 mod local;
 mod maintenance;
 mod progress;
@@ -35,7 +36,6 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -43,6 +43,8 @@ use std::time::SystemTime;
 use crate::digest::{is_digest, sha256_hex};
 
 pub use backend::{ObjectBackend, ObjectInfo, Payload, PutBatch};
+pub use error::StoreError;
+pub(crate) use error::io_err;
 pub use local::LocalBackend;
 pub(crate) use local::write_atomic_beside;
 pub use maintenance::{GcOptions, GcReport, StoreStats, VerifyProblem, VerifyReport};
@@ -58,44 +60,6 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 /// The old name of [`Store`], from when the store was a local directory only.
 pub type LocalStore = Store;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("store {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
-    #[error("store object {digest} is corrupt ({reason}); it was not used")]
-    Corrupt { digest: String, reason: String },
-    #[error("store object {0} is missing")]
-    Missing(String),
-    #[error("invalid reference name {0:?}")]
-    BadRefName(String),
-    #[error("invalid digest {0:?} (expected 64 lowercase hex digits)")]
-    BadDigest(String),
-    #[error("invalid store {spec:?}: {message}")]
-    BadSpec { spec: String, message: String },
-    #[error("{store}: the server refused the credentials: {message}")]
-    Auth { store: String, message: String },
-    #[error("{store}: cannot reach the server: {message}")]
-    Unreachable { store: String, message: String },
-    #[error("{store}: {message}")]
-    Remote { store: String, message: String },
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl StoreError {
-    /// Whether the error means "not there" (missing, or corrupt and so treated as missing).
-    pub fn is_missing(&self) -> bool {
-        matches!(self, StoreError::Missing(_) | StoreError::Corrupt { .. })
-    }
-}
-
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
 
 fn check_digest(digest: &str) -> Result<(), StoreError> {
     if is_digest(digest) {
