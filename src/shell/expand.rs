@@ -161,6 +161,15 @@ impl Value {
     }
 }
 
+/// A parameter as an expansion names it: `${name}` or `${!name}` (indirect), inside double
+/// quotes or not.
+#[derive(Clone, Copy)]
+struct Param<'a> {
+    parameter: &'a Parameter,
+    indirect: bool,
+    quoted: bool,
+}
+
 impl Interpreter {
     /// A command word, fully expanded into zero or more fields.
     pub(crate) fn expand_word_fields(&mut self, word: &str, io: &Io) -> Exec<Vec<String>> {
@@ -565,6 +574,7 @@ impl Interpreter {
         Ok(())
     }
 
+    /// One `${...}` expansion: each kind of expansion is a method below.
     fn expand_parameter(
         &mut self,
         expr: &ParameterExpr,
@@ -572,367 +582,573 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
+        use ParameterExpr as E;
+        let param = |parameter, indirect: &bool| Param {
+            parameter,
+            indirect: *indirect,
+            quoted,
+        };
         match expr {
-            ParameterExpr::Parameter {
+            E::Parameter {
                 parameter,
                 indirect,
             } => {
                 let value = self.parameter_value(parameter, *indirect, io)?;
                 self.check_unbound(parameter, &value, io)?;
                 self.push_value(value, quoted, out);
+                Ok(())
             }
-            ParameterExpr::UseDefaultValues {
+            E::UseDefaultValues {
                 parameter,
                 indirect,
                 test_type,
                 default_value,
-            } => {
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                if missing(&value, test_type) {
-                    self.expand_nested(default_value.as_deref().unwrap_or(""), quoted, out, io)?;
-                } else {
-                    self.push_value(value, quoted, out);
-                }
-            }
-            ParameterExpr::AssignDefaultValues {
+            } => self.use_default(
+                param(parameter, indirect),
+                test_type,
+                default_value,
+                out,
+                io,
+            ),
+            E::AssignDefaultValues {
                 parameter,
                 indirect,
                 test_type,
                 default_value,
-            } => {
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                if missing(&value, test_type) {
-                    let new = self.expand_nested_string(
-                        default_value.as_deref().unwrap_or(""),
-                        quoted,
-                        io,
-                    )?;
-                    let Parameter::Named(name) = parameter else {
-                        let name = parameter_name(parameter);
-                        self.error(io, &format!("${name}: cannot assign in this way"));
-                        return Err(Unwind::Exit(1));
-                    };
-                    if let Err(message) = self.set_var(name, new.clone()) {
-                        self.error(io, &message);
-                        return Err(Unwind::Exit(1));
-                    }
-                    out.push(&new, quoted);
-                } else {
-                    self.push_value(value, quoted, out);
-                }
-            }
-            ParameterExpr::IndicateErrorIfNullOrUnset {
+            } => self.assign_default(
+                param(parameter, indirect),
+                test_type,
+                default_value,
+                out,
+                io,
+            ),
+            E::IndicateErrorIfNullOrUnset {
                 parameter,
                 indirect,
                 test_type,
                 error_message,
-            } => {
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                if missing(&value, test_type) {
-                    let message = match error_message.as_deref() {
-                        Some(raw) if !raw.is_empty() => self.expand_nested_string(raw, true, io)?,
-                        _ => match test_type {
-                            ParameterTestType::UnsetOrNull => "parameter null or not set".into(),
-                            ParameterTestType::Unset => "parameter not set".into(),
-                        },
-                    };
-                    self.error(io, &format!("{}: {message}", parameter_name(parameter)));
-                    return Err(Unwind::Exit(self.expansion_error_status()));
-                }
-                self.push_value(value, quoted, out);
-            }
-            ParameterExpr::UseAlternativeValue {
+            } => self.error_if_missing(
+                param(parameter, indirect),
+                test_type,
+                error_message,
+                out,
+                io,
+            ),
+            E::UseAlternativeValue {
                 parameter,
                 indirect,
                 test_type,
                 alternative_value,
-            } => {
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                if missing(&value, test_type) {
-                    out.push("", quoted);
-                } else {
-                    self.expand_nested(
-                        alternative_value.as_deref().unwrap_or(""),
-                        quoted,
-                        out,
-                        io,
-                    )?;
-                }
-            }
-            ParameterExpr::ParameterLength {
+            } => self.use_alternative(
+                param(parameter, indirect),
+                test_type,
+                alternative_value,
+                out,
+                io,
+            ),
+            E::ParameterLength {
                 parameter,
                 indirect,
-            } => {
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                self.check_unbound(parameter, &value, io)?;
-                let len = match value {
-                    Value::Unset => 0,
-                    Value::Str(s) => s.chars().count(),
-                    Value::List { items, .. } => items.len(),
-                };
-                out.push(&len.to_string(), quoted);
-            }
-            ParameterExpr::RemoveSmallestSuffixPattern {
+            } => self.parameter_length(param(parameter, indirect), out, io),
+            E::RemoveSmallestSuffixPattern {
                 parameter,
                 indirect,
                 pattern,
-            }
-            | ParameterExpr::RemoveLargestSuffixPattern {
+            } => self.trim_pattern(
+                param(parameter, indirect),
+                pattern,
+                Trim::ShortestSuffix,
+                out,
+                io,
+            ),
+            E::RemoveLargestSuffixPattern {
                 parameter,
                 indirect,
                 pattern,
-            }
-            | ParameterExpr::RemoveSmallestPrefixPattern {
+            } => self.trim_pattern(
+                param(parameter, indirect),
+                pattern,
+                Trim::LongestSuffix,
+                out,
+                io,
+            ),
+            E::RemoveSmallestPrefixPattern {
                 parameter,
                 indirect,
                 pattern,
-            }
-            | ParameterExpr::RemoveLargestPrefixPattern {
+            } => self.trim_pattern(
+                param(parameter, indirect),
+                pattern,
+                Trim::ShortestPrefix,
+                out,
+                io,
+            ),
+            E::RemoveLargestPrefixPattern {
                 parameter,
                 indirect,
                 pattern,
-            } => {
-                let how = match expr {
-                    ParameterExpr::RemoveSmallestSuffixPattern { .. } => Trim::ShortestSuffix,
-                    ParameterExpr::RemoveLargestSuffixPattern { .. } => Trim::LongestSuffix,
-                    ParameterExpr::RemoveSmallestPrefixPattern { .. } => Trim::ShortestPrefix,
-                    _ => Trim::LongestPrefix,
-                };
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                self.check_unbound(parameter, &value, io)?;
-                let pattern =
-                    self.expand_nested_pattern(pattern.as_deref().unwrap_or(""), false, io)?;
-                let cancelled = self.cancel_probe();
-                let stopped = std::cell::Cell::new(false);
-                let go_on = |_: usize| {
-                    let go = !cancelled();
-                    stopped.set(stopped.get() || !go);
-                    go
-                };
-                let value = value
-                    .map(|s| pattern::trim_while(s, &pattern, how, &go_on).unwrap_or_default());
-                if stopped.get() {
-                    self.check_cancel()?;
-                }
-                self.push_value(value, quoted, out);
-            }
-            ParameterExpr::Substring {
+            } => self.trim_pattern(
+                param(parameter, indirect),
+                pattern,
+                Trim::LongestPrefix,
+                out,
+                io,
+            ),
+            E::Substring {
                 parameter,
                 indirect,
                 offset,
                 length,
-            } => {
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                self.check_unbound(parameter, &value, io)?;
-                let offset = self.expand_arithmetic(&offset.value, io)?;
-                let length = match length {
-                    Some(l) => Some(self.expand_arithmetic(&l.value, io)?),
-                    None => None,
-                };
-                let value = match value {
-                    Value::Unset => Value::Str(String::new()),
-                    Value::Str(s) => {
-                        let chars: Vec<char> = s.chars().collect();
-                        match slice_range(chars.len(), offset, length) {
-                            Some((a, b)) => Value::Str(chars[a..b].iter().collect()),
-                            None => {
-                                if length.is_some_and(|l| l < 0) {
-                                    self.error(
-                                        io,
-                                        &format!(
-                                            "{}: substring expression < 0",
-                                            length.unwrap_or(0)
-                                        ),
-                                    );
-                                    return Err(Unwind::Exit(1));
-                                }
-                                Value::Str(String::new())
-                            }
-                        }
-                    }
-                    Value::List { items, star } => {
-                        // `${@:1:2}` counts `$0` as element 0.
-                        let mut all = items;
-                        if matches!(
-                            parameter,
-                            Parameter::Special(SpecialParameter::AllPositionalParameters { .. })
-                        ) {
-                            all.insert(0, self.arg0.clone());
-                        }
-                        let items = match slice_range(all.len(), offset, length) {
-                            Some((a, b)) => all[a..b].to_vec(),
-                            None => Vec::new(),
-                        };
-                        Value::List { items, star }
-                    }
-                };
-                self.push_value(value, quoted, out);
-            }
-            ParameterExpr::Transform {
+            } => self.substring(param(parameter, indirect), offset, length, out, io),
+            E::Transform {
                 parameter,
                 indirect,
                 op,
-            } => {
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                let exported = match parameter {
-                    Parameter::Named(name) => self.vars.get(name).is_some_and(|v| v.exported),
-                    _ => false,
-                };
-                let name = parameter_name(parameter);
-                let value = match op {
-                    ParameterTransformOp::ToUpperCase => value.map(|s| s.to_uppercase()),
-                    ParameterTransformOp::ToLowerCase => value.map(|s| s.to_lowercase()),
-                    ParameterTransformOp::CapitalizeInitial => value.map(capitalize),
-                    ParameterTransformOp::Quoted => value.map(|s| shell_quote(s, true)),
-                    ParameterTransformOp::ExpandEscapeSequences => {
-                        value.map(super::printf::ansi_c_unescape)
-                    }
-                    ParameterTransformOp::PromptExpand => value,
-                    ParameterTransformOp::ToAssignmentLogic => {
-                        value.map(|s| format!("{name}={}", shell_quote(s, true)))
-                    }
-                    ParameterTransformOp::ToAttributeFlags => {
-                        Value::Str(if exported { "x".into() } else { String::new() })
-                    }
-                    ParameterTransformOp::PossiblyQuoteWithArraysExpanded { .. } => {
-                        value.map(|s| shell_quote(s, true))
-                    }
-                };
-                self.push_value(value, quoted, out);
-            }
-            ParameterExpr::UppercaseFirstChar {
+            } => self.transform(param(parameter, indirect), op, out, io),
+            E::UppercaseFirstChar {
                 parameter,
                 indirect,
                 pattern,
-            }
-            | ParameterExpr::UppercasePattern {
+            } => self.change_case(param(parameter, indirect), pattern, true, true, out, io),
+            E::UppercasePattern {
                 parameter,
                 indirect,
                 pattern,
-            }
-            | ParameterExpr::LowercaseFirstChar {
+            } => self.change_case(param(parameter, indirect), pattern, true, false, out, io),
+            E::LowercaseFirstChar {
                 parameter,
                 indirect,
                 pattern,
-            }
-            | ParameterExpr::LowercasePattern {
+            } => self.change_case(param(parameter, indirect), pattern, false, true, out, io),
+            E::LowercasePattern {
                 parameter,
                 indirect,
                 pattern,
-            } => {
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                self.check_unbound(parameter, &value, io)?;
-                let pattern = match pattern.as_deref() {
-                    Some(p) if !p.is_empty() => {
-                        Some(Pattern::new(&self.expand_nested_pattern(p, false, io)?))
-                    }
-                    _ => None,
-                };
-                let upper = matches!(
-                    expr,
-                    ParameterExpr::UppercaseFirstChar { .. }
-                        | ParameterExpr::UppercasePattern { .. }
-                );
-                let first_only = matches!(
-                    expr,
-                    ParameterExpr::UppercaseFirstChar { .. }
-                        | ParameterExpr::LowercaseFirstChar { .. }
-                );
-                let value = value.map(|s| {
-                    s.chars()
-                        .enumerate()
-                        .map(|(i, c)| {
-                            let selected = (!first_only || i == 0)
-                                && pattern.as_ref().is_none_or(|p| p.matches(&c.to_string()));
-                            match (selected, upper) {
-                                (false, _) => c.to_string(),
-                                (true, true) => c.to_uppercase().collect(),
-                                (true, false) => c.to_lowercase().collect(),
-                            }
-                        })
-                        .collect()
-                });
-                self.push_value(value, quoted, out);
-            }
-            ParameterExpr::ReplaceSubstring {
+            } => self.change_case(param(parameter, indirect), pattern, false, false, out, io),
+            E::ReplaceSubstring {
                 parameter,
                 indirect,
                 pattern,
                 replacement,
                 match_kind,
-            } => {
-                let value = self.parameter_value(parameter, *indirect, io)?;
-                self.check_unbound(parameter, &value, io)?;
-                let pattern = self.expand_nested_pattern(pattern, false, io)?;
-                let replacement = match replacement.as_deref() {
-                    Some(r) => self.expand_nested_string(r, false, io)?,
-                    None => String::new(),
-                };
-                let how = match match_kind {
-                    SubstringMatchKind::Prefix => Replace::Prefix,
-                    SubstringMatchKind::Suffix => Replace::Suffix,
-                    SubstringMatchKind::FirstOccurrence => Replace::First,
-                    SubstringMatchKind::Anywhere => Replace::All,
-                };
-                let limit = self.shared.limits.max_expansion_bytes;
-                let cancelled = self.cancel_probe();
-                let stopped = std::cell::Cell::new(false);
-                let go_on = |len: usize| {
-                    let go = len <= limit && !cancelled();
-                    if !go {
-                        stopped.set(true);
-                    }
-                    go
-                };
-                let value = value.map(|s| {
-                    pattern::replace_while(s, &pattern, &replacement, how, &go_on)
-                        .unwrap_or_default()
-                });
-                if stopped.get() {
-                    self.check_cancel()?;
-                    self.check_expansion_size(limit + 1, io)?;
-                }
-                self.push_value(value, quoted, out);
-            }
-            ParameterExpr::VariableNames {
+            } => self.replace_substring(
+                param(parameter, indirect),
+                pattern,
+                replacement,
+                match_kind,
+                out,
+                io,
+            ),
+            E::VariableNames {
                 prefix,
                 concatenate,
-            } => {
-                let mut names: Vec<String> = self
-                    .vars
-                    .iter()
-                    .filter(|(name, v)| name.starts_with(prefix.as_str()) && v.value.is_some())
-                    .map(|(name, _)| name.clone())
-                    .collect();
-                names.sort();
-                self.push_value(
-                    Value::List {
-                        items: names,
-                        star: *concatenate,
-                    },
-                    quoted,
-                    out,
-                );
-            }
-            ParameterExpr::MemberKeys {
+            } => self.variable_names(prefix, concatenate, quoted, out),
+            E::MemberKeys {
                 variable_name,
                 concatenate,
-            } => {
-                let items = if self.is_set(variable_name) {
-                    vec!["0".to_owned()]
-                } else {
-                    Vec::new()
-                };
-                self.push_value(
-                    Value::List {
-                        items,
-                        star: *concatenate,
-                    },
-                    quoted,
-                    out,
-                );
-            }
+            } => self.member_keys(variable_name, concatenate, quoted, out),
         }
+    }
+
+    /// `${p:-word}`, `${p-word}`: the default when the parameter is missing.
+    fn use_default(
+        &mut self,
+        param: Param<'_>,
+        test_type: &ParameterTestType,
+        default_value: &Option<String>,
+        out: &mut Fields,
+        io: &Io,
+    ) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        if missing(&value, test_type) {
+            self.expand_nested(default_value.as_deref().unwrap_or(""), quoted, out, io)?;
+        } else {
+            self.push_value(value, quoted, out);
+        }
+        Ok(())
+    }
+
+    /// `${p:=word}`, `${p=word}`: assigns the default when the parameter is missing.
+    fn assign_default(
+        &mut self,
+        param: Param<'_>,
+        test_type: &ParameterTestType,
+        default_value: &Option<String>,
+        out: &mut Fields,
+        io: &Io,
+    ) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        if missing(&value, test_type) {
+            let new =
+                self.expand_nested_string(default_value.as_deref().unwrap_or(""), quoted, io)?;
+            let Parameter::Named(name) = parameter else {
+                let name = parameter_name(parameter);
+                self.error(io, &format!("${name}: cannot assign in this way"));
+                return Err(Unwind::Exit(1));
+            };
+            if let Err(message) = self.set_var(name, new.clone()) {
+                self.error(io, &message);
+                return Err(Unwind::Exit(1));
+            }
+            out.push(&new, quoted);
+        } else {
+            self.push_value(value, quoted, out);
+        }
+        Ok(())
+    }
+
+    /// `${p:?message}`, `${p?message}`: an error when the parameter is missing.
+    fn error_if_missing(
+        &mut self,
+        param: Param<'_>,
+        test_type: &ParameterTestType,
+        error_message: &Option<String>,
+        out: &mut Fields,
+        io: &Io,
+    ) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        if missing(&value, test_type) {
+            let message = match error_message.as_deref() {
+                Some(raw) if !raw.is_empty() => self.expand_nested_string(raw, true, io)?,
+                _ => match test_type {
+                    ParameterTestType::UnsetOrNull => "parameter null or not set".into(),
+                    ParameterTestType::Unset => "parameter not set".into(),
+                },
+            };
+            self.error(io, &format!("{}: {message}", parameter_name(parameter)));
+            return Err(Unwind::Exit(self.expansion_error_status()));
+        }
+        self.push_value(value, quoted, out);
+        Ok(())
+    }
+
+    /// `${p:+word}`, `${p+word}`: the alternative when the parameter is present.
+    fn use_alternative(
+        &mut self,
+        param: Param<'_>,
+        test_type: &ParameterTestType,
+        alternative_value: &Option<String>,
+        out: &mut Fields,
+        io: &Io,
+    ) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        if missing(&value, test_type) {
+            out.push("", quoted);
+        } else {
+            self.expand_nested(alternative_value.as_deref().unwrap_or(""), quoted, out, io)?;
+        }
+        Ok(())
+    }
+
+    /// `${#p}`: characters of a value, or elements of a list.
+    fn parameter_length(&mut self, param: Param<'_>, out: &mut Fields, io: &Io) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        self.check_unbound(parameter, &value, io)?;
+        let len = match value {
+            Value::Unset => 0,
+            Value::Str(s) => s.chars().count(),
+            Value::List { items, .. } => items.len(),
+        };
+        out.push(&len.to_string(), quoted);
+        Ok(())
+    }
+
+    /// `${p%pat}`, `${p%%pat}`, `${p#pat}`, `${p##pat}`: a suffix or prefix removed.
+    fn trim_pattern(
+        &mut self,
+        param: Param<'_>,
+        pattern: &Option<String>,
+        how: Trim,
+        out: &mut Fields,
+        io: &Io,
+    ) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        self.check_unbound(parameter, &value, io)?;
+        let pattern = self.expand_nested_pattern(pattern.as_deref().unwrap_or(""), false, io)?;
+        let cancelled = self.cancel_probe();
+        let stopped = std::cell::Cell::new(false);
+        let go_on = |_: usize| {
+            let go = !cancelled();
+            stopped.set(stopped.get() || !go);
+            go
+        };
+        let value =
+            value.map(|s| pattern::trim_while(s, &pattern, how, &go_on).unwrap_or_default());
+        if stopped.get() {
+            self.check_cancel()?;
+        }
+        self.push_value(value, quoted, out);
+        Ok(())
+    }
+
+    /// `${p:offset:length}`: a substring, or a slice of a list.
+    fn substring(
+        &mut self,
+        param: Param<'_>,
+        offset: &brush_parser::ast::UnexpandedArithmeticExpr,
+        length: &Option<brush_parser::ast::UnexpandedArithmeticExpr>,
+        out: &mut Fields,
+        io: &Io,
+    ) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        self.check_unbound(parameter, &value, io)?;
+        let offset = self.expand_arithmetic(&offset.value, io)?;
+        let length = match length {
+            Some(l) => Some(self.expand_arithmetic(&l.value, io)?),
+            None => None,
+        };
+        let value = match value {
+            Value::Unset => Value::Str(String::new()),
+            Value::Str(s) => {
+                let chars: Vec<char> = s.chars().collect();
+                match slice_range(chars.len(), offset, length) {
+                    Some((a, b)) => Value::Str(chars[a..b].iter().collect()),
+                    None => {
+                        if length.is_some_and(|l| l < 0) {
+                            self.error(
+                                io,
+                                &format!("{}: substring expression < 0", length.unwrap_or(0)),
+                            );
+                            return Err(Unwind::Exit(1));
+                        }
+                        Value::Str(String::new())
+                    }
+                }
+            }
+            Value::List { items, star } => {
+                // `${@:1:2}` counts `$0` as element 0.
+                let mut all = items;
+                if matches!(
+                    parameter,
+                    Parameter::Special(SpecialParameter::AllPositionalParameters { .. })
+                ) {
+                    all.insert(0, self.arg0.clone());
+                }
+                let items = match slice_range(all.len(), offset, length) {
+                    Some((a, b)) => all[a..b].to_vec(),
+                    None => Vec::new(),
+                };
+                Value::List { items, star }
+            }
+        };
+        self.push_value(value, quoted, out);
+        Ok(())
+    }
+
+    /// `${p@op}`: the value transformed (case, quoting, escapes, attributes).
+    fn transform(
+        &mut self,
+        param: Param<'_>,
+        op: &ParameterTransformOp,
+        out: &mut Fields,
+        io: &Io,
+    ) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        let exported = match parameter {
+            Parameter::Named(name) => self.vars.get(name).is_some_and(|v| v.exported),
+            _ => false,
+        };
+        let name = parameter_name(parameter);
+        let value = match op {
+            ParameterTransformOp::ToUpperCase => value.map(|s| s.to_uppercase()),
+            ParameterTransformOp::ToLowerCase => value.map(|s| s.to_lowercase()),
+            ParameterTransformOp::CapitalizeInitial => value.map(capitalize),
+            ParameterTransformOp::Quoted => value.map(|s| shell_quote(s, true)),
+            ParameterTransformOp::ExpandEscapeSequences => {
+                value.map(super::printf::ansi_c_unescape)
+            }
+            ParameterTransformOp::PromptExpand => value,
+            ParameterTransformOp::ToAssignmentLogic => {
+                value.map(|s| format!("{name}={}", shell_quote(s, true)))
+            }
+            ParameterTransformOp::ToAttributeFlags => {
+                Value::Str(if exported { "x".into() } else { String::new() })
+            }
+            ParameterTransformOp::PossiblyQuoteWithArraysExpanded { .. } => {
+                value.map(|s| shell_quote(s, true))
+            }
+        };
+        self.push_value(value, quoted, out);
+        Ok(())
+    }
+
+    /// `${p^pat}`, `${p^^pat}`, `${p,pat}`, `${p,,pat}`: the case of the first or every matching character changed.
+    fn change_case(
+        &mut self,
+        param: Param<'_>,
+        pattern: &Option<String>,
+        upper: bool,
+        first_only: bool,
+        out: &mut Fields,
+        io: &Io,
+    ) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        self.check_unbound(parameter, &value, io)?;
+        let pattern = match pattern.as_deref() {
+            Some(p) if !p.is_empty() => {
+                Some(Pattern::new(&self.expand_nested_pattern(p, false, io)?))
+            }
+            _ => None,
+        };
+        let value = value.map(|s| {
+            s.chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    let selected = (!first_only || i == 0)
+                        && pattern.as_ref().is_none_or(|p| p.matches(&c.to_string()));
+                    match (selected, upper) {
+                        (false, _) => c.to_string(),
+                        (true, true) => c.to_uppercase().collect(),
+                        (true, false) => c.to_lowercase().collect(),
+                    }
+                })
+                .collect()
+        });
+        self.push_value(value, quoted, out);
+        Ok(())
+    }
+
+    /// `${p/pat/word}` and its `//`, `/#`, `/%` forms: matches replaced.
+    fn replace_substring(
+        &mut self,
+        param: Param<'_>,
+        pattern: &str,
+        replacement: &Option<String>,
+        match_kind: &SubstringMatchKind,
+        out: &mut Fields,
+        io: &Io,
+    ) -> Exec<()> {
+        let Param {
+            parameter,
+            indirect,
+            quoted,
+        } = param;
+        let value = self.parameter_value(parameter, indirect, io)?;
+        self.check_unbound(parameter, &value, io)?;
+        let pattern = self.expand_nested_pattern(pattern, false, io)?;
+        let replacement = match replacement.as_deref() {
+            Some(r) => self.expand_nested_string(r, false, io)?,
+            None => String::new(),
+        };
+        let how = match match_kind {
+            SubstringMatchKind::Prefix => Replace::Prefix,
+            SubstringMatchKind::Suffix => Replace::Suffix,
+            SubstringMatchKind::FirstOccurrence => Replace::First,
+            SubstringMatchKind::Anywhere => Replace::All,
+        };
+        let limit = self.shared.limits.max_expansion_bytes;
+        let cancelled = self.cancel_probe();
+        let stopped = std::cell::Cell::new(false);
+        let go_on = |len: usize| {
+            let go = len <= limit && !cancelled();
+            if !go {
+                stopped.set(true);
+            }
+            go
+        };
+        let value = value.map(|s| {
+            pattern::replace_while(s, &pattern, &replacement, how, &go_on).unwrap_or_default()
+        });
+        if stopped.get() {
+            self.check_cancel()?;
+            self.check_expansion_size(limit + 1, io)?;
+        }
+        self.push_value(value, quoted, out);
+        Ok(())
+    }
+
+    /// `${!prefix*}`, `${!prefix@}`: the names of set variables with a prefix.
+    fn variable_names(
+        &mut self,
+        prefix: &str,
+        concatenate: &bool,
+        quoted: bool,
+        out: &mut Fields,
+    ) -> Exec<()> {
+        let mut names: Vec<String> = self
+            .vars
+            .iter()
+            .filter(|(name, v)| name.starts_with(prefix) && v.value.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        names.sort();
+        self.push_value(
+            Value::List {
+                items: names,
+                star: *concatenate,
+            },
+            quoted,
+            out,
+        );
+        Ok(())
+    }
+
+    /// `${!name[@]}`: the keys of a variable (`0` when it is set).
+    fn member_keys(
+        &mut self,
+        variable_name: &str,
+        concatenate: &bool,
+        quoted: bool,
+        out: &mut Fields,
+    ) -> Exec<()> {
+        let items = if self.is_set(variable_name) {
+            vec!["0".to_owned()]
+        } else {
+            Vec::new()
+        };
+        self.push_value(
+            Value::List {
+                items,
+                star: *concatenate,
+            },
+            quoted,
+            out,
+        );
         Ok(())
     }
 
