@@ -13,6 +13,7 @@ mod attack_shell;
 mod build;
 mod buildspec;
 mod cache;
+mod cli_snapshots;
 mod code_cache;
 mod guest_posix;
 mod guest_processes;
