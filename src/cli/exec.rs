@@ -5,7 +5,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::guest::{DeterminismArgs, Guest, cancel_on_ctrl_c, deterministic_env};
+use super::shared::{
+    DeterminismArgs, Guest, cancel_on_ctrl_c, deterministic_env, normalize_guest_path,
+    parse_env_pairs,
+};
 use super::{Context, Failure};
 use crate::image::{DEFAULT_IMAGE, ImageRunner, ProgramIo, ProgramOutcome};
 use crate::sandbox::layout::SRC_DIR;
@@ -28,39 +31,13 @@ pub struct ExecArgs {
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Stop the program after this many seconds (above 0, at most 129600).
-    #[arg(long, value_name = "SECONDS", value_parser = super::parse_timeout_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = super::shared::parse_timeout_seconds)]
     pub timeout: Option<f64>,
     #[command(flatten)]
     pub determinism: DeterminismArgs,
     /// The program and its arguments.
     #[arg(required = true, last = true, value_name = "PROGRAM [ARGS]...")]
     pub argv: Vec<String>,
-}
-
-/// Lexically normalises an absolute guest path (`.` and `..`; never above `/`).
-pub fn normalize_guest_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
-/// Parses `KEY=VALUE` pairs from the command line.
-pub fn parse_env_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failure> {
-    pairs
-        .iter()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-            _ => Err(Failure::usage(format!("-e {pair}: expected KEY=VALUE"))),
-        })
-        .collect()
 }
 
 pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {

@@ -4,10 +4,10 @@
 
 mod error;
 mod exec;
-mod guest;
 mod run;
 mod runtime;
 mod sh;
+mod shared;
 mod store;
 mod verify;
 
@@ -22,66 +22,6 @@ use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::store::Store;
 
 pub use error::{EXIT_BAD_INPUT, EXIT_FAULT, Failure};
-
-/// Largest `--memory-limit`, in MiB (1 TiB).
-pub const MAX_MEMORY_LIMIT_MIB: u64 = 1 << 20;
-
-/// Longest build timeout, in minutes: CodeBuild's own maximum (36 hours).
-pub const MAX_TIMEOUT_MINUTES: f64 = 2160.0;
-
-/// Latest `SOURCE_DATE_EPOCH` (2199-12-31T23:59:59Z): the guest's clocks count
-/// nanoseconds since 1970 in 64 bits, which end in 2262; this leaves the build decades.
-pub const MAX_SOURCE_DATE_EPOCH: u64 = 7_258_118_399;
-
-/// `--timeout MINUTES`: a finite number above 0, at most [`MAX_TIMEOUT_MINUTES`].
-pub fn parse_timeout_minutes(text: &str) -> Result<f64, String> {
-    parse_bounded(text, MAX_TIMEOUT_MINUTES, "minutes")
-}
-
-/// A timeout in seconds (`exec --timeout`): above 0, at most [`MAX_TIMEOUT_MINUTES`] × 60.
-pub fn parse_timeout_seconds(text: &str) -> Result<f64, String> {
-    parse_bounded(text, MAX_TIMEOUT_MINUTES * 60.0, "seconds")
-}
-
-fn parse_bounded(text: &str, max: f64, unit: &str) -> Result<f64, String> {
-    let value: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of {unit}"))?;
-    if value.is_finite() && value > 0.0 && value <= max {
-        Ok(value)
-    } else {
-        Err(format!(
-            "{text} is out of range: expected a number of {unit} above 0 and at most {max}"
-        ))
-    }
-}
-
-/// `--source-date-epoch SECONDS`: 0 to [`MAX_SOURCE_DATE_EPOCH`].
-pub fn parse_source_date_epoch(text: &str) -> Result<u64, String> {
-    let value: u64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a whole number of seconds since 1970"))?;
-    check_source_date_epoch(value)
-}
-
-/// Refuses a `SOURCE_DATE_EPOCH` past [`MAX_SOURCE_DATE_EPOCH`].
-pub fn check_source_date_epoch(value: u64) -> Result<u64, String> {
-    if value <= MAX_SOURCE_DATE_EPOCH {
-        Ok(value)
-    } else {
-        Err(format!(
-            "SOURCE_DATE_EPOCH {value} is out of range: at most {MAX_SOURCE_DATE_EPOCH} \
-             (2199-12-31T23:59:59Z)"
-        ))
-    }
-}
-
-/// Parses `--image NAME[:VERSION]`: exit 2 naming it.
-pub fn image_spec(spec: &str) -> Result<crate::image::ImageSpec<'_>, Failure> {
-    crate::image::ImageSpec::parse(spec).map_err(Failure::from)
-}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -118,7 +58,7 @@ pub struct GlobalArgs {
         env = "WASMBUILD_MEMORY_LIMIT",
         value_name = "MIB",
         default_value_t = 2048,
-        value_parser = clap::value_parser!(u64).range(1..=MAX_MEMORY_LIMIT_MIB)
+        value_parser = clap::value_parser!(u64).range(1..=shared::MAX_MEMORY_LIMIT_MIB)
     )]
     pub memory_limit: u64,
 }

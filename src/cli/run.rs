@@ -6,12 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::exec::parse_env_pairs;
-use super::guest::{DeterminismArgs, ensure_built};
+use super::shared::{DeterminismArgs, ensure_built, open_log, parse_env_pairs, stop_on_ctrl_c};
 use super::{Context, Failure};
 use crate::buildspec::Buildspec;
 use crate::image::DEFAULT_IMAGE;
-use crate::lifecycle::{self, BuildControl, BuildLog, BuildRequest, BuildServices, Secrets};
+use crate::lifecycle::{self, BuildControl, BuildRequest, BuildServices, Secrets};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -52,7 +51,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub zip: bool,
     /// Build timeout in minutes (fractions allowed; above 0, at most 2160).
-    #[arg(long, default_value_t = 60.0, value_name = "MINUTES", value_parser = super::parse_timeout_minutes)]
+    #[arg(long, default_value_t = 60.0, value_name = "MINUTES", value_parser = super::shared::parse_timeout_minutes)]
     pub timeout: f64,
     /// Print the build record (build.json) on stdout at the end; the log goes to stderr.
     #[arg(long)]
@@ -169,33 +168,6 @@ fn read_lock(buildspec: &Path) -> Result<Option<(String, Vec<crate::python::Pin>
     }
 }
 
-/// A log streaming to `console` and to `build.log` in `out_dir`, at most `limit` bytes.
-pub fn open_log(
-    console: Box<dyn Write + Send>,
-    out_dir: &Path,
-    limit: u64,
-) -> Result<BuildLog, Failure> {
-    let log = BuildLog::new(console);
-    log.set_limit(limit);
-    let log_file =
-        std::fs::File::create(out_dir.join("build.log")).map_err(Failure::io(out_dir.display()))?;
-    log.tee_to(log_file);
-    Ok(log)
-}
-
-/// Ctrl-C stops the build (the running guest is interrupted, the record written); a
-/// second Ctrl-C ends wasmbuild at once.
-pub fn stop_on_ctrl_c(control: &BuildControl) {
-    let control = control.clone();
-    let stopping = std::sync::atomic::AtomicBool::new(false);
-    let _ = ctrlc::set_handler(move || {
-        if stopping.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        control.stop();
-    });
-}
-
 /// Checks the arguments, parses the buildspec, makes sure the image's bundles are there
 /// and numbers the build. `out_dir` overrides `-a`.
 pub fn prepare(
@@ -213,7 +185,7 @@ pub fn prepare(
     let buildspec = Buildspec::from_file(&buildspec_path)?;
 
     // The parser bounds it already; checked again for callers that fill `RunArgs` in code.
-    let timeout = super::parse_timeout_minutes(&args.timeout.to_string())
+    let timeout = super::shared::parse_timeout_minutes(&args.timeout.to_string())
         .ok()
         .and_then(|minutes| Duration::try_from_secs_f64(minutes * 60.0).ok())
         .filter(|t| !t.is_zero())

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use super::shared::human_size;
 use super::{Context, Failure};
 use crate::runtime::{BundleCopy, Recipe, Runtimes};
 use crate::store::Store;
@@ -44,10 +45,10 @@ pub fn run(ctx: &Context, command: RuntimeCommand) -> Result<u8, Failure> {
     // Names and versions become store references and paths: bad ones are bad input.
     match &command {
         RuntimeCommand::Build { name } => {
-            super::image_spec(name)?;
+            super::shared::image_spec(name)?;
         }
         RuntimeCommand::Push { name, version } | RuntimeCommand::Pull { name, version } => {
-            super::image_spec(name)?;
+            super::shared::image_spec(name)?;
             if let Some(version) = version {
                 crate::buildspec::check_runtime_version(version)
                     .map_err(|e| Failure::usage(format!("--version: {e}")))?;
@@ -184,8 +185,4 @@ fn list(ctx: &Context, json: bool) -> Result<u8, Failure> {
         );
     }
     Ok(0)
-}
-
-fn human_size(bytes: u64) -> String {
-    indicatif::HumanBytes(bytes).to_string()
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::guest::{DeterminismArgs, Guest, cancel_on_ctrl_c, deterministic_env};
+use super::shared::{DeterminismArgs, Guest, cancel_on_ctrl_c, deterministic_env};
 use super::{Context, Failure};
 use crate::image::DEFAULT_IMAGE;
 use crate::sandbox::InterruptibleReader;

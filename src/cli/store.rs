@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use super::shared::{human_size, print_json};
 use super::{Context, Failure};
 use crate::store::GcOptions;
 
@@ -67,16 +68,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok((number * factor as f64) as u64)
 }
 
-fn human(bytes: u64) -> String {
-    indicatif::HumanBytes(bytes).to_string()
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)?;
-    println!("{text}");
-    Ok(())
-}
-
 pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
     let store = &ctx.store;
     match command {
@@ -86,7 +77,7 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
         } => {
             let report = store.verify(repair)?;
             if as_json {
-                json(&report)?;
+                print_json(&report)?;
             } else {
                 for p in &report.problems {
                     println!("{:<8} {}: {}", p.kind, p.object, p.detail);
@@ -94,7 +85,7 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
                 println!(
                     "verified {} blobs ({}), {} references and {} installed bundles in {}: {}",
                     report.blobs,
-                    human(report.bytes),
+                    human_size(report.bytes),
                     report.refs,
                     report.installed_bundles,
                     store.spec(),
@@ -140,7 +131,7 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
             };
             let report = store.gc(&options)?;
             if as_json {
-                json(&report)?;
+                print_json(&report)?;
             } else {
                 let verb = if dry_run { "would drop" } else { "dropped" };
                 for name in &report.refs_dropped {
@@ -149,9 +140,9 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
                 println!(
                     "{verb} {} blobs ({}); kept {} blobs ({}){}",
                     report.blobs_deleted,
-                    human(report.bytes_deleted),
+                    human_size(report.bytes_deleted),
                     report.blobs_kept,
-                    human(report.bytes_kept),
+                    human_size(report.bytes_kept),
                     if report.blobs_young > 0 {
                         format!(", {} of them only for being recent", report.blobs_young)
                     } else {
@@ -164,10 +155,14 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
         StoreCommand::Stats { json: as_json } => {
             let stats = store.stats()?;
             if as_json {
-                json(&stats)?;
+                print_json(&stats)?;
             } else {
                 println!("store       {}", stats.store);
-                println!("blobs       {} ({})", stats.blobs, human(stats.blob_bytes));
+                println!(
+                    "blobs       {} ({})",
+                    stats.blobs,
+                    human_size(stats.blob_bytes)
+                );
                 let total: u64 = stats.refs.values().sum();
                 let parts: Vec<String> = stats
                     .refs
@@ -177,13 +172,13 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<u8, Failure> {
                 println!("references  {total} ({})", parts.join(", "));
                 println!("local dir   {}", stats.local_dir);
                 if let (Some(n), Some(b)) = (stats.local_cache_blobs, stats.local_cache_bytes) {
-                    println!("local copies {n} blobs ({})", human(b));
+                    println!("local copies {n} blobs ({})", human_size(b));
                 }
                 if stats.tmp_files > 0 {
                     println!(
                         "temporary   {} files ({}); `store gc` removes old ones",
                         stats.tmp_files,
-                        human(stats.tmp_bytes)
+                        human_size(stats.tmp_bytes)
                     );
                 }
             }

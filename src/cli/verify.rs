@@ -4,7 +4,8 @@
 
 use std::io::Write;
 
-use super::run::{Prepared, RunArgs, open_log, prepare, stop_on_ctrl_c};
+use super::run::{Prepared, RunArgs, prepare};
+use super::shared::{open_log, stop_on_ctrl_c};
 use super::{Context, Failure};
 use crate::lifecycle::verify::{Difference, Verification, Verified, verify};
 use crate::lifecycle::{BuildControl, Status};

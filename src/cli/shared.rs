@@ -1,14 +1,17 @@
-//! What `exec` and `sh` share: the image opened, the source directory checked, scratch
-//! `/tmp` and `/root` made, the guest layout mounted and the base environment of a program.
+//! What the subcommands share: bounds and parsers of option values, the guest of `exec`
+//! and `sh` (the image opened, the source directory checked, scratch `/tmp` and `/root`
+//! made, the layout mounted, the base environment), bundles built on first use, the build
+//! log and Ctrl-C, sizes and JSON for printing.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-
-use crate::python::pip::PythonPackages;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Context, Failure};
 use crate::image::{DEFAULT_IMAGE, Image, ImageRunner};
+use crate::lifecycle::{BuildControl, BuildLog};
+use crate::python::pip::PythonPackages;
 use crate::runtime::Recipe;
 use crate::sandbox::layout::{HOME_DIR, SRC_DIR};
 use crate::sandbox::{Determinism, Layout};
@@ -79,7 +82,7 @@ impl Guest {
 /// the store yet, or were built from an older recipe (an upgrade of wasmbuild that changed
 /// a bundle's shims), so a fresh machine runs its first command without a separate step.
 pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
-    let crate::image::ImageSpec { name, version } = super::image_spec(spec)?;
+    let crate::image::ImageSpec { name, version } = image_spec(spec)?;
     let runtimes = ctx.runtimes();
     let available = Recipe::available(ctx.recipes()?);
     for (name, version) in [(name, version), (DEFAULT_IMAGE, None)] {
@@ -112,7 +115,7 @@ pub struct DeterminismArgs {
     pub deterministic: bool,
     /// SOURCE_DATE_EPOCH for --deterministic (default: the checked-out commit's time, else
     /// 0); at most 7258118399 (2199-12-31T23:59:59Z).
-    #[arg(long, value_name = "SECONDS", value_parser = super::parse_source_date_epoch)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_source_date_epoch)]
     pub source_date_epoch: Option<u64>,
 }
 
@@ -127,7 +130,7 @@ impl DeterminismArgs {
             Some(epoch) => epoch,
             None => crate::lifecycle::git::head_commit_time(src).unwrap_or(0),
         };
-        super::check_source_date_epoch(epoch)
+        check_source_date_epoch(epoch)
             .map(Some)
             .map_err(|e| Failure::usage(format!("--deterministic: {e}")))
     }
@@ -172,4 +175,129 @@ pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
         }
     });
     cancel
+}
+
+/// Largest `--memory-limit`, in MiB (1 TiB).
+pub const MAX_MEMORY_LIMIT_MIB: u64 = 1 << 20;
+
+/// Longest build timeout, in minutes: CodeBuild's own maximum (36 hours).
+pub const MAX_TIMEOUT_MINUTES: f64 = 2160.0;
+
+/// Latest `SOURCE_DATE_EPOCH` (2199-12-31T23:59:59Z): the guest's clocks count
+/// nanoseconds since 1970 in 64 bits, which end in 2262; this leaves the build decades.
+pub const MAX_SOURCE_DATE_EPOCH: u64 = 7_258_118_399;
+
+/// `--timeout MINUTES`: a finite number above 0, at most [`MAX_TIMEOUT_MINUTES`].
+pub fn parse_timeout_minutes(text: &str) -> Result<f64, String> {
+    parse_bounded(text, MAX_TIMEOUT_MINUTES, "minutes")
+}
+
+/// A timeout in seconds (`exec --timeout`): above 0, at most [`MAX_TIMEOUT_MINUTES`] × 60.
+pub fn parse_timeout_seconds(text: &str) -> Result<f64, String> {
+    parse_bounded(text, MAX_TIMEOUT_MINUTES * 60.0, "seconds")
+}
+
+fn parse_bounded(text: &str, max: f64, unit: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of {unit}"))?;
+    if value.is_finite() && value > 0.0 && value <= max {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{text} is out of range: expected a number of {unit} above 0 and at most {max}"
+        ))
+    }
+}
+
+/// `--source-date-epoch SECONDS`: 0 to [`MAX_SOURCE_DATE_EPOCH`].
+pub fn parse_source_date_epoch(text: &str) -> Result<u64, String> {
+    let value: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of seconds since 1970"))?;
+    check_source_date_epoch(value)
+}
+
+/// Refuses a `SOURCE_DATE_EPOCH` past [`MAX_SOURCE_DATE_EPOCH`].
+pub fn check_source_date_epoch(value: u64) -> Result<u64, String> {
+    if value <= MAX_SOURCE_DATE_EPOCH {
+        Ok(value)
+    } else {
+        Err(format!(
+            "SOURCE_DATE_EPOCH {value} is out of range: at most {MAX_SOURCE_DATE_EPOCH} \
+             (2199-12-31T23:59:59Z)"
+        ))
+    }
+}
+
+/// Parses `--image NAME[:VERSION]`: exit 2 naming it.
+pub fn image_spec(spec: &str) -> Result<crate::image::ImageSpec<'_>, Failure> {
+    crate::image::ImageSpec::parse(spec).map_err(Failure::from)
+}
+
+/// Lexically normalises an absolute guest path (`.` and `..`; never above `/`).
+pub fn normalize_guest_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Parses `KEY=VALUE` pairs from the command line.
+pub fn parse_env_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+            _ => Err(Failure::usage(format!("-e {pair}: expected KEY=VALUE"))),
+        })
+        .collect()
+}
+
+/// A log streaming to `console` and to `build.log` in `out_dir`, at most `limit` bytes.
+pub fn open_log(
+    console: Box<dyn Write + Send>,
+    out_dir: &Path,
+    limit: u64,
+) -> Result<BuildLog, Failure> {
+    let log = BuildLog::new(console);
+    log.set_limit(limit);
+    let log_file =
+        std::fs::File::create(out_dir.join("build.log")).map_err(Failure::io(out_dir.display()))?;
+    log.tee_to(log_file);
+    Ok(log)
+}
+
+/// Ctrl-C stops the build (the running guest is interrupted, the record written); a
+/// second Ctrl-C ends wasmbuild at once.
+pub fn stop_on_ctrl_c(control: &BuildControl) {
+    let control = control.clone();
+    let stopping = std::sync::atomic::AtomicBool::new(false);
+    let _ = ctrlc::set_handler(move || {
+        if stopping.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        control.stop();
+    });
+}
+
+/// `10.92 MiB`: sizes as the tables print them.
+pub fn human_size(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}
+
+/// `--json`: the value, pretty-printed, on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)?;
+    println!("{text}");
+    Ok(())
 }
