@@ -17,7 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::{Build, BuildLog, Shells};
+use super::BuildLog;
+use super::phases::{Build, Shells};
 use crate::buildspec::{Cache, CacheAction};
 use crate::digest::sha256_hex;
 use crate::sandbox::layout::{HOME_DIR, SRC_DIR};

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use super::Build;
 use super::cache::encode_ref_part;
+use super::phases::Build;
 use super::record::NameValue;
 use crate::store::Selection;
 
