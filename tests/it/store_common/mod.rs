@@ -309,8 +309,12 @@ pub fn save_concurrently(stores: Vec<Store>, src: &Path, check: &Store, dest: &P
     results.iter().filter(|(_, created)| *created).count()
 }
 
-/// What [`save_tree_child`] is to do: `STORE`, `SRC` and `REFERENCE`, NUL-separated.
-const SAVE_TREE_JOB: &str = "WASMBUILD_TEST_SAVE_TREE";
+/// What [`save_tree_child`] is to do: the store, the directory and the reference.
+const SAVE_TREE_JOB: [&str; 3] = [
+    "WASMBUILD_TEST_SAVE_STORE",
+    "WASMBUILD_TEST_SAVE_SRC",
+    "WASMBUILD_TEST_SAVE_REF",
+];
 
 /// Starts this test binary again to run [`save_tree_child`] alone: it saves `src` as a
 /// tree into the store `spec` and points `reference` at it, in a process of its own that
@@ -321,14 +325,11 @@ pub fn save_tree_in_a_child(
     reference: &str,
     configure: impl FnOnce(&mut Command),
 ) -> std::process::Child {
-    let mut job = spec.as_ref().to_owned();
-    for part in [src.as_os_str(), reference.as_ref()] {
-        job.push("\0");
-        job.push(part);
-    }
     let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
     cmd.args(["store_common::save_tree_child", "--exact", "--ignored"])
-        .env(SAVE_TREE_JOB, job)
+        .env(SAVE_TREE_JOB[0], spec)
+        .env(SAVE_TREE_JOB[1], src)
+        .env(SAVE_TREE_JOB[2], reference)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     configure(&mut cmd);
@@ -338,18 +339,14 @@ pub fn save_tree_in_a_child(
 #[test]
 #[ignore = "a child process of save_tree_in_a_child; does nothing run by hand"]
 fn save_tree_child() {
-    use std::os::unix::ffi::OsStrExt;
-    let Some(job) = std::env::var_os(SAVE_TREE_JOB) else {
+    let [Some(spec), Some(src), Some(reference)] = SAVE_TREE_JOB.map(std::env::var_os) else {
         return;
     };
-    let parts: Vec<&[u8]> = job.as_bytes().split(|b| *b == 0).collect();
-    let [spec, src, reference] = parts[..] else {
-        panic!("{SAVE_TREE_JOB}: expected STORE, SRC and REFERENCE");
-    };
-    let store = Store::open(std::ffi::OsStr::from_bytes(spec)).expect("open the store");
-    let src = Path::new(std::ffi::OsStr::from_bytes(src));
-    let (digest, _) = store.save_tree(src, &Selection::all()).expect("save");
-    let reference = std::str::from_utf8(reference).expect("a UTF-8 reference");
+    let store = Store::open(spec).expect("open the store");
+    let (digest, _) = store
+        .save_tree(Path::new(&src), &Selection::all())
+        .expect("save");
+    let reference = reference.to_str().expect("a UTF-8 reference");
     store
         .set_ref(reference, &digest)
         .expect("set the reference");
