@@ -558,6 +558,13 @@ impl Interpreter {
         }
     }
 
+    /// The value of `param`, an error under `set -u` when it is unset.
+    fn bound_value(&mut self, param: Param<'_>, io: &Io) -> Exec<Value> {
+        let value = self.parameter_value(param.parameter, param.indirect, io)?;
+        self.check_unbound(param.parameter, &value, io)?;
+        Ok(value)
+    }
+
     fn check_unbound(&self, parameter: &Parameter, value: &Value, io: &Io) -> Exec<()> {
         let all = matches!(
             parameter,
@@ -759,16 +766,16 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
+        let value = self.parameter_value(param.parameter, param.indirect, io)?;
         if missing(&value, test_type) {
-            self.expand_nested(default_value.as_deref().unwrap_or(""), quoted, out, io)?;
+            self.expand_nested(
+                default_value.as_deref().unwrap_or(""),
+                param.quoted,
+                out,
+                io,
+            )?;
         } else {
-            self.push_value(value, quoted, out);
+            self.push_value(value, param.quoted, out);
         }
         Ok(())
     }
@@ -782,17 +789,15 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
+        let value = self.parameter_value(param.parameter, param.indirect, io)?;
         if missing(&value, test_type) {
-            let new =
-                self.expand_nested_string(default_value.as_deref().unwrap_or(""), quoted, io)?;
-            let Parameter::Named(name) = parameter else {
-                let name = parameter_name(parameter);
+            let new = self.expand_nested_string(
+                default_value.as_deref().unwrap_or(""),
+                param.quoted,
+                io,
+            )?;
+            let Parameter::Named(name) = param.parameter else {
+                let name = parameter_name(param.parameter);
                 self.error(io, &format!("${name}: cannot assign in this way"));
                 return Err(Unwind::Exit(1));
             };
@@ -800,9 +805,9 @@ impl Interpreter {
                 self.error(io, &message);
                 return Err(Unwind::Exit(1));
             }
-            out.push(&new, quoted);
+            out.push(&new, param.quoted);
         } else {
-            self.push_value(value, quoted, out);
+            self.push_value(value, param.quoted, out);
         }
         Ok(())
     }
@@ -816,12 +821,7 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
+        let value = self.parameter_value(param.parameter, param.indirect, io)?;
         if missing(&value, test_type) {
             let message = match error_message.as_deref() {
                 Some(raw) if !raw.is_empty() => self.expand_nested_string(raw, true, io)?,
@@ -830,10 +830,13 @@ impl Interpreter {
                     ParameterTestType::Unset => "parameter not set".into(),
                 },
             };
-            self.error(io, &format!("{}: {message}", parameter_name(parameter)));
+            self.error(
+                io,
+                &format!("{}: {message}", parameter_name(param.parameter)),
+            );
             return Err(Unwind::Exit(self.expansion_error_status()));
         }
-        self.push_value(value, quoted, out);
+        self.push_value(value, param.quoted, out);
         Ok(())
     }
 
@@ -846,35 +849,29 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
+        let value = self.parameter_value(param.parameter, param.indirect, io)?;
         if missing(&value, test_type) {
-            out.push("", quoted);
+            out.push("", param.quoted);
         } else {
-            self.expand_nested(alternative_value.as_deref().unwrap_or(""), quoted, out, io)?;
+            self.expand_nested(
+                alternative_value.as_deref().unwrap_or(""),
+                param.quoted,
+                out,
+                io,
+            )?;
         }
         Ok(())
     }
 
     /// `${#p}`: characters of a value, or elements of a list.
     fn parameter_length(&mut self, param: Param<'_>, out: &mut Fields, io: &Io) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
-        self.check_unbound(parameter, &value, io)?;
+        let value = self.bound_value(param, io)?;
         let len = match value {
             Value::Unset => 0,
             Value::Str(s) => s.chars().count(),
             Value::List { items, .. } => items.len(),
         };
-        out.push(&len.to_string(), quoted);
+        out.push(&len.to_string(), param.quoted);
         Ok(())
     }
 
@@ -887,13 +884,7 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
-        self.check_unbound(parameter, &value, io)?;
+        let value = self.bound_value(param, io)?;
         let pattern = self.expand_nested_pattern(pattern.as_deref().unwrap_or(""), false, io)?;
         let cancelled = self.cancel_probe();
         let stopped = std::cell::Cell::new(false);
@@ -907,7 +898,7 @@ impl Interpreter {
         if stopped.get() {
             self.check_cancel()?;
         }
-        self.push_value(value, quoted, out);
+        self.push_value(value, param.quoted, out);
         Ok(())
     }
 
@@ -920,13 +911,7 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
-        self.check_unbound(parameter, &value, io)?;
+        let value = self.bound_value(param, io)?;
         let offset = self.expand_arithmetic(&offset.value, io)?;
         let length = match length {
             Some(l) => Some(self.expand_arithmetic(&l.value, io)?),
@@ -954,7 +939,7 @@ impl Interpreter {
                 // `${@:1:2}` counts `$0` as element 0.
                 let mut all = items;
                 if matches!(
-                    parameter,
+                    param.parameter,
                     Parameter::Special(SpecialParameter::AllPositionalParameters { .. })
                 ) {
                     all.insert(0, self.arg0.clone());
@@ -966,7 +951,7 @@ impl Interpreter {
                 Value::List { items, star }
             }
         };
-        self.push_value(value, quoted, out);
+        self.push_value(value, param.quoted, out);
         Ok(())
     }
 
@@ -978,17 +963,12 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
-        let exported = match parameter {
+        let value = self.parameter_value(param.parameter, param.indirect, io)?;
+        let exported = match param.parameter {
             Parameter::Named(name) => self.vars.get(name).is_some_and(|v| v.exported),
             _ => false,
         };
-        let name = parameter_name(parameter);
+        let name = parameter_name(param.parameter);
         let value = match op {
             ParameterTransformOp::ToUpperCase => value.map(|s| s.to_uppercase()),
             ParameterTransformOp::ToLowerCase => value.map(|s| s.to_lowercase()),
@@ -1008,7 +988,7 @@ impl Interpreter {
                 value.map(|s| shell_quote(s, true))
             }
         };
-        self.push_value(value, quoted, out);
+        self.push_value(value, param.quoted, out);
         Ok(())
     }
 
@@ -1022,13 +1002,7 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
-        self.check_unbound(parameter, &value, io)?;
+        let value = self.bound_value(param, io)?;
         let pattern = match pattern.as_deref() {
             Some(p) if !p.is_empty() => {
                 Some(Pattern::new(&self.expand_nested_pattern(p, false, io)?))
@@ -1049,7 +1023,7 @@ impl Interpreter {
                 })
                 .collect()
         });
-        self.push_value(value, quoted, out);
+        self.push_value(value, param.quoted, out);
         Ok(())
     }
 
@@ -1063,13 +1037,7 @@ impl Interpreter {
         out: &mut Fields,
         io: &Io,
     ) -> Exec<()> {
-        let Param {
-            parameter,
-            indirect,
-            quoted,
-        } = param;
-        let value = self.parameter_value(parameter, indirect, io)?;
-        self.check_unbound(parameter, &value, io)?;
+        let value = self.bound_value(param, io)?;
         let pattern = self.expand_nested_pattern(pattern, false, io)?;
         let replacement = match replacement.as_deref() {
             Some(r) => self.expand_nested_string(r, false, io)?,
@@ -1098,7 +1066,7 @@ impl Interpreter {
             self.check_cancel()?;
             self.check_expansion_size(limit + 1, io)?;
         }
-        self.push_value(value, quoted, out);
+        self.push_value(value, param.quoted, out);
         Ok(())
     }
 
