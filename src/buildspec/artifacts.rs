@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde::de::Deserializer;
 
-use super::de::{flag, opt_text, pairs, scalar, text_list};
+use super::de::{flag, opt_text, pairs, scalar, text_list, text_or_list};
 
 /// An artifact set. The top-level one may hold `secondary-artifacts`; those may not nest.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -11,7 +11,7 @@ use super::de::{flag, opt_text, pairs, scalar, text_list};
 pub struct Artifacts {
     /// Globs, relative to `base-directory`. May be empty in the primary set when only
     /// secondary sets are wanted; each secondary set must name its files.
-    #[serde(default, deserialize_with = "text_list")]
+    #[serde(default, deserialize_with = "text_or_list")]
     pub files: Vec<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub name: Option<String>,
@@ -19,7 +19,7 @@ pub struct Artifacts {
     pub discard_paths: bool,
     #[serde(default, deserialize_with = "opt_text")]
     pub base_directory: Option<String>,
-    #[serde(default, deserialize_with = "text_list")]
+    #[serde(default, deserialize_with = "text_or_list")]
     pub exclude_paths: Vec<String>,
     #[serde(default, deserialize_with = "flag")]
     pub enable_symlinks: bool,
@@ -38,7 +38,7 @@ pub struct Artifacts {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct SecondaryArtifacts {
-    #[serde(deserialize_with = "text_list")]
+    #[serde(deserialize_with = "text_or_list")]
     files: Vec<String>,
     #[serde(default, deserialize_with = "opt_text")]
     name: Option<String>,
@@ -46,7 +46,7 @@ struct SecondaryArtifacts {
     discard_paths: bool,
     #[serde(default, deserialize_with = "opt_text")]
     base_directory: Option<String>,
-    #[serde(default, deserialize_with = "text_list")]
+    #[serde(default, deserialize_with = "text_or_list")]
     exclude_paths: Vec<String>,
     #[serde(default, deserialize_with = "flag")]
     enable_symlinks: bool,
@@ -84,7 +84,7 @@ pub struct Cache {
     pub fallback_keys: Vec<String>,
     #[serde(default)]
     pub action: CacheAction,
-    #[serde(default, deserialize_with = "text_list")]
+    #[serde(default, deserialize_with = "text_or_list")]
     pub paths: Vec<String>,
 }
 
@@ -130,13 +130,14 @@ pub const REPORT_FORMATS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Report {
-    #[serde(deserialize_with = "text_list")]
+    #[serde(deserialize_with = "text_or_list")]
     pub files: Vec<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub base_directory: Option<String>,
     #[serde(default, deserialize_with = "flag")]
     pub discard_paths: bool,
-    /// One of [`REPORT_FORMATS`]; `JUNITXML` when absent.
+    /// One of [`REPORT_FORMATS`], written in any case (`JunitXml`, as CodeBuild takes it);
+    /// `JUNITXML` when absent.
     #[serde(default = "default_format", deserialize_with = "file_format")]
     pub file_format: String,
 }
@@ -147,8 +148,9 @@ fn default_format() -> String {
 
 fn file_format<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     scalar(d, "a report file format", |s| {
-        if REPORT_FORMATS.contains(&s) {
-            Ok(s.to_owned())
+        let upper = s.to_ascii_uppercase();
+        if REPORT_FORMATS.contains(&upper.as_str()) {
+            Ok(upper)
         } else {
             Err(format!(
                 "invalid file-format `{s}`: expected one of {}",

@@ -130,6 +130,52 @@ impl<'de> Deserialize<'de> for Seq {
     }
 }
 
+/// A sequence of scalars, or one scalar standing for a list of one, as CodeBuild reads
+/// `artifacts: files: imagedefinitions.json` (AWS's own ECS deployment examples write it
+/// so); absent, empty or `null` is an empty list. A lone scalar that YAML reads as a number
+/// or a boolean is taken in that reading's form (`1.10` becomes `1.1`): paths and globs are
+/// never written so in practice.
+#[derive(Debug, Default)]
+pub(super) struct TextOrList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for TextOrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OneOrMany;
+        impl<'de> Visitor<'de> for OneOrMany {
+            type Value = Vec<String>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a sequence of strings")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(vec![v.to_owned()])
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(Text(item)) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(items)
+            }
+        }
+        d.deserialize_any(OneOrMany).map(TextOrList)
+    }
+}
+
 /// A mapping kept in file order, keys as their text, duplicate keys refused at the
 /// duplicate; absent, empty or `null` is empty.
 #[derive(Debug)]
@@ -258,6 +304,10 @@ pub(super) fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, 
 
 pub(super) fn text_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     TextList::deserialize(d).map(|l| l.0)
+}
+
+pub(super) fn text_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    TextOrList::deserialize(d).map(|l| l.0)
 }
 
 pub(super) fn text_pairs<'de, D: Deserializer<'de>>(

@@ -7,7 +7,9 @@
 //! file, the 1-based line and column, and the key or value at fault: unknown keys
 //! anywhere, wrong types, a missing or unsupported `version`, a bad `on-failure` or its
 //! regex, `runtime-versions` outside `install`, an unsupported `env.shell`, a lone string
-//! where a list is due, repeated keys, malformed YAML.
+//! where a list of commands is due, repeated keys, malformed YAML. Where a list of paths is
+//! due (`artifacts.files`, `exclude-paths`, `reports.*.files`, `cache.paths`), one string
+//! is a list of one, as CodeBuild reads it; report `file-format`s take any case.
 //!
 //! Scalars are kept as written: `python: 3.10` requests `"3.10"`, `NUMBER: 42` is `"42"`,
 //! `FLAG: yes` is `"yes"`. Boolean settings take `true`/`false` and YAML 1.1's

@@ -805,3 +805,44 @@ fn from_file_names_the_file() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn one_path_written_as_a_string_is_a_list_of_one() {
+    // AWS's ECS deployment examples write `files: imagedefinitions.json`.
+    let b = Buildspec::parse(
+        "version: 0.2\nphases: {}\nartifacts:\n  files: imagedefinitions.json\n  \
+         exclude-paths: '**/*.tmp'\n  secondary-artifacts:\n    web:\n      files: dist/**/*\n\
+         reports:\n  unit:\n    files: report.xml\ncache:\n  paths: /root/.m2/**/*\n",
+        "buildspec.yml",
+    )
+    .unwrap();
+    let artifacts = b.artifacts.unwrap();
+    assert_eq!(artifacts.files, strings(&["imagedefinitions.json"]));
+    assert_eq!(artifacts.exclude_paths, strings(&["**/*.tmp"]));
+    assert_eq!(artifacts.secondary[0].1.files, strings(&["dist/**/*"]));
+    assert_eq!(b.reports[0].1.files, strings(&["report.xml"]));
+    assert_eq!(b.cache.unwrap().paths, strings(&["/root/.m2/**/*"]));
+    // A mapping is still no list of paths, and is refused where it stands.
+    assert_refused(
+        "version: 0.2\nphases: {}\nartifacts:\n  files:\n    a: b\n",
+        5,
+        5,
+        &["artifacts.files", "a string or a sequence of strings"],
+    );
+}
+
+#[test]
+fn report_formats_are_read_in_any_case() {
+    let b = Buildspec::parse(
+        "version: 0.2\nphases: {}\nreports:\n  a:\n    files: [x]\n    file-format: JunitXml\n  \
+         b:\n    files: [y]\n    file-format: coberturaxml\n",
+        "buildspec.yml",
+    )
+    .unwrap();
+    let formats: Vec<&str> = b
+        .reports
+        .iter()
+        .map(|(_, r)| r.file_format.as_str())
+        .collect();
+    assert_eq!(formats, ["JUNITXML", "COBERTURAXML"]);
+}
