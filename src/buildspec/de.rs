@@ -130,6 +130,46 @@ impl<'de> Deserialize<'de> for Seq {
     }
 }
 
+/// The commands of a phase: a sequence of scalars as written, where null items (`-` alone,
+/// `~`, `null`) and empty ones are left out, since CodeBuild reads them as empty commands
+/// and runs nothing for them (a quoted `'~'` is a command); absent, empty or `null` is an
+/// empty list. A lone scalar is refused, as for [`TextList`].
+#[derive(Debug, Default)]
+pub(super) struct CommandList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for CommandList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let list: Option<CommandSeq> = Deserialize::deserialize(d)?;
+        Ok(CommandList(list.map(|s| s.0).unwrap_or_default()))
+    }
+}
+
+struct CommandSeq(Vec<String>);
+
+impl<'de> Deserialize<'de> for CommandSeq {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Commands;
+        impl<'de> Visitor<'de> for Commands {
+            type Value = CommandSeq;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CommandSeq, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Option<Text>>()? {
+                    if let Some(Text(command)) = item
+                        && !command.is_empty()
+                    {
+                        items.push(command);
+                    }
+                }
+                Ok(CommandSeq(items))
+            }
+        }
+        d.deserialize_seq(Commands)
+    }
+}
+
 /// A sequence of scalars, or one scalar standing for a list of one, as CodeBuild reads
 /// `artifacts: files: imagedefinitions.json` (AWS's own ECS deployment examples write it
 /// so); absent, empty or `null` is an empty list. A lone scalar that YAML reads as a number

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 
 use super::OnFailure;
-use super::de::{Text, TextList, scalar};
+use super::de::{CommandList, Text, scalar};
 use super::{check_runtime_name, check_runtime_version};
 
 /// The phases of a buildspec; an absent phase does not run.
@@ -103,8 +103,8 @@ impl<'de> Visitor<'de> for PhaseVisitor {
                 Field::RuntimeVersions => {
                     phase.runtime_versions = map.next_value::<RuntimeVersions>()?.0;
                 }
-                Field::Commands => phase.commands = map.next_value::<TextList>()?.0,
-                Field::Finally => phase.finally = map.next_value::<TextList>()?.0,
+                Field::Commands => phase.commands = map.next_value::<CommandList>()?.0,
+                Field::Finally => phase.finally = map.next_value::<CommandList>()?.0,
             }
         }
         Ok(phase)

@@ -846,3 +846,17 @@ fn report_formats_are_read_in_any_case() {
         .collect();
     assert_eq!(formats, ["JUNITXML", "COBERTURAXML"]);
 }
+
+#[test]
+fn null_and_empty_commands_are_left_out() {
+    // CodeBuild reads them as empty commands and runs nothing; a quoted '~' is a command.
+    let b = Buildspec::parse(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo a\n      -\n      - ~\n      \
+         - null\n      - ''\n      - '~'\n      - echo b\n    finally:\n      - ~\n      - echo c\n",
+        "buildspec.yml",
+    )
+    .unwrap();
+    let build = b.phases.build.unwrap();
+    assert_eq!(build.commands, strings(&["echo a", "~", "echo b"]));
+    assert_eq!(build.finally, strings(&["echo c"]));
+}
