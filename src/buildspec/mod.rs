@@ -142,6 +142,18 @@ pub fn check_runtime_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The variable a `runtime-versions` value names, when it is one: `$NAME` or `${NAME}`
+/// (CodeBuild expands them from the build's environment when the INSTALL phase starts).
+pub fn runtime_version_variable(version: &str) -> Option<&str> {
+    let name = version
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .or_else(|| version.strip_prefix('$'))?;
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then_some(name)
+}
+
 /// Checks a runtime version request (`3.12`, `3.x`, `latest`, `1.0.0-rc1+b2`): only
 /// `[A-Za-z0-9*][A-Za-z0-9._+*-]*`, at most [`MAX_RUNTIME_NAME_LEN`] characters.
 pub fn check_runtime_version(version: &str) -> Result<(), String> {

@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, Error as _, MapAccess, Visi
 
 use super::OnFailure;
 use super::de::{CommandList, Text, scalar};
-use super::{check_runtime_name, check_runtime_version};
+use super::{check_runtime_name, check_runtime_version, runtime_version_variable};
 
 /// The phases of a buildspec; an absent phase does not run.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -202,7 +202,9 @@ struct RuntimeVersion(String);
 impl<'de> Deserialize<'de> for RuntimeVersion {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         scalar(d, "a runtime version", |version| {
-            check_runtime_version(version)?;
+            if runtime_version_variable(version).is_none() {
+                check_runtime_version(version)?;
+            }
             Ok(RuntimeVersion(version.to_owned()))
         })
     }

@@ -570,14 +570,21 @@ impl Build<'_> {
     /// `runtime-versions`: each runtime's bundle joins the image.
     pub(super) fn install_runtimes(&mut self, phase: Option<&Phase>) -> Result<(), PhaseEnd> {
         let Some(phase) = phase else { return Ok(()) };
-        let Some(image) = &mut self.image else {
+        if self.image.is_none() {
             return Err(PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no image"));
-        };
-        for (name, request) in &phase.runtime_versions {
-            match image.add_runtime(&self.services.runtimes, name, request) {
+        }
+        for (name, written) in &phase.runtime_versions {
+            let request = self.runtime_request(name, written)?;
+            let image = self.image.as_mut().expect("checked above");
+            match image.add_runtime(&self.services.runtimes, name, &request) {
                 Ok(version) => {
+                    let asked = if *written == request {
+                        request
+                    } else {
+                        format!("{written}, which is {request}")
+                    };
                     self.log.line(format!(
-                        "Selected runtime {name} {version} (asked for {request})"
+                        "Selected runtime {name} {version} (asked for {asked})"
                     ));
                 }
                 Err(e) => {
@@ -590,6 +597,32 @@ impl Build<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A `runtime-versions` value as the build asks for it: `$NAME`/`${NAME}` expanded from
+    /// the build's environment, as CodeBuild does; unset or not a version is the buildspec's
+    /// error.
+    fn runtime_request(&self, name: &str, written: &str) -> Result<String, PhaseEnd> {
+        let Some(variable) = crate::buildspec::runtime_version_variable(written) else {
+            return Ok(written.to_owned());
+        };
+        let failed = |message: String| {
+            PhaseEnd::failed(
+                Status::Failed,
+                "YAML_FILE_ERROR",
+                format!("runtime-versions {name}: {message}"),
+            )
+        };
+        let value = self
+            .env
+            .iter()
+            .rev()
+            .find(|(key, _)| key == variable)
+            .map(|(_, value)| value.trim())
+            .ok_or_else(|| failed(format!("{written} is not set in the build's environment")))?;
+        crate::buildspec::check_runtime_version(value)
+            .map_err(|e| failed(format!("{written} is {value:?}: {e}")))?;
+        Ok(value.to_owned())
     }
 
     /// The seed of a deterministic build's randomness: a digest of its inputs (the

@@ -525,3 +525,50 @@ fn a_git_checkout_is_copied_with_its_commit_and_never_modified() {
     assert!(src.path().join("buildspec.yml").exists());
     assert_eq!(git(&["status", "--porcelain"]), "");
 }
+
+#[test]
+fn runtime_versions_expand_the_builds_variables() {
+    common::ensure_bundle("python");
+    let src = tempfile::tempdir().unwrap();
+    let buildspec = |variables: &str| {
+        format!(
+            "version: 0.2\nenv:\n  variables:\n{variables}phases:\n  install:\n    \
+             runtime-versions:\n      python: $PYTHON_VERSION\n  build:\n    commands:\n      \
+             - python3 --version\n"
+        )
+    };
+    std::fs::write(
+        src.path().join("buildspec.yml"),
+        buildspec("    PYTHON_VERSION: \"3.12\"\n"),
+    )
+    .unwrap();
+    let run = run_build(src.path(), &[]);
+    assert_eq!(run.status(), 0, "{}", run.log());
+    assert!(
+        run.log()
+            .contains("Selected runtime python 3.12.0 (asked for $PYTHON_VERSION, which is 3.12)"),
+        "{}",
+        run.log()
+    );
+    assert!(run.log().contains("Python 3.12.0"), "{}", run.log());
+
+    // Unset, or not a version: the INSTALL phase fails naming the runtime and the variable.
+    for (variables, needle) in [
+        ("    OTHER: x\n", "$PYTHON_VERSION is not set"),
+        (
+            "    PYTHON_VERSION: \"3 12\"\n",
+            "$PYTHON_VERSION is \"3 12\"",
+        ),
+    ] {
+        std::fs::write(src.path().join("buildspec.yml"), buildspec(variables)).unwrap();
+        let run = run_build(src.path(), &[]);
+        assert_eq!(run.status(), 1, "{}", run.log());
+        assert_eq!(run.phase_status("INSTALL").as_deref(), Some("FAILED"));
+        assert!(
+            run.log()
+                .contains(&format!("runtime-versions python: {needle}")),
+            "{}",
+            run.log()
+        );
+    }
+}

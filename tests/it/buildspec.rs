@@ -860,3 +860,29 @@ fn null_and_empty_commands_are_left_out() {
     assert_eq!(build.commands, strings(&["echo a", "~", "echo b"]));
     assert_eq!(build.finally, strings(&["echo c"]));
 }
+
+#[test]
+fn runtime_versions_may_name_a_variable() {
+    let b = Buildspec::parse(
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: $PYTHON_VERSION\n      \
+         nodejs: ${NODE_VERSION}\n",
+        "buildspec.yml",
+    )
+    .unwrap();
+    let install = b.phases.install.unwrap();
+    assert_eq!(
+        install.runtime_versions,
+        pairs(&[("python", "$PYTHON_VERSION"), ("nodejs", "${NODE_VERSION}")])
+    );
+    for bad in ["$(uname)", "3.$MINOR", "${X", "$1X"] {
+        let text = format!(
+            "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: '{bad}'\n"
+        );
+        let (line, _, message) = refused(&text);
+        assert_eq!(line, 5, "{bad}: {message}");
+        assert!(
+            message.contains("invalid runtime version"),
+            "{bad}: {message}"
+        );
+    }
+}
