@@ -205,6 +205,10 @@ pub struct BatchEnv {
     pub environment_type: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub compute_type: Option<String>,
+    /// `fleet`: the reserved-capacity fleet CodeBuild runs the task on (no meaning here:
+    /// every task runs on this machine).
+    #[serde(default, deserialize_with = "opt_text")]
+    pub fleet: Option<String>,
     #[serde(default, deserialize_with = "opt_text")]
     pub image: Option<String>,
     #[serde(default, deserialize_with = "opt_flag")]
@@ -251,6 +255,9 @@ pub struct MatrixDynamic {
 pub struct MatrixDynamicEnv {
     #[serde(default, deserialize_with = "text_list")]
     pub compute_type: Vec<String>,
+    /// `fleet`: fleets to run on (no meaning here, as for a task's `fleet`).
+    #[serde(default, deserialize_with = "text_list")]
+    pub fleet: Vec<String>,
     #[serde(default, deserialize_with = "text_list")]
     pub image: Vec<String>,
     /// Variable name → the values it takes, in file order.

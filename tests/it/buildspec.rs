@@ -134,6 +134,7 @@ batch:
       env:
         type: LINUX_CONTAINER
         compute-type: BUILD_GENERAL1_SMALL
+        fleet: my-fleet
         image: aws/codebuild/standard:7.0
         privileged-mode: no
         variables:
@@ -253,6 +254,7 @@ fn a_buildspec_using_every_key_parses_to_the_expected_model() {
                     env: Some(BatchEnv {
                         environment_type: Some("LINUX_CONTAINER".into()),
                         compute_type: Some("BUILD_GENERAL1_SMALL".into()),
+                        fleet: Some("my-fleet".into()),
                         image: Some("aws/codebuild/standard:7.0".into()),
                         privileged_mode: Some(false),
                         variables: pairs(&[("BUILD_ID", "build1")]),
@@ -375,6 +377,7 @@ batch:
         - b.yml
       env:
         compute-type: [BUILD_GENERAL1_SMALL]
+        fleet: [fleet-a, fleet-b]
         image:
           - aws/codebuild/standard:7.0
         variables:
@@ -402,6 +405,7 @@ batch:
     assert_eq!(dynamic.buildspec, ["a.yml", "b.yml"]);
     let env = dynamic.env.unwrap();
     assert_eq!(env.compute_type, ["BUILD_GENERAL1_SMALL"]);
+    assert_eq!(env.fleet, ["fleet-a", "fleet-b"]);
     assert_eq!(env.image, ["aws/codebuild/standard:7.0"]);
     assert_eq!(
         env.variables,
