@@ -164,7 +164,7 @@ fn read_lock(buildspec: &Path) -> Result<Option<(String, Vec<crate::python::Pin>
             .map(|lock| Some((path.to_string_lossy().into_owned(), lock.python)))
             .map_err(Failure::Lock),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Failure::usage(format!("{}: {e}", path.display()))),
+        Err(e) => Err(Failure::input(&path)(e)),
     }
 }
 
@@ -192,7 +192,7 @@ pub fn prepare(
         .ok_or_else(|| Failure::usage(format!("--timeout {}: not a duration", args.timeout)))?;
     let mut user_env = Vec::new();
     if let Some(file) = &args.env_file {
-        user_env = lifecycle::parse_env_file(file).map_err(|e| Failure::usage(e.0))?;
+        user_env = lifecycle::parse_env_file(file)?;
     }
     for (key, value) in parse_env_pairs(&args.env)? {
         user_env.retain(|(k, _)| *k != key);
@@ -200,15 +200,13 @@ pub fn prepare(
     }
     let mut secrets = Secrets::default();
     for pair in &args.secrets {
-        secrets.add_pair(pair).map_err(|e| Failure::usage(e.0))?;
+        secrets.add_pair(pair)?;
     }
     if let Some(file) = &args.secrets_file {
-        secrets.add_file(file).map_err(|e| Failure::usage(e.0))?;
+        secrets.add_file(file)?;
     }
     for name in &args.secret_from_env {
-        secrets
-            .add_from_env(name)
-            .map_err(|e| Failure::usage(e.0))?;
+        secrets.add_from_env(name)?;
     }
 
     let project = match &args.project {

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::shared::human_size;
+use super::shared::{human_size, print_json};
 use super::{Context, Failure};
+use crate::image::ImageSpec;
 use crate::runtime::{BundleCopy, Recipe, Runtimes};
 use crate::store::Store;
 
@@ -45,10 +46,10 @@ pub fn run(ctx: &Context, command: RuntimeCommand) -> Result<u8, Failure> {
     // Names and versions become store references and paths: bad ones are bad input.
     match &command {
         RuntimeCommand::Build { name } => {
-            super::shared::image_spec(name)?;
+            ImageSpec::parse(name)?;
         }
         RuntimeCommand::Push { name, version } | RuntimeCommand::Pull { name, version } => {
-            super::shared::image_spec(name)?;
+            ImageSpec::parse(name)?;
             if let Some(version) = version {
                 crate::buildspec::check_runtime_version(version)
                     .map_err(|e| Failure::usage(format!("--version: {e}")))?;
@@ -153,8 +154,7 @@ pub(super) fn build(ctx: &Context, name: &str) -> Result<u8, Failure> {
 fn list(ctx: &Context, json: bool) -> Result<u8, Failure> {
     let bundles = ctx.runtimes().list()?;
     if json {
-        let text = serde_json::to_string_pretty(&bundles)?;
-        println!("{text}");
+        print_json(&bundles)?;
         return Ok(0);
     }
     if bundles.is_empty() {

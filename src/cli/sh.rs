@@ -45,8 +45,7 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
             (script.clone(), arg0.clone(), arg0, words.collect())
         }
         (None, Some(file)) => {
-            let script = std::fs::read(file)
-                .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+            let script = std::fs::read(file).map_err(Failure::input(file))?;
             let name = file.display().to_string();
             (
                 String::from_utf8_lossy(&script).into_owned(),

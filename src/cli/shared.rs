@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Context, Failure};
-use crate::image::{DEFAULT_IMAGE, Image, ImageRunner};
+use crate::image::{DEFAULT_IMAGE, Image, ImageRunner, ImageSpec};
 use crate::lifecycle::{BuildControl, BuildLog};
 use crate::python::pip::PythonPackages;
 use crate::runtime::Recipe;
@@ -82,7 +82,7 @@ impl Guest {
 /// the store yet, or were built from an older recipe (an upgrade of wasmbuild that changed
 /// a bundle's shims), so a fresh machine runs its first command without a separate step.
 pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
-    let crate::image::ImageSpec { name, version } = image_spec(spec)?;
+    let ImageSpec { name, version } = ImageSpec::parse(spec)?;
     let runtimes = ctx.runtimes();
     let available = Recipe::available(ctx.recipes()?);
     for (name, version) in [(name, version), (DEFAULT_IMAGE, None)] {
@@ -230,11 +230,6 @@ pub fn check_source_date_epoch(value: u64) -> Result<u64, String> {
              (2199-12-31T23:59:59Z)"
         ))
     }
-}
-
-/// Parses `--image NAME[:VERSION]`: exit 2 naming it.
-pub fn image_spec(spec: &str) -> Result<crate::image::ImageSpec<'_>, Failure> {
-    crate::image::ImageSpec::parse(spec).map_err(Failure::from)
 }
 
 /// Lexically normalises an absolute guest path (`.` and `..`; never above `/`).

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use super::run::{Prepared, RunArgs, prepare};
-use super::shared::{open_log, stop_on_ctrl_c};
+use super::shared::{open_log, print_json, stop_on_ctrl_c};
 use super::{Context, Failure};
 use crate::lifecycle::verify::{Difference, Verification, Verified, verify};
 use crate::lifecycle::{BuildControl, Status};
@@ -53,8 +53,7 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Result<u8, Failure> {
     if args.json {
         let mut value = serde_json::to_value(&verification)?;
         mask.mask_json(&mut value);
-        let text = serde_json::to_string_pretty(&value)?;
-        println!("{text}");
+        print_json(&value)?;
     } else {
         let mut report = Vec::new();
         print_report(&verification, &mut report);

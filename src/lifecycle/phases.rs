@@ -33,7 +33,7 @@ impl PhaseEnd {
             context: None,
         }
     }
-    pub(super) fn failed(status: Status, code: &str, message: impl Into<String>) -> Self {
+    fn failed(status: Status, code: &str, message: impl Into<String>) -> Self {
         PhaseEnd {
             status,
             context: Some(PhaseContext {
@@ -56,7 +56,7 @@ pub(super) struct Shells {
 }
 
 impl Shells {
-    pub(super) fn new_session(&self) -> Session {
+    fn new_session(&self) -> Session {
         let mut session = Session::new(
             self.runner.clone(),
             self.fs.clone(),
@@ -80,7 +80,7 @@ impl Shells {
     }
 
     /// Sets an exported variable for every later command.
-    pub(super) fn export(&mut self, name: &str, value: &str) {
+    fn export(&mut self, name: &str, value: &str) {
         self.env.retain(|(k, _)| k != name);
         self.env.push((name.to_owned(), value.to_owned()));
         if let Some(session) = &mut self.session {
@@ -111,7 +111,7 @@ impl Shells {
     }
 
     /// Expands `text` as the shell would expand a double-quoted word (artifact names).
-    pub(super) fn expand(&mut self, text: &str) -> Result<String, String> {
+    fn expand(&mut self, text: &str) -> Result<String, String> {
         let buffer = SharedBuffer::default();
         let stdio = Stdio::new(Box::new(buffer.clone()), Box::new(std::io::sink()));
         let session = self.session();
@@ -145,14 +145,14 @@ pub(super) struct EnvBuilder {
 }
 
 impl EnvBuilder {
-    pub(super) fn set(&mut self, key: &str, value: String) {
+    fn set(&mut self, key: &str, value: String) {
         if let Some(old) = self.index.insert(key.to_owned(), self.slots.len()) {
             self.slots[old] = None;
         }
         self.slots.push(Some((key.to_owned(), value)));
     }
 
-    pub(super) fn finish(self) -> Vec<(String, String)> {
+    fn finish(self) -> Vec<(String, String)> {
         self.slots.into_iter().flatten().collect()
     }
 }
@@ -270,7 +270,7 @@ impl Build<'_> {
         self.log.flush();
     }
 
-    pub(super) fn final_status(&self) -> Status {
+    fn final_status(&self) -> Status {
         let worst = |status: Status| {
             self.record
                 .phases
@@ -289,7 +289,7 @@ impl Build<'_> {
     }
 
     /// INSTALL through UPLOAD_ARTIFACTS, with CodeBuild's rules for what follows a failure.
-    pub(super) fn run_phases(&mut self, deadline: Instant) {
+    fn run_phases(&mut self, deadline: Instant) {
         let buildspec = &self.request.buildspec;
         let phases = buildspec.phases_in_order();
         let mut build_ran = false;
@@ -339,7 +339,7 @@ impl Build<'_> {
     }
 
     /// Records a phase that does nothing that can fail.
-    pub(super) fn simple_phase(
+    fn simple_phase(
         &mut self,
         name: &str,
         start: jiff::Timestamp,
@@ -349,11 +349,11 @@ impl Build<'_> {
     }
 
     /// Runs a phase: log lines, timing, status and context in the record.
-    pub(super) fn phase(&mut self, name: &str, body: impl FnOnce(&mut Self) -> PhaseEnd) -> bool {
+    fn phase(&mut self, name: &str, body: impl FnOnce(&mut Self) -> PhaseEnd) -> bool {
         self.phase_at(name, jiff::Timestamp::now(), body)
     }
 
-    pub(super) fn phase_at(
+    fn phase_at(
         &mut self,
         name: &str,
         start: jiff::Timestamp,
@@ -413,7 +413,7 @@ impl Build<'_> {
     }
 
     /// PROVISIONING: the image, the environment and the secrets.
-    pub(super) fn provision(&mut self) -> PhaseEnd {
+    fn provision(&mut self) -> PhaseEnd {
         let request = self.request;
         let buildspec = &request.buildspec;
         if let Some(user) = &buildspec.run_as {
@@ -532,7 +532,7 @@ impl Build<'_> {
     }
 
     /// DOWNLOAD_SOURCE: the source directory copied into the workspace.
-    pub(super) fn download_source(&mut self) -> PhaseEnd {
+    fn download_source(&mut self) -> PhaseEnd {
         let Some(ws) = &self.workspace else {
             return PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no workspace");
         };
@@ -568,7 +568,7 @@ impl Build<'_> {
     }
 
     /// `runtime-versions`: each runtime's bundle joins the image.
-    pub(super) fn install_runtimes(&mut self, phase: Option<&Phase>) -> Result<(), PhaseEnd> {
+    fn install_runtimes(&mut self, phase: Option<&Phase>) -> Result<(), PhaseEnd> {
         let Some(phase) = phase else { return Ok(()) };
         if self.image.is_none() {
             return Err(PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no image"));
@@ -627,7 +627,7 @@ impl Build<'_> {
 
     /// The seed of a deterministic build's randomness: a digest of its inputs (the
     /// buildspec, the image, the source listing and `SOURCE_DATE_EPOCH`), never of its id.
-    pub(super) fn seed(&self, epoch: u64) -> [u8; 32] {
+    fn seed(&self, epoch: u64) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
         hasher.update(std::fs::read(&self.request.buildspec_path).unwrap_or_default());
@@ -640,7 +640,7 @@ impl Build<'_> {
     }
 
     /// Mounts the image over the workspace and opens the shell(s).
-    pub(super) fn start_shells(&mut self, deadline: Instant) -> Result<(), PhaseEnd> {
+    fn start_shells(&mut self, deadline: Instant) -> Result<(), PhaseEnd> {
         self.shells = Some(self.make_shells(deadline)?);
         Ok(())
     }
@@ -689,7 +689,7 @@ impl Build<'_> {
 
     /// A phase's `commands` (stopping at the first failure), then its `finally`; retried as
     /// `on-failure: RETRY…` says.
-    pub(super) fn run_phase_commands(&mut self, name: &str, phase: &Phase) -> PhaseEnd {
+    fn run_phase_commands(&mut self, name: &str, phase: &Phase) -> PhaseEnd {
         let (attempts, pattern) = match &phase.on_failure {
             OnFailure::Retry { attempts, pattern } => (*attempts, pattern.as_ref()),
             _ => (0, None),
@@ -718,7 +718,7 @@ impl Build<'_> {
         }
     }
 
-    pub(super) fn run_commands(&mut self, commands: &[String]) -> PhaseEnd {
+    fn run_commands(&mut self, commands: &[String]) -> PhaseEnd {
         for command in commands {
             if self.control.interruption().is_some() {
                 return PhaseEnd::ok(); // the caller turns this into STOPPED / TIMED_OUT
@@ -771,7 +771,7 @@ impl Build<'_> {
 
     /// The end of a phase's commands: the shell's background jobs get a grace period, then
     /// are stopped; a session that went over its process limit fails the phase.
-    pub(super) fn stop_jobs(&mut self, end: PhaseEnd) -> PhaseEnd {
+    fn stop_jobs(&mut self, end: PhaseEnd) -> PhaseEnd {
         let Some(session) = self.shells.as_mut().and_then(|s| s.session.as_mut()) else {
             return end;
         };
@@ -796,7 +796,7 @@ impl Build<'_> {
     }
 
     /// UPLOAD_ARTIFACTS: every artifact set exported to the artifacts directory.
-    pub(super) fn upload_artifacts(&mut self) -> PhaseEnd {
+    fn upload_artifacts(&mut self) -> PhaseEnd {
         let Some(spec) = self.request.buildspec.artifacts.clone() else {
             return PhaseEnd::ok();
         };
@@ -884,7 +884,7 @@ impl Build<'_> {
 
     /// FINALIZING: exported variables collected (secret values masked), the workspace
     /// let go.
-    pub(super) fn finalize(&mut self) -> PhaseEnd {
+    fn finalize(&mut self) -> PhaseEnd {
         let mask = self.log.secret_mask();
         if let Some(shells) = &self.shells {
             for name in &self.request.buildspec.env.exported_variables {
@@ -928,7 +928,7 @@ impl Build<'_> {
         }
     }
 
-    pub(super) fn write_record(&self) {
+    fn write_record(&self) {
         let path = self.request.out_dir.join("build.json");
         // Masked: secret values never reach build.json.
         let bytes = self.record.to_json_pretty().into_bytes();
