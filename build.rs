@@ -6,6 +6,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 fn main() {
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let runtimes = root.join("runtimes");
@@ -27,6 +29,12 @@ fn main() {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
     let bytes = archive.into_inner().expect("an in-memory archive");
+    // Hashed here, once, rather than by every run of wasmbuild that needs a recipe.
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!("cargo::rustc-env=WASMBUILD_RECIPES_SHA256={digest}");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     fs::write(out.join("recipes.tar"), bytes).expect("OUT_DIR is writable");
 }

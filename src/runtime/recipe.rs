@@ -106,13 +106,15 @@ pub enum RecipeError {
 /// The recipes built into this binary: its source's `runtimes/` as a tar (see `build.rs`).
 static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/recipes.tar"));
 
+/// sha256 of [`EMBEDDED`], computed by `build.rs`.
+const EMBEDDED_SHA256: &str = env!("WASMBUILD_RECIPES_SHA256");
+
 /// The directory of the built-in recipes, unpacked under `cache` the first time in a
 /// directory named by the archive's digest, so an installed binary needs no checkout and
 /// an upgrade never reads an older copy. Unpacked aside and renamed into place: a reader
 /// never sees half a copy.
 pub fn embedded_recipes(cache: &Path) -> Result<PathBuf, RecipeError> {
-    let digest = crate::digest::sha256_hex(EMBEDDED);
-    let dir = cache.join(&digest[..16]);
+    let dir = cache.join(&EMBEDDED_SHA256[..16]);
     if dir.is_dir() {
         return Ok(dir);
     }
@@ -203,6 +205,7 @@ mod tests {
     #[test]
     fn the_built_in_recipes_are_the_checkouts_and_unpack_once() {
         let cache = tempfile::tempdir().unwrap();
+        assert_eq!(crate::digest::sha256_hex(EMBEDDED), EMBEDDED_SHA256);
         let dir = embedded_recipes(cache.path()).unwrap();
         let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes");
         let (built_in, expected) = (files(&dir), files(&checkout));
