@@ -204,12 +204,8 @@ impl<'de> Deserialize<'de> for TextOrList {
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 self.visit_str(&v.to_string())
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::new();
-                while let Some(Text(item)) = seq.next_element()? {
-                    items.push(item);
-                }
-                Ok(items)
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Seq::deserialize(SeqAccessDeserializer::new(seq)).map(|s| s.0)
             }
         }
         d.deserialize_any(OneOrMany).map(TextOrList)

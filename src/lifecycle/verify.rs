@@ -83,10 +83,10 @@ pub fn verify<E>(
     mut prepare: impl FnMut(&Pass) -> Result<(BuildRequest, BuildServices, BuildLog), E>,
     report: impl Fn(&str),
 ) -> Result<Verified, E> {
-    let mut summaries = Vec::new();
-    let mut records = Vec::new();
+    // Each build's record and where its output is.
+    let mut builds = Vec::new();
     for pass in &PASSES {
-        if !records.is_empty() {
+        if !builds.is_empty() {
             wait_for_next_second();
         }
         let (mut request, services, log) = prepare(pass)?;
@@ -109,30 +109,28 @@ pub fn verify<E>(
         if record.build_status == Status::Stopped {
             return Ok(Verified::Stopped(Box::new(record)));
         }
-        summaries.push(BuildSummary {
-            id: record.id.clone(),
-            status: record.build_status,
-            output: request.out_dir.display().to_string(),
-        });
-        records.push(record);
+        builds.push((record, request.out_dir.display().to_string()));
     }
-    let second_record = records.pop().expect("two builds");
-    let first_record = records.pop().expect("two builds");
-    let comparison = compare(&first_record, &second_record);
-    let both_succeeded = [&first_record, &second_record]
+    let [(first, first_output), (second, second_output)]: [_; 2] =
+        builds.try_into().map_err(|_| ()).expect("two builds");
+    let comparison = compare(&first, &second);
+    let both_succeeded = [&first, &second]
         .iter()
         .all(|r| r.build_status == Status::Succeeded);
-    let second = summaries.pop().expect("two builds");
-    let first = summaries.pop().expect("two builds");
+    let summary = |record: &BuildRecord, output| BuildSummary {
+        id: record.id.clone(),
+        status: record.build_status,
+        output,
+    };
     Ok(Verified::Compared {
         verification: Verification {
             reproducible: both_succeeded && comparison.differences.is_empty(),
             deterministic,
-            first,
-            second,
+            first: summary(&first, first_output),
+            second: summary(&second, second_output),
             comparison,
         },
-        first: Box::new(first_record),
+        first: Box::new(first),
     })
 }
 
