@@ -5,37 +5,18 @@
 use std::path::Path;
 use std::process::Output;
 
-/// A local store with a `hello` bundle built from a WAT module (its digest is fixed) and
-/// recipes that hold `hello` alone.
+use crate::common;
+
+/// A scratch directory with recipes that hold `hello` alone (a WAT module: its digest is
+/// fixed) and an empty source directory; the store is made on first use.
 struct Fixture {
     dir: tempfile::TempDir,
 }
 
-const HELLO: &str = r#"(module
-    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-    (memory (export "memory") 1)
-    (data (i32.const 16) "hello\n")
-    (func (export "_start")
-      (i32.store (i32.const 0) (i32.const 16))
-      (i32.store (i32.const 4) (i32.const 6))
-      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
-
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let recipe = dir.path().join("recipes/hello");
-        std::fs::create_dir_all(&recipe).unwrap();
-        let module = wat::parse_str(HELLO).unwrap();
-        std::fs::write(recipe.join("hello.wasm"), &module).unwrap();
-        std::fs::write(
-            recipe.join("recipe.toml"),
-            format!(
-                "name = \"hello\"\nversion = \"1.0\"\ncommands = [\"hello\", \"hi\"]\n\n\
-                 [source]\nkind = \"file\"\npath = \"hello.wasm\"\nsha256 = \"{}\"\n",
-                wasmbuild::digest::sha256_hex(&module)
-            ),
-        )
-        .unwrap();
+        common::hello_recipe(&dir.path().join("recipes"), &common::hello_digest());
         std::fs::create_dir(dir.path().join("src")).unwrap();
         Fixture { dir }
     }

@@ -6,30 +6,7 @@ use std::path::Path;
 
 use predicates::prelude::*;
 
-/// A module that writes "hello from wasm\n" to stdout and exits 0.
-const HELLO: &str = r#"(module
-    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-    (memory (export "memory") 1)
-    (data (i32.const 16) "hello from wasm\n")
-    (func (export "_start")
-      (i32.store (i32.const 0) (i32.const 16))
-      (i32.store (i32.const 4) (i32.const 16))
-      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
-
-/// A recipe directory holding one `hello` bundle made from a local file.
-fn hello_recipe(recipes: &Path, sha256: &str) {
-    let dir = recipes.join("hello");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("hello.wasm"), wat::parse_str(HELLO).unwrap()).unwrap();
-    fs::write(
-        dir.join("recipe.toml"),
-        format!(
-            "name = \"hello\"\nversion = \"1.0\"\ncommands = [\"hello\", \"hi\"]\n\n\
-             [source]\nkind = \"file\"\npath = \"hello.wasm\"\nsha256 = \"{sha256}\"\n"
-        ),
-    )
-    .unwrap();
-}
+use crate::common::{HELLO, hello_digest, hello_recipe};
 
 fn cli(store: &Path, recipes: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("wasmbuild").unwrap();
@@ -37,10 +14,6 @@ fn cli(store: &Path, recipes: &Path) -> assert_cmd::Command {
         .env("WASMBUILD_RECIPES", recipes)
         .env_remove("RUST_LOG");
     cmd
-}
-
-fn hello_digest() -> String {
-    wasmbuild::digest::sha256_hex(&wat::parse_str(HELLO).unwrap())
 }
 
 #[test]

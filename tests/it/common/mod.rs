@@ -137,4 +137,35 @@ impl Run {
             .map(|(_, s)| s)
     }
 }
+/// A module that writes "hello from wasm\n" to stdout and exits 0.
+pub const HELLO: &str = r#"(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 16) "hello from wasm\n")
+    (func (export "_start")
+      (i32.store (i32.const 0) (i32.const 16))
+      (i32.store (i32.const 4) (i32.const 16))
+      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+/// A recipe directory holding one `hello` bundle (commands `hello` and `hi`) made from
+/// [`HELLO`], pinned by `sha256`.
+pub fn hello_recipe(recipes: &std::path::Path, sha256: &str) {
+    let dir = recipes.join("hello");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.wasm"), wat::parse_str(HELLO).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("recipe.toml"),
+        format!(
+            "name = \"hello\"\nversion = \"1.0\"\ncommands = [\"hello\", \"hi\"]\n\n\
+             [source]\nkind = \"file\"\npath = \"hello.wasm\"\nsha256 = \"{sha256}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// The sha256 of [`HELLO`] compiled.
+pub fn hello_digest() -> String {
+    wasmbuild::digest::sha256_hex(&wat::parse_str(HELLO).unwrap())
+}
+
 pub mod index;
