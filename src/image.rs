@@ -20,6 +20,11 @@ use crate::shell::{HostError, Invocation, Program, ProgramHost};
 /// The image used when none is named.
 pub const DEFAULT_IMAGE: &str = "base";
 
+/// Bundles the default image offers after its own, as CodeBuild's standard image has
+/// `python3`, `python` and `pip` on `PATH` without any `runtime-versions`: mounted when
+/// the store has them, each program loaded only when a command calls it.
+pub const DEFAULT_RUNTIMES: &[&str] = &["python"];
+
 /// `NAME[:VERSION]`, parsed and checked in this one place: names become store references.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageSpec<'a> {
@@ -62,11 +67,15 @@ pub enum ImageError {
         name: String,
         version: Option<String>,
     },
-    #[error("unknown runtime version {name}: {request}; runtimes in the store: {there}")]
+    #[error(
+        "unknown runtime version {name}: {request}; runtimes in the store: {there}{}",
+        nearest.as_ref().map(|(n, v)| format!("; the nearest is {n} {v}")).unwrap_or_default()
+    )]
     UnknownRuntime {
         name: String,
         request: String,
         there: String,
+        nearest: Option<(String, String)>,
     },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
@@ -136,6 +145,13 @@ impl Image {
             && let Some(base) = runtimes.find(DEFAULT_IMAGE, None)?
         {
             bundles.push(runtimes.install(&base)?);
+        }
+        if name == DEFAULT_IMAGE {
+            for extra in DEFAULT_RUNTIMES {
+                if let Some(digest) = runtimes.find(extra, None)? {
+                    bundles.push(runtimes.install(&digest)?);
+                }
+            }
         }
         Ok(Image {
             spec: spec.into(),
@@ -222,6 +238,7 @@ impl Image {
                 }
             }
             return Err(ImageError::UnknownRuntime {
+                nearest: runtimes.nearest(name, request)?,
                 name: name.to_owned(),
                 request: request.to_owned(),
                 there: if there.is_empty() {

@@ -4,12 +4,14 @@
 //! Data flows one way: `runtime` bundles provide programs, the `sandbox` runs them, the
 //! `shell` drives the sandbox, and `cli` only parses arguments and prints.
 
+pub mod batch;
 pub mod buildspec;
 pub mod cli;
 pub mod digest;
 pub mod image;
 pub mod lifecycle;
 pub mod python;
+pub mod reports;
 pub mod runtime;
 pub mod sandbox;
 pub mod shell;

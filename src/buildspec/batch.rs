@@ -13,7 +13,7 @@ use super::de::{
 
 /// `batch`. At most one of the four batch kinds may be given.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct Batch {
     #[serde(default, deserialize_with = "flag")]
     pub fast_fail: bool,
@@ -58,7 +58,7 @@ pub(super) fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Batch>,
 
 /// A task of `build-graph` or `build-list`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct BatchTask {
     #[serde(deserialize_with = "text")]
     pub identifier: String,
@@ -77,7 +77,7 @@ pub struct BatchTask {
 
 /// A task of `build-list`: no `depend-on`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 struct ListTask {
     #[serde(deserialize_with = "text")]
     identifier: String,
@@ -198,7 +198,7 @@ fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<BatchTask>>, D::Er
 
 /// A task's build environment overrides; absent settings come from the project.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct BatchEnv {
     /// `type`, e.g. `LINUX_CONTAINER`.
     #[serde(default, rename = "type", deserialize_with = "opt_text")]
@@ -220,7 +220,6 @@ pub struct BatchEnv {
 /// `build-matrix`: a static part shared by every build and a dynamic part whose
 /// combinations make the builds.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BuildMatrix {
     /// `static`.
     #[serde(default, rename = "static")]
@@ -231,7 +230,7 @@ pub struct BuildMatrix {
 
 /// `build-matrix.static`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct MatrixStatic {
     #[serde(default, deserialize_with = "flag")]
     pub ignore_failure: bool,
@@ -241,7 +240,6 @@ pub struct MatrixStatic {
 
 /// `build-matrix.dynamic`: every value list multiplies the builds.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MatrixDynamic {
     #[serde(default, deserialize_with = "text_list")]
     pub buildspec: Vec<String>,
@@ -251,7 +249,7 @@ pub struct MatrixDynamic {
 
 /// `build-matrix.dynamic.env`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct MatrixDynamicEnv {
     #[serde(default, deserialize_with = "text_list")]
     pub compute_type: Vec<String>,
@@ -272,7 +270,7 @@ fn value_lists<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, Vec<Strin
 
 /// `build-fanout`: one build run in parallel shards (for test splitting).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct BuildFanout {
     /// How many builds; at least 1.
     #[serde(default, deserialize_with = "parallelism")]

@@ -346,11 +346,44 @@ pub(super) fn text_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String
     TextOrList::deserialize(d).map(|l| l.0)
 }
 
+/// A mapping of variables in file order, values as their text; a repeated name takes the
+/// last value in the place of the first, as CodeBuild reads it (the outline warns).
 pub(super) fn text_pairs<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Vec<(String, String)>, D::Error> {
-    let pairs = Pairs::<Text>::deserialize(d)?;
-    Ok(pairs.0.into_iter().map(|(k, v)| (k, v.0)).collect())
+    struct Variables;
+    impl<'de> Visitor<'de> for Variables {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a mapping of names to values")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            // Name → index in `pairs`: a mapping of n names is read in O(n).
+            let mut index: std::collections::HashMap<String, usize> = Default::default();
+            while let Some(Text(name)) = map.next_key()? {
+                let Text(value) = map.next_value()?;
+                match index.get(&name) {
+                    Some(&at) => pairs[at].1 = value,
+                    None => {
+                        index.insert(name.clone(), pairs.len());
+                        pairs.push((name, value));
+                    }
+                }
+            }
+            Ok(pairs)
+        }
+    }
+    d.deserialize_option(Variables)
 }
 
 pub(super) fn pairs<'de, D, V>(d: D) -> Result<Vec<(String, V)>, D::Error>

@@ -24,6 +24,36 @@ pub enum BuildspecError {
     },
 }
 
+/// Something CodeBuild accepts and ignores, or reads its own way (a key it does not know,
+/// a variable written twice): the build goes on; `--strict` makes it an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let Warning {
+            file,
+            line,
+            column,
+            message,
+        } = self;
+        write!(f, "{file}:{line}:{column}: warning: {message}")
+    }
+}
+
+impl From<Warning> for BuildspecError {
+    /// A warning made an error (`--strict`).
+    fn from(w: Warning) -> Self {
+        BuildspecError::invalid(&w.file, w.line, w.column, w.message)
+    }
+}
+
 impl BuildspecError {
     /// The 1-based line and column of an invalid buildspec's problem.
     pub fn location(&self) -> Option<(usize, usize)> {

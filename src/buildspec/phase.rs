@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use super::OnFailure;
 use super::de::{CommandList, Text, scalar};
@@ -13,7 +13,6 @@ use super::{check_runtime_name, check_runtime_version, runtime_version_variable}
 
 /// The phases of a buildspec; an absent phase does not run.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Phases {
     #[serde(default, deserialize_with = "install_phase")]
     pub install: Option<Phase>,
@@ -36,6 +35,10 @@ pub struct Phase {
     /// Scalars of any type, as written; block scalars kept whole (one command).
     pub commands: Vec<String>,
     pub finally: Vec<String>,
+    /// The 1-based buildspec line each of `commands` starts on (empty when not known).
+    pub command_lines: Vec<usize>,
+    /// The same for `finally`.
+    pub finally_lines: Vec<usize>,
 }
 
 fn install_phase<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Phase>, D::Error> {
@@ -48,15 +51,6 @@ fn other_phase<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Phase>, D::Erro
         .map(Some)
 }
 
-const INSTALL_FIELDS: &[&str] = &[
-    "run-as",
-    "on-failure",
-    "runtime-versions",
-    "commands",
-    "finally",
-];
-const FIELDS: &[&str] = &["run-as", "on-failure", "commands", "finally"];
-
 #[derive(Clone, Copy, PartialEq)]
 enum Field {
     RunAs,
@@ -64,6 +58,8 @@ enum Field {
     RuntimeVersions,
     Commands,
     Finally,
+    /// A key CodeBuild ignores (the outline warns about it).
+    Ignored,
 }
 
 struct PhaseVisitor {
@@ -96,7 +92,9 @@ impl<'de> Visitor<'de> for PhaseVisitor {
             install: self.install,
             seen: &seen,
         })? {
-            seen.push(field);
+            if field != Field::Ignored {
+                seen.push(field);
+            }
             match field {
                 Field::RunAs => phase.run_as = map.next_value::<Option<Text>>()?.map(|t| t.0),
                 Field::OnFailure => phase.on_failure = map.next_value()?,
@@ -105,13 +103,16 @@ impl<'de> Visitor<'de> for PhaseVisitor {
                 }
                 Field::Commands => phase.commands = map.next_value::<CommandList>()?.0,
                 Field::Finally => phase.finally = map.next_value::<CommandList>()?.0,
+                Field::Ignored => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
             }
         }
         Ok(phase)
     }
 }
 
-/// Reads a phase key; unknown, repeated and misplaced keys fail at the key.
+/// Reads a phase key; repeated and misplaced keys fail at the key, unknown ones are ignored.
 struct FieldSeed<'a> {
     install: bool,
     seen: &'a [Field],
@@ -122,7 +123,6 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
         scalar(d, "a phase key", |key| {
-            let fields = if self.install { INSTALL_FIELDS } else { FIELDS };
             let field = match key {
                 "run-as" => Field::RunAs,
                 "on-failure" => Field::OnFailure,
@@ -132,7 +132,7 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
                 }
                 "commands" => Field::Commands,
                 "finally" => Field::Finally,
-                _ => return Err(de::value::Error::unknown_field(key, fields).to_string()),
+                _ => Field::Ignored,
             };
             if self.seen.contains(&field) {
                 return Err(format!("duplicate field `{key}`"));

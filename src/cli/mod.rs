@@ -2,8 +2,11 @@
 //! thin dispatcher that calls the library and turns its errors into messages and the
 //! documented exit statuses. Nothing here is needed to use wasmbuild as a library.
 
+mod batch;
+mod check;
 mod error;
 mod exec;
+mod reports;
 mod run;
 mod runtime;
 mod sh;
@@ -67,6 +70,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run a buildspec build of a source directory, as CodeBuild would.
     Run(run::RunArgs),
+    /// Read a buildspec without running it: its problems, and what the build needs.
+    Check(check::CheckArgs),
     /// Build twice with deliberate perturbations and compare the artifacts.
     Verify(verify::VerifyArgs),
     /// Run one program of an image in the sandbox.
@@ -79,6 +84,9 @@ pub enum Command {
     /// Check, clean up and measure the store.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// The test and coverage reports builds kept: list, show, trend.
+    #[command(subcommand)]
+    Reports(reports::ReportsCommand),
 }
 
 /// Shared state of one invocation: the store and, once needed, the sandbox.
@@ -86,6 +94,9 @@ pub struct Context {
     pub global: GlobalArgs,
     pub store: Store,
     recipes: std::sync::OnceLock<PathBuf>,
+    /// One sandbox (one wasmtime engine) for everything the command runs: the builds of a
+    /// batch share it, as `verify`'s two builds do.
+    sandbox: std::sync::OnceLock<Arc<Sandbox>>,
 }
 
 impl Context {
@@ -99,6 +110,7 @@ impl Context {
             global,
             store,
             recipes: std::sync::OnceLock::new(),
+            sandbox: std::sync::OnceLock::new(),
         })
     }
 
@@ -120,11 +132,15 @@ impl Context {
     }
 
     pub fn sandbox(&self) -> Result<Arc<Sandbox>, Failure> {
+        if let Some(sandbox) = self.sandbox.get() {
+            return Ok(sandbox.clone());
+        }
         let config = SandboxConfig {
             memory_limit: self.global.memory_limit.saturating_mul(1 << 20),
             code_cache_dir: Some(self.store.local_dir("compiled")),
         };
-        Sandbox::new(config).map(Arc::new).map_err(Failure::from)
+        let sandbox = Sandbox::new(config).map(Arc::new)?;
+        Ok(self.sandbox.get_or_init(|| sandbox).clone())
     }
 }
 
@@ -141,11 +157,13 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = Context::new(cli.global).and_then(|ctx| match cli.command {
         Command::Run(args) => run::run(&ctx, args),
+        Command::Check(args) => check::check(&ctx, args),
         Command::Verify(args) => verify::run(&ctx, args),
         Command::Exec(args) => exec::run(&ctx, args),
         Command::Sh(args) => sh::run(&ctx, args),
         Command::Runtime(command) => runtime::run(&ctx, command),
         Command::Store(command) => store::run(&ctx, command),
+        Command::Reports(command) => reports::run(&ctx, command),
     });
     match result {
         Ok(status) => ExitCode::from(status),

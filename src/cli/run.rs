@@ -12,7 +12,7 @@ use crate::buildspec::Buildspec;
 use crate::image::DEFAULT_IMAGE;
 use crate::lifecycle::{self, BuildControl, BuildRequest, BuildServices, Secrets};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// The source directory (copied; never modified).
     #[arg(default_value = ".", value_name = "SRC_DIR")]
@@ -75,6 +75,22 @@ pub struct RunArgs {
     /// `AWS_REGION` for the build.
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
+    /// Refuse a buildspec with warnings (keys CodeBuild ignores, repeated variables).
+    #[arg(long)]
+    pub strict: bool,
+    /// Run the buildspec's `batch` (automatic when it has `batch` and no `phases`).
+    #[arg(long)]
+    pub batch: bool,
+    /// Builds of a batch run at once (default: the number of cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub jobs: Option<u64>,
+    /// With a batch: also gather every build's artifacts under `combined/<identifier>/`
+    /// in the batch's directory (CodeBuild's combine-artifacts).
+    #[arg(long)]
+    pub combine_artifacts: bool,
+    /// With a batch: stop its builds after MINUTES (the batch's timeout-in-mins).
+    #[arg(long, value_name = "MINUTES", value_parser = super::shared::parse_timeout_minutes)]
+    pub batch_timeout: Option<f64>,
     #[command(flatten)]
     pub determinism: DeterminismArgs,
     #[command(flatten)]
@@ -94,6 +110,79 @@ pub struct PythonArgs {
     pub write_lock: bool,
 }
 
+/// The source directory, absolute; anything else is a usage error.
+pub(super) fn source_dir(src: &Path) -> Result<PathBuf, Failure> {
+    src.canonicalize()
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or_else(|| Failure::usage(format!("{}: not a source directory", src.display())))
+}
+
+/// The project: `--project`, else the source directory's name. It names directories and
+/// store references, so it is checked.
+pub(super) fn project_name(args: &RunArgs, src: &Path) -> Result<String, Failure> {
+    let project = match &args.project {
+        Some(project) => project.clone(),
+        None => src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "project".to_owned()),
+    };
+    if project.is_empty()
+        || project == "."
+        || project == ".."
+        || project.len() > 255
+        || project.contains(['/', ':', '\\'])
+        || project.chars().any(char::is_control)
+    {
+        return Err(Failure::usage(format!(
+            "project name {project:?} must be 1 to 255 characters, not `.` or `..`, \
+             without '/', '\\', ':' or control characters"
+        )));
+    }
+    Ok(project)
+}
+
+/// Where a build's (or batch's) output goes: `given`, else `<kind>/<project>/<number>` in
+/// the store; created, and as an absolute path.
+pub(super) fn output_dir(
+    ctx: &Context,
+    given: Option<PathBuf>,
+    kind: &str,
+    project: &str,
+    number: u64,
+) -> Result<PathBuf, Failure> {
+    let dir = given.unwrap_or_else(|| {
+        ctx.store
+            .local_dir(kind)
+            .join(project)
+            .join(number.to_string())
+    });
+    std::fs::create_dir_all(&dir).map_err(Failure::io(dir.display()))?;
+    dir.canonicalize().map_err(Failure::io(dir.display()))
+}
+
+/// Whether the buildspec's commands call a command of the bundle `name` (as its recipe
+/// lists them; `pip` for python), read with the build shell's parser.
+fn calls_runtime(ctx: &Context, buildspec: &Buildspec, name: &str) -> bool {
+    let Ok(recipes) = ctx.recipes() else {
+        return false;
+    };
+    let commands = match crate::runtime::Recipe::load(recipes, name).map(|r| r.commands) {
+        Ok(crate::runtime::recipe::Commands::Names(names)) => names,
+        _ => return false,
+    };
+    let provides = |program: &str| {
+        let program = program.rsplit('/').next().unwrap_or(program);
+        commands.iter().any(|c| c == program)
+            || (name == "python" && crate::python::pip::is_pip_name(program))
+    };
+    buildspec
+        .commands()
+        .filter_map(|(command, _)| crate::shell::called_programs(command).ok())
+        .any(|calls| calls.programs.iter().any(|c| provides(&c.name)))
+}
+
 /// The lock file a buildspec's builds follow: beside it.
 pub const LOCK_FILE: &str = "wasmbuild.lock";
 
@@ -104,6 +193,9 @@ pub struct Prepared {
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
+    if super::batch::wanted(&args) {
+        return super::batch::run(ctx, args);
+    }
     let Prepared { request, services } = prepare(ctx, &args, None)?;
     let out_dir = request.out_dir.clone();
     std::fs::create_dir_all(&out_dir).map_err(Failure::io(out_dir.display()))?;
@@ -175,14 +267,25 @@ pub fn prepare(
     args: &RunArgs,
     out_dir: Option<PathBuf>,
 ) -> Result<Prepared, Failure> {
-    let src = args
-        .src
-        .canonicalize()
-        .ok()
-        .filter(|p| p.is_dir())
-        .ok_or_else(|| Failure::usage(format!("{}: not a source directory", args.src.display())))?;
+    let src = source_dir(&args.src)?;
     let (buildspec_path, buildspec_name) = locate_buildspec(&src, &args.buildspec)?;
     let buildspec = Buildspec::from_file(&buildspec_path)?;
+    if args.strict && !buildspec.warnings.is_empty() {
+        for warning in &buildspec.warnings {
+            eprintln!("{warning}");
+        }
+        return Err(Failure::usage(format!(
+            "{}: {} warning(s), refused by --strict",
+            buildspec_path.display(),
+            buildspec.warnings.len()
+        )));
+    }
+    if buildspec.is_batch_only() {
+        return Err(Failure::usage(format!(
+            "{}: a batch buildspec (`batch` and no `phases`): run it with `wasmbuild run`",
+            buildspec_path.display()
+        )));
+    }
 
     // The parser bounds it already; checked again for callers that fill `RunArgs` in code.
     let timeout = super::shared::parse_timeout_minutes(&args.timeout.to_string())
@@ -209,32 +312,22 @@ pub fn prepare(
         secrets.add_from_env(name)?;
     }
 
-    let project = match &args.project {
-        Some(project) => project.clone(),
-        None => src
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "project".to_owned()),
-    };
-    // The project names directories and store references.
-    if project.is_empty()
-        || project == "."
-        || project == ".."
-        || project.len() > 255
-        || project.contains(['/', ':', '\\'])
-        || project.chars().any(char::is_control)
-    {
-        return Err(Failure::usage(format!(
-            "project name {project:?} must be 1 to 255 characters, not `.` or `..`, \
-             without '/', '\\', ':' or control characters"
-        )));
-    }
+    let project = project_name(args, &src)?;
 
     // Bundles with a recipe are built before the build starts, so a fresh machine needs no
     // separate step; runtimes that cannot be found fail INSTALL with the list of what exists.
     ensure_built(ctx, &args.image)?;
+    if args.image == DEFAULT_IMAGE {
+        // The default image offers python as CodeBuild's standard image does: built now
+        // when a command calls it (it is mounted whenever the store has it).
+        for extra in crate::image::DEFAULT_RUNTIMES {
+            if calls_runtime(ctx, &buildspec, extra) {
+                ensure_built(ctx, extra)?;
+            }
+        }
+    }
     let runtimes = ctx.runtimes();
-    if let Some(install) = &buildspec.phases.install {
+    if let Some(install) = buildspec.phases.as_ref().and_then(|p| p.install.as_ref()) {
         for (name, request) in &install.runtime_versions {
             let found = runtimes.resolve_version(name, request)?;
             if found.is_none() {
@@ -249,19 +342,13 @@ pub fn prepare(
         "builds/{}",
         lifecycle::cache::encode_ref_part(&project)
     ))?;
-    let out_dir = match (out_dir, &args.artifacts) {
-        (Some(dir), _) => dir,
-        (None, Some(dir)) => dir.clone(),
-        (None, None) => ctx
-            .store
-            .local_dir("builds")
-            .join(&project)
-            .join(build_number.to_string()),
-    };
-    std::fs::create_dir_all(&out_dir).map_err(Failure::io(out_dir.display()))?;
-    let out_dir = out_dir
-        .canonicalize()
-        .map_err(Failure::io(out_dir.display()))?;
+    let out_dir = output_dir(
+        ctx,
+        out_dir.or_else(|| args.artifacts.clone()),
+        "builds",
+        &project,
+        build_number,
+    )?;
     let source_date_epoch = args.determinism.epoch(&src)?;
     let lock = read_lock(&buildspec_path)?;
 
@@ -299,7 +386,7 @@ pub fn prepare(
 
 /// Finds the buildspec: inside the source directory first (as CodeBuild does), else the
 /// host path as given. Returns the path and the name shown in the log.
-fn locate_buildspec(src: &Path, given: &Path) -> Result<(PathBuf, String), Failure> {
+pub(super) fn locate_buildspec(src: &Path, given: &Path) -> Result<(PathBuf, String), Failure> {
     let inside = src.join(given);
     if given.is_relative() && inside.is_file() {
         return Ok((inside, given.to_string_lossy().into_owned()));

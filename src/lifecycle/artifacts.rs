@@ -229,6 +229,31 @@ fn select(
     Ok(selected)
 }
 
+/// The files of a report group, selected as artifacts are (`files` under `base-directory`,
+/// `discard-paths`), each opened through the source directory's capability: the path
+/// shown in the report, and the file or why it could not be opened.
+pub fn report_files(
+    src: &Path,
+    report: &crate::buildspec::Report,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(String, io::Result<std::fs::File>)>, ArtifactError> {
+    let src = &beneath::open_root(src)
+        .map_err(|e| ArtifactError::Io(format!("{}: {e}", src.display())))?;
+    let spec = Artifacts {
+        files: report.files.clone(),
+        base_directory: report.base_directory.clone(),
+        discard_paths: report.discard_paths,
+        ..Artifacts::default()
+    };
+    Ok(select(src, &spec, warnings)?
+        .into_iter()
+        .map(|selected| {
+            let file = open_through_link(src, &selected.rel);
+            (selected.path, file)
+        })
+        .collect())
+}
+
 /// Opens the file a link of the source directory leads to, following links only while
 /// they stay inside the source directory (cap-std refuses the others), and checks on the
 /// handle that it is a regular file.

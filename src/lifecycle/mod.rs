@@ -13,6 +13,7 @@ mod keep;
 pub mod log;
 mod phases;
 pub mod record;
+pub mod reports;
 pub mod verify;
 pub mod workspace;
 
@@ -120,6 +121,11 @@ impl BuildControl {
         self.cancel.store(true, Ordering::SeqCst);
     }
 
+    /// Whether [`BuildControl::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.reason.load(Ordering::SeqCst) == REASON_STOPPED
+    }
+
     /// The status the build must end with because it was interrupted, if it was.
     fn interruption(&self) -> Option<Status> {
         let deadline = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
@@ -167,6 +173,7 @@ pub fn run(
         phases: Vec::new(),
         artifacts: None,
         secondary_artifacts: Vec::new(),
+        reports: Vec::new(),
         exported_environment_variables: Vec::new(),
         logs: Logs {
             location: request
@@ -180,6 +187,7 @@ pub fn run(
             location: services.runtimes.store().spec(),
             record: keep::record_ref(&request.project, request.build_number),
             artifacts: Vec::new(),
+            reports: Vec::new(),
         }),
         python: None,
         secret_mask: Default::default(),

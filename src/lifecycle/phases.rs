@@ -99,15 +99,22 @@ impl Shells {
         }
     }
 
-    /// Runs one buildspec command; its output goes to the log.
-    pub(super) fn run(&mut self, command: &str, log: &BuildLog) -> Result<i32, ShellError> {
+    /// Runs one buildspec command, which starts on buildspec line `line` (0 when not
+    /// known); its output goes to the log.
+    pub(super) fn run(
+        &mut self,
+        command: &str,
+        line: usize,
+        log: &BuildLog,
+    ) -> Result<i32, ShellError> {
         let stdio = Stdio {
             stdin: Box::new(std::io::empty()),
             stdout: Box::new(log.output()),
             stderr: Box::new(log.output()),
         };
         let name = self.script_name.clone();
-        self.session().run_script(command, &name, stdio)
+        self.session()
+            .run_script_at(command, &name, line.max(1), stdio)
     }
 
     /// Expands `text` as the shell would expand a double-quoted word (artifact names).
@@ -331,10 +338,11 @@ impl Build<'_> {
         if build_ran {
             self.save_cache();
         }
-        if build_ran && buildspec.artifacts.is_some() {
-            self.phase("UPLOAD_ARTIFACTS", |build| build.upload_artifacts());
-        } else if build_ran {
-            self.phase("UPLOAD_ARTIFACTS", |_| PhaseEnd::ok());
+        if build_ran {
+            self.phase("UPLOAD_ARTIFACTS", |build| {
+                build.make_reports();
+                build.upload_artifacts()
+            });
         }
     }
 
@@ -557,6 +565,12 @@ impl Build<'_> {
                     "YAML location is {SRC_DIR}/{}",
                     self.request.buildspec_name
                 ));
+                for warning in &self.request.buildspec.warnings {
+                    self.log.line(format!(
+                        "Warning: {}:{}:{}: {}",
+                        self.request.buildspec_name, warning.line, warning.column, warning.message
+                    ));
+                }
                 PhaseEnd::ok()
             }
             Err(e) => PhaseEnd::failed(
@@ -696,8 +710,8 @@ impl Build<'_> {
         };
         let mut attempt = 0;
         loop {
-            let mut end = self.run_commands(&phase.commands);
-            let finally = self.run_commands(&phase.finally);
+            let mut end = self.run_commands(&phase.commands, &phase.command_lines);
+            let finally = self.run_commands(&phase.finally, &phase.finally_lines);
             if end.status == Status::Succeeded {
                 end = finally;
             }
@@ -718,8 +732,10 @@ impl Build<'_> {
         }
     }
 
-    fn run_commands(&mut self, commands: &[String]) -> PhaseEnd {
-        for command in commands {
+    /// Runs `commands`, each starting on the buildspec line of the same index in `lines`.
+    fn run_commands(&mut self, commands: &[String], lines: &[usize]) -> PhaseEnd {
+        for (index, command) in commands.iter().enumerate() {
+            let line = lines.get(index).copied().unwrap_or(0);
             if self.control.interruption().is_some() {
                 return PhaseEnd::ok(); // the caller turns this into STOPPED / TIMED_OUT
             }
@@ -727,7 +743,7 @@ impl Build<'_> {
                 return PhaseEnd::failed(Status::Fault, "CLIENT_ERROR", "no shell");
             };
             self.log.line(format!("Running command {command}"));
-            let status = match shells.run(command, &self.log) {
+            let status = match shells.run(command, line, &self.log) {
                 Ok(status) => status,
                 Err(ShellError::Syntax { .. }) | Err(ShellError::Interrupted)
                     if self.control.interruption().is_some() =>

@@ -138,6 +138,9 @@ pub struct BuildRecord {
     /// Where the build is kept in the store (its record and artifact trees).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreRecord>,
+    /// The build's reports (CodeBuild's `Report` summaries), one per report group.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<crate::reports::Report>,
     /// The Python distributions the build's pip commands installed or downloaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonRecord>,
@@ -187,6 +190,9 @@ pub struct StoreRecord {
     /// (`artifacts/<project>/<number>/<identifier>`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<NameValue>,
+    /// Report group → the reference of its whole report (`reports/<group>/<number>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<NameValue>,
 }
 
 /// RFC 3339 in UTC with microseconds, as the record shows times.

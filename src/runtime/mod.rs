@@ -198,6 +198,45 @@ impl Runtimes {
         Ok(None)
     }
 
+    /// The bundle version nearest to a request no bundle satisfies: of the bundle `name`
+    /// (else of the bundle whose name is closest, within 3 edits), the version sharing
+    /// the most leading components with `request`, the newest of those.
+    pub fn nearest(
+        &self,
+        name: &str,
+        request: &str,
+    ) -> Result<Option<(String, String)>, RuntimeError> {
+        let names = self.names()?;
+        let bundle = if names.iter().any(|n| n == name) {
+            name.to_owned()
+        } else {
+            match names
+                .iter()
+                .map(|n| (strsim::levenshtein(n, name), n))
+                .filter(|(distance, _)| *distance <= 3)
+                .min()
+            {
+                Some((_, n)) => n.clone(),
+                None => return Ok(None),
+            }
+        };
+        let wanted: Vec<&str> = request.split('.').collect();
+        let shared = |version: &str| {
+            version
+                .split('.')
+                .zip(&wanted)
+                .take_while(|(v, w)| v == *w)
+                .count()
+        };
+        // `versions` is sorted oldest first: the index breaks ties for the newest.
+        let versions = self.versions(&bundle)?;
+        Ok(versions
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, v)| (shared(v), *i))
+            .map(|(_, v)| (bundle.clone(), v.clone())))
+    }
+
     /// Copies bundle `name` (its newest build, or `version`) from this store to `to`:
     /// every blob it names that `to` lacks, each verified against its digest on the way,
     /// then the manifest and the references `bundle-versions/<name>/<version>` and

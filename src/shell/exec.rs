@@ -343,7 +343,7 @@ impl Interpreter {
 
     pub(crate) fn run_command(&mut self, command: &Command, io: &mut Io) -> Exec {
         if let Some(loc) = command.location() {
-            self.line = loc.start.line;
+            self.line = loc.start.line + self.first_line.saturating_sub(1);
         }
         match command {
             Command::Simple(simple) => self.run_simple(simple, io),
@@ -1198,12 +1198,13 @@ impl Interpreter {
         };
         self.enter_nesting(io, shown)?;
         let saved_positional = args.map(|a| std::mem::replace(&mut self.positional, a));
-        let saved_line = self.line;
+        let (saved_line, saved_first) = (self.line, self.first_line);
+        self.first_line = 1;
         self.source_depth += 1;
         let result = self.run_program(&program, io);
         self.source_depth -= 1;
         self.nesting -= 1;
-        self.line = saved_line;
+        (self.line, self.first_line) = (saved_line, saved_first);
         if let Some(saved) = saved_positional {
             self.positional = saved;
         }

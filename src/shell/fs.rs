@@ -234,6 +234,21 @@ impl GuestFs {
         }
     }
 
+    /// Sets the permission bits of the entry (following a symlink within its mount).
+    pub fn set_mode(&self, path: &str, mode: u32) -> io::Result<()> {
+        match self.locate(path) {
+            Location::Mounted { mount, rel } => {
+                if !mount.writable {
+                    return Err(io::Error::from(io::ErrorKind::ReadOnlyFilesystem));
+                }
+                let permissions = cap_std::fs::Permissions::from_mode(mode & 0o7777);
+                mount.dir.set_permissions(cap_path(rel), permissions)
+            }
+            Location::Virtual(_) => Err(io::Error::from(io::ErrorKind::ReadOnlyFilesystem)),
+            Location::Missing => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
+    }
+
     /// Whether `path` names a directory.
     pub fn is_dir(&self, path: &str) -> bool {
         self.metadata(path).is_ok_and(|m| m.kind == EntryKind::Dir)

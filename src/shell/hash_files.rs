@@ -1,5 +1,7 @@
 //! `codebuild-hash-files GLOB...`, CodeBuild's helper for cache keys, as a builtin: the
-//! sha256 over the files matching the patterns, read through the build's [`GuestFs`].
+//! sha256 over the files matching the patterns, read through the build's [`GuestFs`]. And
+//! `codebuild-glob-search GLOB...`, its helper for test splitting: the matching files, one
+//! per line, sorted (nothing matching is status 0 with no output, as an empty search).
 //!
 //! Patterns are relative to the current directory (or absolute); `*` stays within one
 //! directory, `**` crosses directories, and a pattern naming a directory selects every
@@ -139,19 +141,21 @@ fn collect(
     }
 }
 
-/// The builtin.
-pub(crate) fn hash_files(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
-    if args.len() < 2 {
-        state.error(io, &format!("{NAME}: usage: {NAME} GLOB..."));
-        return Ok(2);
-    }
+/// The files `args[1..]` select, shown path → absolute path, sorted; `Err` is the status
+/// after a bad pattern was reported.
+fn matching(
+    state: &Interpreter,
+    name: &str,
+    args: &[String],
+    io: &Io,
+) -> Result<BTreeMap<String, String>, i32> {
     let mut files = BTreeMap::new();
     for raw in &args[1..] {
         let pattern = match compile(&state.cwd, raw) {
             Ok(pattern) => pattern,
             Err(message) => {
-                state.error(io, &format!("{NAME}: {message}"));
-                return Ok(2);
+                state.error(io, &format!("{name}: {message}"));
+                return Err(2);
             }
         };
         collect(
@@ -163,6 +167,41 @@ pub(crate) fn hash_files(state: &mut Interpreter, args: &[String], io: &mut Io) 
             &mut files,
         );
     }
+    Ok(files)
+}
+
+/// `codebuild-glob-search GLOB...`.
+pub(crate) fn glob_search(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
+    const SEARCH: &str = "codebuild-glob-search";
+    if args.len() < 2 {
+        state.error(io, &format!("{SEARCH}: usage: {SEARCH} GLOB..."));
+        return Ok(2);
+    }
+    let files = match matching(state, SEARCH, args, io) {
+        Ok(files) => files,
+        Err(status) => return Ok(status),
+    };
+    let listing: String = files.keys().map(|shown| format!("{shown}\n")).collect();
+    match io.stdout().write_all(listing.as_bytes()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Unwind::Exit(141)),
+        Err(e) => {
+            state.error(io, &format!("write error: {}", describe_io_error(&e)));
+            Ok(1)
+        }
+    }
+}
+
+/// The builtin.
+pub(crate) fn hash_files(state: &mut Interpreter, args: &[String], io: &mut Io) -> Exec {
+    if args.len() < 2 {
+        state.error(io, &format!("{NAME}: usage: {NAME} GLOB..."));
+        return Ok(2);
+    }
+    let files = match matching(state, NAME, args, io) {
+        Ok(files) => files,
+        Err(status) => return Ok(status),
+    };
     if files.is_empty() {
         state.error(
             io,

@@ -60,6 +60,9 @@ pub(crate) struct Interpreter {
     /// The script's name for diagnostics (`NAME: line N: ...`).
     pub script_name: String,
     pub line: usize,
+    /// The number of the script's first line in its file (a buildspec command's line), so
+    /// diagnostics name the file's lines; 1 for a script of its own.
+    pub first_line: usize,
     pub loop_depth: usize,
     pub function_depth: usize,
     /// Nesting of `source`/`.`: `return` is allowed there too.
@@ -137,6 +140,7 @@ impl Interpreter {
             kill: None,
             script_name: "wasmbuild".into(),
             line: 0,
+            first_line: 1,
             loop_depth: 0,
             function_depth: 0,
             source_depth: 0,
@@ -199,6 +203,7 @@ impl Interpreter {
         child.options = ShellOptions::default();
         child.arg0 = arg0.clone();
         child.script_name = arg0;
+        child.first_line = 1;
         child.positional = args;
         child.last_status = 0;
         child.errexit_suppressed = false;

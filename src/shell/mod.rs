@@ -6,6 +6,7 @@
 
 mod arithmetic;
 mod builtins;
+mod chmod;
 mod error;
 mod exec;
 mod expand;
@@ -17,9 +18,11 @@ pub mod limits;
 mod parse;
 mod pattern;
 mod printf;
+mod programs;
 mod spawn;
 mod streams;
 mod test_expr;
+mod tests_run;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +35,12 @@ pub(crate) use expand::shell_quote;
 pub use fs::{GuestFs, GuestFsError};
 pub use host::{HostError, Input, Invocation, Output, Program, ProgramHost};
 pub use limits::{JobsStopped, ShellLimits};
+pub use programs::{Call, Calls, called_programs};
+
+/// Whether `name` is a builtin or a keyword of the build shell (it runs no program).
+pub fn is_builtin(name: &str) -> bool {
+    builtins::find(name).is_some() || builtins::is_keyword(name)
+}
 
 use interpreter::Interpreter;
 use streams::{InHandle, Io, OutHandle};
@@ -187,6 +196,19 @@ impl Session {
         name: &str,
         stdio: Stdio,
     ) -> Result<i32, ShellError> {
+        self.run_script_at(script, name, 1, stdio)
+    }
+
+    /// [`Session::run_script`] for a script that starts on line `first_line` of the file
+    /// `name` (a buildspec command): diagnostics and syntax errors name the file's lines.
+    pub fn run_script_at(
+        &mut self,
+        script: &str,
+        name: &str,
+        first_line: usize,
+        stdio: Stdio,
+    ) -> Result<i32, ShellError> {
+        let shift = first_line.max(1) - 1;
         self.exited = None;
         // What is left of a runaway of an earlier script ends before this one starts.
         self.state.shared.reset(&self.state.cancel);
@@ -196,10 +218,24 @@ impl Session {
             OutHandle::new(stdio.stderr),
         );
         self.state.script_name = name.to_owned();
+        self.state.first_line = shift + 1;
         let state = &mut self.state;
         // Parsed, run and dropped on the interpreter's stack: all three recurse per level.
         let result = on_interpreter_stack(|| {
-            let program = parse::parse_program(script, name)?;
+            let program = parse::parse_program(script, name).map_err(|e| match e {
+                ShellError::Syntax {
+                    file,
+                    line,
+                    column,
+                    message,
+                } => ShellError::Syntax {
+                    file,
+                    line: line + shift,
+                    column,
+                    message,
+                },
+                other => other,
+            })?;
             Ok::<_, ShellError>(state.run_program(&program, &mut io))
         })??;
         let _ = std::io::Write::flush(&mut io.stdout());

@@ -142,7 +142,8 @@ fn rough_nesting(text: &str) -> (usize, usize) {
                 i += 1;
             }
             command_start = false;
-        } else if text[i..].starts_with("<<") && !text[i..].starts_with("<<<") {
+        } else if bytes[i..].starts_with(b"<<") && !bytes[i..].starts_with(b"<<<") {
+            // Bytes, not `text[i..]`: `i` may be inside a character (`é` in `echo héllo`).
             i += 2;
             let strip = bytes.get(i) == Some(&b'-');
             if strip {
@@ -301,6 +302,13 @@ mod tests {
 #[cfg(test)]
 mod nesting_tests {
     use super::rough_nesting;
+
+    #[test]
+    fn text_beyond_ascii_is_scanned_whole_characters() {
+        // Found by the buildspec fuzzer: any non-ASCII character outside quotes panicked.
+        assert_eq!(rough_nesting("echo héllo ✓ 😀 <<EOF\né\nEOF\n").0, 0);
+        assert_eq!(rough_nesting("(é(").0, 2);
+    }
 
     #[test]
     fn rough_nesting_counts_code_not_data() {

@@ -353,6 +353,28 @@ fn version_0_1_runs_each_command_in_its_own_shell() {
 }
 
 #[test]
+fn shell_messages_name_the_buildspec_line_and_warnings_reach_the_log() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    discard_paths: yes\n    commands:\n      - echo one\n      - |\n        echo two\n        nosuchprog --flag\n",
+    )
+    .unwrap();
+    let run = run_build(src.path(), &[]);
+    assert_eq!(run.status(), 1, "{}", run.stdout());
+    let log = run.log();
+    // The command's second line is line 9 of the buildspec.
+    assert!(
+        log.contains("buildspec.yml: line 9: nosuchprog: command not found"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Warning: buildspec.yml:4:5: unknown key `discard_paths`"),
+        "{log}"
+    );
+}
+
+#[test]
 fn version_0_2_keeps_one_session() {
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -372,8 +394,8 @@ fn a_bad_buildspec_is_refused_with_file_line_and_column() {
     let run = run_fixture("bad-buildspec", &[]);
     assert_eq!(run.status(), 2);
     let stderr = run.stderr();
-    assert!(stderr.contains("buildspec.yml:7:5"), "{stderr}");
-    assert!(stderr.contains("comands"), "{stderr}");
+    assert!(stderr.contains("buildspec.yml:7:17"), "{stderr}");
+    assert!(stderr.contains("SOMETIMES"), "{stderr}");
     assert!(!run.out.path().join("build.json").exists());
 }
 
@@ -478,6 +500,25 @@ fn an_unknown_runtime_version_fails_install_naming_what_exists() {
     let log = run.log();
     assert!(log.contains("unknown runtime version python: 2.7"), "{log}");
     assert!(log.contains("python 3.12.0"));
+    assert!(log.contains("the nearest is python 3.12.0"), "{log}");
+}
+
+#[test]
+fn the_default_image_has_python_on_path_as_codebuilds_does() {
+    // No runtime-versions: CodeBuild's standard image has python3, python and pip anyway,
+    // and real buildspecs rely on it (`python setup.py develop`).
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - python3 -c 'print(6 * 7)'\n      - python --version\n      - pip --version\n      - command -v python3\n",
+    )
+    .unwrap();
+    let run = run_build(src.path(), &[]);
+    assert_eq!(run.status(), 0, "{}", run.stdout());
+    let log = run.log();
+    assert!(log.contains("\n42\n"), "{log}");
+    assert!(log.contains("Python 3.12"), "{log}");
+    assert!(log.contains("/opt/runtimes/python/bin/python3"), "{log}");
 }
 
 #[test]
@@ -571,4 +612,166 @@ fn runtime_versions_expand_the_builds_variables() {
             run.log()
         );
     }
+}
+
+#[test]
+fn report_groups_are_made_after_the_build_even_a_failed_one() {
+    let src = tempfile::tempdir().unwrap();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reports");
+    std::fs::create_dir(src.path().join("samples")).unwrap();
+    for name in [
+        "surefire-junit.xml",
+        "istanbul-cobertura.xml",
+        "nunit3-TestResult.xml",
+    ] {
+        std::fs::copy(samples.join(name), src.path().join("samples").join(name)).unwrap();
+    }
+    std::fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - mkdir -p out/a out/b && cp samples/surefire-junit.xml out/a/ && cp samples/nunit3-TestResult.xml out/b/\n      - printf '<testsuite><testcase' > out/broken.xml\n      - exit 3\nreports:\n  junit:\n    files: ['**/*.xml']\n    base-directory: out/a\n  nunit:\n    files: out/b/*.xml\n    file-format: Nunit3Xml\n  coverage:\n    files: [samples/istanbul-cobertura.xml]\n    discard-paths: yes\n    file-format: COBERTURAXML\n  broken:\n    files: [out/broken.xml]\n  nothing:\n    files: [none/*.xml]\n",
+    )
+    .unwrap();
+    let run = run_build(src.path(), &[]);
+    // The build fails by its command; the failed test cases change nothing.
+    assert_eq!(run.status(), 1, "{}", run.stdout());
+    let record = run.record();
+    let reports = record["reports"].as_array().expect("reports");
+    let by_name = |name: &str| {
+        reports
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no report {name}: {record:#}"))
+    };
+    let project = record["projectName"].as_str().unwrap().to_owned();
+    let junit = by_name("junit");
+    assert_eq!(junit["status"], "FAILED");
+    assert_eq!(junit["reportGroupArn"], format!("{project}-junit"));
+    assert_eq!(junit["files"][0], "surefire-junit.xml");
+    assert_eq!(junit["testSummary"]["total"], 3);
+    assert_eq!(junit["testSummary"]["statusCounts"]["FAILED"], 1);
+    assert!(
+        junit.get("testCases").is_none(),
+        "build.json keeps summaries"
+    );
+    assert_eq!(by_name("nunit")["testSummary"]["statusCounts"]["ERROR"], 1);
+    let coverage = by_name("coverage");
+    assert_eq!(coverage["status"], "SUCCEEDED");
+    assert_eq!(coverage["files"][0], "istanbul-cobertura.xml");
+    assert_eq!(
+        coverage["codeCoverageSummary"]["lineCoveragePercentage"],
+        71.43
+    );
+    let broken = by_name("broken");
+    assert_eq!(broken["status"], "INCOMPLETE");
+    assert!(
+        broken["statusReason"]
+            .as_str()
+            .unwrap()
+            .contains("malformed XML"),
+        "{broken}"
+    );
+    let nothing = by_name("nothing");
+    assert_eq!(nothing["status"], "INCOMPLETE");
+    assert!(
+        nothing["statusReason"]
+            .as_str()
+            .unwrap()
+            .contains("no matching"),
+        "{nothing}"
+    );
+
+    // The whole report, every case, beside build.json.
+    let full: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.out.path().join(format!(
+            "reports/{}.json",
+            wasmbuild::lifecycle::cache::encode_ref_part(&format!("{project}-junit"))
+        )))
+        .unwrap(),
+    )
+    .unwrap();
+    let cases = full["testCases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    assert!(
+        cases
+            .iter()
+            .any(|c| c["status"] == "FAILED" && c["name"] == "testFails")
+    );
+    let log = run.log();
+    assert!(
+        log.contains(
+            "Report junit (JUNITXML): FAILED, 3 test case(s): 1 failed, 1 skipped, 1 succeeded"
+        ),
+        "{log}"
+    );
+
+    // The reports kept in the store, as `wasmbuild reports` shows them.
+    let number = record["buildNumber"].as_u64().unwrap();
+    let cli = |args: &[&str]| {
+        let output = common::wasmbuild()
+            .arg("reports")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listed: Value = serde_json::from_str(&cli(&["list", &project, "--json"])).unwrap();
+    let handle = format!("{project}-junit:{number}");
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["report"] == handle.as_str()),
+        "{listed:#}"
+    );
+    let shown: Value = serde_json::from_str(&cli(&["show", &handle, "--json"])).unwrap();
+    assert_eq!(shown, full);
+    let text = cli(&["show", &handle]);
+    let first_case = text
+        .lines()
+        .find(|l| l.starts_with("FAILED") || l.starts_with("SUCCEEDED"));
+    assert!(
+        first_case.unwrap().starts_with("FAILED"),
+        "failed first:\n{text}"
+    );
+    assert!(text.contains("expected: <1> but was: <2>"), "{text}");
+    let coverage = cli(&["show", &format!("{project}-coverage:{number}")]);
+    assert!(
+        coverage.contains("src/util.js") && coverage.contains("66.67%"),
+        "{coverage}"
+    );
+    let trend: Value =
+        serde_json::from_str(&cli(&["trend", &format!("{project}-junit"), "--json"])).unwrap();
+    assert_eq!(trend[0]["buildNumber"], number);
+    assert_eq!(trend[0]["passRate"], 33.33);
+}
+
+#[test]
+fn chmod_sets_the_bits_a_script_and_the_artifact_keep() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo 'echo ran' > run.sh\n      - chmod 640 run.sh\n      - test -x run.sh || echo not executable\n      - chmod +x run.sh\n      - test -x run.sh && echo executable\n      - ./run.sh\n      - chmod bad run.sh || echo refused\nartifacts:\n  files: run.sh\n",
+    )
+    .unwrap();
+    let run = run_build(src.path(), &[]);
+    assert_eq!(run.status(), 0, "{}", run.stdout());
+    let log = run.log();
+    for line in [
+        "\nnot executable\n",
+        "\nexecutable\n",
+        "\nran\n",
+        "\nrefused\n",
+    ] {
+        assert!(log.contains(line), "{line:?} in {log}");
+    }
+    assert!(log.contains("chmod: invalid mode: 'bad'"), "{log}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(run.out.path().join("primary/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    // 640 plus x for all but what the umask keeps: 751, as GNU chmod computes it.
+    assert_eq!(mode & 0o777, 0o751);
 }

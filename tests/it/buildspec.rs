@@ -36,6 +36,31 @@ fn assert_refused(text: &str, line: usize, column: usize, needles: &[&str]) {
     }
 }
 
+/// Parses text that must be accepted with a warning at `line`:`column` whose message
+/// contains every `needle`; returns the buildspec.
+fn assert_warned(text: &str, line: usize, column: usize, needles: &[&str]) -> Buildspec {
+    let b = Buildspec::parse(text, "dir/buildspec.yml").expect("accepted");
+    let warning = b
+        .warnings
+        .iter()
+        .find(|w| (w.line, w.column) == (line, column))
+        .unwrap_or_else(|| panic!("no warning at {line}:{column}: {:?}", b.warnings));
+    assert_eq!(warning.file, "dir/buildspec.yml");
+    assert!(
+        warning
+            .to_string()
+            .starts_with(&format!("dir/buildspec.yml:{line}:{column}: warning: ")),
+        "{warning}"
+    );
+    for needle in needles {
+        assert!(
+            warning.message.contains(needle),
+            "{needle:?} not in {warning}"
+        );
+    }
+    b
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -171,13 +196,15 @@ fn a_buildspec_using_every_key_parses_to_the_expected_model() {
             upload_artifacts: true,
             logs: false,
         }),
-        phases: Phases {
+        phases: Some(Phases {
             install: Some(Phase {
                 run_as: Some("root".into()),
                 on_failure: OnFailure::Continue,
                 runtime_versions: pairs(&[("python", "3.10"), ("nodejs", "18")]),
                 commands: strings(&["pip install -r requirements.txt"]),
                 finally: strings(&["echo install done"]),
+                command_lines: vec![29],
+                finally_lines: vec![31],
             }),
             pre_build: Some(Phase {
                 on_failure: OnFailure::Retry {
@@ -185,14 +212,16 @@ fn a_buildspec_using_every_key_parses_to_the_expected_model() {
                     pattern: Some(regex::Regex::new("timed out").unwrap()),
                 },
                 commands: strings(&["42", "true", "if [ -f x ]; then\n  echo x\nfi\n"]),
+                command_lines: vec![35, 36, 38],
                 ..Phase::default()
             }),
             build: Some(Phase {
                 commands: strings(&["make all"]),
+                command_lines: vec![44],
                 ..Phase::default()
             }),
             post_build: Some(Phase::default()),
-        },
+        }),
         artifacts: Some(Artifacts {
             files: strings(&["target/**/*"]),
             name: Some("app-$(date +%Y)".into()),
@@ -271,11 +300,17 @@ fn a_buildspec_using_every_key_parses_to_the_expected_model() {
             ]),
             ..Batch::default()
         }),
+        warnings: Vec::new(),
     };
     assert_eq!(parsed, expected);
     // Spot checks that do not lean on PartialEq.
-    let Some(OnFailure::Retry { pattern, .. }) =
-        parsed.phases.pre_build.as_ref().map(|p| &p.on_failure)
+    let Some(OnFailure::Retry { pattern, .. }) = parsed
+        .phases
+        .as_ref()
+        .unwrap()
+        .pre_build
+        .as_ref()
+        .map(|p| &p.on_failure)
     else {
         panic!("pre_build retries");
     };
@@ -298,7 +333,7 @@ fn a_minimal_buildspec_takes_the_defaults() {
     assert!(!b.env.git_credential_helper);
     assert!(b.proxy.is_none() && b.artifacts.is_none() && b.cache.is_none() && b.batch.is_none());
     assert!(b.reports.is_empty());
-    let build = b.phases.build.as_ref().unwrap();
+    let build = b.phases.as_ref().unwrap().build.as_ref().unwrap();
     assert_eq!(build.on_failure, OnFailure::Abort);
     assert!(build.runtime_versions.is_empty() && build.finally.is_empty());
     let names: Vec<&str> = b.phases_in_order().iter().map(|(n, _)| *n).collect();
@@ -314,7 +349,7 @@ fn bare_retry_means_three_attempts_without_a_pattern() {
     )
     .unwrap();
     assert_eq!(
-        b.phases.build.unwrap().on_failure,
+        b.phases.clone().unwrap().build.unwrap().on_failure,
         OnFailure::Retry {
             attempts: 3,
             pattern: None
@@ -326,7 +361,7 @@ fn bare_retry_means_three_attempts_without_a_pattern() {
     )
     .unwrap();
     assert_eq!(
-        b.phases.build.unwrap().on_failure,
+        b.phases.clone().unwrap().build.unwrap().on_failure,
         OnFailure::Retry {
             attempts: 7,
             pattern: None
@@ -440,61 +475,60 @@ fn empty_phase_bodies_and_empty_lists_are_empty() {
         "b",
     )
     .unwrap();
-    assert_eq!(b.phases.install, Some(Phase::default()));
-    assert_eq!(b.phases.build, Some(Phase::default()));
-    assert_eq!(b.phases.pre_build, None);
+    assert_eq!(b.phases.clone().unwrap().install, Some(Phase::default()));
+    assert_eq!(b.phases.clone().unwrap().build, Some(Phase::default()));
+    assert_eq!(b.phases.clone().unwrap().pre_build, None);
 }
 
 // ---- refusals: exact line and column, and a message naming the key or problem ----
 
 #[test]
-fn an_unknown_top_level_key() {
-    assert_refused(
+fn an_unknown_top_level_key_is_a_warning() {
+    assert_warned(
         "version: 0.2\nfoo: 1\nphases: {}\n",
         2,
         1,
-        &["unknown field `foo`", "`phases`"],
+        &["unknown key `foo` at the top level", "ignored"],
     );
 }
 
 #[test]
-fn an_unknown_key_in_a_phase() {
-    assert_refused(
+fn an_unknown_key_in_a_phase_is_a_warning_with_the_nearest_key() {
+    let b = assert_warned(
         "version: 0.2\n\nphases:\n  build:\n    commands:\n      - echo hi\n    comands:\n      - echo typo\n",
         7,
         5,
-        &["phases.build", "unknown field `comands`", "expected one of"],
+        &["`comands` in `phases.build`", "did you mean `commands`?"],
     );
+    assert_eq!(b.phases.unwrap().build.unwrap().commands, ["echo hi"]);
 }
 
 #[test]
-fn unknown_keys_deeper_down() {
-    assert_refused(
+fn unknown_keys_deeper_down_are_warnings() {
+    assert_warned(
         "version: 0.2\nphases: {}\nartifacts:\n  secondary-artifacts:\n    a:\n      files: [x]\n      secondary-artifacts: {}\n",
         7,
         7,
-        &[
-            "artifacts.secondary-artifacts.a",
-            "unknown field `secondary-artifacts`",
-        ],
+        &["`secondary-artifacts` in `artifacts.secondary-artifacts.a`"],
     );
-    assert_refused(
+    assert_warned(
         "version: 0.2\nenv:\n  variable:\n    A: 1\nphases: {}\n",
         3,
         3,
-        &["unknown field `variable`"],
+        &["`variable` in `env`", "did you mean `variables`?"],
     );
-    assert_refused(
+    let b = assert_warned(
         "version: 0.2\nphases:\n  compile:\n    commands: [a]\n",
         3,
         3,
-        &["unknown field `compile`", "`pre_build`"],
+        &["`compile` in `phases`"],
     );
-    assert_refused(
+    assert_eq!(b.phases, Some(Phases::default()));
+    assert_warned(
         "version: 0.2\nphases: {}\nbatch:\n  build-list:\n    - identifier: a\n      depend-on: [b]\n",
         6,
         7,
-        &["batch.build-list[0]", "unknown field `depend-on`"],
+        &["`depend-on` in `batch.build-list[0]`"],
     );
 }
 
@@ -694,12 +728,17 @@ fn an_empty_file() {
 
 #[test]
 fn repeated_keys() {
-    assert_refused(
+    // A variable written twice takes the last value, as CodeBuild reads it.
+    let b = assert_warned(
         "version: 0.2\nenv:\n  variables:\n    A: 1\n    B: 2\n    A: 3\nphases: {}\n",
         6,
         5,
-        &["env.variables", "duplicate key `A`"],
+        &[
+            "`A` is repeated in `env.variables` (first at line 4)",
+            "last value",
+        ],
     );
+    assert_eq!(b.env.variables, pairs(&[("A", "3"), ("B", "2")]));
     assert_refused(
         "version: 0.2\nphases:\n  build:\n    commands: [a]\n    commands: [b]\n",
         5,
@@ -710,16 +749,19 @@ fn repeated_keys() {
 
 #[test]
 fn bad_reports() {
-    assert_refused(
-        "version: 0.2\nphases: {}\nreports:\n  r:\n    files: [a]\n    file-format: XML\n",
+    // A format CodeBuild does not know is found when the report is made: a warning here,
+    // an INCOMPLETE report then (a real buildspec writes `file-format: PlainText`).
+    let b = assert_warned(
+        "version: 0.2\nphases: {}\nreports:\n  r:\n    files: [a]\n    file-format: PlainText\n",
         6,
         18,
         &[
-            "reports.r.file-format",
-            "invalid file-format `XML`",
+            "unknown file-format `PlainText` in `reports.r.file-format`",
+            "INCOMPLETE",
             "JUNITXML",
         ],
     );
+    assert_eq!(b.reports[0].1.file_format, "PLAINTEXT");
     assert_refused(
         "version: 0.2\nphases: {}\nreports:\n  r:\n    base-directory: x\n",
         5,
@@ -782,13 +824,13 @@ fn bad_batches() {
 fn from_file_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("buildspec.yml");
-    std::fs::write(&path, "version: 0.2\nphases:\n  build:\n    comands: [x]\n").unwrap();
+    std::fs::write(&path, "version: 0.2\nphases:\n  build:\n    commands: x\n").unwrap();
     let error = Buildspec::from_file(&path).unwrap_err();
-    assert_eq!(error.location(), Some((4, 5)));
+    assert_eq!(error.location(), Some((4, 15)));
     assert!(
         error
             .to_string()
-            .starts_with(&format!("{}:4:5: ", path.display())),
+            .starts_with(&format!("{}:4:15: ", path.display())),
         "{error}"
     );
 
@@ -798,7 +840,7 @@ fn from_file_names_the_file() {
     )
     .unwrap();
     let b = Buildspec::from_file(&path).unwrap();
-    assert_eq!(b.phases.build.unwrap().commands, ["x"]);
+    assert_eq!(b.phases.clone().unwrap().build.unwrap().commands, ["x"]);
 
     let missing = dir.path().join("nope.yml");
     match Buildspec::from_file(&missing).unwrap_err() {
@@ -860,7 +902,7 @@ fn null_and_empty_commands_are_left_out() {
         "buildspec.yml",
     )
     .unwrap();
-    let build = b.phases.build.unwrap();
+    let build = b.phases.clone().unwrap().build.unwrap();
     assert_eq!(build.commands, strings(&["echo a", "~", "echo b"]));
     assert_eq!(build.finally, strings(&["echo c"]));
 }
@@ -873,7 +915,7 @@ fn runtime_versions_may_name_a_variable() {
         "buildspec.yml",
     )
     .unwrap();
-    let install = b.phases.install.unwrap();
+    let install = b.phases.clone().unwrap().install.unwrap();
     assert_eq!(
         install.runtime_versions,
         pairs(&[("python", "$PYTHON_VERSION"), ("nodejs", "${NODE_VERSION}")])
@@ -889,4 +931,183 @@ fn runtime_versions_may_name_a_variable() {
             "{bad}: {message}"
         );
     }
+}
+
+/// Each leniency CodeBuild shows, in a buildspec of the shape real ones have: accepted,
+/// read as CodeBuild reads it, and warned about where CodeBuild ignores something.
+#[test]
+fn what_codebuild_accepts_is_accepted() {
+    type Expect = fn(&Buildspec);
+    let table: &[(&str, &str, Expect)] = &[
+        (
+            "one path as a string (AWS's ECS deployment docs)",
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - printf '[]' > imagedefinitions.json\nartifacts:\n  files: imagedefinitions.json\n",
+            |b| {
+                assert_eq!(
+                    b.artifacts.as_ref().unwrap().files,
+                    ["imagedefinitions.json"]
+                )
+            },
+        ),
+        (
+            "file-format in another case",
+            "version: 0.2\nphases:\n  build:\n    commands: [pytest]\nreports:\n  pytest_reports:\n    files: ['**/*']\n    base-directory: reports\n    file-format: JunitXml\n",
+            |b| assert_eq!(b.reports[0].1.file_format, "JUNITXML"),
+        ),
+        (
+            "batch-only",
+            "version: 0.2\nbatch:\n  fast-fail: false\n  build-list:\n    - identifier: linux\n      buildspec: ci/linux.yml\n",
+            |b| assert!(b.is_batch_only() && b.warnings.is_empty()),
+        ),
+        (
+            "Elastic Beanstalk's settings",
+            "version: 0.2\nphases:\n  build:\n    commands: [mvn package]\nartifacts:\n  files: [target/app.war]\neb_codebuild_settings:\n  CodeBuildServiceRole: my-role\n  ComputeType: BUILD_GENERAL1_SMALL\n  Image: aws/codebuild/standard:7.0\n  Timeout: 60\n",
+            |b| {
+                assert_eq!(b.warnings.len(), 1, "{:?}", b.warnings);
+                assert_eq!((b.warnings[0].line, b.warnings[0].column), (7, 1));
+                assert!(b.warnings[0].message.contains("Elastic Beanstalk"));
+            },
+        ),
+        (
+            "a misspelled key",
+            "version: 0.2\nphases:\n  build:\n    commands: [make]\nartifacts:\n  files: ['**/*']\n  discard_paths: yes\n",
+            |b| {
+                assert!(
+                    !b.artifacts.as_ref().unwrap().discard_paths,
+                    "ignored, as CodeBuild does"
+                );
+                assert!(
+                    b.warnings[0]
+                        .message
+                        .contains("did you mean `discard-paths`?")
+                );
+                assert_eq!((b.warnings[0].line, b.warnings[0].column), (7, 3));
+            },
+        ),
+        (
+            "a misplaced key",
+            "version: 0.2\nphases:\n  build:\n    commands: [make]\nartifacts:\n  type: zip\n  files: ['**/*']\n",
+            |b| assert!(b.warnings[0].message.contains("`type` in `artifacts`")),
+        ),
+        (
+            "0.1-style environment_variables in a 0.2 file",
+            "version: 0.2\nenvironment_variables:\n  plaintext:\n    KEY: value\nphases:\n  build:\n    commands: [make]\n",
+            |b| {
+                assert!(b.env.variables.is_empty());
+                assert!(b.warnings[0].message.contains("`env: variables:`"));
+            },
+        ),
+        (
+            "fleet in a batch task's env",
+            "version: 0.2\nbatch:\n  build-graph:\n    - identifier: arm\n      env:\n        fleet: arm-fleet\n        type: ARM_CONTAINER\n",
+            |b| {
+                let task = &b.batch.as_ref().unwrap().build_graph.as_ref().unwrap()[0];
+                assert_eq!(
+                    task.env.as_ref().unwrap().fleet.as_deref(),
+                    Some("arm-fleet")
+                );
+            },
+        ),
+        (
+            "a variable written twice",
+            "version: 0.2\nenv:\n  variables:\n    STAGE: dev\n    STAGE: prod\nphases:\n  build:\n    commands: [echo $STAGE]\n",
+            |b| {
+                assert_eq!(b.env.variables, [("STAGE".to_owned(), "prod".to_owned())]);
+                assert_eq!(b.warnings[0].line, 5);
+            },
+        ),
+        (
+            "null and empty command items",
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - echo a\n      -\n      - ''\n      - echo b\n",
+            |b| {
+                let build = b.phases.as_ref().unwrap().build.as_ref().unwrap();
+                assert_eq!(build.commands, ["echo a", "echo b"]);
+                assert_eq!(build.command_lines, [5, 8]);
+            },
+        ),
+        (
+            "runtime-versions from a variable",
+            "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: $PYTHON_VERSION\n",
+            |b| {
+                let install = b.phases.as_ref().unwrap().install.as_ref().unwrap();
+                assert_eq!(install.runtime_versions[0].1, "$PYTHON_VERSION");
+            },
+        ),
+        (
+            "3.10 as written, not the number 3.1",
+            "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.10\n",
+            |b| {
+                let install = b.phases.as_ref().unwrap().install.as_ref().unwrap();
+                assert_eq!(install.runtime_versions[0].1, "3.10");
+            },
+        ),
+        (
+            "CRLF line ends",
+            "version: 0.2\r\nphases:\r\n  build:\r\n    commands:\r\n      - echo a\r\n      - echo b\r\n",
+            |b| {
+                let build = b.phases.as_ref().unwrap().build.as_ref().unwrap();
+                assert_eq!(build.commands, ["echo a", "echo b"]);
+                assert_eq!(build.command_lines, [5, 6]);
+            },
+        ),
+        (
+            "a top-level key written twice (the first left empty)",
+            "phases:\nversion: 0.2\nphases:\n  build:\n    commands: [make]\n",
+            |b| {
+                let build = b.phases.as_ref().unwrap().build.as_ref().unwrap();
+                assert_eq!(build.commands, ["make"]);
+                assert_eq!(build.command_lines, [5]);
+                assert_eq!(b.warnings[0].line, 3);
+                assert!(
+                    b.warnings[0]
+                        .message
+                        .contains("`phases` is repeated at the top level (first at line 1)")
+                );
+            },
+        ),
+        (
+            "a byte-order mark",
+            "\u{feff}version: 0.2\nphases:\n  build:\n    commands: [make]\n",
+            |b| assert!(b.warnings.is_empty()),
+        ),
+    ];
+    for (what, text, expect) in table {
+        let parsed = Buildspec::parse(text, "buildspec.yml")
+            .unwrap_or_else(|e| panic!("{what}: refused: {e}"));
+        expect(&parsed);
+    }
+}
+
+#[test]
+fn an_unquoted_colon_in_a_command_says_to_quote_it() {
+    // A real buildspec's line; CodeBuild refuses it too ("found subkeys instead").
+    assert_refused(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo \"start\"\n      - echo Current directory: $(pwd)\n",
+        6,
+        9,
+        &["commands[1]", "quote the whole command"],
+    );
+}
+
+#[test]
+fn a_tab_where_yaml_wants_spaces_is_named() {
+    assert_refused(
+        "version: 0.2\nphases:\n\tbuild:\n    commands: [a]\n",
+        3,
+        1,
+        &["a tab: YAML indents with spaces only"],
+    );
+}
+
+#[test]
+fn diagnose_reports_one_error_per_top_level_entry() {
+    let text = "version: 0.2\nenv:\n  shell: zsh\nphases:\n  build:\n    commands: x\ncache:\n  action: both\n";
+    let diagnosis = Buildspec::diagnose(text, "b.yml");
+    let found: Vec<Option<(usize, usize)>> =
+        diagnosis.errors.iter().map(|e| e.location()).collect();
+    assert_eq!(found, [Some((3, 10)), Some((6, 15)), Some((8, 11))]);
+    assert!(diagnosis.buildspec.is_none());
+    // The first is the one `parse` gives.
+    let error = Buildspec::parse(text, "b.yml").unwrap_err();
+    assert_eq!(error.location(), Some((3, 10)));
 }

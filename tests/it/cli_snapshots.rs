@@ -73,9 +73,19 @@ fn a_malformed_buildspec_names_file_line_and_column() {
     let fx = Fixture::new();
     write_buildspec(
         &fx.path("src"),
-        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo hi\n    bogus: 1\n",
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo hi\n    on-failure: MAYBE\n",
     );
     insta::assert_snapshot!(fx.run(&["run", "src"]));
+}
+
+#[test]
+fn strict_refuses_a_buildspec_with_warnings() {
+    let fx = Fixture::new();
+    write_buildspec(
+        &fx.path("src"),
+        "version: 0.2\neb_codebuild_settings: {}\nphases:\n  build:\n    commands:\n      - echo hi\n    bogus: 1\n",
+    );
+    insta::assert_snapshot!(fx.run(&["run", "--strict", "src"]));
 }
 
 #[test]

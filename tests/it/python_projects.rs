@@ -205,6 +205,46 @@ fn python_project_installs_tests_with_coverage_and_builds_its_wheel() {
         .unwrap();
     assert!(rate > 0.8, "the suite covers most lines: {rate}");
 
+    // The buildspec's report groups, made from those files after the build: the counts
+    // pytest wrote and the totals coverage.py wrote, to the unit.
+    let record = run.record();
+    let tests = &record["reports"][0];
+    assert_eq!(
+        tests["reportGroupArn"], "python-project-minicalc-tests",
+        "{record:#}"
+    );
+    assert_eq!(tests["status"], "SUCCEEDED");
+    assert_eq!(tests["testSummary"]["total"], FIXTURE_COUNTS.tests);
+    assert_eq!(
+        tests["testSummary"]["statusCounts"]["SUCCEEDED"],
+        FIXTURE_COUNTS.passed()
+    );
+    let cover = &record["reports"][1];
+    assert_eq!(cover["type"], "CODE_COVERAGE");
+    let attr = |name: &str| -> u64 {
+        regex::Regex::new(&format!(r#"<coverage[^>]*\s{name}="([0-9]+)""#))
+            .unwrap()
+            .captures(&coverage)
+            .unwrap_or_else(|| panic!("no {name}"))[1]
+            .parse()
+            .unwrap()
+    };
+    let summary = &cover["codeCoverageSummary"];
+    assert_eq!(summary["linesCovered"], attr("lines-covered"), "{summary}");
+    assert_eq!(
+        summary["linesCovered"].as_u64().unwrap() + summary["linesMissed"].as_u64().unwrap(),
+        attr("lines-valid")
+    );
+    assert_eq!(
+        summary["branchesCovered"],
+        attr("branches-covered"),
+        "{summary}"
+    );
+    assert!(
+        log.contains("Report minicalc-tests (JUNITXML): SUCCEEDED"),
+        "{log}"
+    );
+
     // The console script the package declares runs after `pip install -e .`.
     assert!(log.contains("2 3 5 7 11 13 17 19 23 29\n"), "{log}");
 

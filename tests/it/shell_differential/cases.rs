@@ -48,6 +48,11 @@ const TREE: &[(&str, &str)] = &[
 ];
 
 pub const CASES: &[Case] = &[
+    // Found by the buildspec fuzzer: text beyond ASCII outside quotes crashed the shell.
+    Case::new(
+        "non_ascii_words",
+        "echo héllo wörld ✓ 😀; x=naïve; echo \"$x\"; case é in é) echo matched;; esac",
+    ),
     // ── simple commands, prefix assignments, lists ──
     Case::new(
         "prefix_assignment_scopes_to_one_program",
