@@ -14,5 +14,6 @@ pub mod python;
 pub mod reports;
 pub mod runtime;
 pub mod sandbox;
+pub mod serve;
 pub mod shell;
 pub mod store;

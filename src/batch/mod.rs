@@ -15,6 +15,14 @@ use serde::Serialize;
 pub use plan::{Job, plan};
 pub use schedule::{Launcher, Outcome, batch_status, run_all};
 
+/// The reference of a batch's record in the store (`batches/<project>/<number>`).
+pub fn batch_ref(project: &str, number: u64) -> String {
+    format!(
+        "batches/{}/{number}",
+        crate::lifecycle::cache::encode_ref_part(project)
+    )
+}
+
 /// `build-batch.json`: a batch as `BatchGetBuildBatches` describes one.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

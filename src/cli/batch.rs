@@ -231,6 +231,17 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<u8, Failure> {
     };
     let json = serde_json::to_string_pretty(&record)?;
     crate::store::write_atomic_beside(&out_dir.join("build-batch.json"), json.as_bytes(), true)?;
+    // Kept in the store too (`batches/<project>/<number>`), where `wasmbuild serve` finds it.
+    let reference = batch::batch_ref(&record.project_name, number);
+    if let Err(e) = ctx
+        .store
+        .put_blob(json.as_bytes())
+        .and_then(|digest| ctx.store.set_ref(&reference, &digest))
+    {
+        say(&format!(
+            "Warning: the batch record was not kept in the store: {e}"
+        ));
+    }
     if args.json {
         println!("{json}");
     } else {

@@ -9,8 +9,9 @@ mod exec;
 mod reports;
 mod run;
 mod runtime;
+mod serve;
 mod sh;
-mod shared;
+pub(crate) mod shared;
 mod store;
 mod verify;
 
@@ -87,6 +88,8 @@ pub enum Command {
     /// The test and coverage reports builds kept: list, show, trend.
     #[command(subcommand)]
     Reports(reports::ReportsCommand),
+    /// A web console over the store: builds, live logs, timelines, reports, artifacts.
+    Serve(serve::ServeArgs),
 }
 
 /// Shared state of one invocation: the store and, once needed, the sandbox.
@@ -164,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Runtime(command) => runtime::run(&ctx, command),
         Command::Store(command) => store::run(&ctx, command),
         Command::Reports(command) => reports::run(&ctx, command),
+        Command::Serve(args) => serve::run(&ctx, args),
     });
     match result {
         Ok(status) => ExitCode::from(status),

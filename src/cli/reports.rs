@@ -8,7 +8,7 @@ use super::shared::print_json;
 use super::{Context, Failure};
 use crate::lifecycle::cache::{decode_ref_part, encode_ref_part};
 use crate::lifecycle::reports::report_ref;
-use crate::reports::Report;
+use crate::reports::{Report, kept};
 use crate::store::Store;
 
 #[derive(Debug, clap::Subcommand)]
@@ -142,9 +142,8 @@ fn find(store: &Store, id: &str) -> Result<Report, Failure> {
         .ok_or_else(|| Failure::usage(format!("{id}: expected GROUP:NUMBER")))?;
     let group = group.rsplit('/').next().unwrap_or(group);
     let read = |digest: &str| -> Result<Report, Failure> {
-        let bytes = store.get_blob(digest)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::usage(format!("report {id} in the store is damaged: {e}")))
+        kept::decode(store, digest)
+            .map_err(|e| Failure::usage(format!("report {id} in the store: {e}")))
     };
     if let Ok(number) = tail.parse::<u64>() {
         if let Some(digest) = store.get_ref(&report_ref(group, number))? {
@@ -240,58 +239,10 @@ fn show(store: &Store, id: &str, json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// One build of a group's trend.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Point {
-    build_number: u64,
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pass_rate: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    line_coverage: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    branch_coverage: Option<f64>,
-}
-
 fn trend(store: &Store, group: &str, last: u64, json: bool) -> Result<u8, Failure> {
-    let mut numbers: Vec<(u64, String)> = store
-        .list_refs_recursive(&format!("reports/{}/", encode_ref_part(group)))?
-        .into_iter()
-        .filter_map(|info| Some((info.name.rsplit('/').next()?.parse().ok()?, info.value)))
-        .collect();
-    numbers.sort_by_key(|(n, _)| *n);
-    let skip = numbers
-        .len()
-        .saturating_sub(usize::try_from(last).unwrap_or(usize::MAX));
-    let mut points = Vec::new();
-    for (number, digest) in numbers.into_iter().skip(skip) {
-        let Ok(report) = store
-            .get_blob(&digest)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Report>(&b).map_err(|e| e.to_string()))
-        else {
-            eprintln!("wasmbuild: report {group}:{number} in the store is damaged; left out");
-            continue;
-        };
-        let tests = report.test_summary.as_ref();
-        let coverage = report.code_coverage_summary.as_ref();
-        points.push(Point {
-            build_number: number,
-            status: report.status.clone(),
-            pass_rate: tests.map(|t| {
-                let passed = t.status_counts.get("SUCCEEDED").copied().unwrap_or(0);
-                crate::reports::percent(passed, t.total - passed)
-            }),
-            total: tests.map(|t| t.total),
-            duration_seconds: tests.map(|t| t.duration_in_nano_seconds as f64 / 1e9),
-            line_coverage: coverage.map(|c| c.line_coverage_percentage),
-            branch_coverage: coverage.map(|c| c.branch_coverage_percentage),
-        });
+    let (points, damaged) = kept::trend(store, group, last)?;
+    for number in damaged {
+        eprintln!("wasmbuild: report {group}:{number} in the store is damaged; left out");
     }
     if json {
         print_json(&points)?;

@@ -235,6 +235,8 @@ pub struct BuildLog {
 struct Sinks {
     console: Box<dyn Write + Send>,
     file: Option<io::BufWriter<std::fs::File>>,
+    /// What was written since the live stream last took it (see [`BuildLog::stream_to`]).
+    live: Option<Vec<u8>>,
     mask: Arc<SecretMask>,
     limit: u64,
     written: u64,
@@ -251,6 +253,9 @@ impl Sinks {
         let _ = self.console.write_all(bytes);
         if let Some(file) = &mut self.file {
             let _ = file.write_all(bytes);
+        }
+        if let Some(live) = &mut self.live {
+            live.extend_from_slice(bytes);
         }
         self.written = self.written.saturating_add(bytes.len() as u64);
         self.at_line_start = bytes.ends_with(b"\n");
@@ -315,6 +320,7 @@ impl BuildLog {
             inner: Arc::new(Mutex::new(Sinks {
                 console,
                 file: None,
+                live: None,
                 mask: Arc::new(SecretMask::default()),
                 limit: DEFAULT_MAX_LOG_BYTES,
                 written: 0,
@@ -331,6 +337,45 @@ impl BuildLog {
     /// From now on, the log is also written to `file`.
     pub fn tee_to(&self, file: std::fs::File) {
         self.sinks().file = Some(io::BufWriter::new(file));
+    }
+
+    /// From now on, the log is also streamed into `store` as the stream `name`: what was
+    /// written is put there as one chunk every [`LIVE_INTERVAL`], so `wasmbuild serve`
+    /// (on this host or another) shows a running build's log. [`LiveLog::finish`] puts
+    /// the rest.
+    pub fn stream_to(&self, store: crate::store::Store, name: String) -> LiveLog {
+        self.sinks().live = Some(Vec::new());
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let log = self.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seq = 0;
+            loop {
+                let last = !matches!(
+                    stopped.recv_timeout(LIVE_INTERVAL),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                );
+                let chunk = log.sinks().live.as_mut().map(std::mem::take);
+                if let Some(chunk) = chunk.filter(|c| !c.is_empty()) {
+                    match store.put_stream_chunk(&name, seq, &chunk) {
+                        Ok(()) => seq += 1,
+                        Err(e) => {
+                            // The build goes on; its log is still kept whole at the end.
+                            tracing::warn!("live log {name}: {e}; no longer streamed");
+                            log.sinks().live = None;
+                            return;
+                        }
+                    }
+                }
+                if last {
+                    log.sinks().live = None;
+                    return;
+                }
+            }
+        });
+        LiveLog {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Sets the size limit of the log, in bytes (see the module's documentation).
@@ -379,6 +424,35 @@ impl BuildLog {
 
     pub fn flush(&self) {
         self.sinks().flush();
+    }
+}
+
+/// How often a live log puts what was written into the store.
+pub const LIVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(40);
+
+/// The log's live stream into the store ([`BuildLog::stream_to`]).
+pub struct LiveLog {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveLog {
+    /// Puts what is left and stops streaming.
+    pub fn finish(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LiveLog {
+    fn drop(&mut self) {
+        self.stop_now();
     }
 }
 

@@ -9,7 +9,7 @@ pub mod artifacts;
 pub mod cache;
 pub mod env;
 pub mod git;
-mod keep;
+pub mod keep;
 pub mod log;
 mod phases;
 pub mod record;
@@ -188,6 +188,7 @@ pub fn run(
             record: keep::record_ref(&request.project, request.build_number),
             artifacts: Vec::new(),
             reports: Vec::new(),
+            log: None,
         }),
         python: None,
         secret_mask: Default::default(),

@@ -239,6 +239,7 @@ impl Build<'_> {
             done
         };
 
+        let live = self.stream_log();
         self.simple_phase("SUBMITTED", start, |_| PhaseEnd::ok());
         self.log.line(format!(
             "Running on wasmbuild {} (no container: every command runs in a WebAssembly sandbox)",
@@ -272,8 +273,10 @@ impl Build<'_> {
             status.as_str()
         ));
         watchdog.store(true, Ordering::SeqCst);
+        self.keep_log(live);
         self.record.secret_mask = self.log.secret_mask();
         self.write_record();
+        self.drop_log_stream();
         self.log.flush();
     }
 
@@ -371,6 +374,7 @@ impl Build<'_> {
         if name != "SUBMITTED" {
             self.log.line(format!("Entering phase {name}"));
         }
+        self.keep_progress();
         let started = Instant::now();
         let mut end = body(self);
         if let Some(status) = self.control.interruption()

@@ -193,6 +193,9 @@ pub struct StoreRecord {
     /// Report group → the reference of its whole report (`reports/<group>/<number>`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reports: Vec<NameValue>,
+    /// The reference of the whole log (`logs/<project>/<number>`), once the build ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// RFC 3339 in UTC with microseconds, as the record shows times.

@@ -10,13 +10,15 @@
 //! JSON (`simplecov`). XML is streamed (`xml`: DTDs and their entities are never
 //! expanded); memory is bounded: at most [`MAX_TEST_CASES`] cases and [`MAX_FILES`] files
 //! are kept per report (counts stay exact; the report says `truncated`), messages at most
-//! [`xml::MAX_MESSAGE_BYTES`], a JSON file at most [`MAX_JSON_BYTES`].
+//! [`xml::MAX_MESSAGE_BYTES`], a JSON file at most [`MAX_JSON_BYTES`]. [`kept`] reads the
+//! reports the lifecycle kept in the store back (`wasmbuild reports`, the web console).
 
 mod clover;
 mod cobertura;
 mod cucumber;
 mod jacoco;
 mod junit;
+pub mod kept;
 mod nunit;
 mod simplecov;
 mod testng;

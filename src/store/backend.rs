@@ -81,6 +81,10 @@ pub trait ObjectBackend: Send + Sync {
     /// Names of the objects directly below `dir` (which ends with `/`).
     fn list_children(&self, dir: &str) -> Result<Vec<String>, StoreError>;
 
+    /// Names of the "directories" directly below `dir` (which ends with `/`): the next
+    /// key segments that have objects beneath them.
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>, StoreError>;
+
     /// Deletes the object (absent is fine).
     fn delete(&self, key: &str) -> Result<(), StoreError>;
 

@@ -377,6 +377,21 @@ impl ObjectBackend for LocalBackend {
             .collect())
     }
 
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        let path = self.root.join(dir);
+        let entries = match fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| !name.starts_with('.'))
+            .collect())
+    }
+
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key);
         match fs::remove_file(&path) {

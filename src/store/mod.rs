@@ -583,6 +583,15 @@ impl Store {
         Ok(names)
     }
 
+    /// Names of the reference directories directly below `prefix` (e.g. the projects
+    /// under `builds`), sorted.
+    pub fn list_ref_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let key = ref_key(prefix)?;
+        let mut names = self.inner.backend.list_dirs(&format!("{key}/"))?;
+        names.sort();
+        Ok(names)
+    }
+
     /// Every reference whose name starts with `prefix` (`""`: all), with its value and
     /// modification time, sorted by name.
     pub fn list_refs_recursive(&self, prefix: &str) -> Result<Vec<RefInfo>, StoreError> {
@@ -625,6 +634,64 @@ impl Store {
             return self.inner.backend.increment(&key);
         }
         self.inner.backend.increment(&key)
+    }
+
+    // ----- streams -------------------------------------------------------------------------
+
+    /// Appends chunk `seq` (0, 1, …) to the stream `name` (a running build's log, read
+    /// live by `wasmbuild serve`). Chunks are objects `streams/<name>/<seq>`: plain bytes,
+    /// not blobs, written once each, so a reader on another host sees whole chunks only.
+    pub fn put_stream_chunk(&self, name: &str, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        check_ref_name(name)?;
+        self.inner.backend.put(
+            &format!("streams/{name}/{seq:010}"),
+            Payload::Bytes(bytes::Bytes::copy_from_slice(bytes)),
+        )
+    }
+
+    /// The chunks of stream `name` from `from` on, in order, up to the first gap (a chunk
+    /// being written).
+    pub fn read_stream(&self, name: &str, from: u64) -> Result<Vec<bytes::Bytes>, StoreError> {
+        check_ref_name(name)?;
+        let mut seqs: Vec<u64> = self
+            .inner
+            .backend
+            .list_children(&format!("streams/{name}/"))?
+            .iter()
+            .filter_map(|child| child.parse().ok())
+            .filter(|&seq| seq >= from)
+            .collect();
+        seqs.sort_unstable();
+        let contiguous = seqs
+            .iter()
+            .zip(from..)
+            .take_while(|(seq, expected)| **seq == *expected)
+            .count();
+        let keys: Vec<String> = seqs[..contiguous]
+            .iter()
+            .map(|seq| format!("streams/{name}/{seq:010}"))
+            .collect();
+        let chunks = self.inner.backend.get_many(&keys)?;
+        Ok(chunks.into_iter().map_while(|chunk| chunk).collect())
+    }
+
+    /// Removes every chunk of stream `name`.
+    pub fn delete_stream(&self, name: &str) -> Result<(), StoreError> {
+        check_ref_name(name)?;
+        let dir = format!("streams/{name}/");
+        let keys: Vec<String> = self
+            .inner
+            .backend
+            .list_children(&dir)?
+            .into_iter()
+            .map(|child| format!("{dir}{child}"))
+            .collect();
+        self.inner.backend.delete_many(&keys)?;
+        if !self.inner.remote {
+            // The emptied directory too (absent or in use is fine).
+            let _ = fs::remove_dir(self.root().join(&dir));
+        }
+        Ok(())
     }
 
     /// Writes `bytes` to `path` so that readers see either the old file or the whole new

@@ -778,6 +778,18 @@ impl ObjectBackend for S3Backend {
             .collect())
     }
 
+    fn list_dirs(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        let path = self.path(dir.trim_end_matches('/'));
+        let result = self
+            .block_on(self.store.list_with_delimiter(Some(&path)))
+            .map_err(|e| self.error(&format!("listing {dir}"), e))?;
+        Ok(result
+            .common_prefixes
+            .into_iter()
+            .filter_map(|prefix| prefix.filename().map(str::to_owned))
+            .collect())
+    }
+
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.block_on(self.delete_one(self.path(key)))
     }

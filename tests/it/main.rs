@@ -28,6 +28,7 @@ mod python_resolve;
 mod reports;
 mod runtime;
 mod sandbox;
+mod serve;
 mod shell_differential;
 mod shell_streaming;
 mod store_local;
