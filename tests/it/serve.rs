@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::{ensure_bundle, store_dir, wasmbuild};
+use crate::store_common::{self, S3Server};
 
 /// A `wasmbuild serve` on a loopback port, stopped when dropped.
 struct Server {
@@ -27,10 +28,16 @@ struct Server {
 
 impl Server {
     fn start(store: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbuild"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmbuild"));
+        cmd.env("WASMBUILD_STORE", store);
+        Server::start_with(cmd, extra)
+    }
+
+    /// `cmd` (a `wasmbuild` with its store's environment) serving.
+    fn start_with(mut cmd: Command, extra: &[&str]) -> Server {
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("WASMBUILD_STORE", store)
             .env_remove("WASMBUILD_SERVE_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -279,6 +286,129 @@ fn api_mirrors_the_pages_and_escapes_what_builds_wrote() {
     ));
     assert_eq!(status, 200);
     assert!(zip.starts_with("PK"), "a zip");
+}
+
+/// A real batch (the four-build graph fixture): its page draws the graph, each build
+/// coloured by status and linked to its page, dependencies as arrows.
+#[test]
+fn a_batch_is_drawn_as_its_graph() {
+    ensure_bundle("base");
+    let out = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/batch-graph");
+    let run = wasmbuild()
+        .args(["run", "--project", "console-batch", "-a"])
+        .arg(out.path())
+        .arg(&fixture)
+        .timeout(Duration::from_secs(600))
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("build-batch.json")).unwrap())
+            .unwrap();
+    let number = record["buildBatchNumber"].as_u64().unwrap();
+    let server = Server::start(&store_dir(), &[]);
+    let batch = server.json(&format!("/api/projects/console-batch/batches/{number}"));
+    assert_eq!(batch["status"], "SUCCEEDED");
+    let nodes = batch["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    let package = nodes.iter().find(|n| n["identifier"] == "package").unwrap();
+    assert_eq!(package["dependsOn"], serde_json::json!(["test", "lint"]));
+    let (status, page) = server.get(&format!("/projects/console-batch/batches/{number}"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        page.matches(r#"class="node" data-status="SUCCEEDED""#)
+            .count(),
+        4,
+        "{page}"
+    );
+    assert_eq!(page.matches("marker-end").count(), 3, "{page}");
+    // Each node links to its build's page, which exists.
+    let build = package["buildNumber"].as_u64().unwrap();
+    assert!(page.contains(&format!("/projects/console-batch/builds/{build}")));
+    assert_eq!(
+        server
+            .get(&format!("/projects/console-batch/builds/{build}"))
+            .0,
+        200
+    );
+    // The history lists the batch.
+    let history = server.json("/api/projects/console-batch/builds");
+    assert!(
+        history["batches"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(number))
+    );
+}
+
+/// Over S3 (a real S3 implementation on loopback): the console lists the projects (S3's
+/// common prefixes) and shows a build's kept log.
+#[test]
+fn over_s3_the_console_shows_builds_and_logs() {
+    let s3 = S3Server::start();
+    let local = tempfile::tempdir().unwrap();
+    let command = || {
+        let mut cmd = store_common::wasmbuild();
+        s3.env(&mut cmd, local.path());
+        cmd.env("WASMBUILD_STORE", s3.spec("console"));
+        cmd
+    };
+    ensure_bundle("base");
+    let mut push = command();
+    s3.env(&mut push, &store_dir());
+    let pushed = push.args(["runtime", "push", "base"]).output().unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - echo hello from s3\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let built = command()
+        .args(["run", "--project", "on-s3", "-a"])
+        .arg(out.path())
+        .arg(src.path())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+
+    let server = Server::start_with(command(), &[]);
+    let projects = server.json("/api/projects");
+    assert_eq!(projects["projects"][0]["project"], "on-s3", "{projects}");
+    assert_eq!(
+        projects["projects"][0]["latest"]["buildStatus"],
+        "SUCCEEDED"
+    );
+    let log = server.json("/api/projects/on-s3/builds/1/log");
+    assert_eq!(log["complete"], true);
+    assert!(
+        log["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["text"] == "hello from s3"),
+        "{log}"
+    );
+    // The live stream was dropped once the log was kept.
+    assert!(
+        !s3.object_path("console", "streams/logs/on-s3/1/0000000000")
+            .exists()
+    );
 }
 
 #[test]
