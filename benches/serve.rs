@@ -168,7 +168,7 @@ fn live(runtime: &tokio::runtime::Runtime) {
     let project = format!("bench-live-{}", std::process::id());
     // Warm: the base bundle built and compiled once, outside the measurement.
     let warm = Command::new(env!("CARGO_BIN_EXE_wasmbuild"))
-        .args(["exec", "--image", "base", "true"])
+        .args(["exec", "--image", "base", "--", "true"])
         .env("WASMBUILD_STORE", &store)
         .status()
         .unwrap();
