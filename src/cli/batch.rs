@@ -301,12 +301,7 @@ impl LocalLauncher<'_> {
         if let Some((_, sandbox)) = sandboxes.iter().find(|(m, _)| *m == mib) {
             return Ok(sandbox.clone());
         }
-        let sandbox = Arc::new(crate::sandbox::Sandbox::new(
-            crate::sandbox::SandboxConfig {
-                memory_limit: mib.saturating_mul(1 << 20),
-                code_cache_dir: Some(self.ctx.store.local_dir("compiled")),
-            },
-        )?);
+        let sandbox = Arc::new(crate::sandbox::Sandbox::new(self.ctx.sandbox_config(mib)?)?);
         sandboxes.push((mib, sandbox.clone()));
         Ok(sandbox)
     }

@@ -138,12 +138,19 @@ impl Context {
         if let Some(sandbox) = self.sandbox.get() {
             return Ok(sandbox.clone());
         }
-        let config = SandboxConfig {
-            memory_limit: self.global.memory_limit.saturating_mul(1 << 20),
-            code_cache_dir: Some(self.store.local_dir("compiled")),
-        };
+        let config = self.sandbox_config(self.global.memory_limit)?;
         let sandbox = Sandbox::new(config).map(Arc::new)?;
         Ok(self.sandbox.get_or_init(|| sandbox).clone())
+    }
+
+    /// A sandbox's settings: guest memory up to `mib` MiB, code cached in the store's
+    /// machine-local directory, the engine as `WASMBUILD_ENGINE` varies it.
+    pub fn sandbox_config(&self, mib: u64) -> Result<SandboxConfig, Failure> {
+        Ok(SandboxConfig {
+            memory_limit: mib.saturating_mul(1 << 20),
+            code_cache_dir: Some(self.store.local_dir("compiled")),
+            engine: crate::sandbox::engine::EngineSettings::from_env().map_err(Failure::usage)?,
+        })
     }
 }
 

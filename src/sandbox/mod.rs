@@ -5,6 +5,7 @@
 
 mod code_cache;
 mod determinism;
+pub mod engine;
 mod error;
 mod fds;
 mod interrupt;
@@ -60,6 +61,8 @@ pub struct SandboxConfig {
     pub memory_limit: u64,
     /// Root of the compiled-code cache; `None` compiles in memory only.
     pub code_cache_dir: Option<PathBuf>,
+    /// The engine's settings (`WASMBUILD_ENGINE` varies them for measurements).
+    pub engine: engine::EngineSettings,
 }
 
 impl Default for SandboxConfig {
@@ -67,6 +70,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             code_cache_dir: None,
+            engine: engine::EngineSettings::default(),
         }
     }
 }
@@ -233,12 +237,14 @@ pub struct Sandbox {
     /// Held while a module is being loaded (see `load_with`).
     loading: Mutex<()>,
     memory_limit: u64,
+    /// Whether guests are stopped by epoch checks (always, but for measurements).
+    epoch_interruption: bool,
     skeletons: Skeletons,
 }
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let engine = Self::engine(config.memory_limit)?;
+        let engine = Self::engine(config.memory_limit, &config.engine)?;
         let mut raw_linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut raw_linker, |state: &mut GuestState| {
             &mut state.wasi
@@ -262,7 +268,9 @@ impl Sandbox {
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let interposer = Module::new(&engine, determinism::INTERPOSER)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        start_epoch_ticker(&engine);
+        if config.engine.epoch_interruption {
+            start_epoch_ticker(&engine);
+        }
         let code_cache = config
             .code_cache_dir
             .as_deref()
@@ -277,16 +285,22 @@ impl Sandbox {
             loaded: Mutex::new(HashMap::new()),
             loading: Mutex::new(()),
             memory_limit: config.memory_limit,
+            epoch_interruption: config.engine.epoch_interruption,
             skeletons: Skeletons::default(),
         })
     }
 
-    fn engine(memory_limit: u64) -> Result<Engine, SandboxError> {
+    fn engine(
+        memory_limit: u64,
+        settings: &engine::EngineSettings,
+    ) -> Result<Engine, SandboxError> {
         let mut config = Config::new();
-        config.epoch_interruption(true);
-        config.memory_init_cow(true);
         config.parallel_compilation(true);
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        settings.apply(&mut config);
+        if !settings.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            return Engine::new(&config).map_err(|e| SandboxError::Engine(e.to_string()));
+        }
         let mut pooling = PoolingAllocationConfig::default();
         pooling
             // Each guest is its own instance plus small ones over its memory (the descriptor
@@ -568,12 +582,14 @@ impl Sandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(1);
-        let epoch_stop = stop.clone();
-        store.epoch_deadline_callback(move |_| match epoch_stop.check() {
-            Some(kind) => Err(Interrupted(kind).into()),
-            None => Ok(UpdateDeadline::Continue(1)),
-        });
+        if self.epoch_interruption {
+            store.set_epoch_deadline(1);
+            let epoch_stop = stop.clone();
+            store.epoch_deadline_callback(move |_| match epoch_stop.check() {
+                Some(kind) => Err(Interrupted(kind).into()),
+                None => Ok(UpdateDeadline::Continue(1)),
+            });
+        }
 
         let pre = if determinism.is_some() {
             &module.sorted_pre

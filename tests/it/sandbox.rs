@@ -296,3 +296,19 @@ fn a_file_that_is_not_a_module_is_refused_cleanly() {
             "./fake.wasm: not a valid WebAssembly module",
         ));
 }
+
+/// `WASMBUILD_ENGINE` (engine variations, for measurements) is checked like any input.
+#[test]
+fn a_bad_engine_setting_is_refused_as_bad_input() {
+    let out = crate::common::wasmbuild()
+        .env("WASMBUILD_ENGINE", "epoch=sometimes")
+        .args(["exec", "--image", "base", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WASMBUILD_ENGINE") && stderr.contains("expected on or off"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,173 @@
+//! What each engine setting costs (issue 21): CPython in the sandbox (`wasmbuild exec
+//! --image python`) on a CPU-bound script — integer loops, dicts, strings, recursion — and
+//! on `python -c pass`, whole processes, once per engine variation (`WASMBUILD_ENGINE`, see
+//! `sandbox::engine`), side by side with the host's native `python3` on the same script.
+//!
+//! Printed: a table of median wall times, each variation's ratio to the default engine and
+//! to native CPython. Each variation runs once untimed first (its code compiled into the
+//! code cache, which is keyed by the engine's settings). `cargo bench --bench engine` (uses
+//! `WASMBUILD_STORE`, or the default store; the python bundle is built there on first
+//! use). `ENGINE_BENCH_RUNS` sets the timed runs (default 5).
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// About 0.1 s of native CPython.
+const SCRIPT: &str = r#"
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+total = 0
+for i in range(400000):
+    total += i * i % 7
+table = {}
+for i in range(120000):
+    table[str(i)] = i
+size = 0
+for key, value in table.items():
+    size += len(key) + value
+parts = [f"{i:05d}" for i in range(60000)]
+words = ",".join(parts).split(",")
+upper = sum(1 for w in words if w.upper() == w)
+print(total, size, len(words), upper, fib(22))
+"#;
+
+const VARIATIONS: &[(&str, &str)] = &[
+    ("default (what builds run with)", ""),
+    ("epoch interruption off", "epoch=off"),
+    ("cranelift opt none", "opt=none"),
+    ("cranelift opt speed_and_size", "opt=size"),
+    (
+        "reservation 64 MiB, guard 0 (bounds checks)",
+        "reservation=64M,guard=0",
+    ),
+    ("reservation 4 GiB, guard 2 GiB", "reservation=4G,guard=2G"),
+    ("copy-on-write images off", "cow=off"),
+    ("simd off", "simd=off"),
+    ("pooling allocator off", "pool=off"),
+];
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Runs `command` and returns its wall time in ms, or why it failed.
+fn time(command: &mut Command) -> Result<f64, String> {
+    let started = Instant::now();
+    let out = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed().as_secs_f64() * 1e3;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(stderr.lines().last().unwrap_or("failed").to_owned());
+    }
+    Ok(elapsed)
+}
+
+fn sandbox(settings: &str, code: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmbuild"));
+    command
+        .args(["exec", "--image", "python", "--", "python", "-c", code])
+        .env("WASMBUILD_ENGINE", settings);
+    command
+}
+
+fn measure(runs: usize, mut make: impl FnMut() -> Command) -> Result<f64, String> {
+    time(&mut make())?;
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        samples.push(time(&mut make())?);
+    }
+    Ok(median(samples))
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let runs: usize = std::env::var("ENGINE_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    // The interpreter itself, not a launcher script in front of it (pyenv's shims).
+    let python = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|_| "python3".to_owned());
+    let version = Command::new(&python)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let native_script = measure(runs, || {
+        let mut c = Command::new(&python);
+        c.args(["-c", SCRIPT]);
+        c
+    });
+    let native_pass = measure(runs, || {
+        let mut c = Command::new(&python);
+        c.args(["-c", "pass"]);
+        c
+    });
+    let show = |r: &Result<f64, String>| match r {
+        Ok(ms) => format!("{ms:>8.1} ms"),
+        Err(e) => format!("failed: {e}"),
+    };
+    println!(
+        "native {version} ({python}): CPU-bound script {}, -c pass {}  ({runs} runs, median)",
+        show(&native_script),
+        show(&native_pass)
+    );
+    println!(
+        "{:<46} {:>11} {:>9} {:>9}   {:>11} {:>9}",
+        "engine", "script", "÷default", "÷native", "-c pass", "÷native"
+    );
+    // Every variation warmed (compiled) first, then the timed runs taken round-robin, so
+    // a slow moment of the machine falls on all of them alike.
+    let mut scripts: Vec<Result<Vec<f64>, String>> = Vec::new();
+    let mut passes: Vec<Result<Vec<f64>, String>> = Vec::new();
+    for (_, settings) in VARIATIONS {
+        let warm = time(&mut sandbox(settings, SCRIPT));
+        scripts.push(warm.map(|_| Vec::new()));
+        passes.push(time(&mut sandbox(settings, "pass")).map(|_| Vec::new()));
+    }
+    for _ in 0..runs {
+        for (i, (_, settings)) in VARIATIONS.iter().enumerate() {
+            for (samples, code) in [(&mut scripts[i], SCRIPT), (&mut passes[i], "pass")] {
+                if let Ok(list) = samples {
+                    match time(&mut sandbox(settings, code)) {
+                        Ok(ms) => list.push(ms),
+                        Err(e) => *samples = Err(e),
+                    }
+                }
+            }
+        }
+    }
+    let medians = |all: Vec<Result<Vec<f64>, String>>| -> Vec<Result<f64, String>> {
+        all.into_iter().map(|r| r.map(median)).collect()
+    };
+    let (scripts, passes) = (medians(scripts), medians(passes));
+    let default_script = scripts[0].as_ref().ok().copied();
+    let ratio = |a: &Result<f64, String>, b: Option<f64>| match (a, b) {
+        (Ok(a), Some(b)) => format!("{:>8.2}×", a / b),
+        _ => format!("{:>9}", "-"),
+    };
+    for (((name, _), script), pass) in VARIATIONS.iter().zip(&scripts).zip(&passes) {
+        match script {
+            Ok(_) => println!(
+                "{name:<46} {} {} {}   {} {}",
+                show(script),
+                ratio(script, default_script),
+                ratio(script, native_script.as_ref().ok().copied()),
+                show(pass),
+                ratio(pass, native_pass.as_ref().ok().copied()),
+            ),
+            Err(e) => println!("{name:<46} failed: {e}"),
+        }
+    }
+}
