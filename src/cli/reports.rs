@@ -113,26 +113,11 @@ fn list(store: &Store, project: Option<&str>, json: bool) -> Result<u8, Failure>
             l.report,
             l.summary.kind,
             l.summary.status,
-            result(&l.summary),
+            l.summary.result_text(),
             l.summary.created
         );
     }
     Ok(0)
-}
-
-/// `33/35 passed` or `lines 96.68%, branches 93.75%`.
-fn result(report: &Report) -> String {
-    if let Some(t) = &report.test_summary {
-        let passed = t.status_counts.get("SUCCEEDED").copied().unwrap_or(0);
-        return format!("{passed}/{} passed", t.total);
-    }
-    if let Some(c) = &report.code_coverage_summary {
-        return format!(
-            "lines {:.2}%, branches {:.2}%",
-            c.line_coverage_percentage, c.branch_coverage_percentage
-        );
-    }
-    String::new()
 }
 
 /// Reads the report `GROUP:NUMBER` or `GROUP:UUID` from the store.

@@ -394,6 +394,21 @@ impl Report {
         }
     }
 
+    /// `33/35 passed` or `lines 96.68%, branches 93.75%`.
+    pub fn result_text(&self) -> String {
+        if let Some(t) = &self.test_summary {
+            let passed = t.status_counts.get("SUCCEEDED").copied().unwrap_or(0);
+            return format!("{passed}/{} passed", t.total);
+        }
+        if let Some(c) = &self.code_coverage_summary {
+            return format!(
+                "lines {:.2}%, branches {:.2}%",
+                c.line_coverage_percentage, c.branch_coverage_percentage
+            );
+        }
+        String::new()
+    }
+
     /// One line for the build log.
     pub fn log_line(&self) -> String {
         let mut line = format!(

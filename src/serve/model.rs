@@ -571,7 +571,7 @@ impl Console {
                     group_key: encode_ref_part(&group),
                     group,
                     build_number: number,
-                    result: result_text(&r),
+                    result: r.result_text(),
                     kind: r.kind.clone(),
                     status: r.status.clone(),
                 }
@@ -804,21 +804,6 @@ impl Console {
             record,
         })
     }
-}
-
-/// `33/35 passed` or `lines 96.68%, branches 93.75%`.
-pub fn result_text(report: &Report) -> String {
-    if let Some(t) = &report.test_summary {
-        let passed = t.status_counts.get("SUCCEEDED").copied().unwrap_or(0);
-        return format!("{passed}/{} passed", t.total);
-    }
-    if let Some(c) = &report.code_coverage_summary {
-        return format!(
-            "lines {:.2}%, branches {:.2}%",
-            c.line_coverage_percentage, c.branch_coverage_percentage
-        );
-    }
-    String::new()
 }
 
 /// The record's phases as timeline bars (COMPLETED, which has no length, left out; the

@@ -23,6 +23,27 @@ pub struct LocalBackend {
 }
 
 impl LocalBackend {
+    /// Names of the entries of `dir` (below the root) of a kind `keep` accepts, hidden
+    /// (temporary) ones left out; an absent directory has none.
+    fn entries(
+        &self,
+        dir: &str,
+        keep: impl Fn(fs::FileType) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let path = self.root.join(dir);
+        let entries = match fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(&keep))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| !name.starts_with('.'))
+            .collect())
+    }
+
     /// Opens (creating if needed) the directory store at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
@@ -363,33 +384,11 @@ impl ObjectBackend for LocalBackend {
     }
 
     fn list_children(&self, dir: &str) -> Result<Vec<String>, StoreError> {
-        let path = self.root.join(dir);
-        let entries = match fs::read_dir(&path) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        Ok(entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| !name.starts_with('.'))
-            .collect())
+        self.entries(dir, |t| t.is_file())
     }
 
     fn list_dirs(&self, dir: &str) -> Result<Vec<String>, StoreError> {
-        let path = self.root.join(dir);
-        let entries = match fs::read_dir(&path) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        Ok(entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| !name.starts_with('.'))
-            .collect())
+        self.entries(dir, |t| t.is_dir())
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
