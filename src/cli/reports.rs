@@ -158,19 +158,8 @@ fn show(store: &Store, id: &str, json: bool) -> Result<u8, Failure> {
     if let Some(reason) = &report.status_reason {
         println!("reason: {reason}");
     }
+    report.sort_worst_first();
     if report.test_summary.is_some() {
-        let rank = |status: &str| match status {
-            "FAILED" => 0,
-            "ERROR" => 1,
-            "UNKNOWN" => 2,
-            "SKIPPED" => 3,
-            _ => 4,
-        };
-        report.test_cases.sort_by(|a, b| {
-            rank(&a.status)
-                .cmp(&rank(&b.status))
-                .then(a.prefix.cmp(&b.prefix))
-        });
         println!("{:<10} {:>10}  TEST CASE", "STATUS", "SECONDS");
         for case in &report.test_cases {
             let name = if case.prefix.is_empty() {
@@ -190,11 +179,6 @@ fn show(store: &Store, id: &str, json: bool) -> Result<u8, Failure> {
             }
         }
     } else {
-        report.code_coverages.sort_by(|a, b| {
-            a.line_coverage_percentage
-                .total_cmp(&b.line_coverage_percentage)
-                .then(a.file_path.cmp(&b.file_path))
-        });
         println!(
             "{:>7} {:>11} {:>9} {:>13}  FILE",
             "LINES", "", "BRANCHES", ""

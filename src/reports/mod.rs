@@ -394,6 +394,29 @@ impl Report {
         }
     }
 
+    /// Orders the test cases failed first (then errors, unknown, skipped, passed; by
+    /// suite and name within each) and the coverage lowest first, as people read them.
+    pub fn sort_worst_first(&mut self) {
+        let rank = |status: &str| match status {
+            "FAILED" => 0,
+            "ERROR" => 1,
+            "UNKNOWN" => 2,
+            "SKIPPED" => 3,
+            _ => 4,
+        };
+        self.test_cases.sort_by(|a, b| {
+            rank(&a.status)
+                .cmp(&rank(&b.status))
+                .then(a.prefix.cmp(&b.prefix))
+                .then(a.name.cmp(&b.name))
+        });
+        self.code_coverages.sort_by(|a, b| {
+            a.line_coverage_percentage
+                .total_cmp(&b.line_coverage_percentage)
+                .then(a.file_path.cmp(&b.file_path))
+        });
+    }
+
     /// `33/35 passed` or `lines 96.68%, branches 93.75%`.
     pub fn result_text(&self) -> String {
         if let Some(t) = &self.test_summary {

@@ -732,24 +732,7 @@ impl Console {
         let mut report = kept::read(&self.store, &group, number)
             .map_err(ViewError::Damaged)?
             .ok_or_else(|| ViewError::NotFound(format!("no report {group}:{number}")))?;
-        let rank = |status: &str| match status {
-            "FAILED" => 0,
-            "ERROR" => 1,
-            "UNKNOWN" => 2,
-            "SKIPPED" => 3,
-            _ => 4,
-        };
-        report.test_cases.sort_by(|a, b| {
-            rank(&a.status)
-                .cmp(&rank(&b.status))
-                .then(a.prefix.cmp(&b.prefix))
-                .then(a.name.cmp(&b.name))
-        });
-        report.code_coverages.sort_by(|a, b| {
-            a.line_coverage_percentage
-                .total_cmp(&b.line_coverage_percentage)
-                .then(a.file_path.cmp(&b.file_path))
-        });
+        report.sort_worst_first();
         let (trend, _) = kept::trend(&self.store, &group, 20)?;
         Ok(ReportView {
             group,
