@@ -11,7 +11,7 @@ mod run;
 mod runtime;
 mod serve;
 mod sh;
-pub(crate) mod shared;
+mod shared;
 mod store;
 mod verify;
 

@@ -47,7 +47,7 @@ pub(super) async fn stream(
     // Checked once up front: an unknown build is a 404, not an empty stream.
     let check = {
         let project = project.clone();
-        blocking(&state, move |c| c.build_ended(&project, number)).await
+        blocking(&state, move |c| c.build_state(&project, number)).await
     };
     if let Err(e) = check {
         return view_error(&state, true, &e);
@@ -86,7 +86,7 @@ async fn next(mut follow: Follow) -> Option<(Vec<Result<Event, Infallible>>, Fol
         let read = blocking(&follow.state, move |c| {
             let chunks = c.log_chunks(&project, number, seq)?;
             let ended = if chunks.is_empty() && check_record {
-                c.build_ended(&project, number)?
+                c.build_state(&project, number)?.0
             } else {
                 false
             };
@@ -145,7 +145,7 @@ impl Follow {
         let (project, number) = (self.project.clone(), self.number);
         let result = blocking(&self.state, move |c| {
             let (bytes, _) = c.log_bytes(&project, number).unwrap_or_default();
-            let status = c.build(&project, number)?.summary.build_status;
+            let (_, status) = c.build_state(&project, number)?;
             Ok((bytes, status))
         })
         .await;

@@ -64,7 +64,9 @@ fn templates() -> Environment<'static> {
             .unwrap_or_else(|e| panic!("template {name}: {e}"));
     }
     env.add_filter("duration", |seconds: f64| svg::duration_text(seconds));
-    env.add_filter("size", |bytes: u64| crate::cli::shared::human_size(bytes));
+    env.add_filter("size", |bytes: u64| {
+        indicatif::HumanBytes(bytes).to_string()
+    });
     env
 }
 
@@ -384,7 +386,7 @@ async fn build_page(
         let log = if view.live {
             None
         } else {
-            Some(c.log(&project, number))
+            Some(c.log_for(&view))
         };
         Ok((view, log))
     })

@@ -604,13 +604,17 @@ impl Console {
         })
     }
 
-    /// The build's log as it stands: the whole kept log once the build ended, its live
-    /// stream while it runs. `Ok(None)` if neither is there.
+    /// The build's log as it stands, and whether that is all of it: the whole kept log
+    /// once the build ended, its live stream while it runs.
     pub fn log_bytes(&self, project_key: &str, number: u64) -> ViewResult<(Vec<u8>, bool)> {
         self.available()?;
         let project_key = checked_key(project_key)?;
-        let project = decode_ref_part(&project_key);
         let (_, record) = self.record(&project_key, number)?;
+        self.log_of(&decode_ref_part(&project_key), number, &record)
+    }
+
+    /// [`Console::log_bytes`] of a build whose record was read already.
+    fn log_of(&self, project: &str, number: u64, record: &Value) -> ViewResult<(Vec<u8>, bool)> {
         if let Some(reference) = record["store"]["log"].as_str() {
             let digest = self
                 .store
@@ -622,7 +626,7 @@ impl Console {
                 .map_err(|e| ViewError::Damaged(format!("the log of {project}:{number}: {e}")))?;
             return Ok((bytes, true));
         }
-        let chunks = self.store.read_stream(&log_ref(&project, number), 0)?;
+        let chunks = self.store.read_stream(&log_ref(project, number), 0)?;
         let complete = record["buildComplete"].as_bool().unwrap_or(false);
         if chunks.is_empty() && complete {
             return Err(ViewError::NotFound(format!(
@@ -634,19 +638,18 @@ impl Console {
 
     pub fn log(&self, project_key: &str, number: u64) -> ViewResult<LogView> {
         let (bytes, complete) = self.log_bytes(project_key, number)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let all: Vec<&str> = text.lines().collect();
-        let skipped_lines = all.len().saturating_sub(LOG_PAGE_LINES);
-        Ok(LogView {
-            lines: all[skipped_lines..].iter().map(|l| log_line(l)).collect(),
-            skipped_lines,
-            bytes: bytes.len(),
-            complete,
-        })
+        Ok(log_view(&bytes, complete))
     }
 
-    /// The live stream's chunks from `seq` on, and whether the build has ended (then the
-    /// rest of the log is in the kept log: [`Console::log_bytes`]).
+    /// The log of a build just viewed (its record is not read again).
+    pub fn log_for(&self, view: &BuildView) -> ViewResult<LogView> {
+        let summary = &view.summary;
+        let (bytes, complete) =
+            self.log_of(&summary.project, summary.build_number, &view.record)?;
+        Ok(log_view(&bytes, complete))
+    }
+
+    /// The live stream's chunks from `seq` on (contiguous only).
     pub fn log_chunks(
         &self,
         project_key: &str,
@@ -657,10 +660,16 @@ impl Console {
         Ok(self.store.read_stream(&log_ref(&project, number), seq)?)
     }
 
-    /// Whether the build's record says it ended.
-    pub fn build_ended(&self, project_key: &str, number: u64) -> ViewResult<bool> {
+    /// Whether the build's record says it ended, and its status.
+    pub fn build_state(&self, project_key: &str, number: u64) -> ViewResult<(bool, String)> {
         let (_, record) = self.record(&checked_key(project_key)?, number)?;
-        Ok(record["buildComplete"].as_bool().unwrap_or(false))
+        Ok((
+            record["buildComplete"].as_bool().unwrap_or(false),
+            record["buildStatus"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ))
     }
 
     fn tree(&self, reference: &str) -> ViewResult<Tree> {
@@ -786,6 +795,19 @@ impl Console {
             nodes,
             record,
         })
+    }
+}
+
+/// The last [`LOG_PAGE_LINES`] lines of a log, classified.
+fn log_view(bytes: &[u8], complete: bool) -> LogView {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.lines().collect();
+    let skipped_lines = all.len().saturating_sub(LOG_PAGE_LINES);
+    LogView {
+        lines: all[skipped_lines..].iter().map(|l| log_line(l)).collect(),
+        skipped_lines,
+        bytes: bytes.len(),
+        complete,
     }
 }
 

@@ -100,6 +100,11 @@ pub fn check_ref_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The object holding chunk `seq` of stream `name` (zero-padded: listings sort in order).
+fn stream_key(name: &str, seq: u64) -> String {
+    format!("streams/{name}/{seq:010}")
+}
+
 fn ref_key(name: &str) -> Result<String, StoreError> {
     check_ref_name(name)?;
     Ok(format!("refs/{name}"))
@@ -644,7 +649,7 @@ impl Store {
     pub fn put_stream_chunk(&self, name: &str, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
         check_ref_name(name)?;
         self.inner.backend.put(
-            &format!("streams/{name}/{seq:010}"),
+            &stream_key(name, seq),
             Payload::Bytes(bytes::Bytes::copy_from_slice(bytes)),
         )
     }
@@ -669,7 +674,7 @@ impl Store {
             .count();
         let keys: Vec<String> = seqs[..contiguous]
             .iter()
-            .map(|seq| format!("streams/{name}/{seq:010}"))
+            .map(|&seq| stream_key(name, seq))
             .collect();
         let chunks = self.inner.backend.get_many(&keys)?;
         Ok(chunks.into_iter().map_while(|chunk| chunk).collect())
