@@ -36,6 +36,9 @@ struct Follow {
     carry: Vec<u8>,
     polls: u32,
     done: bool,
+    /// Past this, a build that has not ended is not running any more (killed): the
+    /// stream ends instead of waiting for it for ever.
+    deadline: Option<jiff::Timestamp>,
 }
 
 /// `GET /api/projects/{project}/builds/{number}/log/stream`.
@@ -49,9 +52,10 @@ pub(super) async fn stream(
         let project = project.clone();
         blocking(&state, move |c| c.build_state(&project, number)).await
     };
-    if let Err(e) = check {
-        return view_error(&state, true, &e);
-    }
+    let deadline = match check {
+        Ok(state) => state.deadline,
+        Err(e) => return view_error(&state, true, &e),
+    };
     let (seq, offset) = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -67,6 +71,7 @@ pub(super) async fn stream(
         carry: Vec::new(),
         polls: 0,
         done: false,
+        deadline,
     };
     let events = stream::unfold(follow, next).flat_map(stream::iter);
     Sse::new(events)
@@ -86,7 +91,7 @@ async fn next(mut follow: Follow) -> Option<(Vec<Result<Event, Infallible>>, Fol
         let read = blocking(&follow.state, move |c| {
             let chunks = c.log_chunks(&project, number, seq)?;
             let ended = if chunks.is_empty() && check_record {
-                c.build_state(&project, number)?.0
+                c.build_state(&project, number)?.ended
             } else {
                 false
             };
@@ -113,6 +118,14 @@ async fn next(mut follow: Follow) -> Option<(Vec<Result<Event, Infallible>>, Fol
         }
         if ended {
             return Some((follow.finish().await, follow));
+        }
+        if check_record && follow.deadline.is_some_and(|d| jiff::Timestamp::now() > d) {
+            follow.done = true;
+            let gone = ViewError::Damaged(format!(
+                "build {} has not ended by its timeout: its process is gone",
+                follow.number
+            ));
+            return Some((vec![Ok(failure(&gone))], follow));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -145,7 +158,7 @@ impl Follow {
         let (project, number) = (self.project.clone(), self.number);
         let result = blocking(&self.state, move |c| {
             let (bytes, _) = c.log_bytes(&project, number).unwrap_or_default();
-            let (_, status) = c.build_state(&project, number)?;
+            let status = c.build_state(&project, number)?.status;
             Ok((bytes, status))
         })
         .await;

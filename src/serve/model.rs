@@ -216,6 +216,15 @@ pub struct ReportLink {
     pub result: String,
 }
 
+/// Where a build is, as its record says.
+#[derive(Debug, Clone)]
+pub struct BuildState {
+    pub ended: bool,
+    pub status: String,
+    /// When a running build must have ended (past it, its process is gone).
+    pub deadline: Option<jiff::Timestamp>,
+}
+
 /// A line of the log, with what it is.
 #[derive(Debug, Serialize)]
 pub struct LogLine {
@@ -660,16 +669,27 @@ impl Console {
         Ok(self.store.read_stream(&log_ref(&project, number), seq)?)
     }
 
-    /// Whether the build's record says it ended, and its status.
-    pub fn build_state(&self, project_key: &str, number: u64) -> ViewResult<(bool, String)> {
+    /// Whether the build's record says it ended, its status, and when it must have ended
+    /// at the latest (its start, its timeout and a minute's grace).
+    pub fn build_state(&self, project_key: &str, number: u64) -> ViewResult<BuildState> {
         let (_, record) = self.record(&checked_key(project_key)?, number)?;
-        Ok((
-            record["buildComplete"].as_bool().unwrap_or(false),
-            record["buildStatus"]
+        let start: Option<jiff::Timestamp> =
+            record["startTime"].as_str().and_then(|t| t.parse().ok());
+        let minutes = record["timeoutInMinutes"]
+            .as_i64()
+            .unwrap_or(0)
+            .clamp(0, 36 * 60);
+        Ok(BuildState {
+            ended: record["buildComplete"].as_bool().unwrap_or(false),
+            status: record["buildStatus"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
-        ))
+            deadline: start.and_then(|s| {
+                s.checked_add(jiff::SignedDuration::from_mins(minutes + 1))
+                    .ok()
+            }),
+        })
     }
 
     fn tree(&self, reference: &str) -> ViewResult<Tree> {

@@ -507,6 +507,32 @@ fn damaged_records_symlinks_and_a_store_that_goes_away() {
     assert_eq!(server.json("/api/projects")["projects"][0]["builds"], 2);
 }
 
+/// A build whose process was killed stays IN_PROGRESS in the store; its live log ends
+/// once the build's timeout has passed instead of being followed for ever.
+#[test]
+fn a_live_log_of_a_build_long_gone_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = wasmbuild::store::Store::open(dir.path()).unwrap();
+    let record = serde_json::json!({
+        "buildNumber": 1, "buildStatus": "IN_PROGRESS", "buildComplete": false,
+        "currentPhase": "BUILD", "startTime": "2026-01-01T00:00:00.000000Z",
+        "timeoutInMinutes": 5, "phases": [], "store": {}
+    });
+    let digest = store.put_blob(record.to_string().as_bytes()).unwrap();
+    store.set_ref("builds/killed/1", &digest).unwrap();
+    store
+        .put_stream_chunk("logs/killed/1", 0, b"last words\n")
+        .unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (status, body) = server.get("/api/projects/killed/builds/1/log/stream");
+    assert_eq!(status, 200);
+    assert!(body.contains("last words"), "{body}");
+    assert!(
+        body.contains("event: failure") && body.contains("has not ended by its timeout"),
+        "{body}"
+    );
+}
+
 #[test]
 fn a_token_guards_everything_and_off_loopback_needs_one() {
     let dir = tempfile::tempdir().unwrap();
