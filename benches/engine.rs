@@ -1,13 +1,15 @@
 //! What each engine setting costs (issue 21): CPython in the sandbox (`wasmbuild exec
 //! --image python`) on a CPU-bound script — integer loops, dicts, strings, recursion — and
 //! on `python -c pass`, whole processes, once per engine variation (`WASMBUILD_ENGINE`, see
-//! `sandbox::engine`), side by side with the host's native `python3` on the same script.
+//! `sandbox::engine`), side by side with the host's native CPython 3.12 (else `python3`) on the
+//! same script.
 //!
 //! Printed: a table of median wall times, each variation's ratio to the default engine and
 //! to native CPython. Each variation runs once untimed first (its code compiled into the
 //! code cache, which is keyed by the engine's settings). `cargo bench --bench engine` (uses
 //! `WASMBUILD_STORE`, or the default store; the python bundle is built there on first
-//! use). `ENGINE_BENCH_RUNS` sets the timed runs (default 5).
+//! use). `ENGINE_BENCH_RUNS` sets the timed runs (default 5); `ENGINE_BENCH_PYTHON` the native
+//! interpreter.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -93,12 +95,24 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(5);
-    // The interpreter itself, not a launcher script in front of it (pyenv's shims).
-    let python = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|_| "python3".to_owned());
+    // The baseline is CPython 3.12 (the bundle's version) where the host has it:
+    // `ENGINE_BENCH_PYTHON`, else `python3.12`, else `python3`; and the interpreter itself, not
+    // a launcher script in front of it (pyenv's shims).
+    let executable = |program: &str| {
+        Command::new(program)
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|path| !path.is_empty())
+    };
+    let python = std::env::var("ENGINE_BENCH_PYTHON")
+        .ok()
+        .and_then(|p| executable(&p))
+        .or_else(|| executable("python3.12"))
+        .or_else(|| executable("python3"))
+        .unwrap_or_else(|| "python3".to_owned());
     let version = Command::new(&python)
         .arg("--version")
         .output()

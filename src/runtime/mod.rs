@@ -4,6 +4,7 @@
 //! refused; nothing of such a bundle runs.
 
 pub mod bundle;
+mod bytecode;
 mod error;
 pub mod fetch;
 pub mod installed;
@@ -158,6 +159,16 @@ impl Runtimes {
                 .file(path)
                 .is_some_and(|f| f.sha256 == crate::digest::sha256_hex(&bytes));
             if !same {
+                return Ok(false);
+            }
+            // A bundle made before the recipe asked for bytecode lacks it.
+            if recipe.bytecode.is_some()
+                && let Some((dir, stem)) = bytecode::source_parts(path)
+                && !manifest
+                    .files
+                    .iter()
+                    .any(|f| bytecode::is_bytecode_of(&f.path, dir, stem))
+            {
                 return Ok(false);
             }
         }
@@ -504,7 +515,6 @@ impl Runtimes {
                 size: bytes.len() as u64,
             });
         }
-        files.sort_by(|a, b| a.path.cmp(&b.path));
 
         report(&format!("compiling {module_name} to machine code"));
         let loaded = sandbox.load(&module_name, &module_path, &module_digest)?;
@@ -520,6 +530,28 @@ impl Runtimes {
                 message: "it provides no commands".into(),
             });
         }
+        if let Some(command) = &recipe.bytecode {
+            if !command_names.contains(command) {
+                return Err(RuntimeError::Invalid {
+                    name: recipe.name.clone(),
+                    message: format!("`bytecode = {command:?}` is not one of its commands"),
+                });
+            }
+            report(&format!(
+                "compiling the Python files of {} to bytecode",
+                recipe.name
+            ));
+            let scratch = work.path().join("bytecode");
+            for (path, bytes) in bytecode::compile(sandbox, &loaded, recipe, command, &scratch)? {
+                let sha256 = self.store.put_blob(&bytes)?;
+                files.push(BundleFile {
+                    path,
+                    sha256,
+                    size: bytes.len() as u64,
+                });
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
         let commands: BTreeMap<String, CommandSpec> = command_names
             .into_iter()
             .map(|name| {

@@ -25,6 +25,11 @@ pub struct Recipe {
     pub env: BTreeMap<String, String>,
     #[serde(default, rename = "path-env")]
     pub path_env: BTreeMap<String, String>,
+    /// The bundle command (an interpreter) that compiles the extra `.py` files to bytecode
+    /// when the bundle is built: a bundle is read-only to guests, so its interpreter could
+    /// never cache them itself and would compile them again at every start.
+    #[serde(default)]
+    pub bytecode: Option<String>,
     /// Directory holding the recipe (filled in when loaded).
     #[serde(skip)]
     pub dir: PathBuf,

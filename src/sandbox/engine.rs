@@ -6,7 +6,8 @@
 //!
 //! `WASMBUILD_ENGINE` is a comma-separated list of `epoch=on|off`, `opt=none|speed|size`,
 //! `reservation=BYTES`, `guard=BYTES`, `cow=on|off`, `simd=on|off`, `pool=on|off`
-//! (sizes take `K`, `M`, `G` suffixes).
+//! (sizes take `K`, `M`, `G` suffixes), and `profiler=perfmap|jitdump` in a binary built with
+//! the `profiling` feature (`perf record` then names the guest's functions).
 
 use wasmtime::{Config, OptLevel};
 
@@ -28,6 +29,18 @@ pub struct EngineSettings {
     pub simd: bool,
     /// The pooling allocator (instances and memories from pre-reserved slots).
     pub pooling: bool,
+    /// What wasmtime tells a native profiler about the code it generates.
+    pub profiler: Profiler,
+}
+
+/// A native profiler wasmtime describes its generated code to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profiler {
+    None,
+    /// `/tmp/perf-<pid>.map`, read by `perf report`.
+    PerfMap,
+    /// `jit-<pid>.dump` in the working directory, for `perf inject --jit`.
+    JitDump,
 }
 
 /// Cranelift's optimisation level.
@@ -48,6 +61,7 @@ impl Default for EngineSettings {
             copy_on_write: true,
             simd: true,
             pooling: true,
+            profiler: Profiler::None,
         }
     }
 }
@@ -92,11 +106,29 @@ impl EngineSettings {
                         }
                     }
                 }
+                "profiler" => {
+                    settings.profiler = match value {
+                        "none" => Profiler::None,
+                        "perfmap" => Profiler::PerfMap,
+                        "jitdump" => Profiler::JitDump,
+                        _ => {
+                            return Err(format!(
+                                "profiler: expected none, perfmap or jitdump, not {value:?}"
+                            ));
+                        }
+                    };
+                    if settings.profiler != Profiler::None && !cfg!(feature = "profiling") {
+                        return Err(
+                            "profiler: this binary was built without the `profiling` feature"
+                                .to_string(),
+                        );
+                    }
+                }
                 "reservation" => settings.memory_reservation = Some(size(value)?),
                 "guard" => settings.memory_guard_size = Some(size(value)?),
                 _ => {
                     return Err(format!(
-                        "unknown setting {key:?} (epoch, opt, reservation, guard, cow, simd, pool)"
+                        "unknown setting {key:?} (epoch, opt, reservation, guard, cow, simd, pool, profiler)"
                     ));
                 }
             }
@@ -123,6 +155,12 @@ impl EngineSettings {
         if let Some(bytes) = self.memory_guard_size {
             config.memory_guard_size(bytes);
         }
+        #[cfg(feature = "profiling")]
+        config.profiler(match self.profiler {
+            Profiler::None => wasmtime::ProfilingStrategy::None,
+            Profiler::PerfMap => wasmtime::ProfilingStrategy::PerfMap,
+            Profiler::JitDump => wasmtime::ProfilingStrategy::JitDump,
+        });
     }
 }
 
@@ -167,5 +205,10 @@ mod tests {
         );
         assert!(EngineSettings::parse("reservation=4Q").is_err());
         assert!(EngineSettings::parse("guard=99999999999G").is_err());
+        assert!(EngineSettings::parse("profiler=vtune").is_err());
+        assert_eq!(
+            EngineSettings::parse("profiler=perfmap").is_ok(),
+            cfg!(feature = "profiling")
+        );
     }
 }

@@ -230,3 +230,62 @@ fn unknown_images_list_what_exists_and_unknown_programs_exit_127() {
         .code(127)
         .stderr("gcc: command not found in image hello\n");
 }
+
+// The python bundle's own Python files (sitecustomize and the shims) are compiled to bytecode
+// when the bundle is built, by the bundle's interpreter: guests see the bundle read-only, so
+// without it every start compiled them again. The interpreter must take the bytecode as it is
+// (unchecked-hash, never compiling the source), its code must be the source's, and a bundle
+// built again in another store must have the same bytes.
+#[test]
+fn the_python_bundle_carries_bytecode_its_interpreter_uses() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(
+        src.path().join("check.py"),
+        r#"
+import importlib.machinery, importlib.util, marshal, sys
+for name in ["sitecustomize", "wasmbuild_posix", "wasmbuild_subprocess"]:
+    path = "/opt/runtimes/python/lib/%s.py" % name
+    data = open(importlib.util.cache_from_source(path), "rb").read()
+    assert int.from_bytes(data[4:8], "little") == 0b01, (name, data[4:8])  # unchecked hash
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    def refuse(*args, **kwargs):
+        raise AssertionError(name + " was compiled from source")
+    loader.source_to_code = refuse
+    used = loader.get_code(name)
+    source = open(path, "rb").read()
+    assert used == compile(source, path, "exec", dont_inherit=True), name
+    assert used.co_filename == path, used.co_filename
+    print(name, "ok")
+import wasmbuild_posix
+print(wasmbuild_posix.__cached__)
+"#,
+    )
+    .unwrap();
+    let out = crate::common::sandbox_sh("python", src.path(), &[], "python check.py");
+    assert_eq!(
+        crate::common::succeeded(&out),
+        "sitecustomize ok\nwasmbuild_posix ok\nwasmbuild_subprocess ok\n\
+         /opt/runtimes/python/lib/__pycache__/wasmbuild_posix.cpython-312.pyc\n"
+    );
+
+    let digest = |store: &Path| {
+        let out = crate::common::wasmbuild()
+            .env("WASMBUILD_STORE", store)
+            .args(["runtime", "list"])
+            .output()
+            .unwrap();
+        let list = crate::common::succeeded(&out);
+        list.lines()
+            .find(|l| l.starts_with("python "))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or_else(|| panic!("no python bundle in\n{list}"))
+            .to_owned()
+    };
+    let again = tempfile::tempdir().unwrap();
+    crate::common::wasmbuild()
+        .env("WASMBUILD_STORE", again.path())
+        .args(["runtime", "build", "python"])
+        .assert()
+        .success();
+    assert_eq!(digest(again.path()), digest(&crate::common::store_dir()));
+}
