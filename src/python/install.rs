@@ -32,6 +32,8 @@ pub struct Target {
     pub python: String,
     /// For messages: the guest directory.
     pub describe: String,
+    /// The guest path of `root`.
+    pub guest_root: String,
 }
 
 /// One pip command's view of the build: its runner, packages, environment and cwd.
@@ -239,6 +241,7 @@ impl<'a> PipContext<'a> {
                 root,
                 scheme: Scheme::target(),
                 python: wheel::GUEST_PYTHON.into(),
+                guest_root: path.clone(),
                 describe: path,
             });
         }
@@ -259,6 +262,7 @@ impl<'a> PipContext<'a> {
                     headers: "include".into(),
                 },
                 python: format!("{venv}/bin/python"),
+                guest_root: venv.clone(),
                 describe: venv,
             });
         }
@@ -269,6 +273,7 @@ impl<'a> PipContext<'a> {
             scheme: Scheme::user(),
             python: wheel::GUEST_PYTHON.into(),
             describe: format!("{HOME_DIR}/.local"),
+            guest_root: HOME_DIR.into(),
         })
     }
 }
@@ -492,15 +497,31 @@ fn resolve_request(
     resolve_and_fetch(ctx, client, request, 0)
 }
 
-/// `pip install`: everything asked, resolved together, installed together.
+/// How `pip install` goes about it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InstallMode {
+    pub upgrade: bool,
+    /// Install again what is installed at the same version.
+    pub force: bool,
+    pub dry_run: bool,
+    /// No bytecode (`--no-compile`, `PYTHONDONTWRITEBYTECODE`).
+    pub no_compile: bool,
+}
+
+/// `pip install`: everything asked, resolved together, installed together, with the
+/// bytecode of what was installed (`python::bytecode`).
 pub fn install(
     ctx: &PipContext<'_>,
     options: &ResolveOptions,
     target: &Target,
-    upgrade: bool,
-    force: bool,
-    dry_run: bool,
+    mode: InstallMode,
 ) -> Result<Outcome, PackageError> {
+    let InstallMode {
+        upgrade,
+        force,
+        dry_run,
+        no_compile,
+    } = mode;
     let asked = ctx.gather(options)?;
     let client = ctx.client(&asked.index)?;
     // pip itself is this host-side pip: `pip install --upgrade pip` is satisfied as it is.
@@ -554,6 +575,32 @@ pub fn install(
     };
     let done = wheel::install_wheels_to(&target.root, &target.scheme, &refs, &options)?;
     ctx.packages.note_used(&pins);
+    if !no_compile
+        && ctx
+            .var("PYTHONDONTWRITEBYTECODE")
+            .is_none_or(|v| v.is_empty())
+    {
+        let pairs: Vec<_> = done.iter().zip(refs.iter().map(|(pin, _)| *pin)).collect();
+        let installed = super::bytecode::Installed {
+            root: &target.root,
+            guest_root: &target.guest_root,
+            scheme: &target.scheme,
+        };
+        // Bytecode is an optimisation: without it, modules are compiled on import.
+        let said =
+            match super::bytecode::provide(ctx.runner, &ctx.packages.store, &installed, &pairs) {
+                Ok(p) if p.restored + p.compiled == 0 => None,
+                Ok(p) => Some(format!(
+                    "bytecode: {} from the store, {} compiled",
+                    p.restored, p.compiled
+                )),
+                Err(e) => Some(format!("no bytecode for the installed packages: {e}")),
+            };
+        if let Some(said) = said {
+            let mut log = ctx.log.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(log, "wasmbuild: {said}");
+        }
+    }
     Ok(Outcome {
         installed: done.into_iter().map(|d| (d.name, d.version)).collect(),
         already,

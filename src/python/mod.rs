@@ -12,6 +12,7 @@
 //! (PEP 517 builds of source distributions, run in the sandbox), `pip` (the command
 //! surface the shell reaches).
 
+pub mod bytecode;
 mod error;
 pub mod frontend;
 pub mod index;

@@ -514,9 +514,12 @@ fn run_pip(
                 ctx,
                 &args.resolve,
                 &target,
-                args.upgrade,
-                args.force_reinstall || args.ignore_installed,
-                args.dry_run,
+                install::InstallMode {
+                    upgrade: args.upgrade,
+                    force: args.force_reinstall || args.ignore_installed,
+                    dry_run: args.dry_run,
+                    no_compile: args.no_compile,
+                },
             )?;
             if !quiet {
                 for (name, version) in &outcome.already {

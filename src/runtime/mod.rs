@@ -4,7 +4,7 @@
 //! refused; nothing of such a bundle runs.
 
 pub mod bundle;
-mod bytecode;
+pub mod bytecode;
 mod error;
 pub mod fetch;
 pub mod installed;
@@ -541,8 +541,7 @@ impl Runtimes {
                 "compiling the Python files of {} to bytecode",
                 recipe.name
             ));
-            let scratch = work.path().join("bytecode");
-            for (path, bytes) in bytecode::compile(sandbox, &loaded, recipe, command, &scratch)? {
+            for (path, bytes) in bytecode::for_recipe(sandbox, &loaded, recipe, command)? {
                 let sha256 = self.store.put_blob(&bytes)?;
                 files.push(BundleFile {
                     path,

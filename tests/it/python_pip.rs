@@ -471,3 +471,80 @@ fn no_deps_and_no_build_isolation_hold_for_local_projects() {
         "{log}"
     );
 }
+
+// Installed wheels come with bytecode: compiled by the guest's own interpreter at the first
+// install (checked-hash `.pyc`, there before anything imports the package), kept in the
+// store by wheel and interpreter, written by the next build's install from the store, and
+// never shadowing a source the build edits. What the build placed where the bytecode goes
+// (here a hostile `.pyc` planted before the install) never becomes the kept bytecode: the
+// interpreter compiles a private copy of the sources.
+#[test]
+fn installed_packages_come_with_bytecode_kept_in_the_store() {
+    let index = TestIndex::serve(&wheels(&["iniconfig==2.0.0"]), Options::default());
+    // What earlier test runs kept in the shared store is forgotten: this build compiles.
+    let kept = common::store_dir().join("refs/python-bytecode");
+    let _ = std::fs::remove_dir_all(&kept);
+    let check = r#"
+import hashlib, importlib.machinery, importlib.util
+spec = importlib.util.find_spec("iniconfig")
+cached = importlib.util.cache_from_source(spec.origin)
+data = open(cached, "rb").read()
+assert int.from_bytes(data[4:8], "little") == 0b11, data[4:8]  # checked hash
+loader = importlib.machinery.SourceFileLoader("iniconfig", spec.origin)
+def refuse(*args, **kwargs):
+    raise AssertionError("compiled from source")
+loader.source_to_code = refuse
+used = loader.get_code("iniconfig")
+assert used == compile(open(spec.origin, "rb").read(), spec.origin, "exec", dont_inherit=True)
+print("pyc", hashlib.sha256(data).hexdigest())
+"#;
+    let edit = r#"
+path = __import__("importlib.util").util.find_spec("iniconfig").origin
+open(path, "a").write("\nEDITED = True\n")
+"#;
+    let src = project(
+        &python_buildspec(&[
+            "mkdir -p /root/.local/lib/python3.12/site-packages/iniconfig/__pycache__",
+            "printf 'hostile' > /root/.local/lib/python3.12/site-packages/iniconfig/__pycache__/__init__.cpython-312.pyc",
+            "pip install iniconfig==2.0.0",
+            "python -B check.py",
+            "python edit.py",
+            "python -B -c 'import iniconfig; print(\"edited\", iniconfig.EDITED)'",
+        ]),
+        &[("check.py", check), ("edit.py", edit)],
+    );
+    let pyc = |log: &str| {
+        log.lines()
+            .find_map(|l| l.strip_prefix("pyc "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no pyc line in\n{log}"))
+    };
+    let first = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(first.status(), 0, "{}", explain(&first));
+    let log = first.log();
+    assert!(
+        log.contains("wasmbuild: bytecode: 0 from the store, 1 compiled"),
+        "{log}"
+    );
+    assert!(log.contains("edited True"), "{log}");
+    let wheel_sha = index
+        .served("iniconfig-2.0.0-py3-none-any.whl")
+        .sha256
+        .clone();
+    let refs: Vec<_> = std::fs::read_dir(&kept)
+        .expect("a python-bytecode reference")
+        .flatten()
+        .map(|interpreter| interpreter.path().join(&wheel_sha))
+        .collect();
+    assert!(refs.iter().any(|r| r.is_file()), "{refs:?}");
+
+    let second = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(second.status(), 0, "{}", explain(&second));
+    let log2 = second.log();
+    assert!(
+        log2.contains("wasmbuild: bytecode: 1 from the store, 0 compiled"),
+        "{log2}"
+    );
+    assert_eq!(pyc(&log2), pyc(&log));
+    assert!(log2.contains("edited True"), "{log2}");
+}
