@@ -242,6 +242,27 @@ pub struct Sandbox {
     skeletons: Skeletons,
 }
 
+/// One of the sandbox's own small modules (written in WAT), from the code cache when it is
+/// there: compiling the three of them was a quarter of a `wasmbuild exec` of `true`.
+fn helper_module(
+    engine: &Engine,
+    cache: Option<&CodeCache>,
+    source: &[u8],
+) -> wasmtime::Result<Module> {
+    let digest = crate::digest::sha256_hex(source);
+    if let Some(module) = cache.and_then(|cache| cache.load(engine, &digest)) {
+        return Ok(module);
+    }
+    let module = Module::new(engine, source)?;
+    if let Some(cache) = cache {
+        match module.serialize() {
+            Ok(code) => cache.store(&digest, &code),
+            Err(error) => tracing::warn!(%error, "cannot serialise compiled code"),
+        }
+    }
+    Ok(module)
+}
+
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         let engine = Self::engine(config.memory_limit, &config.engine)?;
@@ -250,31 +271,32 @@ impl Sandbox {
             &mut state.wasi
         })
         .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let code_cache = config
+            .code_cache_dir
+            .as_deref()
+            .map(|dir| CodeCache::new(dir, &engine));
+        let helper = |source: &[u8]| {
+            helper_module(&engine, code_cache.as_ref(), source)
+                .map_err(|e| SandboxError::Engine(e.to_string()))
+        };
         // Sleeps wake at the deadline and on cancel.
-        let poll_interposer = Module::new(&engine, interrupt::POLL_INTERPOSER)
-            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let poll_interposer = helper(interrupt::POLL_INTERPOSER.as_bytes())?;
         let mut base_linker = raw_linker.clone();
         interrupt::shadow_poll(&mut base_linker, raw_linker, poll_interposer)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut sorted_linker = base_linker.clone();
         determinism::shadow(&mut sorted_linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
         // The guest's own descriptor numbers and /dev, over everything else.
-        let forwarder = Module::new(&engine, fds::forwarder_wat())
-            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let forwarder = helper(fds::forwarder_wat().as_bytes())?;
         let mut linker = base_linker.clone();
         fds::shadow(&mut linker, forwarder.clone())
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         fds::shadow(&mut sorted_linker, forwarder)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        let interposer = Module::new(&engine, determinism::INTERPOSER)
-            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let interposer = helper(determinism::INTERPOSER.as_bytes())?;
         if config.engine.epoch_interruption {
             start_epoch_ticker(&engine);
         }
-        let code_cache = config
-            .code_cache_dir
-            .as_deref()
-            .map(|dir| CodeCache::new(dir, &engine));
         Ok(Sandbox {
             engine,
             base_linker,
@@ -311,7 +333,11 @@ impl Sandbox {
             .max_memory_size(memory_limit.try_into().unwrap_or(usize::MAX))
             .max_core_instance_size(16 << 20)
             .table_elements(200_000)
-            .max_unused_warm_slots(16);
+            .max_unused_warm_slots(16)
+            // Guests run synchronously, never on fibers: no pool of async stacks, whose
+            // default thousand guard pages cost a tenth of a `wasmbuild exec` to set up and
+            // tear down.
+            .total_stacks(0);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         match Engine::new(&config) {
             Ok(engine) => Ok(engine),

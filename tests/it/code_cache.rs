@@ -136,3 +136,58 @@ fn a_cache_file_with_the_same_content_in_a_new_state_is_rechecked_and_used() {
     assert_eq!(module.origin(), CodeOrigin::CodeCache);
     assert_eq!(run(&s, &module), GuestExit::Exited(5));
 }
+
+// The sandbox's own helper modules (the descriptor forwarder, the poll and determinism
+// interposers) are compiled once per machine too: a second sandbox maps the files the first
+// one wrote instead of compiling and writing them again (a rewrite is a rename, a new inode).
+// A damaged helper file is recompiled, and the sandbox still runs guests.
+#[test]
+fn the_sandboxs_own_modules_are_compiled_once() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, path, digest) = setup();
+    let cache = dir.path().join("compiled");
+    let helpers = || {
+        let mut found: Vec<(String, u64)> = fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .flat_map(|engine| fs::read_dir(engine.path()).unwrap().flatten())
+            .filter(|f| {
+                let name = f.file_name().to_string_lossy().into_owned();
+                name.ends_with(".cwasm") && !name.starts_with(&digest)
+            })
+            .map(|f| {
+                let inode = f.metadata().unwrap().ino();
+                (f.file_name().to_string_lossy().into_owned(), inode)
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    drop(sandbox(&cache));
+    let first = helpers();
+    assert_eq!(first.len(), 3, "{first:?}");
+    drop(sandbox(&cache));
+    assert_eq!(
+        helpers(),
+        first,
+        "the second sandbox wrote its helpers again"
+    );
+
+    let (name, _) = &first[0];
+    let engine_dir = fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    fs::write(engine_dir.join(name), b"garbage").unwrap();
+    let third = sandbox(&cache);
+    let module = third.load("exit5", &path, &digest).unwrap();
+    assert_eq!(run(&third, &module), GuestExit::Exited(5));
+    let rewritten = fs::read(engine_dir.join(name)).unwrap();
+    assert!(
+        rewritten != b"garbage" && rewritten.len() > 1000,
+        "the damaged helper was not recompiled"
+    );
+    assert_eq!(helpers().len(), 3);
+}
