@@ -475,11 +475,19 @@ impl Runtimes {
         report: &dyn Fn(&str),
     ) -> Result<InstalledBundle, RuntimeError> {
         let work = tempfile::tempdir().map_err(|e| RuntimeError::Io(e.to_string()))?;
-        report(&format!(
-            "fetching the module of {} ({})",
-            recipe.name,
-            source_kind(recipe)
-        ));
+        let stored = recipe
+            .source
+            .pinned_sha256()
+            .is_some_and(|pinned| self.store.has_blob(pinned).unwrap_or(false));
+        report(&if stored {
+            format!("taking the module of {} from the store", recipe.name)
+        } else {
+            format!(
+                "fetching the module of {} ({})",
+                recipe.name,
+                source_kind(recipe)
+            )
+        });
         let (module_path, module_name) = fetch::fetch_module(
             recipe,
             work.path(),

@@ -289,3 +289,40 @@ print(wasmbuild_posix.__cached__)
         .success();
     assert_eq!(digest(again.path()), digest(&crate::common::store_dir()));
 }
+
+// A bundle built again (its recipe changed, as after an upgrade of wasmbuild) takes a pinned
+// module the store already holds from the store: the source is not needed any more (here the
+// module file is gone from the recipe's directory, as a wheel would be out of reach offline).
+#[test]
+fn a_rebuilt_bundle_takes_its_pinned_module_from_the_store() {
+    let (store, recipes, src) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    hello_recipe(recipes.path(), &hello_digest());
+    let dir = recipes.path().join("hello");
+    let recipe = fs::read_to_string(dir.join("recipe.toml")).unwrap();
+    fs::write(
+        dir.join("recipe.toml"),
+        format!("{recipe}\n[files]\n\"share/note.txt\" = \"note.txt\"\n"),
+    )
+    .unwrap();
+    fs::write(dir.join("note.txt"), "first\n").unwrap();
+    cli(store.path(), recipes.path())
+        .args(["runtime", "build", "hello"])
+        .assert()
+        .success();
+    fs::remove_file(dir.join("hello.wasm")).unwrap();
+    fs::write(dir.join("note.txt"), "second\n").unwrap();
+    cli(store.path(), recipes.path())
+        .args(["exec", "--image", "hello", "--src"])
+        .arg(src.path())
+        .args(["--", "hi"])
+        .assert()
+        .success()
+        .stdout("hello from wasm\n")
+        .stderr(predicate::str::contains(
+            "taking the module of hello from the store",
+        ));
+}
