@@ -44,6 +44,21 @@ fn a_bundle_built_from_a_recipe_is_listed_and_runs() {
         .stdout("hello from wasm\n");
 }
 
+/// The hello recipe with an extra file, `note.txt` ("first"), whose change makes the bundle
+/// out of date; returns the recipe's directory.
+fn hello_with_a_note(recipes: &Path) -> std::path::PathBuf {
+    hello_recipe(recipes, &hello_digest());
+    let dir = recipes.join("hello");
+    let recipe = fs::read_to_string(dir.join("recipe.toml")).unwrap();
+    fs::write(
+        dir.join("recipe.toml"),
+        format!("{recipe}\n[files]\n\"share/note.txt\" = \"note.txt\"\n"),
+    )
+    .unwrap();
+    fs::write(dir.join("note.txt"), "first\n").unwrap();
+    dir
+}
+
 // A bundle built from an older recipe (an upgrade of wasmbuild changed one of its files) is
 // built again before it runs; one built from the recipe as it is stays.
 #[test]
@@ -53,15 +68,7 @@ fn a_bundle_built_from_an_older_recipe_is_built_again() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    hello_recipe(recipes.path(), &hello_digest());
-    let dir = recipes.path().join("hello");
-    let recipe = fs::read_to_string(dir.join("recipe.toml")).unwrap();
-    fs::write(
-        dir.join("recipe.toml"),
-        format!("{recipe}\n[files]\n\"share/note.txt\" = \"note.txt\"\n"),
-    )
-    .unwrap();
-    fs::write(dir.join("note.txt"), "first\n").unwrap();
+    let dir = hello_with_a_note(recipes.path());
     let run = || {
         let out = cli(store.path(), recipes.path())
             .args(["exec", "--image", "hello", "--src"])
@@ -300,15 +307,7 @@ fn a_rebuilt_bundle_takes_its_pinned_module_from_the_store() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    hello_recipe(recipes.path(), &hello_digest());
-    let dir = recipes.path().join("hello");
-    let recipe = fs::read_to_string(dir.join("recipe.toml")).unwrap();
-    fs::write(
-        dir.join("recipe.toml"),
-        format!("{recipe}\n[files]\n\"share/note.txt\" = \"note.txt\"\n"),
-    )
-    .unwrap();
-    fs::write(dir.join("note.txt"), "first\n").unwrap();
+    let dir = hello_with_a_note(recipes.path());
     cli(store.path(), recipes.path())
         .args(["runtime", "build", "hello"])
         .assert()
