@@ -242,25 +242,45 @@ pub struct Sandbox {
     skeletons: Skeletons,
 }
 
+/// A module's machine code from the code cache, else compiled from what `read_module`
+/// returns and kept there. Guest modules and the sandbox's own helpers both come this way.
+fn cached_module(
+    engine: &Engine,
+    cache: Option<&CodeCache>,
+    name: &str,
+    digest: &str,
+    read_module: impl FnOnce() -> Result<Vec<u8>, SandboxError>,
+) -> Result<(Module, CodeOrigin), SandboxError> {
+    if let Some(module) = cache.and_then(|cache| cache.load(engine, digest)) {
+        return Ok((module, CodeOrigin::CodeCache));
+    }
+    let bytes = read_module()?;
+    tracing::info!(module = name, size = bytes.len(), "compiling module");
+    let module = Module::new(engine, &bytes).map_err(|e| SandboxError::Compile {
+        name: name.into(),
+        reason: format!("{e:#}"),
+    })?;
+    if let Some(cache) = cache {
+        match module.serialize() {
+            Ok(code) => cache.store(digest, &code),
+            Err(error) => tracing::warn!(%error, "cannot serialise compiled code"),
+        }
+    }
+    Ok((module, CodeOrigin::Compiled))
+}
+
 /// One of the sandbox's own small modules (written in WAT), from the code cache when it is
 /// there: compiling the three of them was a quarter of a `wasmbuild exec` of `true`.
 fn helper_module(
     engine: &Engine,
     cache: Option<&CodeCache>,
-    source: &[u8],
-) -> wasmtime::Result<Module> {
-    let digest = crate::digest::sha256_hex(source);
-    if let Some(module) = cache.and_then(|cache| cache.load(engine, &digest)) {
-        return Ok(module);
-    }
-    let module = Module::new(engine, source)?;
-    if let Some(cache) = cache {
-        match module.serialize() {
-            Ok(code) => cache.store(&digest, &code),
-            Err(error) => tracing::warn!(%error, "cannot serialise compiled code"),
-        }
-    }
-    Ok(module)
+    source: &str,
+) -> Result<Module, SandboxError> {
+    let digest = crate::digest::sha256_hex(source.as_bytes());
+    cached_module(engine, cache, "sandbox helper", &digest, || {
+        Ok(source.as_bytes().to_vec())
+    })
+    .map(|(module, _)| module)
 }
 
 impl Sandbox {
@@ -275,25 +295,22 @@ impl Sandbox {
             .code_cache_dir
             .as_deref()
             .map(|dir| CodeCache::new(dir, &engine));
-        let helper = |source: &[u8]| {
-            helper_module(&engine, code_cache.as_ref(), source)
-                .map_err(|e| SandboxError::Engine(e.to_string()))
-        };
+        let helper = |source: &str| helper_module(&engine, code_cache.as_ref(), source);
         // Sleeps wake at the deadline and on cancel.
-        let poll_interposer = helper(interrupt::POLL_INTERPOSER.as_bytes())?;
+        let poll_interposer = helper(interrupt::POLL_INTERPOSER)?;
         let mut base_linker = raw_linker.clone();
         interrupt::shadow_poll(&mut base_linker, raw_linker, poll_interposer)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut sorted_linker = base_linker.clone();
         determinism::shadow(&mut sorted_linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
         // The guest's own descriptor numbers and /dev, over everything else.
-        let forwarder = helper(fds::forwarder_wat().as_bytes())?;
+        let forwarder = helper(&fds::forwarder_wat())?;
         let mut linker = base_linker.clone();
         fds::shadow(&mut linker, forwarder.clone())
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         fds::shadow(&mut sorted_linker, forwarder)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        let interposer = helper(determinism::INTERPOSER.as_bytes())?;
+        let interposer = helper(determinism::INTERPOSER)?;
         if config.engine.epoch_interruption {
             start_epoch_ticker(&engine);
         }
@@ -418,17 +435,13 @@ impl Sandbox {
         if let Some(loaded) = in_memory() {
             return Ok(loaded);
         }
-        let cached = self
-            .code_cache
-            .as_ref()
-            .and_then(|cache| cache.load(&self.engine, digest));
-        let (module, origin) = match cached {
-            Some(module) => (module, CodeOrigin::CodeCache),
-            None => (
-                self.compile(name, digest, &read_module()?)?,
-                CodeOrigin::Compiled,
-            ),
-        };
+        let (module, origin) = cached_module(
+            &self.engine,
+            self.code_cache.as_ref(),
+            name,
+            digest,
+            read_module,
+        )?;
         let pre = self
             .linker
             .instantiate_pre(&module)
@@ -453,21 +466,6 @@ impl Sandbox {
             .unwrap_or_else(|e| e.into_inner())
             .insert(digest.to_owned(), loaded.clone());
         Ok(loaded)
-    }
-
-    fn compile(&self, name: &str, digest: &str, bytes: &[u8]) -> Result<Module, SandboxError> {
-        tracing::info!(module = name, size = bytes.len(), "compiling module");
-        let module = Module::new(&self.engine, bytes).map_err(|e| SandboxError::Compile {
-            name: name.into(),
-            reason: format!("{e:#}"),
-        })?;
-        if let Some(cache) = &self.code_cache {
-            match module.serialize() {
-                Ok(code) => cache.store(digest, &code),
-                Err(error) => tracing::warn!(%error, "cannot serialise compiled code"),
-            }
-        }
-        Ok(module)
     }
 
     /// Runs one guest to completion on the calling thread. It must not be a Tokio task
