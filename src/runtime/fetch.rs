@@ -19,34 +19,32 @@ use crate::store::Store;
 /// The WASI target bundles are compiled for.
 pub const WASI_TARGET: &str = "wasm32-wasip1";
 
-/// Produces the recipe's main module in `work` and returns its path and file name.
-/// Crates are built in `$CARGO_TARGET_DIR`, else in `cargo_target_dir`. A module the recipe
-/// pins and the store already holds is taken from the store (its digest is checked as it is
-/// read): rebuilding a bundle after an upgrade then needs no index, no npm and no network.
-pub fn fetch_module(
-    recipe: &Recipe,
-    work: &Path,
-    cargo_target_dir: &Path,
-    store: &Store,
-) -> Result<(PathBuf, String), RuntimeError> {
-    if let Some(pinned) = recipe.source.pinned_sha256()
-        && store.has_blob(pinned).unwrap_or(false)
-    {
-        let name = match &recipe.source {
-            Source::Pypi { member, .. } | Source::Npm { member, .. } => file_name(member),
-            Source::File { path, .. } => file_name(path),
-            Source::Cargo { binary, .. } => format!("{binary}.wasm"),
-        };
-        let path = work.join(&name);
-        match store.get_blob_to_file(pinned, &path) {
-            Ok(_) => return Ok((path, name)),
-            Err(error) => tracing::warn!(%error, "the stored module is unusable; fetching it"),
+/// The recipe's pinned main module, when the store already holds it, written to `work`
+/// (its digest checked as it is read): rebuilding a bundle after an upgrade then needs no
+/// index, no npm and no network. `None`: not pinned, not stored, or unusable.
+pub fn module_from_store(recipe: &Recipe, work: &Path, store: &Store) -> Option<(PathBuf, String)> {
+    let pinned = recipe.source.pinned_sha256()?;
+    if !store.has_blob(pinned).unwrap_or(false) {
+        return None;
+    }
+    let name = match &recipe.source {
+        Source::Pypi { member, .. } | Source::Npm { member, .. } => file_name(member),
+        Source::File { path, .. } => file_name(path),
+        Source::Cargo { binary, .. } => format!("{binary}.wasm"),
+    };
+    let path = work.join(&name);
+    match store.get_blob_to_file(pinned, &path) {
+        Ok(_) => Some((path, name)),
+        Err(error) => {
+            tracing::warn!(%error, "the stored module is unusable; fetching it");
+            None
         }
     }
-    fetch_from_source(recipe, work, cargo_target_dir, store)
 }
 
-fn fetch_from_source(
+/// Produces the recipe's main module in `work` and returns its path and file name.
+/// Crates are built in `$CARGO_TARGET_DIR`, else in `cargo_target_dir`.
+pub fn fetch_module(
     recipe: &Recipe,
     work: &Path,
     cargo_target_dir: &Path,

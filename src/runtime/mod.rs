@@ -475,37 +475,45 @@ impl Runtimes {
         report: &dyn Fn(&str),
     ) -> Result<InstalledBundle, RuntimeError> {
         let work = tempfile::tempdir().map_err(|e| RuntimeError::Io(e.to_string()))?;
-        let stored = recipe
-            .source
-            .pinned_sha256()
-            .is_some_and(|pinned| self.store.has_blob(pinned).unwrap_or(false));
-        report(&if stored {
-            format!("taking the module of {} from the store", recipe.name)
-        } else {
-            format!(
-                "fetching the module of {} ({})",
-                recipe.name,
-                source_kind(recipe)
-            )
-        });
-        let (module_path, module_name) = fetch::fetch_module(
-            recipe,
-            work.path(),
-            &self.store.local_dir("cargo-target"),
-            &self.store,
-        )?;
-
-        report(&format!("storing {}", module_path.display()));
-        let (module_digest, module_size) = self.store.put_file(&module_path)?;
-        if let Some(expected) = recipe.source.pinned_sha256()
-            && expected != module_digest
-        {
-            return Err(RuntimeError::DigestMismatch {
-                what: module_name,
-                expected: expected.into(),
-                actual: module_digest,
-            });
-        }
+        let (module_path, module_name, module_digest, module_size) =
+            match fetch::module_from_store(recipe, work.path(), &self.store) {
+                Some((path, name)) => {
+                    report(&format!(
+                        "taking the module of {} from the store",
+                        recipe.name
+                    ));
+                    let size = fs::metadata(&path)
+                        .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?
+                        .len();
+                    let digest = recipe.source.pinned_sha256().unwrap_or_default().to_owned();
+                    (path, name, digest, size)
+                }
+                None => {
+                    report(&format!(
+                        "fetching the module of {} ({})",
+                        recipe.name,
+                        source_kind(recipe)
+                    ));
+                    let (path, name) = fetch::fetch_module(
+                        recipe,
+                        work.path(),
+                        &self.store.local_dir("cargo-target"),
+                        &self.store,
+                    )?;
+                    report(&format!("storing {}", path.display()));
+                    let (digest, size) = self.store.put_file(&path)?;
+                    if let Some(expected) = recipe.source.pinned_sha256()
+                        && expected != digest
+                    {
+                        return Err(RuntimeError::DigestMismatch {
+                            what: name,
+                            expected: expected.into(),
+                            actual: digest,
+                        });
+                    }
+                    (path, name, digest, size)
+                }
+            };
         let module_file = format!("bin/{module_name}");
         let mut files = vec![BundleFile {
             path: module_file.clone(),
