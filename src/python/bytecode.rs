@@ -13,7 +13,7 @@ use cap_std::fs::Dir;
 use super::wheel::{InstalledDist, Scheme};
 use super::{PackageError, Pin};
 use crate::image::ImageRunner;
-use crate::runtime::bytecode::{Compile, Invalidation, is_bytecode_of, source_parts};
+use crate::runtime::bytecode::{Compile, Invalidation, is_bytecode_of_any, source_parts};
 use crate::store::Store;
 
 /// Where the packages went: the target's directory, its guest path and its layout.
@@ -24,7 +24,7 @@ pub struct Installed<'a> {
     pub scheme: &'a Scheme,
 }
 
-/// What providing bytecode did, for tests and messages.
+/// What providing bytecode did, for the install's log line.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Provided {
     /// Wheels whose bytecode came from the store.
@@ -133,10 +133,7 @@ fn keep(
 ) -> Result<(), PackageError> {
     let mut listing = String::new();
     for (path, bytes) in compiled {
-        let ours = sources.iter().any(|source| {
-            source_parts(source).is_some_and(|(dir, stem)| is_bytecode_of(path, dir, stem))
-        });
-        if ours {
+        if is_bytecode_of_any(path, sources) {
             let digest = store.put_blob(bytes)?;
             let relative = path.strip_prefix(prefix).unwrap_or(path);
             listing.push_str(&format!("{digest} {relative}\n"));
@@ -166,10 +163,7 @@ fn restore(
     for line in listing.lines() {
         let (digest, relative) = line.split_once(' ')?;
         let path = format!("{prefix}{relative}");
-        let belongs = sources.iter().any(|source| {
-            source_parts(source).is_some_and(|(dir, stem)| is_bytecode_of(&path, dir, stem))
-        });
-        if !belongs {
+        if !is_bytecode_of_any(&path, sources) {
             return None;
         }
         files.push((path, store.get_blob(digest).ok()?));

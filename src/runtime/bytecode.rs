@@ -221,6 +221,13 @@ pub fn is_bytecode_of(path: &str, dir: &str, stem: &str) -> bool {
         .is_some_and(|tag| !tag.is_empty() && !tag.contains('/'))
 }
 
+/// Whether `path` is bytecode of one of `sources` (paths of `.py` files).
+pub fn is_bytecode_of_any(path: &str, sources: &[String]) -> bool {
+    sources.iter().any(|source| {
+        source_parts(source).is_some_and(|(dir, stem)| is_bytecode_of(path, dir, stem))
+    })
+}
+
 fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_owned()
