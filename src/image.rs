@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::python::pip::{self, PythonPackages};
+use crate::runtime::recipe::SnapshotKind;
 use crate::runtime::{InstalledBundle, Recipe, RuntimeError, Runtimes};
 use crate::sandbox::{
     Determinism, GuestCommand, GuestExit, GuestInput, GuestOutput, Layout, Sandbox, SandboxError,
@@ -354,10 +355,20 @@ impl ImageRunner {
         let Some(program) = self.image.program(command_name) else {
             return Ok(ProgramOutcome::NotFound);
         };
-        let module =
-            self.sandbox
-                .load(command_name, &program.module_path, &program.module_digest)?;
         let env = self.image.program_env(program.bundle, env);
+        // A pre-initialised snapshot of the module, for the runs it serves as a cold start
+        // would (`python::snapshot`).
+        let (module_path, module_digest) = match program.bundle.snapshot(command_name) {
+            Some((path, digest, SnapshotKind::Python))
+                if crate::python::snapshot::usable(&argv, &env) =>
+            {
+                (path, digest.to_owned())
+            }
+            _ => (program.module_path, program.module_digest),
+        };
+        let module = self
+            .sandbox
+            .load(command_name, &module_path, &module_digest)?;
         self.run_loaded(&module, command_name, argv, env, cwd, io)
             .map(ProgramOutcome::Ran)
     }
@@ -461,9 +472,19 @@ impl ProgramHost for ImageRunner {
         let kill_flag = kill;
         let name = argv.first().cloned().unwrap_or_default();
         if let (Program::Image(_), Some(packages)) = (&program, &self.packages)
-            && self.image.program("python3").is_some()
+            && let Some(python) = self.image.program("python3")
             && let Some(command) = pip::host_command(&argv)
         {
+            // Resolution (markers, wheel tags) and the install layout are CPython 3.12's.
+            let version = &python.bundle.manifest.version;
+            if !crate::runtime::version_matches(version, "3.12") {
+                stderr.report(&format!(
+                    "wasmbuild: {name}: installing packages is supported for python 3.12 only \
+                     so far, and this build runs python {version}; ask for \
+                     `runtime-versions: {{python: 3.12}}`"
+                ));
+                return Ok(1);
+            }
             let mut io = io;
             return Ok(pip::run(self, packages, command, &env, &cwd, &mut io));
         }

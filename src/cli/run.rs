@@ -331,7 +331,11 @@ pub fn prepare(
         for (name, request) in &install.runtime_versions {
             let found = runtimes.resolve_version(name, request)?;
             if found.is_none() {
-                ensure_built(ctx, name)?;
+                // A `$VARIABLE` request is known when INSTALL starts: the default then.
+                match crate::buildspec::runtime_version_variable(request) {
+                    Some(_) => ensure_built(ctx, name)?,
+                    None => ensure_built(ctx, &format!("{name}:{request}"))?,
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::store::Store;
 pub enum RuntimeCommand {
     /// Build or import a bundle from its recipe and store it.
     Build {
-        /// Recipe name (a directory under --recipes), e.g. `base` or `python`.
+        /// Bundle name, optionally with a version: `base`, `python`, `python:3.13`.
         name: String,
     },
     /// List the bundles in the store: name, version, digest, commands and size.
@@ -118,9 +118,23 @@ fn transfer(ctx: &Context, name: &str, version: Option<&str>, push: bool) -> Res
     Ok(0)
 }
 
-/// Builds or imports bundle `name` from its recipe, with a progress display.
-pub(super) fn build(ctx: &Context, name: &str) -> Result<u8, Failure> {
-    let recipe = Recipe::load(ctx.recipes()?, name)?;
+/// Builds or imports bundle `NAME[:VERSION]` from its recipe, with a progress display.
+pub(super) fn build(ctx: &Context, spec: &str) -> Result<u8, Failure> {
+    let ImageSpec { name, version } = ImageSpec::parse(spec)?;
+    let recipes = ctx.recipes()?;
+    let Some(recipe) = Recipe::find(recipes, name, version)? else {
+        return Err(crate::runtime::RecipeError::NotFound {
+            name: spec.into(),
+            dir: recipes.into(),
+            available: Recipe::available(recipes).join(", "),
+        }
+        .into());
+    };
+    build_recipe(ctx, &recipe)
+}
+
+/// Builds or imports the bundle of `recipe`, with a progress display.
+pub(super) fn build_recipe(ctx: &Context, recipe: &Recipe) -> Result<u8, Failure> {
     let sandbox = ctx.sandbox()?;
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -137,7 +151,7 @@ pub(super) fn build(ctx: &Context, name: &str) -> Result<u8, Failure> {
             progress.set_message(step.to_owned());
         }
     };
-    let result = ctx.runtimes().build(&recipe, &sandbox, &report);
+    let result = ctx.runtimes().build(recipe, &sandbox, &report);
     progress.finish_and_clear();
     let bundle = result?;
     eprintln!(

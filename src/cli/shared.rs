@@ -84,24 +84,25 @@ impl Guest {
 pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
     let ImageSpec { name, version } = ImageSpec::parse(spec)?;
     let runtimes = ctx.runtimes();
-    let available = Recipe::available(ctx.recipes()?);
     for (name, version) in [(name, version), (DEFAULT_IMAGE, None)] {
-        if !available.iter().any(|a| a == name) {
+        let Some(recipe) = Recipe::find(ctx.recipes()?, name, version)? else {
             continue;
-        }
-        let recipe = Recipe::load(ctx.recipes()?, name)?;
-        if version.is_some_and(|v| v != recipe.version) {
-            continue;
-        }
-        match runtimes.find(name, version)? {
-            None => eprintln!("wasmbuild: bundle {name} is not in the store yet; building it"),
+        };
+        // A version request finds the recipe's exact version; none, the default bundle.
+        let built = runtimes.find(name, version.map(|_| recipe.version.as_str()))?;
+        match built {
+            None => eprintln!(
+                "wasmbuild: bundle {name} {} is not in the store yet; building it",
+                recipe.version
+            ),
             // Built from this recipe as it is now: nothing to do.
             Some(digest) if runtimes.is_current(&digest, &recipe)? => continue,
             Some(_) => eprintln!(
-                "wasmbuild: bundle {name} in the store was built from an older recipe; building it again"
+                "wasmbuild: bundle {name} {} in the store was built from an older recipe; building it again",
+                recipe.version
             ),
         }
-        super::runtime::build(ctx, name)?;
+        super::runtime::build_recipe(ctx, &recipe)?;
     }
     Ok(())
 }

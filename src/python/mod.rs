@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use error::PackageError;
 
 pub mod resolve;
+pub mod snapshot;
 
 /// The guest's interpreter, for markers and wheel tags: CPython 3.12 on WASI.
 pub const GUEST_PYTHON: (u32, u32) = (3, 12);

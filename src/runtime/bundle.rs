@@ -27,6 +27,14 @@ pub struct BundleManifest {
     pub path_env: BTreeMap<String, String>,
     /// Every file of the bundle, sorted by path.
     pub files: Vec<BundleFile>,
+    /// For a bundle built by a script: the digest of what the build was made of
+    /// (`runtime::script::identity`), so a changed script or input makes it out of date.
+    #[serde(
+        default,
+        rename = "built-from",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub built_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +42,21 @@ pub struct BundleManifest {
 pub struct CommandSpec {
     /// Path of the module inside the bundle, e.g. `bin/toolbox.wasm`.
     pub module: String,
+    /// A pre-initialised copy of the module, for the runs it can serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSpec>,
+}
+
+/// A snapshot of a command's module (`runtime::snapshot`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSpec {
+    /// Path of the snapshot inside the bundle.
+    pub module: String,
+    /// sha256 of the module it was made from: a snapshot of another module is never run.
+    pub from: String,
+    /// The rules for which runs may start from it.
+    pub kind: super::recipe::SnapshotKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,11 +100,14 @@ impl BundleManifest {
             }
         }
         for (name, command) in &self.commands {
-            if self.file(&command.module).is_none() {
-                return Err(format!(
-                    "command {name}: module {} is not in the bundle",
-                    command.module
-                ));
+            let modules = std::iter::once(&command.module)
+                .chain(command.snapshot.as_ref().map(|s| &s.module));
+            for module in modules {
+                if self.file(module).is_none() {
+                    return Err(format!(
+                        "command {name}: module {module} is not in the bundle"
+                    ));
+                }
             }
         }
         Ok(())

@@ -31,6 +31,7 @@ pub fn module_from_store(recipe: &Recipe, work: &Path, store: &Store) -> Option<
         Source::Pypi { member, .. } | Source::Npm { member, .. } => file_name(member),
         Source::File { path, .. } => file_name(path),
         Source::Cargo { binary, .. } => format!("{binary}.wasm"),
+        Source::Script { .. } => return None,
     };
     let path = work.join(&name);
     match store.get_blob_to_file(pinned, &path) {
@@ -76,6 +77,9 @@ pub fn fetch_module(
             let bytes = extract_from_tgz(&tarball, &format!("package/{member}"))?;
             save_member(work, member, &bytes)
         }
+        Source::Script { .. } => Err(RuntimeError::Fetch(
+            "a script's module is built by `runtime::script`".into(),
+        )),
         Source::File { path, .. } => {
             let path = recipe.dir.join(path);
             if !path.is_file() {

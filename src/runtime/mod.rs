@@ -9,6 +9,7 @@ mod error;
 pub mod fetch;
 pub mod installed;
 pub mod recipe;
+pub mod script;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -40,6 +41,23 @@ impl InstalledBundle {
         let spec = self.manifest.commands.get(command)?;
         let file = self.manifest.file(&spec.module)?;
         Some((self.dir.join(&spec.module), &file.sha256))
+    }
+
+    /// Host path, digest and kind of the snapshot of `command`'s module, when it has one
+    /// made from that very module; a snapshot of any other module is never offered.
+    pub fn snapshot(&self, command: &str) -> Option<(PathBuf, &str, recipe::SnapshotKind)> {
+        let spec = self.manifest.commands.get(command)?;
+        let snapshot = spec.snapshot.as_ref()?;
+        let module = self.manifest.file(&spec.module)?;
+        if snapshot.from != module.sha256 {
+            tracing::warn!(
+                command,
+                "the snapshot was made from another module than the command's; not using it"
+            );
+            return None;
+        }
+        let file = self.manifest.file(&snapshot.module)?;
+        Some((self.dir.join(&snapshot.module), &file.sha256, snapshot.kind))
     }
 }
 
@@ -86,21 +104,23 @@ impl Runtimes {
         Ok(self.store.list_refs(BUNDLE_REFS)?)
     }
 
-    /// One line per bundle in the store.
+    /// One line per bundle version in the store, by name, oldest version first.
     pub fn list(&self) -> Result<Vec<BundleSummary>, RuntimeError> {
         let mut out = Vec::new();
-        for name in self.names()? {
-            let Some(digest) = self.store.get_ref(&format!("{BUNDLE_REFS}/{name}"))? else {
-                continue;
-            };
-            let manifest = self.manifest(&digest)?;
-            out.push(BundleSummary {
-                name: manifest.name.clone(),
-                version: manifest.version.clone(),
-                commands: manifest.commands.keys().cloned().collect(),
-                size: manifest.size(),
-                digest,
-            });
+        for name in self.store.list_ref_dirs("bundle-versions")? {
+            for version in self.versions(&name)? {
+                let Some(digest) = self.find(&name, Some(&version))? else {
+                    continue;
+                };
+                let manifest = self.manifest(&digest)?;
+                out.push(BundleSummary {
+                    name: manifest.name.clone(),
+                    version: manifest.version.clone(),
+                    commands: manifest.commands.keys().cloned().collect(),
+                    size: manifest.size(),
+                    digest,
+                });
+            }
         }
         Ok(out)
     }
@@ -151,6 +171,15 @@ impl Runtimes {
         {
             return Ok(false);
         }
+        if matches!(recipe.source, recipe::Source::Script { .. })
+            && manifest.built_from.as_deref() != Some(script::identity(recipe)?.as_str())
+        {
+            return Ok(false);
+        }
+        // A bundle made before the recipe asked for a snapshot lacks it.
+        if recipe.snapshot.is_some() && manifest.commands.values().all(|c| c.snapshot.is_none()) {
+            return Ok(false);
+        }
         for (path, source) in &recipe.files {
             let source = recipe.dir.join(source);
             let bytes = fs::read(&source)
@@ -189,18 +218,8 @@ impl Runtimes {
         name: &str,
         request: &str,
     ) -> Result<Option<(String, String)>, RuntimeError> {
-        let wanted: Vec<&str> = request
-            .split('.')
-            .take_while(|part| !matches!(*part, "x" | "X" | "*"))
-            .collect();
-        let matches = |version: &str| {
-            request == "latest"
-                || version == request
-                || (version.split('.').count() >= wanted.len()
-                    && wanted.iter().zip(version.split('.')).all(|(w, v)| *w == v))
-        };
         for version in self.versions(name)?.into_iter().rev() {
-            if matches(&version)
+            if version_matches(&version, request)
                 && let Some(digest) = self.find(name, Some(&version))?
             {
                 return Ok(Some((version, digest)));
@@ -475,43 +494,61 @@ impl Runtimes {
         report: &dyn Fn(&str),
     ) -> Result<InstalledBundle, RuntimeError> {
         let work = tempfile::tempdir().map_err(|e| RuntimeError::Io(e.to_string()))?;
+        // Outputs of a build script beside its module: bundle path → file.
+        let mut outputs: Vec<(String, PathBuf)> = Vec::new();
+        let mut built_from = None;
         let (module_path, module_name, module_digest, module_size) =
-            match fetch::module_from_store(recipe, work.path(), &self.store) {
-                Some((path, name)) => {
-                    report(&format!(
-                        "taking the module of {} from the store",
-                        recipe.name
-                    ));
-                    let size = fs::metadata(&path)
-                        .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?
-                        .len();
-                    let digest = recipe.source.pinned_sha256().unwrap_or_default().to_owned();
-                    (path, name, digest, size)
-                }
-                None => {
-                    report(&format!(
-                        "fetching the module of {} ({})",
-                        recipe.name,
-                        source_kind(recipe)
-                    ));
-                    let (path, name) = fetch::fetch_module(
-                        recipe,
-                        work.path(),
-                        &self.store.local_dir("cargo-target"),
-                        &self.store,
-                    )?;
-                    report(&format!("storing {}", path.display()));
-                    let (digest, size) = self.store.put_file(&path)?;
-                    if let Some(expected) = recipe.source.pinned_sha256()
-                        && expected != digest
-                    {
-                        return Err(RuntimeError::DigestMismatch {
-                            what: name,
-                            expected: expected.into(),
-                            actual: digest,
-                        });
+            if matches!(recipe.source, recipe::Source::Script { .. }) {
+                let built = script::build(recipe, work.path(), &self.store, report)?;
+                let path = built.out.join(&built.module);
+                let (digest, size) = self.store.put_file(&path)?;
+                let name = built
+                    .module
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&built.module)
+                    .to_owned();
+                outputs.extend(built.outputs.iter().map(|o| (o.clone(), built.out.join(o))));
+                built_from = Some(built.identity);
+                (path, name, digest, size)
+            } else {
+                match fetch::module_from_store(recipe, work.path(), &self.store) {
+                    Some((path, name)) => {
+                        report(&format!(
+                            "taking the module of {} from the store",
+                            recipe.name
+                        ));
+                        let size = fs::metadata(&path)
+                            .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?
+                            .len();
+                        let digest = recipe.source.pinned_sha256().unwrap_or_default().to_owned();
+                        (path, name, digest, size)
                     }
-                    (path, name, digest, size)
+                    None => {
+                        report(&format!(
+                            "fetching the module of {} ({})",
+                            recipe.name,
+                            source_kind(recipe)
+                        ));
+                        let (path, name) = fetch::fetch_module(
+                            recipe,
+                            work.path(),
+                            &self.store.local_dir("cargo-target"),
+                            &self.store,
+                        )?;
+                        report(&format!("storing {}", path.display()));
+                        let (digest, size) = self.store.put_file(&path)?;
+                        if let Some(expected) = recipe.source.pinned_sha256()
+                            && expected != digest
+                        {
+                            return Err(RuntimeError::DigestMismatch {
+                                what: name,
+                                expected: expected.into(),
+                                actual: digest,
+                            });
+                        }
+                        (path, name, digest, size)
+                    }
                 }
             };
         let module_file = format!("bin/{module_name}");
@@ -520,6 +557,14 @@ impl Runtimes {
             sha256: module_digest.clone(),
             size: module_size,
         }];
+        for (path, file) in &outputs {
+            let (sha256, size) = self.store.put_file(file)?;
+            files.push(BundleFile {
+                path: path.clone(),
+                sha256,
+                size,
+            });
+        }
         for (path, source) in &recipe.files {
             let bytes = fs::read(recipe.dir.join(source)).map_err(|e| {
                 RuntimeError::Io(format!("{}: {e}", recipe.dir.join(source).display()))
@@ -566,6 +611,26 @@ impl Runtimes {
                 });
             }
         }
+        let snapshot = match &recipe.snapshot {
+            Some(wanted) => {
+                report(&format!("pre-initialising {module_name} (snapshot)"));
+                let bytes = self.snapshot(recipe, wanted, &files, &module_path, work.path())?;
+                let sha256 = self.store.put_blob(&bytes)?;
+                let stem = module_name.trim_end_matches(".wasm");
+                let path = format!("bin/{stem}.snapshot.wasm");
+                files.push(BundleFile {
+                    path: path.clone(),
+                    sha256,
+                    size: bytes.len() as u64,
+                });
+                Some(bundle::SnapshotSpec {
+                    module: path,
+                    from: module_digest.clone(),
+                    kind: wanted.kind,
+                })
+            }
+            None => None,
+        };
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let commands: BTreeMap<String, CommandSpec> = command_names
             .into_iter()
@@ -574,6 +639,7 @@ impl Runtimes {
                     name,
                     CommandSpec {
                         module: module_file.clone(),
+                        snapshot: snapshot.clone(),
                     },
                 )
             })
@@ -587,6 +653,7 @@ impl Runtimes {
             env: recipe.env.clone(),
             path_env: recipe.path_env.clone(),
             files,
+            built_from,
         };
         manifest
             .validate()
@@ -599,8 +666,12 @@ impl Runtimes {
             &format!("bundle-versions/{}/{}", recipe.name, recipe.version),
             &digest,
         )?;
-        self.store
-            .set_ref(&format!("{BUNDLE_REFS}/{}", recipe.name), &digest)?;
+        // Further versions (`<name>@<version>` recipes) never become the bundle a build
+        // gets when it asks for none: that is the default recipe's.
+        if recipe.is_default() {
+            self.store
+                .set_ref(&format!("{BUNDLE_REFS}/{}", recipe.name), &digest)?;
+        }
         report(&format!(
             "installing {} {} ({})",
             recipe.name,
@@ -611,12 +682,61 @@ impl Runtimes {
     }
 }
 
+impl Runtimes {
+    /// Makes the snapshot of a bundle being built: its files so far written out as the
+    /// guest will see them, the main module initialised there (`sandbox::snapshot`).
+    fn snapshot(
+        &self,
+        recipe: &Recipe,
+        wanted: &recipe::SnapshotRecipe,
+        files: &[BundleFile],
+        module: &std::path::Path,
+        work: &std::path::Path,
+    ) -> Result<Vec<u8>, RuntimeError> {
+        let io = |e: std::io::Error| RuntimeError::Io(format!("{}: {e}", work.display()));
+        let root = work.join("snapshot-root");
+        for file in files {
+            let target = root.join(&file.path);
+            fs::create_dir_all(target.parent().unwrap_or(&root)).map_err(io)?;
+            self.store.get_blob_to_file(&file.sha256, &target)?;
+        }
+        let wasm = fs::read(module).map_err(io)?;
+        let env: Vec<(String, String)> = wanted
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let guest = format!("{}/{}", crate::sandbox::layout::RUNTIMES_DIR, recipe.name);
+        let bytes = crate::sandbox::snapshot::make(&wasm, &wanted.init, &root, &guest, &env)
+            .map_err(|message| RuntimeError::Invalid {
+                name: recipe.name.clone(),
+                message: format!("its snapshot cannot be made: {message}"),
+            })?;
+        let _ = fs::remove_dir_all(&root);
+        Ok(bytes)
+    }
+}
+
+/// Whether bundle version `version` answers a `runtime-versions` request: `3.12` (a prefix
+/// of the version's components), `3.x`, `latest`, or the exact version.
+pub fn version_matches(version: &str, request: &str) -> bool {
+    let wanted: Vec<&str> = request
+        .split('.')
+        .take_while(|part| !matches!(*part, "x" | "X" | "*"))
+        .collect();
+    request == "latest"
+        || version == request
+        || (version.split('.').count() >= wanted.len()
+            && wanted.iter().zip(version.split('.')).all(|(w, v)| *w == v))
+}
+
 fn source_kind(recipe: &Recipe) -> &'static str {
     match recipe.source {
         recipe::Source::Cargo { .. } => "cargo build for wasm32-wasip1",
         recipe::Source::Pypi { .. } => "PyPI package",
         recipe::Source::Npm { .. } => "npm package",
         recipe::Source::File { .. } => "local file",
+        recipe::Source::Script { .. } => "build script",
     }
 }
 

@@ -1,7 +1,9 @@
-//! Recipes (`runtimes/<name>/recipe.toml`): how to make a bundle. A recipe names one
-//! source that yields the bundle's main module — a crate built for `wasm32-wasip1`, a file
-//! inside a PyPI or npm package, or a local file — plus the commands, extra files and
-//! environment of the bundle. A new kind of source is one enum variant and one function.
+//! Recipes (`runtimes/<name>/recipe.toml`, and `runtimes/<name>@<version>/recipe.toml` for
+//! further versions of a bundle): how to make a bundle. A recipe names one source that
+//! yields the bundle's main module — a crate built for `wasm32-wasip1`, a file inside a PyPI
+//! or npm package, a local file, or a build script run over pinned inputs — plus the
+//! commands, extra files and environment of the bundle, and optionally a pre-initialised
+//! snapshot of its main module. A new kind of source is one enum variant and one function.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,9 @@ pub struct Recipe {
     /// never cache them itself and would compile them again at every start.
     #[serde(default)]
     pub bytecode: Option<String>,
+    /// A pre-initialised copy of the main module (see `runtime::snapshot`).
+    #[serde(default)]
+    pub snapshot: Option<SnapshotRecipe>,
     /// Directory holding the recipe (filled in when loaded).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -58,13 +63,92 @@ pub enum Source {
         path: String,
         sha256: Option<String>,
     },
+    /// A build script next to the recipe, run on the host (`sh`) in an empty directory over
+    /// the pinned `inputs` (see `runtime::script`). It leaves `module` and `outputs` in
+    /// `$WASMBUILD_OUT`; they become `bin/<module>` and the bundle files of those paths.
+    Script {
+        script: String,
+        /// Other files next to the recipe the script reads: part of what the build is.
+        #[serde(default)]
+        uses: Vec<String>,
+        inputs: Vec<Input>,
+        module: String,
+        #[serde(default)]
+        outputs: Vec<String>,
+    },
+}
+
+/// One pinned input of a build script, given to it by file name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Input {
+    /// A file of a Debian source package (an upstream `.orig` tarball), from the Debian
+    /// archive the host's apt uses, of the release `suite`.
+    DebianSource {
+        package: String,
+        suite: String,
+        file: String,
+        sha256: String,
+    },
+    /// A wheel of `package` (`NAME==VERSION`) from the package index: the first of `files`
+    /// that fits this machine (its name has the machine's architecture, or `none-any`).
+    Pypi {
+        package: String,
+        files: Vec<PinnedFile>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedFile {
+    pub file: String,
+    pub sha256: String,
+}
+
+impl Input {
+    /// The file (name and sha256) this machine uses, or why there is none.
+    pub fn pinned(&self) -> Result<(&str, &str), String> {
+        match self {
+            Input::DebianSource { file, sha256, .. } => Ok((file, sha256)),
+            Input::Pypi { package, files } => {
+                let arch = std::env::consts::ARCH;
+                files
+                    .iter()
+                    .find(|f| f.file.contains(arch) || f.file.ends_with("-none-any.whl"))
+                    .map(|f| (f.file.as_str(), f.sha256.as_str()))
+                    .ok_or_else(|| {
+                        format!("the recipe pins no file of {package} for this machine ({arch})")
+                    })
+            }
+        }
+    }
+}
+
+/// `[snapshot]`: the main module exports `init`; wasmbuild runs it once with the bundle
+/// mounted, and keeps the memory of that process as a second module (wasmtime-wizer).
+/// `kind` names the rules for when a run may start from it (`python`: see
+/// `python::snapshot`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRecipe {
+    pub init: String,
+    pub kind: SnapshotKind,
+    /// Environment of the initialising process (nothing else of the host is given).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotKind {
+    Python,
 }
 
 impl Source {
     /// The sha256 the fetched module must have, when the recipe pins one.
     pub fn pinned_sha256(&self) -> Option<&str> {
         match self {
-            Source::Cargo { .. } => None,
+            Source::Cargo { .. } | Source::Script { .. } => None,
             Source::Pypi { sha256, .. } | Source::Npm { sha256, .. } => Some(sha256),
             Source::File { sha256, .. } => sha256.as_deref(),
         }
@@ -144,7 +228,8 @@ pub fn embedded_recipes(cache: &Path) -> Result<PathBuf, RecipeError> {
 }
 
 impl Recipe {
-    /// Loads `<dir>/<name>/recipe.toml`.
+    /// Loads `<dir>/<name>/recipe.toml`; `name` may be `<bundle>@<version>`, a further
+    /// version of a bundle beside the default one.
     pub fn load(recipes_dir: &Path, name: &str) -> Result<Recipe, RecipeError> {
         let path = recipes_dir.join(name).join("recipe.toml");
         if !path.is_file() {
@@ -162,14 +247,54 @@ impl Recipe {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        if recipe.name != name {
+        let bundle = name.split_once('@').map_or(name, |(bundle, _)| bundle);
+        if recipe.name != bundle {
             return Err(RecipeError::Invalid {
                 path,
-                message: format!("it is named {:?}, not {name:?}", recipe.name),
+                message: format!("it is named {:?}, not {bundle:?}", recipe.name),
             });
         }
         recipe.dir = recipes_dir.join(name);
         Ok(recipe)
+    }
+
+    /// The recipe of bundle `name` whose version answers `request` (read as
+    /// `runtime-versions` reads it: `3.13`, `3.x`, `latest`, an exact version), the newest
+    /// of several; the default recipe (`<name>/`) when there is no request. `None`: no
+    /// recipe answers.
+    pub fn find(
+        recipes_dir: &Path,
+        name: &str,
+        request: Option<&str>,
+    ) -> Result<Option<Recipe>, RecipeError> {
+        let Some(request) = request else {
+            if !recipes_dir.join(name).join("recipe.toml").is_file() {
+                return Ok(None);
+            }
+            return Self::load(recipes_dir, name).map(Some);
+        };
+        let mut found: Option<Recipe> = None;
+        for dir in Self::available(recipes_dir) {
+            if dir != name && dir.split_once('@').is_none_or(|(bundle, _)| bundle != name) {
+                continue;
+            }
+            let recipe = Self::load(recipes_dir, &dir)?;
+            let newer = found
+                .as_ref()
+                .is_none_or(|f| super::compare_versions(&recipe.version, &f.version).is_gt());
+            if super::version_matches(&recipe.version, request) && newer {
+                found = Some(recipe);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Whether this is the default recipe of its bundle (`<name>/`, not `<name>@<version>/`):
+    /// the bundle a build gets when it asks for no version.
+    pub fn is_default(&self) -> bool {
+        self.dir
+            .file_name()
+            .is_some_and(|d| d == self.name.as_str())
     }
 
     /// Names of the recipes in `recipes_dir`, sorted.
@@ -230,5 +355,31 @@ mod tests {
         assert_eq!(embedded_recipes(cache.path()).unwrap(), dir);
         let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
         assert_eq!(entries.len(), 1);
+    }
+
+    #[test]
+    fn a_version_request_finds_the_recipe_of_that_version() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes");
+        let version = |request: Option<&str>| {
+            Recipe::find(&dir, "python", request)
+                .unwrap()
+                .map(|r| (r.version.clone(), r.is_default()))
+        };
+        // No request: the default recipe, 3.12, which builds keep unless they ask.
+        assert_eq!(version(None), Some(("3.12.0".into(), true)));
+        assert_eq!(version(Some("3.12")), Some(("3.12.0".into(), true)));
+        for request in ["3.13", "3.13.5", "3", "3.x", "latest"] {
+            assert_eq!(
+                version(Some(request)),
+                Some(("3.13.5".into(), false)),
+                "{request}"
+            );
+        }
+        assert_eq!(version(Some("3.11")), None);
+        assert_eq!(version(Some("3.13.4")), None);
+        assert!(Recipe::find(&dir, "nodejs", Some("20")).unwrap().is_none());
+        assert!(Recipe::find(&dir, "nodejs", None).unwrap().is_none());
+        // `python@3.13` holds a recipe named `python`; loading it by another name fails.
+        assert_eq!(Recipe::load(&dir, "python@3.13").unwrap().name, "python");
     }
 }

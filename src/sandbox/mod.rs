@@ -11,6 +11,7 @@ mod fds;
 mod interrupt;
 pub mod layout;
 mod process;
+pub mod snapshot;
 mod stdio;
 
 use std::collections::HashMap;

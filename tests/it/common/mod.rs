@@ -58,12 +58,37 @@ pub fn succeeded(out: &Output) -> String {
     text(&out.stdout)
 }
 
-/// Builds the bundle `name` into the test store unless it is there already.
+/// Builds the bundle `name` (`NAME[:VERSION]`) into the test store unless it is there
+/// already.
 pub fn ensure_bundle(name: &str) {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let reference = store_dir().join("refs/bundles").join(name);
-    if reference.is_file() {
+    // One lock per bundle: tests of other bundles go on while python 3.13 compiles.
+    static LOCKS: Mutex<Vec<(String, std::sync::Arc<Mutex<()>>)>> = Mutex::new(Vec::new());
+    let lock = {
+        let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+        match locks.iter().find(|(n, _)| n == name) {
+            Some((_, lock)) => lock.clone(),
+            None => {
+                let lock = std::sync::Arc::new(Mutex::new(()));
+                locks.push((name.to_owned(), lock.clone()));
+                lock
+            }
+        }
+    };
+    let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+    let built = match name.split_once(':') {
+        None => store_dir().join("refs/bundles").join(name).is_file(),
+        Some((bundle, version)) => {
+            std::fs::read_dir(store_dir().join("refs/bundle-versions").join(bundle))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .any(|e| {
+                    let found = e.file_name().to_string_lossy().into_owned();
+                    found == version || found.starts_with(&format!("{version}."))
+                })
+        }
+    };
+    if built {
         return;
     }
     let status = Command::new(env!("CARGO_BIN_EXE_wasmbuild"))

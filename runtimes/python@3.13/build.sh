@@ -1,0 +1,207 @@
+#!/bin/sh
+# Builds CPython 3.13 for wasm32-wasip1, optimised (-O3), from the upstream release tarball
+# (as Debian's archive carries it) with zig's clang, zlib and bzip2 linked in. Run by
+# `wasmbuild runtime build` on the host, in an empty directory, with the recipe's pinned
+# inputs in $WASMBUILD_INPUTS; it leaves the bundle's files in $WASMBUILD_OUT:
+#   python.wasm              the interpreter (with the `wizer-initialize` export)
+#   lib/python313.zip        the standard library, compiled to bytecode
+# Everything that reaches the output is independent of where and when it was built: paths
+# are mapped to /build, dates come from SOURCE_DATE_EPOCH, zip entries are sorted and dated
+# 1980-01-01, bytecode is hash-based.
+set -eu
+
+work=$PWD
+inputs=$WASMBUILD_INPUTS
+recipe=$WASMBUILD_RECIPE_DIR
+out=$WASMBUILD_OUT
+jobs=${WASMBUILD_JOBS:-2}
+# Where the bundle is mounted in a guest: CPython finds its standard library from there.
+prefix=/opt/runtimes/python
+export LC_ALL=C TZ=UTC SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-0}"
+unset PYTHONPATH PYTHONHOME CFLAGS LDFLAGS CPPFLAGS MAKEFLAGS
+
+step() { echo "build.sh: $*"; }
+
+step "unpacking zig"
+python3 -m zipfile -e "$inputs"/ziglang-*.whl zig
+chmod +x zig/ziglang/zig
+export ZIG_GLOBAL_CACHE_DIR="$work/zig-cache" ZIG_LOCAL_CACHE_DIR="$work/zig-cache"
+mkdir bin
+cat >bin/wasi-cc <<EOF
+#!/bin/sh
+exec "$work/zig/ziglang/zig" cc -target wasm32-wasi -ffile-prefix-map=$work=/build "\$@"
+EOF
+cat >bin/wasi-ar <<EOF
+#!/bin/sh
+exec "$work/zig/ziglang/zig" ar "\$@"
+EOF
+cat >bin/wasi-ranlib <<EOF
+#!/bin/sh
+exec "$work/zig/ziglang/zig" ranlib "\$@"
+EOF
+chmod +x bin/*
+cc_wasi="$work/bin/wasi-cc"
+sysroot="$work/sysroot"
+mkdir -p "$sysroot/include" "$sysroot/lib"
+
+step "building zlib"
+tar -xzf "$inputs"/zlib_*.orig.tar.gz
+(
+    cd zlib-*
+    for c in adler32 compress crc32 deflate gzclose gzlib gzread gzwrite infback inffast \
+        inflate inftrees trees uncompr zutil; do
+        "$cc_wasi" -O3 -D_LARGEFILE64_SOURCE=1 -c "$c.c" -o "$c.o"
+    done
+    "$work/bin/wasi-ar" rcs "$sysroot/lib/libz.a" ./*.o
+    cp zlib.h zconf.h "$sysroot/include/"
+)
+
+step "building bzip2"
+tar -xzf "$inputs"/bzip2_*.orig.tar.gz
+(
+    cd bzip2-*
+    for c in blocksort huffman crctable randtable compress decompress bzlib; do
+        "$cc_wasi" -O3 -D_FILE_OFFSET_BITS=64 -c "$c.c" -o "$c.o"
+    done
+    "$work/bin/wasi-ar" rcs "$sysroot/lib/libbz2.a" ./*.o
+    cp bzlib.h "$sysroot/include/"
+)
+
+step "building the name-service stubs"
+"$cc_wasi" -O2 -c "$recipe/wasi_netdb.c" -o wasi_netdb.o
+"$work/bin/wasi-ar" rcs "$sysroot/lib/libwasinetdb.a" wasi_netdb.o
+
+step "unpacking CPython"
+tar -xJf "$inputs"/python3.13_*.orig.tar.xz
+src=$(echo "$work"/Python-3.13.*)
+# zig's wasi-libc declares pthread_exit `_Noreturn void`; CPython's WASI stubs say `int`.
+sed -i 's/^PyAPI_FUNC(int) pthread_exit(/PyAPI_FUNC(void) pthread_exit(/' \
+    "$src/Include/cpython/pthread_stubs.h"
+sed -i '/^int$/{N;s/^int\npthread_exit(/void\npthread_exit(/}' "$src/Python/thread_pthread_stubs.h"
+# zig's linker has no --stack-first.
+sed -i 's/ -Wl,--stack-first//' "$src/configure"
+# getaddrinfo's fallback names SOCK_RAW, which WASI lacks.
+{ printf '#ifndef SOCK_RAW\n#define SOCK_RAW 3\n#endif\n'; cat "$src/Modules/getaddrinfo.c"; } >getaddrinfo.c
+mv getaddrinfo.c "$src/Modules/getaddrinfo.c"
+# No build date in the binary (zig's clang also refuses __DATE__).
+{ printf '#define DATE "Jan  1 1980"\n#define TIME "00:00:00"\n'; cat "$src/Modules/getbuildinfo.c"; } >getbuildinfo.c
+mv getbuildinfo.c "$src/Modules/getbuildinfo.c"
+# The program: CPython's main plus the snapshot's entry point.
+cp "$recipe/wasmbuild_main.c" "$src/Programs/python.c"
+
+# A cross build runs a Python of the same release on the build machine.
+step "building the build machine's python"
+mkdir native
+(
+    cd native
+    "$src/configure" --prefix="$work/native-prefix" --disable-test-modules \
+        --without-ensurepip >configure.log 2>&1 || { tail -40 configure.log; exit 1; }
+    make -j"$jobs" all >make.log 2>&1 || { tail -60 make.log; exit 1; }
+)
+
+step "configuring CPython for wasm32-wasip1"
+mkdir wasi
+(
+    cd wasi
+    # WASI's config.site, plus what zig's wasi-libc headers make configure believe in.
+    cat "$src/Tools/wasm/config.site-wasm32-wasi" - >config.site <<'EOF'
+ac_cv_func_epoll_create=no
+ac_cv_func_epoll_create1=no
+ac_cv_header_sys_epoll_h=no
+ac_cv_func_timerfd_create=no
+ac_cv_header_sys_timerfd_h=no
+ac_cv_header_libintl_h=no
+ac_cv_func_setgroups=no
+ac_cv_func_getgroups=no
+ac_cv_func_mmap=no
+EOF
+    CONFIG_SITE=$PWD/config.site \
+    PKG_CONFIG_LIBDIR=/nonexistent \
+    OPT="-DNDEBUG -O3 -Wall" \
+    CC="$cc_wasi" CPP="$cc_wasi -E" AR="$work/bin/wasi-ar" RANLIB="$work/bin/wasi-ranlib" \
+    ZLIB_CFLAGS="-I$sysroot/include" ZLIB_LIBS="-L$sysroot/lib -lz" \
+    BZIP2_CFLAGS="-I$sysroot/include" BZIP2_LIBS="-L$sysroot/lib -lbz2" \
+    LIBS="-L$sysroot/lib -lwasinetdb" \
+    # A relative source directory: configure's paths end up in the binary (getpath's VPATH).
+    "../${src##*/}/configure" --host=wasm32-wasip1 --build="$("$src/config.guess")" \
+        --with-build-python="$work/native/python" --prefix="$prefix" \
+        --disable-test-modules --without-ensurepip --with-pymalloc \
+        >configure.log 2>&1 || { tail -40 configure.log; exit 1; }
+)
+
+step "building CPython for wasm32-wasip1"
+(
+    cd wasi
+    make -j"$jobs" all >make.log 2>&1 || { tail -60 make.log; exit 1; }
+    for module in zlib _bz2 _socket _decimal pyexpat _elementtree _sha2 _json _datetime; do
+        grep -q "^MODULE_$(echo "$module" | tr a-z A-Z)_STATE=yes" Makefile ||
+            { echo "build.sh: module $module was not built" >&2; exit 1; }
+    done
+)
+
+step "collecting the bundle's files"
+mkdir -p "$out/lib"
+# No debug information: the snapshot and the code cache want a small module.
+"$work/native/python" - "$work/wasi/python.wasm" "$out/python.wasm" <<'EOF'
+import sys
+# Drop custom sections (names, DWARF, producers): the module's code stays byte for byte.
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"\0asm\1\0\0\0", "not a wasm module"
+def leb(buf, pos):
+    result = shift = 0
+    while True:
+        byte = buf[pos]; pos += 1
+        result |= (byte & 0x7F) << shift; shift += 7
+        if byte < 0x80:
+            return result, pos
+out, pos = bytearray(data[:8]), 8
+while pos < len(data):
+    start = pos
+    section_id = data[pos]; pos += 1
+    size, pos = leb(data, pos)
+    if section_id != 0:
+        out += data[start:pos + size]
+    pos += size
+open(sys.argv[2], "wb").write(out)
+EOF
+
+"$work/native/python" - "$src/Lib" "$work/wasi" "$out/lib/python313.zip" "$prefix" <<'EOF'
+import glob, importlib.util, os, sys, zipfile
+import importlib._bootstrap_external as external
+lib, build, target, prefix = sys.argv[1:]
+zip_path = f"{prefix}/lib/python313.zip"
+skip = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__phello__",
+        "venv", "site-packages"}
+entries = {}
+for directory, dirs, files in os.walk(lib):
+    rel = os.path.relpath(directory, lib)
+    if rel.split(os.sep)[0] in skip:
+        dirs[:] = []
+        continue
+    dirs[:] = [d for d in dirs if d != "__pycache__"]
+    for name in files:
+        if name.endswith(".py"):
+            entries[os.path.relpath(os.path.join(directory, name), lib)] = os.path.join(directory, name)
+# The configuration of this build, as sysconfig reads it, with the build's paths mapped.
+sysconfigdata = glob.glob(os.path.join(build, "build", "lib.*", "_sysconfigdata_*.py"))
+assert len(sysconfigdata) == 1, sysconfigdata
+entries[os.path.basename(sysconfigdata[0])] = sysconfigdata[0]
+work = os.path.dirname(build)
+with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+    for rel in sorted(entries):
+        source = open(entries[rel], "rb").read().replace(work.encode(), b"/build")
+        rel = rel.replace(os.sep, "/")
+        info = lambda name: zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+        archive.writestr(info(rel), source)
+        try:
+            code = compile(source, f"{zip_path}/{rel}", "exec", dont_inherit=True)
+        except SyntaxError:
+            continue
+        pyc = external._code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False)
+        archive.writestr(info(rel[:-3] + ".pyc"), bytes(pyc))
+EOF
+if grep -q "$work" "$out/python.wasm" "$out/lib/python313.zip"; then
+    echo "build.sh: the output names the build directory $work" >&2
+    exit 1
+fi
+step "done"

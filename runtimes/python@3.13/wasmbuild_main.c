@@ -1,0 +1,161 @@
+/* The `python` program of wasmbuild's CPython 3.13 bundle, in place of Programs/python.c.
+ *
+ * It is CPython's own `main` plus an export, `wizer-initialize`, that wasmbuild calls once
+ * when it builds the bundle and then snapshots (wasmtime-wizer): the memory of a process
+ * whose interpreter core is already up. A run of the snapshot skips that work; `main`
+ * then finishes initialisation from this run's argv and environment with CPython's own
+ * two-phase start-up (PEP 587: `_init_main = 0`, then `Py_BytesMain` completes it), so
+ * options, `PYTHON*` variables, standard streams, `sys.path` and `site` are this run's,
+ * as in a cold start. What the core fixes at snapshot time is what wasmbuild checks
+ * before choosing the snapshot (the hash seed, the allocator, dev mode: see
+ * `python::snapshot` in wasmbuild).
+ *
+ * The same module started without the snapshot behaves as plain CPython; built for the
+ * build machine (the cross build's own python), this file is Programs/python.c.
+ */
+#include "Python.h"
+
+#ifndef __wasi__
+int main(int argc, char **argv) {
+    return Py_BytesMain(argc, argv);
+}
+#else
+#include <stdlib.h>
+#include <string.h>
+
+/* wasi-libc's start-up, which `_start` ran for the snapshot's process, not for this one. */
+void __wasm_call_ctors(void);
+void __wasilibc_reset_preopens(void);
+void __wasilibc_populate_preopens(void);
+void __wasilibc_deinitialize_environ(void);
+void __wasilibc_initialize_environ(void);
+
+extern char **environ;
+
+static int from_snapshot = 0;
+
+/* Where the bundle keeps the standard library (configure's --prefix is the bundle's
+ * mount point). */
+#ifndef WASMBUILD_STDLIB_ZIP
+#define WASMBUILD_STDLIB_ZIP "/opt/runtimes/python/lib/python313.zip"
+#endif
+
+/* Modules a start-up and common programs import, frozen into the binary or read from the
+ * standard library zip, imported here so the snapshot holds them; and the zip's directory,
+ * parsed in Python by zipimport, kept in its cache. The path machinery the main phase
+ * installs is installed for this and taken away again, so the main phase finds the state
+ * it expects. None of these modules keeps anything of its process but `os.environ`
+ * (which `main` refills); modules that do (`site`, `warnings` with its `-W` options,
+ * `random` with its seed, `locale`) must not be imported, and a snapshot that imported
+ * one is refused when it is made. */
+static const char warm_code[] =
+    "import sys, zipimport, _frozen_importlib as _bootstrap\n"
+    "_bootstrap._install_external_importers()\n"
+    "import _frozen_importlib_external as _external\n"
+    "sys.path_hooks.insert(0, zipimport.zipimporter)\n"
+    "sys.path[:] = ['" WASMBUILD_STDLIB_ZIP "']\n"
+    "for _name in ('codecs', 'io', 'abc', 'stat', 'posixpath', 'genericpath', 'os',\n"
+    "        '_collections_abc', '_sitebuiltins', 'encodings', 'encodings.aliases',\n"
+    "        'encodings.utf_8', 'encodings.utf_8_sig', 'linecache', 're', 'enum',\n"
+    "        'functools', 'collections', 'types', 'operator', 'keyword', 'contextlib',\n"
+    "        'reprlib', 'runpy', 'importlib.util', 'importlib.machinery', 'tokenize',\n"
+    "        'token', 'copyreg', 'weakref', 'textwrap', 'string', 'dataclasses',\n"
+    "        'inspect', 'typing', 'argparse', 'fnmatch', 'shutil', 'ast', 'dis', 'json',\n"
+    "        'struct', 'datetime', 'base64', 'hashlib'):\n"
+    "    __import__(_name)\n"
+    "_kept = {'site', 'warnings', 'random', 'locale'} & set(sys.modules)\n"
+    "if _kept:\n"
+    "    raise SystemError(f'the snapshot would keep {sorted(_kept)}')\n"
+    "sys.path[:] = []\n"
+    "sys.path_hooks[:] = []\n"
+    "sys.meta_path[:] = [f for f in sys.meta_path if f is not _external.PathFinder]\n"
+    "sys.path_importer_cache.clear()\n";
+
+/* Runs `warm_code` in a namespace of its own (not `__main__`'s). */
+static int warm(void) {
+    PyObject *globals = PyDict_New();
+    if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
+        Py_XDECREF(globals);
+        return -1;
+    }
+    PyObject *result = PyRun_String(warm_code, Py_file_input, globals, globals);
+    Py_DECREF(globals);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+__attribute__((export_name("wizer-initialize")))
+void wasmbuild_initialize(void) {
+    __wasm_call_ctors();
+    __wasilibc_initialize_environ();
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.parse_argv = 0;
+    config._init_main = 0;
+    PyStatus status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status)) {
+        Py_ExitStatusException(status);
+    }
+    if (warm() < 0) {
+        PyErr_Print();
+        exit(70);
+    }
+    from_snapshot = 1;
+}
+
+/* `os.environ` was made from the snapshot's environment: refill it from this run's. */
+static int refill_os_environ(void) {
+    PyObject *os = PyImport_ImportModule("os");
+    if (os == NULL) {
+        return -1;
+    }
+    PyObject *os_environ = PyObject_GetAttrString(os, "environ");
+    Py_DECREF(os);
+    if (os_environ == NULL) {
+        return -1;
+    }
+    PyObject *data = PyObject_GetAttrString(os_environ, "_data");
+    Py_DECREF(os_environ);
+    if (data == NULL) {
+        return -1;
+    }
+    PyDict_Clear(data);
+    int result = 0;
+    for (char **entry = environ; entry != NULL && *entry != NULL; entry++) {
+        const char *eq = strchr(*entry, '=');
+        if (eq == NULL) {
+            continue;
+        }
+        PyObject *key = PyBytes_FromStringAndSize(*entry, eq - *entry);
+        PyObject *value = PyBytes_FromString(eq + 1);
+        if (key == NULL || value == NULL || PyDict_SetItem(data, key, value) < 0) {
+            result = -1;
+        }
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (result < 0) {
+            break;
+        }
+    }
+    Py_DECREF(data);
+    return result;
+}
+
+int main(int argc, char **argv) {
+    if (from_snapshot) {
+        __wasilibc_reset_preopens();
+        __wasilibc_populate_preopens();
+        __wasilibc_deinitialize_environ();
+        __wasilibc_initialize_environ();
+        if (refill_os_environ() < 0) {
+            PyErr_Print();
+            return 70;
+        }
+    }
+    return Py_BytesMain(argc, argv);
+}
+#endif

@@ -1,0 +1,569 @@
+//! Bundles built by a script from pinned sources (`kind = "script"`): each input fetched
+//! once (a Debian source file through the host's apt, a wheel from the package index),
+//! checked against the sha256 the recipe pins and kept in the store; the script run on the
+//! host in an empty directory with nothing of the host's environment but `PATH`; its
+//! outputs kept in the store under the digest of everything the build is made of (script,
+//! the files it uses, inputs), so building the bundle again — new shims, a newer wasmbuild —
+//! takes them from there instead of compiling for minutes.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+
+use super::RuntimeError;
+use super::recipe::{Input, Recipe, Source};
+use crate::python::index::{Client, IndexSettings, PipIndexOptions};
+use crate::python::{DistFile, Index};
+use crate::store::Store;
+
+/// What a script built: the main module and the other outputs, as files under `out`.
+pub struct Built {
+    /// Directory holding the module and the outputs by their relative paths.
+    pub out: PathBuf,
+    pub module: String,
+    pub outputs: Vec<String>,
+    /// Digest of what the build is made of (the manifest's `built-from`).
+    pub identity: String,
+}
+
+/// Lines of the script's output kept for an error.
+const TAIL_LINES: usize = 60;
+
+/// Digest of everything a script build is made of: the script, the files it uses, each
+/// input's file name and sha256, and what it must produce.
+pub fn identity(recipe: &Recipe) -> Result<String, RuntimeError> {
+    let Source::Script {
+        script,
+        uses,
+        inputs,
+        module,
+        outputs,
+    } = &recipe.source
+    else {
+        return Err(not_a_script(recipe));
+    };
+    let mut hasher = Sha256::new();
+    for name in std::iter::once(script).chain(uses) {
+        let path = recipe.dir.join(name);
+        let bytes =
+            fs::read(&path).map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
+        hasher.update(format!("file {name} {}\n", bytes.len()));
+        hasher.update(&bytes);
+    }
+    for input in inputs {
+        let (file, sha256) = input.pinned().map_err(RuntimeError::Fetch)?;
+        hasher.update(format!("input {file} {sha256}\n"));
+    }
+    hasher.update(format!("module {module}\n"));
+    for output in outputs {
+        hasher.update(format!("output {output}\n"));
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+fn not_a_script(recipe: &Recipe) -> RuntimeError {
+    RuntimeError::Invalid {
+        name: recipe.name.clone(),
+        message: "its source is not a script".into(),
+    }
+}
+
+/// The store reference of a script build's outputs.
+fn reference(identity: &str) -> String {
+    format!("runtime-builds/{identity}")
+}
+
+/// Builds the recipe's script in `work` (or takes its outputs from the store).
+pub fn build(
+    recipe: &Recipe,
+    work: &Path,
+    store: &Store,
+    report: &dyn Fn(&str),
+) -> Result<Built, RuntimeError> {
+    let Source::Script {
+        script,
+        inputs,
+        module,
+        outputs,
+        ..
+    } = &recipe.source
+    else {
+        return Err(not_a_script(recipe));
+    };
+    let identity = identity(recipe)?;
+    let out = work.join("out");
+    let built = Built {
+        out: out.clone(),
+        module: module.clone(),
+        outputs: outputs.clone(),
+        identity: identity.clone(),
+    };
+    if restore(store, &identity, &out).is_some() {
+        report(&format!(
+            "taking the build of {} {} from the store",
+            recipe.name, recipe.version
+        ));
+        return Ok(built);
+    }
+    let _ = fs::remove_dir_all(&out);
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |e: std::io::Error| RuntimeError::Io(format!("{}: {e}", path.display()))
+    };
+    let inputs_dir = work.join("inputs");
+    let build_dir = work.join("build");
+    for dir in [&inputs_dir, &build_dir, &out] {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    for input in inputs {
+        fetch_input(input, &inputs_dir, store, report)?;
+    }
+
+    report(&format!(
+        "building {} {} with {script} (minutes)",
+        recipe.name, recipe.version
+    ));
+    run_script(
+        recipe,
+        &recipe.dir.join(script),
+        &build_dir,
+        &inputs_dir,
+        &out,
+        report,
+    )?;
+    let _ = fs::remove_dir_all(&build_dir);
+
+    let mut listing = String::new();
+    for path in std::iter::once(module).chain(outputs) {
+        let file = out.join(path);
+        if !file.is_file() {
+            return Err(RuntimeError::Fetch(format!(
+                "the build script of {} left no {path}",
+                recipe.name
+            )));
+        }
+        let (digest, _) = store.put_file(&file)?;
+        listing.push_str(&format!("{digest} {path}\n"));
+    }
+    let digest = store.put_blob(listing.as_bytes())?;
+    store.set_ref(&reference(&identity), &digest)?;
+    Ok(built)
+}
+
+/// Writes a stored build's outputs under `out`; `None` when there is none or a blob is
+/// unusable (the store's reads check every digest), and the script runs instead.
+fn restore(store: &Store, identity: &str, out: &Path) -> Option<()> {
+    let listing = store
+        .get_blob(&store.get_ref(&reference(identity)).ok()??)
+        .ok()?;
+    let listing = String::from_utf8(listing).ok()?;
+    for line in listing.lines() {
+        let (digest, path) = line.split_once(' ')?;
+        // Paths are the recipe's own (`module`, `outputs`), but a listing is data: nothing
+        // in it may leave `out`.
+        if Path::new(path)
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return None;
+        }
+        let target = out.join(path);
+        fs::create_dir_all(target.parent()?).ok()?;
+        if let Err(error) = store.get_blob_to_file(digest, &target) {
+            tracing::warn!(%error, path, "a stored build output is unusable; building again");
+            return None;
+        }
+    }
+    Some(())
+}
+
+/// Runs `sh SCRIPT` in `build_dir`, its output reported line by line, its environment
+/// only `PATH` and the `WASMBUILD_*` variables of the contract.
+fn run_script(
+    recipe: &Recipe,
+    script: &Path,
+    build_dir: &Path,
+    inputs_dir: &Path,
+    out: &Path,
+    report: &dyn Fn(&str),
+) -> Result<(), RuntimeError> {
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut child = Command::new("sh")
+        .arg(script)
+        .current_dir(build_dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", build_dir)
+        .env("LC_ALL", "C")
+        .env("SOURCE_DATE_EPOCH", "0")
+        .env("WASMBUILD_INPUTS", inputs_dir)
+        .env("WASMBUILD_RECIPE_DIR", &recipe.dir)
+        .env("WASMBUILD_OUT", out)
+        .env("WASMBUILD_JOBS", jobs.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| RuntimeError::Fetch(format!("cannot run sh {}: {e}", script.display())))?;
+    let stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let mut tail: VecDeque<String> = VecDeque::new();
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(step) = line.strip_prefix("build.sh: ") {
+            report(step);
+        }
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| RuntimeError::Fetch(format!("sh {}: {e}", script.display())))?;
+    let errors = errors.join().unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let mut lines: Vec<&str> = tail.iter().map(String::as_str).collect();
+    lines.extend(errors.lines());
+    let start = lines.len().saturating_sub(TAIL_LINES);
+    Err(RuntimeError::Fetch(format!(
+        "the build script of {} {} failed ({status}); its last output:\n{}",
+        recipe.name,
+        recipe.version,
+        lines[start..].join("\n")
+    )))
+}
+
+/// Places one input in `dir` under its file name: from the store when it holds the pinned
+/// digest, else fetched, checked and stored.
+fn fetch_input(
+    input: &Input,
+    dir: &Path,
+    store: &Store,
+    report: &dyn Fn(&str),
+) -> Result<(), RuntimeError> {
+    let (file, sha256) = input.pinned().map_err(RuntimeError::Fetch)?;
+    if file.contains('/') || file.starts_with('.') {
+        return Err(RuntimeError::Fetch(format!("{file:?} is not a file name")));
+    }
+    let target = dir.join(file);
+    if store.has_blob(sha256)? && store.get_blob_to_file(sha256, &target).is_ok() {
+        return Ok(());
+    }
+    report(&format!("fetching {file}"));
+    let url = match input {
+        Input::DebianSource { package, suite, .. } => {
+            debian_source_url(package, suite, file, sha256, dir)?
+        }
+        Input::Pypi { package, .. } => wheel_url(package, file, store)?,
+    };
+    // The download is checked against the pinned sha256 before the store keeps it, so the
+    // archive's plain http (apt's own transport) is trusted for this one file.
+    let host = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', ':']).next())
+        .unwrap_or_default()
+        .to_owned();
+    let client =
+        index_client(store, Some(host)).map_err(|e| RuntimeError::Fetch(format!("{file}: {e}")))?;
+    let pinned = DistFile {
+        file: file.into(),
+        url,
+        sha256: sha256.into(),
+        requires_python: None,
+        yanked: false,
+        has_metadata: false,
+    };
+    client
+        .fetch(&pinned)
+        .map_err(|e| RuntimeError::Fetch(format!("{file}: {e}")))?;
+    store.get_blob_to_file(sha256, &target)?;
+    Ok(())
+}
+
+fn index_client(
+    store: &Store,
+    trusted_host: Option<String>,
+) -> Result<Client, crate::python::PackageError> {
+    let options = PipIndexOptions {
+        trusted_hosts: trusted_host.into_iter().collect(),
+        ..PipIndexOptions::default()
+    };
+    let settings = IndexSettings::resolve(&|_| None, &[], &options)?;
+    Client::new(settings, store.clone(), false)
+}
+
+/// The URL of `file` of Debian source package `package` in release `suite`, as the host's
+/// apt finds it (in a private apt state: the host's is not touched) on the archive the host
+/// uses for its own release. The archive's signed index must give it the pinned sha256.
+fn debian_source_url(
+    package: &str,
+    suite: &str,
+    file: &str,
+    sha256: &str,
+    dir: &Path,
+) -> Result<String, RuntimeError> {
+    let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{package}: {e}"));
+    let apt = dir.join(".apt");
+    let parts = apt.join("sources");
+    for sub in [
+        &parts,
+        &apt.join("lists/partial"),
+        &apt.join("cache/archives/partial"),
+    ] {
+        fs::create_dir_all(sub).map_err(|e| fail(&e))?;
+    }
+    let archive = debian_archive().map_err(|e| fail(&e))?;
+    fs::write(
+        parts.join("wasmbuild.sources"),
+        format!(
+            "Types: deb-src\nURIs: {archive}\nSuites: {suite}\nComponents: main\n\
+             Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        ),
+    )
+    .map_err(|e| fail(&e))?;
+    let apt_get = |args: &[&str]| {
+        let output = Command::new("apt-get")
+            .arg("-q")
+            .arg("-o")
+            .arg("Dir::Etc::SourceList=/dev/null")
+            .arg("-o")
+            .arg(format!("Dir::Etc::SourceParts={}", parts.display()))
+            .arg("-o")
+            .arg(format!("Dir::State::Lists={}", apt.join("lists").display()))
+            .arg("-o")
+            .arg(format!("Dir::Cache={}", apt.join("cache").display()))
+            .args(["-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"])
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                fail(&format!(
+                    "cannot run apt-get (this host needs Debian's apt): {e}"
+                ))
+            })?;
+        if !output.status.success() {
+            return Err(fail(&format!(
+                "apt-get {} failed: {}",
+                args[0],
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    apt_get(&["update"])?;
+    let uris = apt_get(&[
+        "source",
+        "--print-uris",
+        "--only-source",
+        &format!("{package}/{suite}"),
+    ])?;
+    // 'URL' FILE SIZE SHA256:HEX
+    let (url, listed) = uris
+        .lines()
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            let url = words.next()?.strip_prefix('\'')?.strip_suffix('\'')?;
+            (words.next()? == file).then_some(())?;
+            let hash = words.nth(1)?.strip_prefix("SHA256:")?;
+            Some((url.to_owned(), hash.to_ascii_lowercase()))
+        })
+        .ok_or_else(|| fail(&format!("the source package in {suite} has no {file}")))?;
+    if listed != sha256 {
+        return Err(RuntimeError::DigestMismatch {
+            what: format!("{file} (as Debian's {suite} lists it)"),
+            expected: sha256.into(),
+            actual: listed,
+        });
+    }
+    Ok(url)
+}
+
+/// The address of the Debian archive the host's apt uses for the host's own release.
+fn debian_archive() -> Result<String, String> {
+    let release = fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let codename = release
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|c| c.trim_matches('"').to_owned())
+        .ok_or("this host is not a Debian release (no VERSION_CODENAME in /etc/os-release)")?;
+    let output = Command::new("apt-get")
+        .args(["indextargets", "--format", "$(RELEASE) $(REPO_URI)"])
+        .output()
+        .map_err(|e| format!("cannot run apt-get (this host needs Debian's apt): {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| {
+            let (release, uri) = l.split_once(' ')?;
+            (release == codename).then(|| uri.trim().to_owned())
+        })
+        .ok_or_else(|| format!("the host's apt names no archive of its release {codename}"))
+}
+
+/// The URL of the wheel `file` of `package` (`NAME==VERSION`) on the package index.
+fn wheel_url(package: &str, file: &str, store: &Store) -> Result<String, RuntimeError> {
+    let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{package}: {e}"));
+    let (name, version) = package
+        .split_once("==")
+        .ok_or_else(|| fail(&"a pypi input must be pinned as NAME==VERSION"))?;
+    pep440_rs::Version::from_str(version.trim()).map_err(|e| fail(&e))?;
+    let files = index_client(store, None)
+        .and_then(|client| client.project(name.trim()))
+        .map_err(|e| fail(&e))?;
+    files
+        .into_iter()
+        .find(|f| f.file == file)
+        .map(|f| f.url)
+        .ok_or_else(|| fail(&format!("the index has no {file}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// A recipe whose script is `script`, with one used file, no inputs.
+    fn recipe(dir: &Path, script: &str) -> Recipe {
+        fs::write(dir.join("build.sh"), script).unwrap();
+        fs::write(dir.join("used.txt"), "one").unwrap();
+        let mut recipe: Recipe = toml::from_str(
+            r#"
+            name = "demo"
+            version = "1.0"
+            commands = ["demo"]
+            [source]
+            kind = "script"
+            script = "build.sh"
+            uses = ["used.txt"]
+            inputs = []
+            module = "demo.wasm"
+            outputs = ["lib/data.txt"]
+            "#,
+        )
+        .unwrap();
+        recipe.dir = dir.to_owned();
+        recipe
+    }
+
+    const SCRIPT: &str = r#"set -eu
+echo "build.sh: writing"
+test -z "${CARGO:-}" || { echo "the host's environment leaked" >&2; exit 1; }
+mkdir -p "$WASMBUILD_OUT/lib"
+cat "$WASMBUILD_RECIPE_DIR/used.txt" > "$WASMBUILD_OUT/demo.wasm"
+echo "$PWD" | grep -q /build$
+echo data > "$WASMBUILD_OUT/lib/data.txt"
+echo ran >> "$WASMBUILD_RECIPE_DIR/runs"
+"#;
+
+    #[test]
+    fn a_script_build_is_kept_in_the_store_under_what_it_is_made_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let recipe = recipe(dir.path(), SCRIPT);
+        let steps = RefCell::new(Vec::new());
+        let report = |s: &str| steps.borrow_mut().push(s.to_owned());
+
+        let work = tempfile::tempdir().unwrap();
+        let built = build(&recipe, work.path(), &store, &report).unwrap();
+        assert_eq!(
+            fs::read_to_string(built.out.join("demo.wasm")).unwrap(),
+            "one"
+        );
+        assert_eq!(
+            fs::read_to_string(built.out.join("lib/data.txt")).unwrap(),
+            "data\n"
+        );
+        assert!(steps.borrow().contains(&"writing".to_owned()), "{steps:?}");
+
+        // Again: from the store, the script not run.
+        let work = tempfile::tempdir().unwrap();
+        let again = build(&recipe, work.path(), &store, &report).unwrap();
+        assert_eq!(again.identity, built.identity);
+        assert_eq!(
+            fs::read_to_string(again.out.join("demo.wasm")).unwrap(),
+            "one"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("runs")).unwrap(),
+            "ran\n"
+        );
+        assert!(steps.borrow().last().unwrap().contains("from the store"));
+
+        // A used file changed: another build.
+        fs::write(dir.path().join("used.txt"), "two").unwrap();
+        assert_ne!(identity(&recipe).unwrap(), built.identity);
+        let work = tempfile::tempdir().unwrap();
+        let changed = build(&recipe, work.path(), &store, &report).unwrap();
+        assert_eq!(
+            fs::read_to_string(changed.out.join("demo.wasm")).unwrap(),
+            "two"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("runs")).unwrap(),
+            "ran\nran\n"
+        );
+    }
+
+    #[test]
+    fn a_failing_script_or_a_missing_output_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let failing = recipe(
+            dir.path(),
+            "echo compiling; echo 'cc: no such file' >&2; exit 3\n",
+        );
+        let error = build(&failing, work.path(), &store, &|_| {})
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("build script of demo 1.0 failed"), "{error}");
+        assert!(
+            error.contains("compiling") && error.contains("cc: no such file"),
+            "{error}"
+        );
+
+        let work = tempfile::tempdir().unwrap();
+        let partial = recipe(dir.path(), "echo x > \"$WASMBUILD_OUT/demo.wasm\"\n");
+        let error = build(&partial, work.path(), &store, &|_| {})
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("left no lib/data.txt"), "{error}");
+        // Nothing was kept for a build that failed.
+        assert!(
+            store
+                .get_ref(&reference(&identity(&partial).unwrap()))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_stored_listing_cannot_write_outside_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let blob = store.put_blob(b"x").unwrap();
+        let listing = store
+            .put_blob(format!("{blob} ../escaped\n").as_bytes())
+            .unwrap();
+        store.set_ref(&reference("abc"), &listing).unwrap();
+        let out = dir.path().join("work/out");
+        assert!(restore(&store, "abc", &out).is_none());
+        assert!(!dir.path().join("work/escaped").exists());
+    }
+}
