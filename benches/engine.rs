@@ -2,7 +2,8 @@
 //! --image python`) on a CPU-bound script — integer loops, dicts, strings, recursion — and
 //! on `python -c pass`, whole processes, once per engine variation (`WASMBUILD_ENGINE`, see
 //! `sandbox::engine`), side by side with the host's native CPython 3.12 (else `python3`) on the
-//! same script.
+//! same script; then the interpreters with the default engine: the default image's 3.12
+//! and the 3.13 built here (runtimes/python@3.13), from its snapshot and started cold.
 //!
 //! Printed: a table of median wall times, each variation's ratio to the default engine and
 //! to native CPython. Each variation runs once untimed first (its code compiled into the
@@ -49,6 +50,26 @@ const VARIATIONS: &[(&str, &str)] = &[
     ("pooling allocator off", "pool=off"),
 ];
 
+/// The interpreters compared with the default engine: label, image, environment.
+const INTERPRETERS: &[(&str, &str, &[&str])] = &[
+    ("python 3.12.0 (the default image)", "python", &[]),
+    ("python 3.13.5, from its snapshot", "python:3.13", &[]),
+    (
+        "python 3.13.5, cold start",
+        "python:3.13",
+        // The allocator the snapshot fixed, named: such a run starts cold.
+        &["PYTHONMALLOC=pymalloc"],
+    ),
+];
+
+/// One measured configuration: engine settings, image, guest environment.
+struct Row {
+    label: &'static str,
+    settings: &'static str,
+    image: &'static str,
+    env: &'static [&'static str],
+}
+
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
@@ -70,11 +91,15 @@ fn time(command: &mut Command) -> Result<f64, String> {
     Ok(elapsed)
 }
 
-fn sandbox(settings: &str, code: &str) -> Command {
+fn sandbox(row: &Row, code: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmbuild"));
+    command.args(["exec", "--image", row.image]);
+    for pair in row.env {
+        command.args(["-e", pair]);
+    }
     command
-        .args(["exec", "--image", "python", "--", "python", "-c", code])
-        .env("WASMBUILD_ENGINE", settings);
+        .args(["--", "python", "-c", code])
+        .env("WASMBUILD_ENGINE", row.settings);
     command
 }
 
@@ -137,24 +162,35 @@ fn main() {
         show(&native_script),
         show(&native_pass)
     );
-    println!(
-        "{:<46} {:>11} {:>9} {:>9}   {:>11} {:>9}",
-        "engine", "script", "÷default", "÷native", "-c pass", "÷native"
-    );
-    // Every variation warmed (compiled) first, then the timed runs taken round-robin, so
-    // a slow moment of the machine falls on all of them alike.
+    let rows: Vec<Row> = VARIATIONS
+        .iter()
+        .map(|(label, settings)| Row {
+            label,
+            settings,
+            image: "python",
+            env: &[],
+        })
+        .chain(INTERPRETERS.iter().map(|(label, image, env)| Row {
+            label,
+            settings: "",
+            image,
+            env,
+        }))
+        .collect();
+    // Every row warmed (compiled, its bundle built) first, then the timed runs taken
+    // round-robin, so a slow moment of the machine falls on all of them alike.
     let mut scripts: Vec<Result<Vec<f64>, String>> = Vec::new();
     let mut passes: Vec<Result<Vec<f64>, String>> = Vec::new();
-    for (_, settings) in VARIATIONS {
-        let warm = time(&mut sandbox(settings, SCRIPT));
+    for row in &rows {
+        let warm = time(&mut sandbox(row, SCRIPT));
         scripts.push(warm.map(|_| Vec::new()));
-        passes.push(time(&mut sandbox(settings, "pass")).map(|_| Vec::new()));
+        passes.push(time(&mut sandbox(row, "pass")).map(|_| Vec::new()));
     }
     for _ in 0..runs {
-        for (i, (_, settings)) in VARIATIONS.iter().enumerate() {
+        for (i, row) in rows.iter().enumerate() {
             for (samples, code) in [(&mut scripts[i], SCRIPT), (&mut passes[i], "pass")] {
                 if let Ok(list) = samples {
-                    match time(&mut sandbox(settings, code)) {
+                    match time(&mut sandbox(row, code)) {
                         Ok(ms) => list.push(ms),
                         Err(e) => *samples = Err(e),
                     }
@@ -171,17 +207,30 @@ fn main() {
         (Ok(a), Some(b)) => format!("{:>8.2}×", a / b),
         _ => format!("{:>9}", "-"),
     };
-    for (((name, _), script), pass) in VARIATIONS.iter().zip(&scripts).zip(&passes) {
+    let heading = |first: &str| {
+        println!(
+            "{first:<46} {:>11} {:>9} {:>9}   {:>11} {:>9}",
+            "script", "÷default", "÷native", "-c pass", "÷native"
+        )
+    };
+    for (i, ((row, script), pass)) in rows.iter().zip(&scripts).zip(&passes).enumerate() {
+        if i == 0 {
+            heading("engine (python 3.12)");
+        } else if i == VARIATIONS.len() {
+            println!();
+            heading("interpreter (default engine)");
+        }
         match script {
             Ok(_) => println!(
-                "{name:<46} {} {} {}   {} {}",
+                "{:<46} {} {} {}   {} {}",
+                row.label,
                 show(script),
                 ratio(script, default_script),
                 ratio(script, native_script.as_ref().ok().copied()),
                 show(pass),
                 ratio(pass, native_pass.as_ref().ok().copied()),
             ),
-            Err(e) => println!("{name:<46} failed: {e}"),
+            Err(e) => println!("{:<46} failed: {e}", row.label),
         }
     }
 }

@@ -115,6 +115,8 @@ ac_cv_func_setgroups=no
 ac_cv_func_getgroups=no
 ac_cv_func_mmap=no
 EOF
+    # The source directory is given relative: configure's paths end up in the binary
+    # (getpath's VPATH).
     CONFIG_SITE=$PWD/config.site \
     PKG_CONFIG_LIBDIR=/nonexistent \
     OPT="-DNDEBUG -O3 -Wall" \
@@ -122,7 +124,6 @@ EOF
     ZLIB_CFLAGS="-I$sysroot/include" ZLIB_LIBS="-L$sysroot/lib -lz" \
     BZIP2_CFLAGS="-I$sysroot/include" BZIP2_LIBS="-L$sysroot/lib -lbz2" \
     LIBS="-L$sysroot/lib -lwasinetdb" \
-    # A relative source directory: configure's paths end up in the binary (getpath's VPATH).
     "../${src##*/}/configure" --host=wasm32-wasip1 --build="$("$src/config.guess")" \
         --with-build-python="$work/native/python" --prefix="$prefix" \
         --disable-test-modules --without-ensurepip --with-pymalloc \

@@ -43,8 +43,8 @@ static int from_snapshot = 0;
 /* Modules a start-up and common programs import, frozen into the binary or read from the
  * standard library zip, imported here so the snapshot holds them; and the zip's directory,
  * parsed in Python by zipimport, kept in its cache. The path machinery the main phase
- * installs is installed for this and taken away again, so the main phase finds the state
- * it expects. None of these modules keeps anything of its process but `os.environ`
+ * installs (and `sys.path`, which the core does not have) is set up for this and taken
+ * away again, so the main phase finds the state it expects. None of these modules keeps anything of its process but `os.environ`
  * (which `main` refills); modules that do (`site`, `warnings` with its `-W` options,
  * `random` with its seed, `locale`) must not be imported, and a snapshot that imported
  * one is refused when it is made. */
@@ -53,7 +53,7 @@ static const char warm_code[] =
     "_bootstrap._install_external_importers()\n"
     "import _frozen_importlib_external as _external\n"
     "sys.path_hooks.insert(0, zipimport.zipimporter)\n"
-    "sys.path[:] = ['" WASMBUILD_STDLIB_ZIP "']\n"
+    "sys.path = ['" WASMBUILD_STDLIB_ZIP "']\n"
     "for _name in ('codecs', 'io', 'abc', 'stat', 'posixpath', 'genericpath', 'os',\n"
     "        '_collections_abc', '_sitebuiltins', 'encodings', 'encodings.aliases',\n"
     "        'encodings.utf_8', 'encodings.utf_8_sig', 'linecache', 're', 'enum',\n"
@@ -66,7 +66,7 @@ static const char warm_code[] =
     "_kept = {'site', 'warnings', 'random', 'locale'} & set(sys.modules)\n"
     "if _kept:\n"
     "    raise SystemError(f'the snapshot would keep {sorted(_kept)}')\n"
-    "sys.path[:] = []\n"
+    "del sys.path\n"
     "sys.path_hooks[:] = []\n"
     "sys.meta_path[:] = [f for f in sys.meta_path if f is not _external.PathFinder]\n"
     "sys.path_importer_cache.clear()\n";

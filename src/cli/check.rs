@@ -392,19 +392,12 @@ fn runtime_need(
         need.version = Some(version);
         return Ok(need);
     }
-    if let Ok(recipe) = Recipe::load(recipes, name)
-        && runtimes.find(name, None)?.is_none()
-    {
-        let request_matches = request == "latest"
-            || recipe.version == request
-            || recipe
-                .version
-                .starts_with(&format!("{}.", request.trim_end_matches(".x")));
-        if request_matches {
-            need.status = "buildable";
-            need.version = Some(recipe.version);
-            return Ok(need);
-        }
+    // A recipe of that version (`runtimes/<name>` or `runtimes/<name>@<version>`) is built
+    // when the build starts.
+    if let Ok(Some(recipe)) = Recipe::find(recipes, name, Some(request)) {
+        need.status = "buildable";
+        need.version = Some(recipe.version);
+        return Ok(need);
     }
     for bundle in runtimes.names()? {
         for version in runtimes.versions(&bundle)? {

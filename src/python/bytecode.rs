@@ -90,6 +90,7 @@ pub fn provide(
         command: "python3",
         guest_root: target.guest_root,
         invalidation: Invalidation::CheckedHash,
+        context: &[],
         strict: false,
         deadline: runner.deadline,
         cancel: runner.cancel.clone(),

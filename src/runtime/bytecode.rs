@@ -28,6 +28,10 @@ pub struct Compile<'a> {
     /// code object names its source's real path.
     pub guest_root: &'a str,
     pub invalidation: Invalidation,
+    /// Files of the bundle the interpreter needs beside the sources (its standard library,
+    /// when the module does not embed it): (path below the root, host file), placed in the
+    /// private directory first.
+    pub context: &'a [(String, std::path::PathBuf)],
     /// Whether a source that does not compile fails the whole compile (else it is skipped).
     pub strict: bool,
     pub deadline: Option<Instant>,
@@ -52,6 +56,14 @@ impl Compile<'_> {
         let io = |e: std::io::Error| RuntimeError::Io(format!("{}: {e}", scratch.path().display()));
         let root =
             Dir::open_ambient_dir(scratch.path(), cap_std::ambient_authority()).map_err(io)?;
+        for (path, file) in self.context {
+            if let Some((dir, _)) = path.rsplit_once('/') {
+                root.create_dir_all(dir).map_err(io)?;
+            }
+            let bytes = std::fs::read(file)
+                .map_err(|e| RuntimeError::Io(format!("{}: {e}", file.display())))?;
+            root.write(path.as_str(), bytes).map_err(io)?;
+        }
         for (path, bytes) in &sources {
             if let Some((dir, _)) = path.rsplit_once('/') {
                 root.create_dir_all(dir).map_err(io)?;
@@ -136,6 +148,7 @@ pub(super) fn for_recipe(
     module: &LoadedModule,
     recipe: &Recipe,
     command: &str,
+    context: &[(String, std::path::PathBuf)],
 ) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
     let mut sources = Vec::new();
     for (path, file) in &recipe.files {
@@ -152,6 +165,7 @@ pub(super) fn for_recipe(
         command,
         guest_root: &format!("{RUNTIMES_DIR}/{}", recipe.name),
         invalidation: Invalidation::UncheckedHash,
+        context,
         strict: true,
         deadline: None,
         cancel: None,

@@ -602,7 +602,8 @@ impl Runtimes {
                 "compiling the Python files of {} to bytecode",
                 recipe.name
             ));
-            for (path, bytes) in bytecode::for_recipe(sandbox, &loaded, recipe, command)? {
+            for (path, bytes) in bytecode::for_recipe(sandbox, &loaded, recipe, command, &outputs)?
+            {
                 let sha256 = self.store.put_blob(&bytes)?;
                 files.push(BundleFile {
                     path,
@@ -803,4 +804,59 @@ fn describe(problems: &[installed::Tampered]) -> String {
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bundle whose `python` command has a snapshot made from `from`.
+    fn bundle(from: &str) -> InstalledBundle {
+        let file = |path: &str, sha256: &str| BundleFile {
+            path: path.into(),
+            sha256: sha256.into(),
+            size: 1,
+        };
+        let manifest = BundleManifest {
+            name: "python".into(),
+            version: "3.13.5".into(),
+            description: String::new(),
+            commands: [(
+                "python".to_owned(),
+                CommandSpec {
+                    module: "bin/python.wasm".into(),
+                    snapshot: Some(bundle::SnapshotSpec {
+                        module: "bin/python.snapshot.wasm".into(),
+                        from: from.into(),
+                        kind: recipe::SnapshotKind::Python,
+                    }),
+                },
+            )]
+            .into(),
+            env: BTreeMap::new(),
+            path_env: BTreeMap::new(),
+            files: vec![
+                file("bin/python.snapshot.wasm", &"b".repeat(64)),
+                file("bin/python.wasm", &"a".repeat(64)),
+            ],
+            built_from: None,
+        };
+        manifest.validate().unwrap();
+        InstalledBundle {
+            manifest,
+            digest: "c".repeat(64),
+            dir: PathBuf::from("/bundles/c"),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_offered_only_for_the_module_it_was_made_from() {
+        let matching = bundle(&"a".repeat(64));
+        let (path, digest, kind) = matching.snapshot("python").unwrap();
+        assert_eq!(path, PathBuf::from("/bundles/c/bin/python.snapshot.wasm"));
+        assert_eq!(digest, "b".repeat(64));
+        assert_eq!(kind, recipe::SnapshotKind::Python);
+        assert!(bundle(&"d".repeat(64)).snapshot("python").is_none());
+        assert!(bundle(&"a".repeat(64)).snapshot("pip").is_none());
+    }
 }

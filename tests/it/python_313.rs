@@ -1,0 +1,200 @@
+//! CPython 3.13, built here from its pinned sources (runtimes/python@3.13), beside the
+//! default 3.12: asked for by `--image python:3.13` and `runtime-versions`, and started
+//! from its pre-initialised snapshot whenever that gives what a cold start gives.
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use crate::common::{ensure_bundle, succeeded, wasmbuild};
+
+const IMAGE: &str = "python:3.13";
+
+/// `wasmbuild exec --image python:3.13 --src SRC -e … -- python3 ARGS`.
+fn python(src: &Path, env: &[&str], args: &[&str]) -> Output {
+    ensure_bundle("base");
+    ensure_bundle(IMAGE);
+    let mut command = wasmbuild();
+    command.args(["exec", "--image", IMAGE, "--src"]).arg(src);
+    for pair in env {
+        command.args(["-e", pair]);
+    }
+    command
+        .arg("--")
+        .arg("python3")
+        .args(args)
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .expect("run wasmbuild exec")
+}
+
+#[test]
+fn python_3_13_runs_beside_3_12_with_its_standard_library() {
+    let src = tempfile::tempdir().unwrap();
+    let out = python(
+        src.path(),
+        &[],
+        &[
+            "-c",
+            "import sys, zlib, bz2, socket, json, decimal, hashlib, xml.etree.ElementTree as t\n\
+             data = b'wasmbuild' * 100\n\
+             assert zlib.decompress(zlib.compress(data)) == data\n\
+             assert bz2.decompress(bz2.compress(data)) == data\n\
+             try:\n    socket.getaddrinfo('example.com', 80)\nexcept OSError as e:\n    print('no network:', type(e).__name__)\n\
+             print(sys.version.split()[0], sys.prefix, hashlib.sha256(data).hexdigest()[:12])",
+        ],
+    );
+    assert_eq!(
+        succeeded(&out),
+        "no network: gaierror\n3.13.5 /opt/runtimes/python 3bdde8d6af2f\n"
+    );
+    // The default python is still 3.12.
+    ensure_bundle("python");
+    let out = wasmbuild()
+        .args(["exec", "--image", "python", "--src"])
+        .arg(src.path())
+        .args([
+            "--",
+            "python3",
+            "-c",
+            "import sys; print(sys.version_info[:2])",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(succeeded(&out), "(3, 12)\n");
+}
+
+/// What a run can observe of how its interpreter started.
+const PROBE: &str = r#"
+import os, sys, locale, time, io
+import warnings
+print("argv", sys.argv)
+print("flags", {k: getattr(sys.flags, k) for k in dir(sys.flags) if not k.startswith("_") and k not in ("count", "index", "n_fields", "n_sequence_fields", "n_unnamed_fields")})
+print("path", sys.path)
+print("environ", sorted((k, v) for k, v in os.environ.items() if k != "PYTHONMALLOC"))
+print("stdout", sys.stdout.encoding, sys.stdout.errors, sys.stdout.line_buffering, type(sys.stdout.buffer).__name__)
+print("stdin", sys.stdin.encoding, sys.stderr.errors)
+print("site", "site" in sys.modules, "sitecustomize" in sys.modules)
+print("warnoptions", sys.warnoptions, warnings.filters[:2])
+print("cwd", os.getcwd())
+print("prefix", sys.prefix, sys.exec_prefix, sys.executable, sys.platlibdir)
+print("encodings", sys.getfilesystemencoding(), sys.getfilesystemencodeerrors(), locale.getpreferredencoding(False))
+print("bytecode", sys.dont_write_bytecode, sys.pycache_prefix)
+print("os", os.__file__, os.path.__name__)
+print("time", time.tzname)
+print("main", __name__, sorted(k for k in globals() if not k.startswith("__")))
+"#;
+
+#[test]
+fn a_run_from_the_snapshot_observes_what_a_cold_start_observes() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("probe.py"), PROBE).unwrap();
+    fs::create_dir(src.path().join("extra")).unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &["probe.py"]),
+        (&[], &["-c", PROBE]),
+        (&[], &["-u", "probe.py", "-O", "-X", "dev"]),
+        (&[], &["-S", "probe.py"]),
+        (&[], &["-I", "probe.py"]),
+        (&[], &["-B", "-E", "-s", "probe.py"]),
+        (
+            &[],
+            &["-W", "error::DeprecationWarning", "-Wignore", "probe.py"],
+        ),
+        (
+            &[
+                "PYTHONUNBUFFERED=1",
+                "PYTHONIOENCODING=latin-1:replace",
+                "PYTHONDONTWRITEBYTECODE=1",
+                "PYTHONPATH=/codebuild/output/src/extra",
+                "PYTHONWARNINGS=always",
+                "LANG=C.UTF-8",
+                "TZ=Europe/Paris",
+                "HOME=/root",
+            ],
+            &["probe.py", "one", "two"],
+        ),
+    ];
+    for (env, args) in cases {
+        let from_snapshot = succeeded(&python(src.path(), env, args));
+        // PYTHONMALLOC names the allocator the core fixed (pymalloc is the default one):
+        // this run starts cold.
+        let mut cold_env = env.to_vec();
+        cold_env.push("PYTHONMALLOC=pymalloc");
+        let cold = succeeded(&python(src.path(), &cold_env, args));
+        assert_eq!(from_snapshot, cold, "{env:?} {args:?}");
+        assert!(from_snapshot.contains("argv"), "{from_snapshot}");
+    }
+}
+
+#[test]
+fn runs_start_from_the_snapshot_whose_strings_hash_as_with_seed_zero() {
+    let src = tempfile::tempdir().unwrap();
+    let hash = |env: &[&str]| {
+        succeeded(&python(
+            src.path(),
+            env,
+            &["-c", "print(hash('wasmbuild'))"],
+        ))
+    };
+    // The reference: a cold start with PYTHONHASHSEED=0.
+    let seed_zero = hash(&["PYTHONHASHSEED=0", "PYTHONMALLOC=pymalloc"]);
+    // A run that starts from the snapshot hashes with the snapshot's secret.
+    assert_eq!(hash(&[]), seed_zero);
+    assert_eq!(hash(&["PYTHONPATH=/tmp"]), seed_zero);
+    // Cold starts with a random secret (asking for one starts cold).
+    let random = [
+        hash(&["PYTHONHASHSEED=random"]),
+        hash(&["PYTHONMALLOC=pymalloc"]),
+    ];
+    assert!(
+        random.iter().any(|h| *h != seed_zero),
+        "{random:?} {seed_zero}"
+    );
+}
+
+#[test]
+fn a_build_asks_for_python_3_13_and_is_told_pip_is_3_12s() {
+    ensure_bundle("base");
+    ensure_bundle(IMAGE);
+    let src = tempfile::tempdir().unwrap();
+    fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.13\n  build:\n    commands:\n      - python3 -c 'import sys; print(\"running\", sys.version_info[:2])'\n      - pip install attrs\n",
+    )
+    .unwrap();
+    let out = wasmbuild()
+        .args(["run", "--src"])
+        .arg(src.path())
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("running (3, 13)"), "{log}");
+    assert!(
+        log.contains("installing packages is supported for python 3.12 only so far"),
+        "{log}"
+    );
+    assert_ne!(out.status.code(), Some(0), "{log}");
+}
+
+#[test]
+fn building_the_bundle_again_takes_the_build_from_the_store_and_gives_the_same_bundle() {
+    ensure_bundle(IMAGE);
+    let reference = crate::common::store_dir().join("refs/bundle-versions/python/3.13.5");
+    let before = fs::read_to_string(&reference).unwrap();
+    let out = wasmbuild()
+        .args(["runtime", "build", IMAGE])
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("taking the build of python 3.13.5 from the store"),
+        "{stderr}"
+    );
+    // Bytecode and snapshot made again, byte for byte the same.
+    assert_eq!(fs::read_to_string(&reference).unwrap(), before);
+}
