@@ -63,7 +63,7 @@ pub enum ImageError {
         built: Vec<String>,
         buildable: Vec<String>,
     },
-    #[error("image {name}{} is not in the store; build it with `wasmbuild runtime build {name}`", version.as_deref().map(|v| format!(":{v}")).unwrap_or_default())]
+    #[error("image {name}{version} is not in the store; build it with `wasmbuild runtime build {name}{version}`", version = version.as_deref().map(|v| format!(":{v}")).unwrap_or_default())]
     NotBuilt {
         name: String,
         version: Option<String>,
@@ -127,7 +127,12 @@ impl Image {
         recipes_dir: &std::path::Path,
     ) -> Result<Image, ImageError> {
         let ImageSpec { name, version } = ImageSpec::parse(spec)?;
-        let Some(digest) = runtimes.find(name, version)? else {
+        // A version is read as `runtime-versions` reads it: `3.13` is the newest 3.13.x.
+        let found = match version {
+            None => runtimes.find(name, None)?,
+            Some(version) => runtimes.resolve_version(name, version)?.map(|(_, d)| d),
+        };
+        let Some(digest) = found else {
             let buildable = Recipe::available(recipes_dir);
             if buildable.iter().any(|b| b == name) {
                 return Err(ImageError::NotBuilt {

@@ -86,6 +86,17 @@ mv getaddrinfo.c "$src/Modules/getaddrinfo.c"
 # No build date in the binary (zig's clang also refuses __DATE__).
 { printf '#define DATE "Jan  1 1980"\n#define TIME "00:00:00"\n'; cat "$src/Modules/getbuildinfo.c"; } >getbuildinfo.c
 mv getbuildinfo.c "$src/Modules/getbuildinfo.c"
+# The snapshot starts the codec registry in the core phase (wasmbuild_main.c); the main
+# phase then finds it started.
+sed -i 's/^    interp->codecs.search_path = PyList_New(0);$/    if (interp->codecs.initialized) {\n        return PyStatus_Ok();\n    }\n&/' \
+    "$src/Python/codecs.c"
+grep -q "if (interp->codecs.initialized)" "$src/Python/codecs.c"
+# The standard library is only a zip, which getpath's landmarks (lib/python3.13/os.py, the
+# lib-dynload directory) do not count: it would warn at every start, then use PREFIX, which
+# is right.
+sed -i "s/^\( *\)warn('Could not find platform \(in\)\{0,1\}dependent libraries <\(exec_\)\{0,1\}prefix>')$/\1pass/" \
+    "$src/Modules/getpath.py"
+if grep -q "Could not find platform" "$src/Modules/getpath.py"; then exit 1; fi
 # The program: CPython's main plus the snapshot's entry point.
 cp "$recipe/wasmbuild_main.c" "$src/Programs/python.c"
 

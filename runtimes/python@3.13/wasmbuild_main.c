@@ -23,8 +23,9 @@ int main(int argc, char **argv) {
 #include <stdlib.h>
 #include <string.h>
 
-/* wasi-libc's start-up, which `_start` ran for the snapshot's process, not for this one. */
-void __wasm_call_ctors(void);
+/* wasi-libc's start-up. The snapshot's initialisation runs only what CPython needs of it;
+ * the constructors (`__wasm_call_ctors`) are left to each run's `_start`, which runs them
+ * once: mimalloc's, run twice, writes a stray newline to stderr. */
 void __wasilibc_reset_preopens(void);
 void __wasilibc_populate_preopens(void);
 void __wasilibc_deinitialize_environ(void);
@@ -36,9 +37,11 @@ static int from_snapshot = 0;
 
 /* Where the bundle keeps the standard library (configure's --prefix is the bundle's
  * mount point). */
-#ifndef WASMBUILD_STDLIB_ZIP
-#define WASMBUILD_STDLIB_ZIP "/opt/runtimes/python/lib/python313.zip"
-#endif
+#define WASMBUILD_PREFIX "/opt/runtimes/python"
+#define WASMBUILD_STDLIB_ZIP WASMBUILD_PREFIX "/lib/python313.zip"
+/* What the main phase sets `sys._stdlib_dir` to: frozen modules take their `__file__`
+ * from it. */
+#define WASMBUILD_STDLIB_DIR WASMBUILD_PREFIX "/lib/python3.13"
 
 /* Modules a start-up and common programs import, frozen into the binary or read from the
  * standard library zip, imported here so the snapshot holds them; and the zip's directory,
@@ -48,19 +51,25 @@ static int from_snapshot = 0;
  * (which `main` refills); modules that do (`site`, `warnings` with its `-W` options,
  * `random` with its seed, `locale`) must not be imported, and a snapshot that imported
  * one is refused when it is made. */
-static const char warm_code[] =
+static const char warm_paths[] =
     "import sys, zipimport, _frozen_importlib as _bootstrap\n"
     "_bootstrap._install_external_importers()\n"
     "import _frozen_importlib_external as _external\n"
     "sys.path_hooks.insert(0, zipimport.zipimporter)\n"
     "sys.path = ['" WASMBUILD_STDLIB_ZIP "']\n"
+    "sys._stdlib_dir = '" WASMBUILD_STDLIB_DIR "'\n";
+
+static const char warm_modules[] =
+    /* What the main phase sets (`init_set_builtins_open`), and modules capture. */
+    "import builtins, io\n"
+    "builtins.open = io.open\n"
     "for _name in ('codecs', 'io', 'abc', 'stat', 'posixpath', 'genericpath', 'os',\n"
     "        '_collections_abc', '_sitebuiltins', 'encodings', 'encodings.aliases',\n"
     "        'encodings.utf_8', 'encodings.utf_8_sig', 'linecache', 're', 'enum',\n"
     "        'functools', 'collections', 'types', 'operator', 'keyword', 'contextlib',\n"
     "        'reprlib', 'runpy', 'importlib.util', 'importlib.machinery', 'tokenize',\n"
     "        'token', 'copyreg', 'weakref', 'textwrap', 'string', 'dataclasses',\n"
-    "        'inspect', 'typing', 'argparse', 'fnmatch', 'shutil', 'ast', 'dis', 'json',\n"
+    "        'inspect', 'typing', 'fnmatch', 'shutil', 'ast', 'dis', 'json',\n"
     "        'struct', 'datetime', 'base64', 'hashlib'):\n"
     "    __import__(_name)\n"
     "_kept = {'site', 'warnings', 'random', 'locale'} & set(sys.modules)\n"
@@ -71,25 +80,39 @@ static const char warm_code[] =
     "sys.meta_path[:] = [f for f in sys.meta_path if f is not _external.PathFinder]\n"
     "sys.path_importer_cache.clear()\n";
 
-/* Runs `warm_code` in a namespace of its own (not `__main__`'s). */
+/* CPython's own, internal: the codec registry, which the main phase starts (build.sh makes
+ * a second start a no-op), and which the modules above need. It imports `encodings`. */
+PyStatus _PyCodec_InitRegistry(PyInterpreterState *interp);
+
+/* Runs the warm-up in a namespace of its own (not `__main__`'s). */
 static int warm(void) {
     PyObject *globals = PyDict_New();
     if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
         Py_XDECREF(globals);
         return -1;
     }
-    PyObject *result = PyRun_String(warm_code, Py_file_input, globals, globals);
-    Py_DECREF(globals);
-    if (result == NULL) {
-        return -1;
+    int result = -1;
+    PyObject *done = PyRun_String(warm_paths, Py_file_input, globals, globals);
+    if (done != NULL) {
+        Py_DECREF(done);
+        PyStatus status = _PyCodec_InitRegistry(PyInterpreterState_Get());
+        if (PyStatus_Exception(status)) {
+            Py_DECREF(globals);
+            Py_ExitStatusException(status);
+        }
+        done = PyRun_String(warm_modules, Py_file_input, globals, globals);
+        if (done != NULL) {
+            Py_DECREF(done);
+            result = 0;
+        }
     }
-    Py_DECREF(result);
-    return 0;
+    Py_DECREF(globals);
+    return result;
 }
 
 __attribute__((export_name("wizer-initialize")))
 void wasmbuild_initialize(void) {
-    __wasm_call_ctors();
+    __wasilibc_populate_preopens();
     __wasilibc_initialize_environ();
     PyConfig config;
     PyConfig_InitPythonConfig(&config);

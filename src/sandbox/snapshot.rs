@@ -2,8 +2,10 @@
 //! and the memory and globals of that process written out as a new module, so a run of
 //! it starts where the initialisation ended. The initialising process sees one directory
 //! read-only (the bundle, where guests see it), the environment it is given, and nothing
-//! else of the host; its clocks are virtual and its randomness seeded, so the same module
-//! and files give the same snapshot bytes on every machine.
+//! else of the host; its clocks are virtual, its randomness seeded, and the files it sees
+//! have no times, devices or inode numbers, so the same module and files give the same
+//! snapshot bytes on every machine (freed memory keeps what the initialisation read: a
+//! file's `stat` too).
 
 use std::path::Path;
 
@@ -47,9 +49,16 @@ pub fn make(
     }
     .configure(&mut wasi);
     let mut store = Store::new(&engine, wasi.build_p1());
-    let instance = linker
+    let originals = Originals::default();
+    let scrubbing = scrubbing(&linker, &originals).map_err(|e| format!("{e:#}"))?;
+    let instance = scrubbing
         .instantiate(&mut store, &module)
         .map_err(|e| format!("{e:#}"))?;
+    if let Some(memory) = instance.get_memory(&mut store, "memory") {
+        originals
+            .link(&engine, &linker, &mut store, memory)
+            .map_err(|e| format!("{e:#}"))?;
+    }
     instance
         .get_typed_func::<(), ()>(&mut store, init)
         .and_then(|f| f.call(&mut store, ()))
@@ -63,6 +72,120 @@ pub fn make(
     };
     futures::executor::block_on(wizer.snapshot(&context, &mut state))
         .map_err(|e| format!("cannot write the snapshot: {e:#}"))
+}
+
+const WASI: &str = "wasi_snapshot_preview1";
+
+/// Offsets in a preview1 `filestat` of what differs between two copies of the same files:
+/// `dev`, `ino`, `atim`, `mtim`, `ctim`.
+const FILESTAT_HOST_FIELDS: [usize; 5] = [0, 8, 40, 48, 56];
+
+/// WASI's originals called from a module that has the guest's memory: a WASI function
+/// reads the memory of the instance that calls it.
+const INTERPOSER: &str = r#"
+(module
+  (import "guest" "memory" (memory 0))
+  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fstat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $pstat (param i32 i32 i32 i32 i32) (result i32)))
+  (export "memory" (memory 0))
+  (func (export "fd_filestat_get") (param i32 i32) (result i32)
+    (call $fstat (local.get 0) (local.get 1)))
+  (func (export "path_filestat_get") (param i32 i32 i32 i32 i32) (result i32)
+    (call $pstat (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4))))"#;
+
+type FdStat = wasmtime::TypedFunc<(i32, i32), i32>;
+type PathStat = wasmtime::TypedFunc<(i32, i32, i32, i32, i32), i32>;
+
+/// The originals, through the interposer; set once the guest's memory exists.
+#[derive(Default, Clone)]
+struct Originals(std::sync::Arc<std::sync::OnceLock<(FdStat, PathStat)>>);
+
+impl Originals {
+    fn get(&self) -> wasmtime::Result<&(FdStat, PathStat)> {
+        self.0
+            .get()
+            .ok_or_else(|| wasmtime::Error::msg("WASI stat called before the module was ready"))
+    }
+
+    /// Instantiates the interposer over `memory` and the unshadowed functions of `wasi`.
+    fn link(
+        &self,
+        engine: &Engine,
+        wasi: &Linker<WasiP1Ctx>,
+        store: &mut Store<WasiP1Ctx>,
+        memory: wasmtime::Memory,
+    ) -> wasmtime::Result<()> {
+        let module = Module::new(engine, INTERPOSER)?;
+        let mut imports: Vec<wasmtime::Extern> = vec![memory.into()];
+        for name in ["fd_filestat_get", "path_filestat_get"] {
+            imports.push(wasi.get(&mut *store, WASI, name)?);
+        }
+        let instance = Instance::new(&mut *store, &module, &imports)?;
+        let fd = instance.get_typed_func(&mut *store, "fd_filestat_get")?;
+        let path = instance.get_typed_func(&mut *store, "path_filestat_get")?;
+        let _ = self.0.set((fd, path));
+        Ok(())
+    }
+}
+
+/// `linker` with `fd_filestat_get` and `path_filestat_get` replaced by the originals
+/// followed by zeroing what identifies the host's copy of a file.
+fn scrubbing(
+    wasi: &Linker<WasiP1Ctx>,
+    originals: &Originals,
+) -> wasmtime::Result<Linker<WasiP1Ctx>> {
+    let mut linker = wasi.clone();
+    linker.allow_shadowing(true);
+    let fd_originals = originals.clone();
+    linker.func_wrap(
+        WASI,
+        "fd_filestat_get",
+        move |mut caller: wasmtime::Caller<'_, WasiP1Ctx>, fd: i32, buf: i32| {
+            let errno = fd_originals.get()?.0.call(&mut caller, (fd, buf))?;
+            scrub(&mut caller, errno, buf)
+        },
+    )?;
+    let path_originals = originals.clone();
+    linker.func_wrap(
+        WASI,
+        "path_filestat_get",
+        move |mut caller: wasmtime::Caller<'_, WasiP1Ctx>,
+              fd: i32,
+              flags: i32,
+              path: i32,
+              len: i32,
+              buf: i32| {
+            let errno = path_originals
+                .get()?
+                .1
+                .call(&mut caller, (fd, flags, path, len, buf))?;
+            scrub(&mut caller, errno, buf)
+        },
+    )?;
+    Ok(linker)
+}
+
+fn scrub(
+    caller: &mut wasmtime::Caller<'_, WasiP1Ctx>,
+    errno: i32,
+    buf: i32,
+) -> wasmtime::Result<i32> {
+    if errno != 0 {
+        return Ok(errno);
+    }
+    let memory = caller
+        .get_export("memory")
+        .and_then(wasmtime::Extern::into_memory)
+        .ok_or_else(|| wasmtime::Error::msg("the module exports no memory"))?;
+    let data = memory.data_mut(&mut *caller);
+    for offset in FILESTAT_HOST_FIELDS {
+        let at = buf as u32 as usize + offset;
+        data.get_mut(at..at + 8)
+            .ok_or_else(|| wasmtime::Error::msg("filestat out of bounds"))?
+            .fill(0);
+    }
+    Ok(0)
 }
 
 /// What wizer reads of the initialised process.
