@@ -90,16 +90,16 @@ pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
         };
         // A version request finds the recipe's exact version; none, the default bundle.
         let built = runtimes.find(name, version.map(|_| recipe.version.as_str()))?;
+        let bundle = match version {
+            Some(_) => format!("{name} {}", recipe.version),
+            None => name.to_owned(),
+        };
         match built {
-            None => eprintln!(
-                "wasmbuild: bundle {name} {} is not in the store yet; building it",
-                recipe.version
-            ),
+            None => eprintln!("wasmbuild: bundle {bundle} is not in the store yet; building it"),
             // Built from this recipe as it is now: nothing to do.
             Some(digest) if runtimes.is_current(&digest, &recipe)? => continue,
             Some(_) => eprintln!(
-                "wasmbuild: bundle {name} {} in the store was built from an older recipe; building it again",
-                recipe.version
+                "wasmbuild: bundle {bundle} in the store was built from an older recipe; building it again"
             ),
         }
         super::runtime::build_recipe(ctx, &recipe)?;

@@ -164,7 +164,7 @@ fn a_build_asks_for_python_3_13_and_is_told_pip_is_3_12s() {
     )
     .unwrap();
     let out = wasmbuild()
-        .args(["run", "--src"])
+        .arg("run")
         .arg(src.path())
         .timeout(std::time::Duration::from_secs(300))
         .output()
