@@ -476,31 +476,20 @@ echo ran >> "$WASMBUILD_RECIPE_DIR/runs"
         let recipe = recipe(dir.path(), SCRIPT);
         let steps = RefCell::new(Vec::new());
         let report = |s: &str| steps.borrow_mut().push(s.to_owned());
+        let read = |path: PathBuf| fs::read_to_string(path).unwrap();
 
         let work = tempfile::tempdir().unwrap();
         let built = build(&recipe, work.path(), &store, &report).unwrap();
-        assert_eq!(
-            fs::read_to_string(built.out.join("demo.wasm")).unwrap(),
-            "one"
-        );
-        assert_eq!(
-            fs::read_to_string(built.out.join("lib/data.txt")).unwrap(),
-            "data\n"
-        );
+        assert_eq!(read(built.out.join("demo.wasm")), "one");
+        assert_eq!(read(built.out.join("lib/data.txt")), "data\n");
         assert!(steps.borrow().contains(&"writing".to_owned()), "{steps:?}");
 
         // Again: from the store, the script not run.
         let work = tempfile::tempdir().unwrap();
         let again = build(&recipe, work.path(), &store, &report).unwrap();
         assert_eq!(again.identity, built.identity);
-        assert_eq!(
-            fs::read_to_string(again.out.join("demo.wasm")).unwrap(),
-            "one"
-        );
-        assert_eq!(
-            fs::read_to_string(dir.path().join("runs")).unwrap(),
-            "ran\n"
-        );
+        assert_eq!(read(again.out.join("demo.wasm")), "one");
+        assert_eq!(read(dir.path().join("runs")), "ran\n");
         assert!(steps.borrow().last().unwrap().contains("from the store"));
 
         // A used file changed: another build.
@@ -508,14 +497,8 @@ echo ran >> "$WASMBUILD_RECIPE_DIR/runs"
         assert_ne!(identity(&recipe).unwrap(), built.identity);
         let work = tempfile::tempdir().unwrap();
         let changed = build(&recipe, work.path(), &store, &report).unwrap();
-        assert_eq!(
-            fs::read_to_string(changed.out.join("demo.wasm")).unwrap(),
-            "two"
-        );
-        assert_eq!(
-            fs::read_to_string(dir.path().join("runs")).unwrap(),
-            "ran\nran\n"
-        );
+        assert_eq!(read(changed.out.join("demo.wasm")), "two");
+        assert_eq!(read(dir.path().join("runs")), "ran\nran\n");
     }
 
     #[test]
