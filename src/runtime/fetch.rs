@@ -99,15 +99,8 @@ pub fn fetch_module(
 /// the store; returns its bytes and file name.
 fn fetch_wheel(package: &str, store: &Store) -> Result<(Vec<u8>, String), RuntimeError> {
     let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{package}: {e}"));
-    let (name, version) = package
-        .split_once("==")
-        .map(|(n, v)| (n.trim(), v.trim()))
-        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
-        .ok_or_else(|| fail(&"a pypi source must be pinned as NAME==VERSION"))?;
-    let wanted = pep440_rs::Version::from_str(version).map_err(|e| fail(&e))?;
-    let settings = IndexSettings::resolve(&|_| None, &[], &PipIndexOptions::default())
-        .map_err(|e| fail(&e))?;
-    let client = Client::new(settings, store.clone(), false).map_err(|e| fail(&e))?;
+    let (name, wanted) = split_pin(package).map_err(|e| fail(&e))?;
+    let client = index_client(store, None).map_err(|e| fail(&e))?;
     let files = client.project(name).map_err(|e| fail(&e))?;
     let normalized = normalize_name(name);
     let wheels: Vec<&DistFile> = files
@@ -133,6 +126,31 @@ fn fetch_wheel(package: &str, store: &Store) -> Result<(Vec<u8>, String), Runtim
         .ok_or_else(|| fail(&"the index has no wheel of this version"))?;
     let bytes = client.read(*wheel).map_err(|e| fail(&e))?;
     Ok((bytes, wheel.file.clone()))
+}
+
+/// `NAME==VERSION` of a package pinned in a recipe: the name and the version.
+pub(super) fn split_pin(package: &str) -> Result<(&str, pep440_rs::Version), String> {
+    let (name, version) = package
+        .split_once("==")
+        .map(|(n, v)| (n.trim(), v.trim()))
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or("a package must be pinned as NAME==VERSION")?;
+    let version = pep440_rs::Version::from_str(version).map_err(|e| e.to_string())?;
+    Ok((name, version))
+}
+
+/// A package index client with the host's pip settings (as a build's `pip install` sees
+/// them with nothing set in the build), trusting plain http on `trusted_host`.
+pub(super) fn index_client(
+    store: &Store,
+    trusted_host: Option<String>,
+) -> Result<Client, crate::python::PackageError> {
+    let options = PipIndexOptions {
+        trusted_hosts: trusted_host.into_iter().collect(),
+        ..PipIndexOptions::default()
+    };
+    let settings = IndexSettings::resolve(&|_| None, &[], &options)?;
+    Client::new(settings, store.clone(), false)
 }
 
 fn file_name(member: &str) -> String {

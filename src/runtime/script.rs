@@ -11,13 +11,12 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
 use super::RuntimeError;
+use super::fetch::{index_client, split_pin};
 use super::recipe::{Input, Recipe, Source};
-use crate::python::index::{Client, IndexSettings, PipIndexOptions};
 use crate::python::{DistFile, Index};
 use crate::store::Store;
 
@@ -120,8 +119,20 @@ pub fn build(
     for dir in [&inputs_dir, &build_dir, &out] {
         fs::create_dir_all(dir).map_err(io(dir))?;
     }
+    // The Debian releases the inputs come from: apt's index of them is fetched once, when
+    // the first of those inputs is not in the store.
+    let mut suites: Vec<&str> = inputs
+        .iter()
+        .filter_map(|input| match input {
+            Input::DebianSource { suite, .. } => Some(suite.as_str()),
+            Input::Pypi { .. } => None,
+        })
+        .collect();
+    suites.sort_unstable();
+    suites.dedup();
+    let mut apt = None;
     for input in inputs {
-        fetch_input(input, &inputs_dir, store, report)?;
+        fetch_input(input, &inputs_dir, store, (&suites, &mut apt), report)?;
     }
 
     report(&format!(
@@ -253,6 +264,7 @@ fn fetch_input(
     input: &Input,
     dir: &Path,
     store: &Store,
+    (suites, apt): (&[&str], &mut Option<Apt>),
     report: &dyn Fn(&str),
 ) -> Result<(), RuntimeError> {
     let (file, sha256) = input.pinned().map_err(RuntimeError::Fetch)?;
@@ -266,7 +278,11 @@ fn fetch_input(
     report(&format!("fetching {file}"));
     let url = match input {
         Input::DebianSource { package, suite, .. } => {
-            debian_source_url(package, suite, file, sha256, dir)?
+            let apt = match apt {
+                Some(apt) => apt,
+                None => apt.insert(Apt::new(dir, suites)?),
+            };
+            apt.source_url(package, suite, file, sha256)?
         }
         Input::Pypi { package, .. } => wheel_url(package, file, store)?,
     };
@@ -294,103 +310,116 @@ fn fetch_input(
     Ok(())
 }
 
-fn index_client(
-    store: &Store,
-    trusted_host: Option<String>,
-) -> Result<Client, crate::python::PackageError> {
-    let options = PipIndexOptions {
-        trusted_hosts: trusted_host.into_iter().collect(),
-        ..PipIndexOptions::default()
-    };
-    let settings = IndexSettings::resolve(&|_| None, &[], &options)?;
-    Client::new(settings, store.clone(), false)
+/// A private apt state (the host's is not touched) whose sources are the source packages
+/// of some Debian releases, on the archive the host's apt uses for its own release.
+struct Apt {
+    /// Where the state lives; apt runs there.
+    dir: PathBuf,
+    parts: PathBuf,
+    state: PathBuf,
 }
 
-/// The URL of `file` of Debian source package `package` in release `suite`, as the host's
-/// apt finds it (in a private apt state: the host's is not touched) on the archive the host
-/// uses for its own release. The archive's signed index must give it the pinned sha256.
-fn debian_source_url(
-    package: &str,
-    suite: &str,
-    file: &str,
-    sha256: &str,
-    dir: &Path,
-) -> Result<String, RuntimeError> {
-    let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{package}: {e}"));
-    let apt = dir.join(".apt");
-    let parts = apt.join("sources");
-    for sub in [
-        &parts,
-        &apt.join("lists/partial"),
-        &apt.join("cache/archives/partial"),
-    ] {
-        fs::create_dir_all(sub).map_err(|e| fail(&e))?;
+impl Apt {
+    /// Sets up the state in `dir/.apt` and fetches the index of `suites` (once).
+    fn new(dir: &Path, suites: &[&str]) -> Result<Apt, RuntimeError> {
+        let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("apt: {e}"));
+        let state = dir.join(".apt");
+        let parts = state.join("sources");
+        for sub in [
+            &parts,
+            &state.join("lists/partial"),
+            &state.join("cache/archives/partial"),
+        ] {
+            fs::create_dir_all(sub).map_err(|e| fail(&e))?;
+        }
+        let archive = debian_archive().map_err(|e| fail(&e))?;
+        fs::write(
+            parts.join("wasmbuild.sources"),
+            format!(
+                "Types: deb-src\nURIs: {archive}\nSuites: {}\nComponents: main\n\
+                 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+                suites.join(" ")
+            ),
+        )
+        .map_err(|e| fail(&e))?;
+        let apt = Apt {
+            dir: dir.to_owned(),
+            parts,
+            state,
+        };
+        apt.run(&["update"]).map_err(|e| fail(&e))?;
+        Ok(apt)
     }
-    let archive = debian_archive().map_err(|e| fail(&e))?;
-    fs::write(
-        parts.join("wasmbuild.sources"),
-        format!(
-            "Types: deb-src\nURIs: {archive}\nSuites: {suite}\nComponents: main\n\
-             Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-        ),
-    )
-    .map_err(|e| fail(&e))?;
-    let apt_get = |args: &[&str]| {
+
+    /// `apt-get ARGS` in this state; its stdout.
+    fn run(&self, args: &[&str]) -> Result<String, String> {
         let output = Command::new("apt-get")
             .arg("-q")
             .arg("-o")
             .arg("Dir::Etc::SourceList=/dev/null")
             .arg("-o")
-            .arg(format!("Dir::Etc::SourceParts={}", parts.display()))
+            .arg(format!("Dir::Etc::SourceParts={}", self.parts.display()))
             .arg("-o")
-            .arg(format!("Dir::State::Lists={}", apt.join("lists").display()))
+            .arg(format!(
+                "Dir::State::Lists={}",
+                self.state.join("lists").display()
+            ))
             .arg("-o")
-            .arg(format!("Dir::Cache={}", apt.join("cache").display()))
+            .arg(format!("Dir::Cache={}", self.state.join("cache").display()))
             .args(["-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"])
             .args(args)
-            .current_dir(dir)
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| {
-                fail(&format!(
-                    "cannot run apt-get (this host needs Debian's apt): {e}"
-                ))
-            })?;
+            .map_err(|e| format!("cannot run apt-get (this host needs Debian's apt): {e}"))?;
         if !output.status.success() {
-            return Err(fail(&format!(
+            return Err(format!(
                 "apt-get {} failed: {}",
                 args[0],
                 String::from_utf8_lossy(&output.stderr).trim()
-            )));
+            ));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    };
-    apt_get(&["update"])?;
-    let uris = apt_get(&[
-        "source",
-        "--print-uris",
-        "--only-source",
-        &format!("{package}/{suite}"),
-    ])?;
-    // 'URL' FILE SIZE SHA256:HEX
-    let (url, listed) = uris
-        .lines()
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            let url = words.next()?.strip_prefix('\'')?.strip_suffix('\'')?;
-            (words.next()? == file).then_some(())?;
-            let hash = words.nth(1)?.strip_prefix("SHA256:")?;
-            Some((url.to_owned(), hash.to_ascii_lowercase()))
-        })
-        .ok_or_else(|| fail(&format!("the source package in {suite} has no {file}")))?;
-    if listed != sha256 {
-        return Err(RuntimeError::DigestMismatch {
-            what: format!("{file} (as Debian's {suite} lists it)"),
-            expected: sha256.into(),
-            actual: listed,
-        });
     }
-    Ok(url)
+
+    /// The URL of `file` of source package `package` in release `suite`. The archive's
+    /// signed index must give it the pinned sha256.
+    fn source_url(
+        &self,
+        package: &str,
+        suite: &str,
+        file: &str,
+        sha256: &str,
+    ) -> Result<String, RuntimeError> {
+        let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{package}: {e}"));
+        let uris = self
+            .run(&[
+                "source",
+                "--print-uris",
+                "--only-source",
+                &format!("{package}/{suite}"),
+            ])
+            .map_err(|e| fail(&e))?;
+        // 'URL' FILE SIZE SHA256:HEX
+        let (url, listed) = uris
+            .lines()
+            .find_map(|line| {
+                let mut words = line.split_whitespace();
+                let url = words.next()?.strip_prefix('\'')?.strip_suffix('\'')?;
+                (words.next()? == file).then_some(())?;
+                let hash = words.nth(1)?.strip_prefix("SHA256:")?;
+                Some((url.to_owned(), hash.to_ascii_lowercase()))
+            })
+            .ok_or_else(|| fail(&format!("the source package in {suite} has no {file}")))?;
+        if listed != sha256 {
+            return Err(RuntimeError::DigestMismatch {
+                what: format!("{file} (as Debian's {suite} lists it)"),
+                expected: sha256.into(),
+                actual: listed,
+            });
+        }
+        Ok(url)
+    }
 }
 
 /// The address of the Debian archive the host's apt uses for the host's own release.
@@ -417,12 +446,9 @@ fn debian_archive() -> Result<String, String> {
 /// The URL of the wheel `file` of `package` (`NAME==VERSION`) on the package index.
 fn wheel_url(package: &str, file: &str, store: &Store) -> Result<String, RuntimeError> {
     let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{package}: {e}"));
-    let (name, version) = package
-        .split_once("==")
-        .ok_or_else(|| fail(&"a pypi input must be pinned as NAME==VERSION"))?;
-    pep440_rs::Version::from_str(version.trim()).map_err(|e| fail(&e))?;
+    let (name, _) = split_pin(package).map_err(|e| fail(&e))?;
     let files = index_client(store, None)
-        .and_then(|client| client.project(name.trim()))
+        .and_then(|client| client.project(name))
         .map_err(|e| fail(&e))?;
     files
         .into_iter()
