@@ -238,20 +238,32 @@ fn clamp_filestat(
     if errno != 0 {
         return Ok(errno);
     }
+    rewrite_filestat(caller, buf, &FILESTAT_TIMES, |time| time.min(clamp))?;
+    Ok(0)
+}
+
+/// Rewrites the `u64` fields at `offsets` of the preview1 `filestat` the guest's WASI call
+/// wrote at `buf`.
+pub(super) fn rewrite_filestat<T>(
+    caller: &mut Caller<'_, T>,
+    buf: i32,
+    offsets: &[usize],
+    rewrite: impl Fn(u64) -> u64,
+) -> wasmtime::Result<()> {
     let memory = caller
         .get_export("memory")
         .and_then(|e| e.into_memory())
         .ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
     let data = memory.data_mut(&mut *caller);
     let at = buf as u32 as usize;
-    for offset in FILESTAT_TIMES {
+    for offset in offsets {
         let field = data
             .get_mut(at + offset..at + offset + 8)
             .ok_or_else(|| wasmtime::Error::msg("filestat out of bounds"))?;
-        let time = u64::from_le_bytes(field.try_into().expect("8 bytes"));
-        field.copy_from_slice(&time.min(clamp).to_le_bytes());
+        let value = u64::from_le_bytes(field.try_into().expect("8 bytes"));
+        field.copy_from_slice(&rewrite(value).to_le_bytes());
     }
-    Ok(0)
+    Ok(())
 }
 
 const DIRENT_HEADER: usize = 24;

@@ -14,7 +14,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
-use super::determinism::Determinism;
+use super::determinism::{self, Determinism};
 
 /// Runs `init` of `wasm` with `dir` mounted read-only at `guest_dir` and `env` as the
 /// environment, and returns the snapshot of the process. Anything the initialisation
@@ -80,20 +80,6 @@ const WASI: &str = "wasi_snapshot_preview1";
 /// `dev`, `ino`, `atim`, `mtim`, `ctim`.
 const FILESTAT_HOST_FIELDS: [usize; 5] = [0, 8, 40, 48, 56];
 
-/// WASI's originals called from a module that has the guest's memory: a WASI function
-/// reads the memory of the instance that calls it.
-const INTERPOSER: &str = r#"
-(module
-  (import "guest" "memory" (memory 0))
-  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fstat (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "path_filestat_get"
-    (func $pstat (param i32 i32 i32 i32 i32) (result i32)))
-  (export "memory" (memory 0))
-  (func (export "fd_filestat_get") (param i32 i32) (result i32)
-    (call $fstat (local.get 0) (local.get 1)))
-  (func (export "path_filestat_get") (param i32 i32 i32 i32 i32) (result i32)
-    (call $pstat (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4))))"#;
-
 type FdStat = wasmtime::TypedFunc<(i32, i32), i32>;
 type PathStat = wasmtime::TypedFunc<(i32, i32, i32, i32, i32), i32>;
 
@@ -116,9 +102,11 @@ impl Originals {
         store: &mut Store<WasiP1Ctx>,
         memory: wasmtime::Memory,
     ) -> wasmtime::Result<()> {
-        let module = Module::new(engine, INTERPOSER)?;
+        // The sandbox's interposer: WASI's originals called from a module that has the
+        // guest's memory (a WASI function reads the memory of the instance that calls it).
+        let module = Module::new(engine, determinism::INTERPOSER)?;
         let mut imports: Vec<wasmtime::Extern> = vec![memory.into()];
-        for name in ["fd_filestat_get", "path_filestat_get"] {
+        for name in ["fd_readdir", "fd_filestat_get", "path_filestat_get"] {
             imports.push(wasi.get(&mut *store, WASI, name)?);
         }
         let instance = Instance::new(&mut *store, &module, &imports)?;
@@ -174,17 +162,7 @@ fn scrub(
     if errno != 0 {
         return Ok(errno);
     }
-    let memory = caller
-        .get_export("memory")
-        .and_then(wasmtime::Extern::into_memory)
-        .ok_or_else(|| wasmtime::Error::msg("the module exports no memory"))?;
-    let data = memory.data_mut(&mut *caller);
-    for offset in FILESTAT_HOST_FIELDS {
-        let at = buf as u32 as usize + offset;
-        data.get_mut(at..at + 8)
-            .ok_or_else(|| wasmtime::Error::msg("filestat out of bounds"))?
-            .fill(0);
-    }
+    determinism::rewrite_filestat(caller, buf, &FILESTAT_HOST_FIELDS, |_| 0)?;
     Ok(0)
 }
 
