@@ -31,7 +31,7 @@ pub fn module_from_store(recipe: &Recipe, work: &Path, store: &Store) -> Option<
         Source::Pypi { member, .. } | Source::Npm { member, .. } => file_name(member),
         Source::File { path, .. } => file_name(path),
         Source::Cargo { binary, .. } => format!("{binary}.wasm"),
-        Source::Script { .. } => return None,
+        Source::Script(_) => return None,
     };
     let path = work.join(&name);
     match store.get_blob_to_file(pinned, &path) {
@@ -77,7 +77,7 @@ pub fn fetch_module(
             let bytes = extract_from_tgz(&tarball, &format!("package/{member}"))?;
             save_member(work, member, &bytes)
         }
-        Source::Script { .. } => Err(RuntimeError::Fetch(
+        Source::Script(_) => Err(RuntimeError::Fetch(
             "a script's module is built by `runtime::script`".into(),
         )),
         Source::File { path, .. } => {
@@ -153,7 +153,7 @@ pub(super) fn index_client(
     Client::new(settings, store.clone(), false)
 }
 
-fn file_name(member: &str) -> String {
+pub(super) fn file_name(member: &str) -> String {
     member.rsplit('/').next().unwrap_or(member).to_owned()
 }
 

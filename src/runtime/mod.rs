@@ -171,8 +171,8 @@ impl Runtimes {
         {
             return Ok(false);
         }
-        if matches!(recipe.source, recipe::Source::Script { .. })
-            && manifest.built_from.as_deref() != Some(script::identity(recipe)?.as_str())
+        if let recipe::Source::Script(source) = &recipe.source
+            && manifest.built_from.as_deref() != Some(script::identity(recipe, source)?.as_str())
         {
             return Ok(false);
         }
@@ -498,17 +498,17 @@ impl Runtimes {
         let mut outputs: Vec<(String, PathBuf)> = Vec::new();
         let mut built_from = None;
         let (module_path, module_name, module_digest, module_size) =
-            if matches!(recipe.source, recipe::Source::Script { .. }) {
-                let built = script::build(recipe, work.path(), &self.store, report)?;
-                let path = built.out.join(&built.module);
+            if let recipe::Source::Script(source) = &recipe.source {
+                let built = script::build(recipe, source, work.path(), &self.store, report)?;
+                let path = built.out.join(&source.module);
                 let (digest, size) = self.store.put_file(&path)?;
-                let name = built
-                    .module
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or(&built.module)
-                    .to_owned();
-                outputs.extend(built.outputs.iter().map(|o| (o.clone(), built.out.join(o))));
+                let name = fetch::file_name(&source.module);
+                outputs.extend(
+                    source
+                        .outputs
+                        .iter()
+                        .map(|o| (o.clone(), built.out.join(o))),
+                );
                 built_from = Some(built.identity);
                 (path, name, digest, size)
             } else {
@@ -737,7 +737,7 @@ fn source_kind(recipe: &Recipe) -> &'static str {
         recipe::Source::Pypi { .. } => "PyPI package",
         recipe::Source::Npm { .. } => "npm package",
         recipe::Source::File { .. } => "local file",
-        recipe::Source::Script { .. } => "build script",
+        recipe::Source::Script(_) => "build script",
     }
 }
 

@@ -66,16 +66,21 @@ pub enum Source {
     /// A build script next to the recipe, run on the host (`sh`) in an empty directory over
     /// the pinned `inputs` (see `runtime::script`). It leaves `module` and `outputs` in
     /// `$WASMBUILD_OUT`; they become `bin/<module>` and the bundle files of those paths.
-    Script {
-        script: String,
-        /// Other files next to the recipe the script reads: part of what the build is.
-        #[serde(default)]
-        uses: Vec<String>,
-        inputs: Vec<Input>,
-        module: String,
-        #[serde(default)]
-        outputs: Vec<String>,
-    },
+    Script(ScriptSource),
+}
+
+/// A build script next to the recipe, its pinned inputs and what it leaves behind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptSource {
+    pub script: String,
+    /// Other files next to the recipe the script reads: part of what the build is.
+    #[serde(default)]
+    pub uses: Vec<String>,
+    pub inputs: Vec<Input>,
+    pub module: String,
+    #[serde(default)]
+    pub outputs: Vec<String>,
 }
 
 /// One pinned input of a build script, given to it by file name.
@@ -148,7 +153,7 @@ impl Source {
     /// The sha256 the fetched module must have, when the recipe pins one.
     pub fn pinned_sha256(&self) -> Option<&str> {
         match self {
-            Source::Cargo { .. } | Source::Script { .. } => None,
+            Source::Cargo { .. } | Source::Script(_) => None,
             Source::Pypi { sha256, .. } | Source::Npm { sha256, .. } => Some(sha256),
             Source::File { sha256, .. } => sha256.as_deref(),
         }

@@ -16,16 +16,14 @@ use sha2::{Digest, Sha256};
 
 use super::RuntimeError;
 use super::fetch::{index_client, split_pin};
-use super::recipe::{Input, Recipe, Source};
+use super::recipe::{Input, Recipe, ScriptSource};
 use crate::python::{DistFile, Index};
 use crate::store::Store;
 
-/// What a script built: the main module and the other outputs, as files under `out`.
+/// What a script built: the source's module and outputs, as files under `out`.
 pub struct Built {
     /// Directory holding the module and the outputs by their relative paths.
     pub out: PathBuf,
-    pub module: String,
-    pub outputs: Vec<String>,
     /// Digest of what the build is made of (the manifest's `built-from`).
     pub identity: String,
 }
@@ -35,17 +33,14 @@ const TAIL_LINES: usize = 60;
 
 /// Digest of everything a script build is made of: the script, the files it uses, each
 /// input's file name and sha256, and what it must produce.
-pub fn identity(recipe: &Recipe) -> Result<String, RuntimeError> {
-    let Source::Script {
+pub fn identity(recipe: &Recipe, source: &ScriptSource) -> Result<String, RuntimeError> {
+    let ScriptSource {
         script,
         uses,
         inputs,
         module,
         outputs,
-    } = &recipe.source
-    else {
-        return Err(not_a_script(recipe));
-    };
+    } = source;
     let mut hasher = Sha256::new();
     for name in std::iter::once(script).chain(uses) {
         let path = recipe.dir.join(name);
@@ -65,13 +60,6 @@ pub fn identity(recipe: &Recipe) -> Result<String, RuntimeError> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-fn not_a_script(recipe: &Recipe) -> RuntimeError {
-    RuntimeError::Invalid {
-        name: recipe.name.clone(),
-        message: "its source is not a script".into(),
-    }
-}
-
 /// The store reference of a script build's outputs.
 fn reference(identity: &str) -> String {
     format!("runtime-builds/{identity}")
@@ -80,26 +68,22 @@ fn reference(identity: &str) -> String {
 /// Builds the recipe's script in `work` (or takes its outputs from the store).
 pub fn build(
     recipe: &Recipe,
+    source: &ScriptSource,
     work: &Path,
     store: &Store,
     report: &dyn Fn(&str),
 ) -> Result<Built, RuntimeError> {
-    let Source::Script {
+    let ScriptSource {
         script,
         inputs,
         module,
         outputs,
         ..
-    } = &recipe.source
-    else {
-        return Err(not_a_script(recipe));
-    };
-    let identity = identity(recipe)?;
+    } = source;
+    let identity = identity(recipe, source)?;
     let out = work.join("out");
     let built = Built {
         out: out.clone(),
-        module: module.clone(),
-        outputs: outputs.clone(),
         identity: identity.clone(),
     };
     if restore(store, &identity, &out).is_some() {
@@ -460,7 +444,15 @@ fn wheel_url(package: &str, file: &str, store: &Store) -> Result<String, Runtime
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::recipe::Source;
     use std::cell::RefCell;
+
+    fn source(recipe: &Recipe) -> &ScriptSource {
+        match &recipe.source {
+            Source::Script(source) => source,
+            other => panic!("not a script: {other:?}"),
+        }
+    }
 
     /// A recipe whose script is `script`, with one used file, no inputs.
     fn recipe(dir: &Path, script: &str) -> Recipe {
@@ -505,14 +497,14 @@ echo ran >> "$WASMBUILD_RECIPE_DIR/runs"
         let read = |path: PathBuf| fs::read_to_string(path).unwrap();
 
         let work = tempfile::tempdir().unwrap();
-        let built = build(&recipe, work.path(), &store, &report).unwrap();
+        let built = build(&recipe, source(&recipe), work.path(), &store, &report).unwrap();
         assert_eq!(read(built.out.join("demo.wasm")), "one");
         assert_eq!(read(built.out.join("lib/data.txt")), "data\n");
         assert!(steps.borrow().contains(&"writing".to_owned()), "{steps:?}");
 
         // Again: from the store, the script not run.
         let work = tempfile::tempdir().unwrap();
-        let again = build(&recipe, work.path(), &store, &report).unwrap();
+        let again = build(&recipe, source(&recipe), work.path(), &store, &report).unwrap();
         assert_eq!(again.identity, built.identity);
         assert_eq!(read(again.out.join("demo.wasm")), "one");
         assert_eq!(read(dir.path().join("runs")), "ran\n");
@@ -520,9 +512,9 @@ echo ran >> "$WASMBUILD_RECIPE_DIR/runs"
 
         // A used file changed: another build.
         fs::write(dir.path().join("used.txt"), "two").unwrap();
-        assert_ne!(identity(&recipe).unwrap(), built.identity);
+        assert_ne!(identity(&recipe, source(&recipe)).unwrap(), built.identity);
         let work = tempfile::tempdir().unwrap();
-        let changed = build(&recipe, work.path(), &store, &report).unwrap();
+        let changed = build(&recipe, source(&recipe), work.path(), &store, &report).unwrap();
         assert_eq!(read(changed.out.join("demo.wasm")), "two");
         assert_eq!(read(dir.path().join("runs")), "ran\nran\n");
     }
@@ -536,7 +528,7 @@ echo ran >> "$WASMBUILD_RECIPE_DIR/runs"
             dir.path(),
             "echo compiling; echo 'cc: no such file' >&2; exit 3\n",
         );
-        let error = build(&failing, work.path(), &store, &|_| {})
+        let error = build(&failing, source(&failing), work.path(), &store, &|_| {})
             .err()
             .unwrap()
             .to_string();
@@ -548,7 +540,7 @@ echo ran >> "$WASMBUILD_RECIPE_DIR/runs"
 
         let work = tempfile::tempdir().unwrap();
         let partial = recipe(dir.path(), "echo x > \"$WASMBUILD_OUT/demo.wasm\"\n");
-        let error = build(&partial, work.path(), &store, &|_| {})
+        let error = build(&partial, source(&partial), work.path(), &store, &|_| {})
             .err()
             .unwrap()
             .to_string();
@@ -556,10 +548,21 @@ echo ran >> "$WASMBUILD_RECIPE_DIR/runs"
         // Nothing was kept for a build that failed.
         assert!(
             store
-                .get_ref(&reference(&identity(&partial).unwrap()))
+                .get_ref(&reference(&identity(&partial, source(&partial)).unwrap()))
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_unknown_key_of_a_script_source_is_refused() {
+        let error = toml::from_str::<Recipe>(
+            "name = \"d\"\nversion = \"1\"\ncommands = [\"d\"]\n[source]\nkind = \"script\"\n\
+             script = \"b.sh\"\ninputs = []\nmodule = \"d.wasm\"\noutput = [\"x\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("unknown field `output`"), "{error}");
     }
 
     #[test]
