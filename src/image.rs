@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::python::Interpreter;
 use crate::python::pip::{self, PythonPackages};
 use crate::runtime::recipe::SnapshotKind;
 use crate::runtime::{InstalledBundle, Recipe, RuntimeError, Runtimes};
@@ -324,11 +325,18 @@ impl ImageRunner {
     /// Where `pip` appears in the guest, when this runner serves it: the python bundle's
     /// `bin`, beside the interpreter.
     fn pip_command(&self, name: &str) -> Option<String> {
-        if self.packages.is_none() || !pip::is_pip_name(name) {
+        if self.packages.is_none() || !pip::is_pip_name(name, self.python()?) {
             return None;
         }
         let python = self.image.program_guest_path("python3")?;
         Some(format!("{}/{name}", python.rsplit_once('/')?.0))
+    }
+
+    /// The image's python (its `python3` bundle's version), if it has one packages can be
+    /// installed for.
+    pub fn python(&self) -> Option<Interpreter> {
+        let program = self.image.program("python3")?;
+        Interpreter::from_version(&program.bundle.manifest.version)
     }
 
     pub fn new(sandbox: Arc<Sandbox>, image: Arc<Image>, mut layout: Layout) -> Self {
@@ -477,21 +485,13 @@ impl ProgramHost for ImageRunner {
         let kill_flag = kill;
         let name = argv.first().cloned().unwrap_or_default();
         if let (Program::Image(_), Some(packages)) = (&program, &self.packages)
-            && let Some(python) = self.image.program("python3")
-            && let Some(command) = pip::host_command(&argv)
+            && let Some(python) = self.python()
+            && let Some(command) = pip::host_command(&argv, python)
         {
-            // Resolution (markers, wheel tags) and the install layout are CPython 3.12's.
-            let version = &python.bundle.manifest.version;
-            if !crate::runtime::version_matches(version, "3.12") {
-                stderr.report(&format!(
-                    "wasmbuild: {name}: installing packages is supported for python 3.12 only \
-                     so far, and this build runs python {version}; ask for \
-                     `runtime-versions: {{python: 3.12}}`"
-                ));
-                return Ok(1);
-            }
             let mut io = io;
-            return Ok(pip::run(self, packages, command, &env, &cwd, &mut io));
+            return Ok(pip::run(
+                self, packages, python, command, &env, &cwd, &mut io,
+            ));
         }
         let outcome = match &program {
             Program::Image(_) => self

@@ -21,7 +21,7 @@ def _wasmbuild_user_site():
 
     if sys.flags.no_user_site:
         return
-    site_packages = "/root/.local/lib/python3.12/site-packages"
+    site_packages = "/root/.local/lib/python%d.%d/site-packages" % sys.version_info[:2]
     if os.path.isdir(site_packages) and site_packages not in sys.path:
         import site
 

@@ -306,7 +306,7 @@ fn needs(
     let mut seen: std::collections::HashSet<String> = Default::default();
     let mut installs = false;
     for (name, line) in calls {
-        let is_pip = crate::python::pip::is_pip_name(&name);
+        let is_pip = crate::python::pip::is_any_pip_name(&name);
         if !seen.insert(name.clone()) {
             continue;
         }

@@ -175,7 +175,7 @@ fn calls_runtime(ctx: &Context, buildspec: &Buildspec, name: &str) -> bool {
     let provides = |program: &str| {
         let program = program.rsplit('/').next().unwrap_or(program);
         commands.iter().any(|c| c == program)
-            || (name == "python" && crate::python::pip::is_pip_name(program))
+            || (name == "python" && crate::python::pip::is_any_pip_name(program))
     };
     buildspec
         .commands()

@@ -14,6 +14,7 @@ use super::wheel::{InstalledDist, Scheme};
 use super::{PackageError, Pin};
 use crate::image::ImageRunner;
 use crate::runtime::bytecode::{Compile, Invalidation, is_bytecode_of_any, source_parts};
+use crate::sandbox::Layout;
 use crate::store::Store;
 
 /// Where the packages went: the target's directory, its guest path and its layout.
@@ -84,6 +85,10 @@ pub fn provide(
         .sandbox
         .load("python3", &python.module_path, &python.module_digest)
         .map_err(|e| PackageError::Io(e.to_string()))?;
+    // The interpreter's bundle, where runs see it (CPython 3.13's standard library is a
+    // file of it).
+    let mut bundle = Layout::default();
+    bundle.add_bundle(&python.bundle.manifest.name, python.bundle.dir.clone());
     let compiled = Compile {
         sandbox: &runner.sandbox,
         module: &module,
@@ -91,6 +96,7 @@ pub fn provide(
         guest_root: target.guest_root,
         invalidation: Invalidation::CheckedHash,
         context: &[],
+        mounts: &bundle.mounts,
         strict: false,
         deadline: runner.deadline,
         cancel: runner.cancel.clone(),

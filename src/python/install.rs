@@ -15,7 +15,7 @@ use super::lock::{RequirementKind, RequirementLine, Requirements};
 use super::pip::{PythonPackages, ResolveOptions};
 use super::resolve::{self, ResolveRequest};
 use super::wheel::{self, InstallOptions, Scheme};
-use super::{DistFile, PackageError, Pin};
+use super::{DistFile, Interpreter, PackageError, Pin};
 use crate::image::ImageRunner;
 use crate::sandbox::layout::{HOME_DIR, TMP_DIR};
 use crate::shell::GuestFs;
@@ -40,6 +40,8 @@ pub struct Target {
 pub struct PipContext<'a> {
     pub runner: &'a ImageRunner,
     pub packages: &'a PythonPackages,
+    /// The image's python: what is resolved is for it, and installed where it looks.
+    pub python: Interpreter,
     pub env: &'a [(String, String)],
     pub cwd: &'a str,
     pub fs: GuestFs,
@@ -256,7 +258,7 @@ impl<'a> PipContext<'a> {
             return Ok(Target {
                 root,
                 scheme: Scheme {
-                    site_packages: super::venv::site_packages(),
+                    site_packages: super::venv::site_packages(self.python),
                     scripts: "bin".into(),
                     data: String::new(),
                     headers: "include".into(),
@@ -270,7 +272,7 @@ impl<'a> PipContext<'a> {
             .map_err(|e| io(HOME_DIR, e))?;
         Ok(Target {
             root,
-            scheme: Scheme::user(),
+            scheme: Scheme::user(self.python),
             python: wheel::GUEST_PYTHON.into(),
             describe: format!("{HOME_DIR}/.local"),
             guest_root: HOME_DIR.into(),
@@ -332,6 +334,7 @@ impl BuildEnv for Isolated<'_, '_> {
         let request = ResolveRequest {
             requirements: requirements.to_vec(),
             locked: self.ctx.packages.locked.clone(),
+            python: self.ctx.python,
             ..Default::default()
         };
         let pins = resolve_and_fetch(self.ctx, self.client, &request, self.depth + 1)?;
@@ -481,6 +484,7 @@ fn request_for(
         pre: asked.pre,
         only_binary: binary_set(&options.only_binary),
         no_binary: binary_set(&options.no_binary),
+        python: ctx.python,
         ..Default::default()
     }
 }
@@ -789,10 +793,10 @@ pub fn build_project(
 /// `pip check`: every installed project's requirements (for the guest's interpreter,
 /// no extras) are installed at a version that satisfies them. One line per problem, as
 /// pip words them.
-pub fn check(target: &Target) -> Result<Vec<String>, PackageError> {
+pub fn check(target: &Target, python: Interpreter) -> Result<Vec<String>, PackageError> {
     use std::str::FromStr;
     let installed = wheel::installed_in(&target.root, &target.scheme)?;
-    let env = resolve::guest_markers();
+    let env = resolve::guest_markers(python);
     let site = if target.scheme.site_packages.is_empty() {
         target.root.try_clone()
     } else {

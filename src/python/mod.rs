@@ -29,8 +29,53 @@ pub use error::PackageError;
 pub mod resolve;
 pub mod snapshot;
 
-/// The guest's interpreter, for markers and wheel tags: CPython 3.12 on WASI.
-pub const GUEST_PYTHON: (u32, u32) = (3, 12);
+/// The guest's CPython as packages see it: its version picks the markers dependencies are
+/// evaluated with, the wheel tags it accepts, the `Requires-Python` it meets and where
+/// packages go (`lib/python3.X/site-packages`). Read from the image's python bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interpreter {
+    pub major: u32,
+    pub minor: u32,
+    pub micro: u32,
+}
+
+impl Interpreter {
+    /// The python of a bundle whose version is `version` (`3.13.5`, `3.12`): CPython 3.8
+    /// or newer, else `None`.
+    pub fn from_version(version: &str) -> Option<Interpreter> {
+        let mut parts = version.split('.');
+        let mut next = || parts.next().map(str::parse::<u32>);
+        let major = next()?.ok()?;
+        let minor = next()?.ok()?;
+        let micro = next().unwrap_or(Ok(0)).ok()?;
+        (major == 3 && minor >= 8).then_some(Interpreter {
+            major,
+            minor,
+            micro,
+        })
+    }
+
+    /// `python3.13`: the name of its library directories and of its versioned command.
+    pub fn name(&self) -> String {
+        format!("python{}.{}", self.major, self.minor)
+    }
+
+    /// `3.13.5`.
+    pub fn full_version(&self) -> String {
+        format!("{}.{}.{}", self.major, self.minor, self.micro)
+    }
+}
+
+impl Default for Interpreter {
+    /// The default python bundle's: CPython 3.12.0 (`runtimes/python`).
+    fn default() -> Interpreter {
+        Interpreter {
+            major: 3,
+            minor: 12,
+            micro: 0,
+        }
+    }
+}
 
 /// One distribution file a build uses, pinned by its content hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,24 +14,35 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use std::sync::Arc;
 
-use super::PackageError;
 use super::frontend::BuildKind;
 use super::index::{Client, IndexSettings};
 use super::install::{self, PipContext};
 use super::wheel;
+use super::{Interpreter, PackageError};
 use crate::image::{ImageRunner, ProgramIo};
 use crate::sandbox::GuestOutput;
 use crate::shell::GuestFs;
 
 use super::Pin;
 
-/// Command names that are pip.
-pub fn is_pip_name(name: &str) -> bool {
-    matches!(name, "pip" | "pip3" | "pip3.12")
+/// Command names that are pip for `python` (`pip`, `pip3`, `pip3.12` for CPython 3.12).
+pub fn is_pip_name(name: &str, python: Interpreter) -> bool {
+    matches!(name, "pip" | "pip3")
+        || name.strip_prefix("pip") == python.name().strip_prefix("python")
 }
 
-fn is_python_name(name: &str) -> bool {
-    matches!(name, "python" | "python3" | "python3.12")
+/// Command names that are pip for some python (`pip`, `pip3`, `pip3.13`), for reading a
+/// buildspec before its image's python is known.
+pub fn is_any_pip_name(name: &str) -> bool {
+    matches!(name, "pip" | "pip3")
+        || name
+            .strip_prefix("pip3.")
+            .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Command names of `python` (`python`, `python3`, `python3.12` for CPython 3.12).
+fn is_python_name(name: &str, python: Interpreter) -> bool {
+    matches!(name, "python" | "python3") || name == python.name()
 }
 
 /// What a command line asks of the host instead of the guest, if anything.
@@ -48,13 +59,13 @@ pub enum HostCommand {
 }
 
 /// Recognizes `pip …`, `pip3 …`, `python -m pip …`, `python -m build …` and
-/// `python -m venv …` (the interpreter's own flags before `-m` allowed).
-pub fn host_command(argv: &[String]) -> Option<HostCommand> {
+/// `python -m venv …` (the interpreter's own flags before `-m` allowed) for `python`.
+pub fn host_command(argv: &[String], python: Interpreter) -> Option<HostCommand> {
     let name = argv.first()?.rsplit('/').next()?;
-    if is_pip_name(name) {
+    if is_pip_name(name, python) {
         return Some(HostCommand::Pip(argv[1..].to_vec()));
     }
-    if !is_python_name(name) {
+    if !is_python_name(name, python) {
         return None;
     }
     let mut i = 1;
@@ -392,6 +403,7 @@ impl PythonPackages {
 pub fn run(
     runner: &ImageRunner,
     packages: &PythonPackages,
+    python: Interpreter,
     command: HostCommand,
     env: &[(String, String)],
     cwd: &str,
@@ -399,7 +411,7 @@ pub fn run(
 ) -> i32 {
     let args = match command {
         HostCommand::Venv(args) => {
-            return super::venv::run(&runner.layout, &args, cwd, &mut io.stderr);
+            return super::venv::run(&runner.layout, python, &args, cwd, &mut io.stderr);
         }
         HostCommand::Ensurepip => {
             let _ = writeln!(
@@ -408,7 +420,16 @@ pub fn run(
             );
             return 0;
         }
-        HostCommand::Build(args) => return build_command(runner, packages, &args, env, cwd, io),
+        HostCommand::Build(args) => {
+            let host = Host {
+                runner,
+                packages,
+                python,
+                env,
+                cwd,
+            };
+            return build_command(&host, &args, io);
+        }
         HostCommand::Pip(args) => args,
     };
     let cli = match PipCli::try_parse_from(&args) {
@@ -422,8 +443,7 @@ pub fn run(
         let _ = writeln!(
             io.stdout,
             "pip {PIP_VERSION} from wasmbuild (host-side; python {}.{})",
-            super::GUEST_PYTHON.0,
-            super::GUEST_PYTHON.1
+            python.major, python.minor
         );
         return 0;
     }
@@ -438,6 +458,7 @@ pub fn run(
     let host = Host {
         runner,
         packages,
+        python,
         env,
         cwd,
     };
@@ -450,6 +471,7 @@ pub fn run(
 struct Host<'a> {
     runner: &'a ImageRunner,
     packages: &'a PythonPackages,
+    python: Interpreter,
     env: &'a [(String, String)],
     cwd: &'a str,
 }
@@ -471,6 +493,7 @@ impl Host<'_> {
                 let ctx = PipContext {
                     runner: self.runner,
                     packages: self.packages,
+                    python: self.python,
                     env: self.env,
                     cwd: self.cwd,
                     fs,
@@ -652,7 +675,7 @@ fn run_pip(
             Ok(status)
         }
         PipCommand::Check => {
-            let problems = install::check(&ctx.target(None)?)?;
+            let problems = install::check(&ctx.target(None)?, ctx.python)?;
             for line in &problems {
                 let _ = writeln!(out, "{line}");
             }
@@ -671,14 +694,7 @@ fn install_name_eq(a: &str, b: &str) -> bool {
 /// `python -m build [--wheel] [--sdist] [--outdir DIR] [SRCDIR]`: pypa/build's command
 /// line, served by the host frontend (the guest cannot start the subprocesses pypa/build
 /// uses).
-fn build_command(
-    runner: &ImageRunner,
-    packages: &PythonPackages,
-    args: &[String],
-    env: &[(String, String)],
-    cwd: &str,
-    io: &mut ProgramIo,
-) -> i32 {
+fn build_command(host: &Host<'_>, args: &[String], io: &mut ProgramIo) -> i32 {
     #[derive(Parser, Debug)]
     #[command(name = "python -m build", no_binary_name = true)]
     struct BuildArgs {
@@ -705,22 +721,16 @@ fn build_command(
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let srcdir = crate::shell::fs::normalize(cwd, args.srcdir.as_deref().unwrap_or("."));
+    let srcdir = crate::shell::fs::normalize(host.cwd, args.srcdir.as_deref().unwrap_or("."));
     // pypa/build's default output directory is `dist` of the source directory.
     let outdir = match &args.outdir {
-        Some(dir) => crate::shell::fs::normalize(cwd, dir),
+        Some(dir) => crate::shell::fs::normalize(host.cwd, dir),
         None => crate::shell::fs::normalize(&srcdir, "dist"),
     };
     let kinds: Vec<BuildKind> = match (args.sdist, args.wheel) {
         (false, true) => vec![BuildKind::Wheel],
         (true, false) => vec![BuildKind::Sdist],
         _ => vec![BuildKind::Sdist, BuildKind::Wheel],
-    };
-    let host = Host {
-        runner,
-        packages,
-        env,
-        cwd,
     };
     // pypa/build's words for a failure.
     host.serve(io, "ERROR ", |ctx, out| {
@@ -778,6 +788,7 @@ mod tests {
 
     #[test]
     fn pip_and_python_dash_m_are_host_commands() {
+        let host_command = |argv: &[String]| host_command(argv, Interpreter::default());
         assert_eq!(
             host_command(&argv("pip install x")),
             Some(HostCommand::Pip(argv("install x")))
@@ -801,6 +812,21 @@ mod tests {
         assert_eq!(host_command(&argv("python -m pytest")), None);
         assert_eq!(host_command(&argv("python script.py -m pip")), None);
         assert_eq!(host_command(&argv("python -c pass")), None);
+        // Versioned names are the image's python's own.
+        assert_eq!(
+            host_command(&argv("python3.12 -m pip list")),
+            Some(HostCommand::Pip(argv("list")))
+        );
+        assert!(host_command(&argv("pip3.12 list")).is_some());
+        let py313 = Interpreter::from_version("3.13.5").unwrap();
+        assert!(super::host_command(&argv("pip3.13 list"), py313).is_some());
+        assert!(super::host_command(&argv("python3.13 -m pip list"), py313).is_some());
+        assert_eq!(super::host_command(&argv("pip3.12 list"), py313), None);
+        assert_eq!(
+            super::host_command(&argv("python3.12 -m pip list"), py313),
+            None
+        );
+        assert_eq!(super::host_command(&argv("pip3.1 list"), py313), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Resolution: which distribution files satisfy a set of PEP 508 requirements for the
-//! guest's interpreter (CPython 3.12 on WASI). PubGrub (the `pubgrub` crate) over PEP 440
+//! guest's interpreter (the image's CPython on WASI). PubGrub (the `pubgrub` crate) over PEP 440
 //! versions (`pep440_rs`), with PEP 508 requirements and markers (`pep508_rs`) evaluated
 //! for the guest. An extra (`pkg[extra]`) is a package of its own that depends on `pkg` at
 //! the same version and on the requirements the extra adds.
@@ -22,9 +22,9 @@ use pubgrub::{
     PackageResolutionStatistics, PubGrubError, Ranges, Reporter,
 };
 
-use super::{DistFile, Index, PackageError, Pin, SdistMetadata};
+use super::{DistFile, Index, Interpreter, PackageError, Pin, SdistMetadata};
 
-pub use markers::{GUEST_MARKERS, guest_markers};
+pub use markers::guest_markers;
 pub use tags::{GUEST_PLATFORM_TAG, WheelName, guest_tags, parse_sdist_name, parse_wheel_name};
 
 /// What to resolve, as `pip install` spells it.
@@ -58,6 +58,9 @@ pub struct ResolveRequest {
     pub only_binary: BTreeSet<String>,
     /// `--no-binary`: normalized project names that must come as sdists; `:all:` means all.
     pub no_binary: BTreeSet<String>,
+    /// The guest's interpreter: the markers, wheel tags and `Requires-Python` of the
+    /// resolution are its own.
+    pub python: Interpreter,
 }
 
 /// The form of a chosen distribution file.
@@ -133,9 +136,8 @@ fn root_version() -> Version {
 }
 
 /// The version of the guest's interpreter that `Requires-Python` is checked against.
-fn guest_python() -> Version {
-    let (major, minor) = super::GUEST_PYTHON;
-    Version::new([u64::from(major), u64::from(minor), 0])
+fn python_version(python: Interpreter) -> Version {
+    Version::new([python.major, python.minor, python.micro].map(u64::from))
 }
 
 /// A package as PubGrub sees it: the request itself, a project, or a project's extra.
@@ -342,7 +344,7 @@ impl<'a> Provider<'a> {
         sdists: &'a dyn SdistMetadata,
         request: &'a ResolveRequest,
     ) -> Result<Self, PackageError> {
-        let env = guest_markers();
+        let env = guest_markers(request.python);
         let mut explicit_pre = HashSet::new();
         let mut root = Vec::new();
         for text in &request.requirements {
@@ -400,8 +402,8 @@ impl<'a> Provider<'a> {
             sdists,
             request,
             env,
-            accepted: guest_tags(),
-            python: guest_python(),
+            accepted: guest_tags(request.python),
+            python: python_version(request.python),
             root,
             constraints,
             locked,

@@ -9,15 +9,12 @@ use std::io::{self, Write};
 use cap_std::fs::{Dir, DirBuilder, OpenOptions, Permissions};
 use cap_std::fs::{DirBuilderExt, PermissionsExt};
 
-use super::GUEST_PYTHON;
+use super::Interpreter;
 use crate::sandbox::Layout;
 
-/// Site-packages of an environment, relative to its root.
-pub fn site_packages() -> String {
-    format!(
-        "lib/python{}.{}/site-packages",
-        GUEST_PYTHON.0, GUEST_PYTHON.1
-    )
+/// Site-packages of an environment of `python`, relative to its root.
+pub fn site_packages(python: Interpreter) -> String {
+    format!("lib/{}/site-packages", python.name())
 }
 
 /// `python -m venv`'s arguments.
@@ -45,7 +42,13 @@ struct VenvArgs {
 }
 
 /// Creates the environments `args` names (guest paths, relative to `cwd`).
-pub fn run(layout: &Layout, args: &[String], cwd: &str, stderr: &mut dyn Write) -> i32 {
+pub fn run(
+    layout: &Layout,
+    python: Interpreter,
+    args: &[String],
+    cwd: &str,
+    stderr: &mut dyn Write,
+) -> i32 {
     let args = match <VenvArgs as clap::Parser>::try_parse_from(args) {
         Ok(args) => args,
         Err(e) => {
@@ -55,7 +58,7 @@ pub fn run(layout: &Layout, args: &[String], cwd: &str, stderr: &mut dyn Write) 
     };
     for dir in &args.dirs {
         let path = crate::shell::fs::normalize(cwd, dir);
-        if let Err(e) = create(layout, &path, args.prompt.as_deref()) {
+        if let Err(e) = create(layout, python, &path, args.prompt.as_deref()) {
             let _ = writeln!(stderr, "Error: cannot create the environment {path}: {e}");
             return 1;
         }
@@ -88,20 +91,25 @@ pub fn create_guest_dir(layout: &Layout, path: &str) -> io::Result<Dir> {
     root.open_dir(rel)
 }
 
-fn create(layout: &Layout, path: &str, prompt: Option<&str>) -> io::Result<()> {
+fn create(
+    layout: &Layout,
+    python: Interpreter,
+    path: &str,
+    prompt: Option<&str>,
+) -> io::Result<()> {
     let env = create_guest_dir(layout, path)?;
     let mut builder = DirBuilder::new();
     builder.recursive(true).mode(0o755);
-    env.create_dir_with(site_packages(), &builder)?;
+    env.create_dir_with(site_packages(python), &builder)?;
     env.create_dir_with("bin", &builder)?;
-    let python = "/opt/runtimes/python/bin";
-    let (major, minor) = GUEST_PYTHON;
+    let home = "/opt/runtimes/python/bin";
+    let (name, version) = (python.name(), python.full_version());
     write(
         &env,
         "pyvenv.cfg",
         &format!(
-            "home = {python}\ninclude-system-site-packages = false\nversion = {major}.{minor}.0\n\
-             executable = {python}/python{major}.{minor}\ncommand = python -m venv {path}\n"
+            "home = {home}\ninclude-system-site-packages = false\nversion = {version}\n\
+             executable = {home}/{name}\ncommand = python -m venv {path}\n"
         ),
         0o644,
     )?;
@@ -109,7 +117,7 @@ fn create(layout: &Layout, path: &str, prompt: Option<&str>) -> io::Result<()> {
     for (name, program) in [
         ("python", "python3"),
         ("python3", "python3"),
-        (&format!("python{major}.{minor}")[..], "python3"),
+        (&name[..], "python3"),
         ("pip", "pip"),
         ("pip3", "pip"),
     ] {

@@ -17,17 +17,13 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Cursor, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use cap_std::fs::{Dir, DirBuilderExt, OpenOptionsExt};
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
-use super::{PackageError, Pin};
+use super::{Interpreter, PackageError, Pin};
 
-/// Site-packages below the guest home (`/root`): what `sitecustomize` adds with
-/// `site.addsitedir`.
-pub const USER_SITE_PACKAGES: &str = ".local/lib/python3.12/site-packages";
 /// Console scripts below the guest home; the build's `PATH` includes `/root/.local/bin`.
 pub const USER_SCRIPTS: &str = ".local/bin";
 /// The guest path of the image's python, for script shebangs.
@@ -50,14 +46,17 @@ pub struct Scheme {
 }
 
 impl Scheme {
-    /// The user scheme below the guest home (`pip install --user`, what builds use):
-    /// `.local/lib/python3.12/site-packages`, `.local/bin`, `.local`, `.local/include/python3.12`.
-    pub fn user() -> Scheme {
+    /// The user scheme of `python` below the guest home (`pip install --user`, what builds
+    /// use; `sitecustomize` adds its site-packages): for CPython 3.12,
+    /// `.local/lib/python3.12/site-packages`, `.local/bin`, `.local`,
+    /// `.local/include/python3.12`.
+    pub fn user(python: Interpreter) -> Scheme {
+        let name = python.name();
         Scheme {
-            site_packages: USER_SITE_PACKAGES.into(),
+            site_packages: format!(".local/lib/{name}/site-packages"),
             scripts: USER_SCRIPTS.into(),
             data: ".local".into(),
-            headers: ".local/include/python3.12".into(),
+            headers: format!(".local/include/{name}"),
         }
     }
 
@@ -105,7 +104,7 @@ pub struct InstalledDist {
     pub version: String,
     /// The `.dist-info` directory, relative to site-packages.
     pub dist_info: String,
-    /// Every file written, relative to the target directory (the home for [`install_wheel`]).
+    /// Every file written, relative to the target directory (the home for the user scheme).
     pub files: Vec<String>,
     /// Script names written to the scripts directory.
     pub scripts: Vec<String>,
@@ -132,29 +131,6 @@ pub struct InstalledProject {
     pub version: String,
     /// The `.dist-info` directory, relative to site-packages.
     pub dist_info: String,
-}
-
-/// Installs the wheel `wheel` (its bytes; `pin.file` is its file name) into the guest home
-/// `home` (the capability of the guest's `/root`) with the user scheme.
-pub fn install_wheel(
-    home: &Dir,
-    wheel: &[u8],
-    pin: &Pin,
-    options: &InstallOptions,
-) -> Result<InstalledDist, PackageError> {
-    install_wheel_to(home, &Scheme::user(), wheel, pin, options)
-}
-
-/// [`install_wheel`] reading the wheel from a host file (not a guest path).
-pub fn install_wheel_file(
-    home: &Dir,
-    wheel: &Path,
-    pin: &Pin,
-    options: &InstallOptions,
-) -> Result<InstalledDist, PackageError> {
-    let bytes =
-        std::fs::read(wheel).map_err(|e| PackageError::Io(format!("{}: {e}", wheel.display())))?;
-    install_wheel(home, &bytes, pin, options)
 }
 
 /// Installs a wheel into `root` laid out as `scheme` says.
@@ -199,13 +175,8 @@ pub fn install_wheels_to(
     Ok(done)
 }
 
-/// Removes project `name` (any spelling) from the guest home by its `RECORD`; `Ok(None)`
-/// when it is not installed.
-pub fn uninstall(home: &Dir, name: &str) -> Result<Option<RemovedDist>, PackageError> {
-    uninstall_from(home, &Scheme::user(), name)
-}
-
-/// [`uninstall`] for a target laid out as `scheme` says.
+/// Removes project `name` (any spelling) from `root`, laid out as `scheme` says, by its
+/// `RECORD`; `Ok(None)` when it is not installed.
 pub fn uninstall_from(
     root: &Dir,
     scheme: &Scheme,
@@ -249,12 +220,7 @@ pub fn uninstall_from(
     Ok(Some(removed))
 }
 
-/// Every project installed in the guest home's site-packages, sorted by normalized name.
-pub fn installed(home: &Dir) -> Result<Vec<InstalledProject>, PackageError> {
-    installed_in(home, &Scheme::user())
-}
-
-/// [`installed`] for a target laid out as `scheme` says.
+/// Every project installed in `root`, laid out as `scheme` says, sorted by normalized name.
 pub fn installed_in(root: &Dir, scheme: &Scheme) -> Result<Vec<InstalledProject>, PackageError> {
     let site = if scheme.site_packages.is_empty() {
         root.try_clone()
@@ -303,14 +269,18 @@ pub fn installed_in(root: &Dir, scheme: &Scheme) -> Result<Vec<InstalledProject>
     Ok(found)
 }
 
-/// The `METADATA` text of installed project `name` (any spelling), for `pip show`.
-pub fn installed_metadata(home: &Dir, name: &str) -> Result<Option<String>, PackageError> {
-    let scheme = Scheme::user();
+/// The `METADATA` text of project `name` (any spelling) installed in `root`, laid out as
+/// `scheme` says, for `pip show`.
+pub fn installed_metadata(
+    root: &Dir,
+    scheme: &Scheme,
+    name: &str,
+) -> Result<Option<String>, PackageError> {
     let wanted = normalize_name(name);
-    for project in installed_in(home, &scheme)? {
+    for project in installed_in(root, scheme)? {
         if project.normalized == wanted {
             let path = join(&join(&scheme.site_packages, &project.dist_info), "METADATA");
-            return home
+            return root
                 .read_to_string(&path)
                 .map(Some)
                 .map_err(|e| io_error(&path, e));
@@ -1367,8 +1337,9 @@ mod tests {
 
     #[test]
     fn data_directories_map_to_the_scheme() {
-        let s = Scheme::user();
+        let s = Scheme::user(Interpreter::default());
         let d = |m: &str| destination(&s, "p-1.dist-info", "p-1.data", "p", m);
+        const USER_SITE_PACKAGES: &str = ".local/lib/python3.12/site-packages";
         assert_eq!(
             d("p/x.py").unwrap(),
             (format!("{USER_SITE_PACKAGES}/p/x.py"), false)
@@ -1395,6 +1366,9 @@ mod tests {
         );
         assert!(d("p-1.data/etc/x").is_err());
         assert!(d("p-1.data/scripts/sub/tool").is_err());
+        let s = Scheme::user(Interpreter::from_version("3.13.5").unwrap());
+        assert_eq!(s.site_packages, ".local/lib/python3.13/site-packages");
+        assert_eq!(s.headers, ".local/include/python3.13");
     }
 
     #[test]

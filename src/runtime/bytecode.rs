@@ -32,6 +32,9 @@ pub struct Compile<'a> {
     /// when the module does not embed it): (path below the root, host file), placed in the
     /// private directory first.
     pub context: &'a [(String, std::path::PathBuf)],
+    /// What else the interpreter sees, read-only: its installed bundle where runs see it,
+    /// when that holds its standard library.
+    pub mounts: &'a [Mount],
     /// Whether a source that does not compile fails the whole compile (else it is skipped).
     pub strict: bool,
     pub deadline: Option<Instant>,
@@ -91,11 +94,16 @@ impl Compile<'_> {
                 argv,
                 env: Vec::new(),
                 layout: Layout {
-                    mounts: vec![Mount {
+                    mounts: std::iter::once(Mount {
                         guest: self.guest_root.to_owned(),
                         host: scratch.path().to_owned(),
                         writable: true,
-                    }],
+                    })
+                    .chain(self.mounts.iter().map(|m| Mount {
+                        writable: false,
+                        ..m.clone()
+                    }))
+                    .collect(),
                 },
                 cwd: "/".into(),
                 stdin: Box::new(std::io::empty()),
@@ -166,6 +174,7 @@ pub(super) fn for_recipe(
         guest_root: &format!("{RUNTIMES_DIR}/{}", recipe.name),
         invalidation: Invalidation::UncheckedHash,
         context,
+        mounts: &[],
         strict: true,
         deadline: None,
         cancel: None,

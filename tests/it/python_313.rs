@@ -153,30 +153,81 @@ fn runs_start_from_the_snapshot_whose_strings_hash_as_with_seed_zero() {
     );
 }
 
+// pip in a 3.13 build resolves for 3.13 (markers, wheel tags, Requires-Python) and installs
+// where 3.13 looks: the user site, a venv, bytecode compiled by 3.13 itself.
 #[test]
-fn a_build_asks_for_python_3_13_and_is_told_pip_is_3_12s() {
+fn pip_installs_for_python_3_13_where_python_3_13_looks() {
+    use crate::common::index::{Options, TestIndex, real_wheel};
     ensure_bundle("base");
     ensure_bundle(IMAGE);
+    let index = TestIndex::serve(
+        &[
+            real_wheel("pytest==8.3.4"),
+            real_wheel("iniconfig==2.0.0"),
+            real_wheel("packaging==24.2"),
+            real_wheel("pluggy==1.5.0"),
+            real_wheel("attrs==24.2.0"),
+        ],
+        Options::default(),
+    );
+    let check = r#"
+import importlib.util, sys
+for name in ("attrs", "iniconfig", "pytest", "pluggy"):
+    spec = importlib.util.find_spec(name)
+    cached = importlib.util.cache_from_source(spec.origin)
+    data = open(cached, "rb").read()
+    assert int.from_bytes(data[4:8], "little") == 0b11, (name, data[4:8])
+    print("imported", name, "from", spec.origin, "with", cached.rsplit("/", 1)[1])
+"#;
     let src = tempfile::tempdir().unwrap();
-    fs::write(
-        src.path().join("buildspec.yml"),
-        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.13\n  build:\n    commands:\n      - python3 -c 'import sys; print(\"running\", sys.version_info[:2])'\n      - pip install attrs\n",
-    )
-    .unwrap();
+    fs::write(src.path().join("check.py"), check).unwrap();
+    // A marker only 3.13 meets: a 3.12 resolution would leave attrs out.
+    let commands = [
+        "pip --version",
+        "pip install 'attrs==24.2.0; python_version >= \"3.13\"' pytest==8.3.4",
+        "python -B check.py",
+        "pytest --version",
+        "python3.13 -m pip list --format=freeze",
+        "python -m venv .venv",
+        "cat .venv/pyvenv.cfg",
+        ". .venv/bin/activate && pip install iniconfig==2.0.0 && python -c 'import iniconfig; print(\"venv\", iniconfig.__file__)'",
+    ];
+    let mut buildspec = String::from(
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.13\n  build:\n    commands:\n",
+    );
+    for c in commands {
+        buildspec.push_str(&format!("      - {}\n", serde_json::to_string(c).unwrap()));
+    }
+    fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
     let out = wasmbuild()
         .arg("run")
         .arg(src.path())
-        .timeout(std::time::Duration::from_secs(300))
+        .args(["-e", &format!("PIP_INDEX_URL={}", index.url)])
+        .timeout(std::time::Duration::from_secs(600))
         .output()
         .unwrap();
     let log =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("running (3, 13)"), "{log}");
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("(host-side; python 3.13)"), "{log}");
+    let site = "/root/.local/lib/python3.13/site-packages";
+    for name in ["attrs", "iniconfig", "pytest", "pluggy"] {
+        assert!(
+            log.contains(&format!(
+                "imported {name} from {site}/{name}/__init__.py with __init__.cpython-313.pyc"
+            )),
+            "{name}: {log}"
+        );
+    }
+    assert!(log.contains("pytest 8.3.4"), "{log}");
+    assert!(log.contains("iniconfig==2.0.0"), "{log}");
+    assert!(log.contains("version = 3.13.5"), "{log}");
     assert!(
-        log.contains("installing packages is supported for python 3.12 only so far"),
+        log.contains(
+            "venv /codebuild/output/src/.venv/lib/python3.13/site-packages/iniconfig/__init__.py"
+        ),
         "{log}"
     );
-    assert_ne!(out.status.code(), Some(0), "{log}");
 }
 
 #[test]
@@ -198,3 +249,4 @@ fn building_the_bundle_again_takes_the_build_from_the_store_and_gives_the_same_b
     // Bytecode and snapshot made again, byte for byte the same.
     assert_eq!(fs::read_to_string(&reference).unwrap(), before);
 }
+

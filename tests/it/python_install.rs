@@ -20,7 +20,7 @@ use cap_std::fs::Dir;
 use wasmbuild::image::{Image, ImageRunner, ProgramIo, ProgramOutcome};
 use wasmbuild::python::frontend::{BuildEnv, BuildKind, Frontend, SdistBuilder};
 use wasmbuild::python::wheel::{self, InstallOptions, Scheme};
-use wasmbuild::python::{DistFile, PackageError, Pin, SdistMetadata, normalize_name};
+use wasmbuild::python::{DistFile, Interpreter, PackageError, Pin, SdistMetadata, normalize_name};
 use wasmbuild::runtime::Runtimes;
 use wasmbuild::sandbox::{Determinism, GuestExit, Layout, Sandbox, SandboxConfig, SharedBuffer};
 use wasmbuild::store::Store;
@@ -41,6 +41,11 @@ const FLIT_CORE: &str = "flit-core==3.10.1";
 const EDITABLES: &str = "editables==0.5";
 const POETRY_CORE: &str = "poetry-core==1.9.1";
 const PDM_BACKEND: &str = "pdm-backend==2.4.3";
+
+/// The user scheme of the default python (3.12), where builds install.
+fn user() -> Scheme {
+    Scheme::user(Interpreter::default())
+}
 
 fn pin_of(path: &Path) -> (Pin, Vec<u8>) {
     let bytes = std::fs::read(path).unwrap();
@@ -282,8 +287,7 @@ fn real_wheels_install_import_and_their_console_scripts_run_in_the_guest() {
     let guest = guest(None);
     let home = guest.home_dir();
     let refs: Vec<(&Pin, &[u8])> = wheels.iter().map(|(p, b)| (p, b.as_slice())).collect();
-    let done = wheel::install_wheels_to(&home, &Scheme::user(), &refs, &InstallOptions::default())
-        .unwrap();
+    let done = wheel::install_wheels_to(&home, &user(), &refs, &InstallOptions::default()).unwrap();
     assert_eq!(done.len(), 5);
     let pytest = done.iter().find(|d| d.name == "pytest").unwrap();
     assert_eq!(
@@ -291,7 +295,7 @@ fn real_wheels_install_import_and_their_console_scripts_run_in_the_guest() {
         vec!["py.test".to_owned(), "pytest".to_owned()]
     );
 
-    let listed: Vec<(String, String)> = wheel::installed(&home)
+    let listed: Vec<(String, String)> = wheel::installed_in(&home, &user())
         .unwrap()
         .into_iter()
         .map(|p| (p.normalized, p.version))
@@ -307,7 +311,9 @@ fn real_wheels_install_import_and_their_console_scripts_run_in_the_guest() {
         ]
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
     );
-    let meta = wheel::installed_metadata(&home, "PyTest").unwrap().unwrap();
+    let meta = wheel::installed_metadata(&home, &user(), "PyTest")
+        .unwrap()
+        .unwrap();
     assert!(meta.contains("Version: 8.3.4"));
 
     // Scripts: executable, not group/world writable; modules 0644.
@@ -431,7 +437,7 @@ fn installed_files_match_native_pip_install_target() {
 fn a_wheel_whose_file_does_not_match_record_installs_nothing_and_keeps_the_old_version() {
     let (home_tmp, home) = home_only();
     let (old_pin, old) = make_wheel("demo", "1.0", &[("demo/__init__.py", b"V = 1\n")], &[], &[]);
-    wheel::install_wheel(&home, &old, &old_pin, &InstallOptions::default()).unwrap();
+    wheel::install_wheel_to(&home, &user(), &old, &old_pin, &InstallOptions::default()).unwrap();
     let before = tree(home_tmp.path());
 
     let (pin, bytes) = make_wheel(
@@ -444,7 +450,8 @@ fn a_wheel_whose_file_does_not_match_record_installs_nothing_and_keeps_the_old_v
         &[],
         &[("demo/extra.py", b"x = 666\n")],
     );
-    let err = wheel::install_wheel(&home, &bytes, &pin, &InstallOptions::default()).unwrap_err();
+    let err = wheel::install_wheel_to(&home, &user(), &bytes, &pin, &InstallOptions::default())
+        .unwrap_err();
     let message = err.to_string();
     assert!(
         matches!(err, PackageError::BadDistribution { .. }),
@@ -469,11 +476,13 @@ fn a_wheel_whose_file_does_not_match_record_installs_nothing_and_keeps_the_old_v
 
     // A member missing from RECORD, and a truncated zip, fail the same way.
     let (pin, bytes) = make_wheel("demo", "2.0", &[], &[], &[("demo/sneaky.py", b"1\n")]);
-    let err = wheel::install_wheel(&home, &bytes, &pin, &InstallOptions::default()).unwrap_err();
+    let err = wheel::install_wheel_to(&home, &user(), &bytes, &pin, &InstallOptions::default())
+        .unwrap_err();
     assert!(err.to_string().contains("not listed in RECORD"), "{err}");
     let (pin, bytes) = make_wheel("demo", "2.0", &[("demo/a.py", b"1\n")], &[], &[]);
-    let err = wheel::install_wheel(
+    let err = wheel::install_wheel_to(
         &home,
+        &user(),
         &bytes[..bytes.len() / 2],
         &pin,
         &InstallOptions::default(),
@@ -499,8 +508,8 @@ fn wheel_members_that_leave_the_target_are_refused() {
             &[],
             &[],
         );
-        let err =
-            wheel::install_wheel(&home, &bytes, &pin, &InstallOptions::default()).unwrap_err();
+        let err = wheel::install_wheel_to(&home, &user(), &bytes, &pin, &InstallOptions::default())
+            .unwrap_err();
         assert!(
             err.to_string().contains("not a plain relative path"),
             "{evil}: {err}"
@@ -546,7 +555,8 @@ fn wheel_members_that_leave_the_target_are_refused() {
         url: String::new(),
         sha256: String::new(),
     };
-    let err = wheel::install_wheel(&home, &bytes, &pin, &InstallOptions::default()).unwrap_err();
+    let err = wheel::install_wheel_to(&home, &user(), &bytes, &pin, &InstallOptions::default())
+        .unwrap_err();
     assert!(err.to_string().contains("symbolic link"), "{err}");
     assert!(tree(home_tmp.path()).is_empty());
 }
@@ -571,7 +581,8 @@ fn an_upgrade_removes_the_old_version_and_uninstall_removes_everything() {
         &[("entry_points.txt", scripts)],
         &[],
     );
-    let first = wheel::install_wheel(&home, &v1, &pin1, &InstallOptions::default()).unwrap();
+    let first =
+        wheel::install_wheel_to(&home, &user(), &v1, &pin1, &InstallOptions::default()).unwrap();
     assert_eq!(first.scripts, ["demo", "demo-old", "demo-tool"]);
     let root = home_tmp.path();
     let site = root.join(".local/lib/python3.12/site-packages");
@@ -600,7 +611,8 @@ fn an_upgrade_removes_the_old_version_and_uninstall_removes_everything() {
         &[("entry_points.txt", "[console_scripts]\ndemo = demo:main\n")],
         &[],
     );
-    let second = wheel::install_wheel(&home, &v2, &pin2, &InstallOptions::default()).unwrap();
+    let second =
+        wheel::install_wheel_to(&home, &user(), &v2, &pin2, &InstallOptions::default()).unwrap();
     assert_eq!(second.replaced.as_deref(), Some("1.0"));
     let files: BTreeSet<String> = tree(root).into_keys().collect();
     let expected: BTreeSet<String> = [
@@ -623,15 +635,21 @@ fn an_upgrade_removes_the_old_version_and_uninstall_removes_everything() {
     );
     assert!(!root.join(".local/share/demo").exists());
 
-    let removed = wheel::uninstall(&home, "DEMO.pkg").unwrap().unwrap();
+    let removed = wheel::uninstall_from(&home, &user(), "DEMO.pkg")
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (removed.name.as_str(), removed.version.as_str()),
         ("demo_pkg", "2.0")
     );
     assert!(tree(root).is_empty(), "{:?}", tree(root).keys());
     assert!(site.is_dir(), "site-packages itself stays");
-    assert!(wheel::uninstall(&home, "demo-pkg").unwrap().is_none());
-    assert!(wheel::installed(&home).unwrap().is_empty());
+    assert!(
+        wheel::uninstall_from(&home, &user(), "demo-pkg")
+            .unwrap()
+            .is_none()
+    );
+    assert!(wheel::installed_in(&home, &user()).unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -819,8 +837,9 @@ fn check_built_wheel(guest: &Guest, built: &wasmbuild::python::frontend::Built) 
         url: String::new(),
         sha256: built.sha256.clone(),
     };
-    wheel::install_wheel(
+    wheel::install_wheel_to(
         &guest.home_dir(),
+        &user(),
         &built.bytes,
         &pin,
         &InstallOptions::default(),
@@ -869,7 +888,7 @@ fn setuptools_hatchling_flit_poetry_and_pdm_projects_build_wheels_in_the_sandbox
         // Nothing of the build stays in /tmp, and the build env never reached the home.
         let tmp = guest.src.parent().unwrap().join("tmp");
         assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "{backend}");
-        let names: Vec<String> = wheel::installed(&guest.home_dir())
+        let names: Vec<String> = wheel::installed_in(&guest.home_dir(), &user())
             .unwrap()
             .into_iter()
             .map(|p| p.normalized)
@@ -954,7 +973,7 @@ fn metadata_sdist_and_editable_builds() {
         ),
         ..InstallOptions::default()
     };
-    wheel::install_wheel(&guest.home_dir(), &editable.bytes, &pin, &options).unwrap();
+    wheel::install_wheel_to(&guest.home_dir(), &user(), &editable.bytes, &pin, &options).unwrap();
     std::fs::write(
         guest.src.join("src/demo_pkg/__init__.py"),
         "def hello():\n    return 'edited in place'\n",

@@ -2,8 +2,10 @@
 
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder};
 
-/// The values the guest's CPython gives, observed inside the sandbox (all in one place).
-/// To re-check, run in the python image:
+use crate::python::Interpreter;
+
+/// The values the guest's CPython gives, observed inside the sandbox (all in one place;
+/// only the versions differ between bundles). To re-check, run in the python image:
 ///
 /// ```text
 /// wasmbuild exec --image python -- python -c 'import os, sys, platform, sysconfig;
@@ -15,21 +17,21 @@ use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder};
 ///
 /// (`implementation_version` is `sys.implementation.version` as PEP 508 formats it;
 /// `tags::GUEST_PLATFORM_TAG` is `sysconfig.get_platform()` with `-` and `.` as `_`.)
-pub const GUEST_MARKERS: MarkerEnvironmentBuilder<'static> = MarkerEnvironmentBuilder {
-    implementation_name: "cpython",
-    implementation_version: "3.12.0",
-    os_name: "posix",
-    platform_machine: "wasm32",
-    platform_python_implementation: "CPython",
-    platform_release: "",
-    platform_system: "",
-    platform_version: "",
-    python_full_version: "3.12.0",
-    python_version: "3.12",
-    sys_platform: "wasi",
-};
-
-/// The marker environment markers of dependencies are evaluated in.
-pub fn guest_markers() -> MarkerEnvironment {
-    MarkerEnvironment::try_from(GUEST_MARKERS).expect("the guest's versions are valid PEP 440")
+pub fn guest_markers(python: Interpreter) -> MarkerEnvironment {
+    let full = python.full_version();
+    let short = format!("{}.{}", python.major, python.minor);
+    MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
+        implementation_name: "cpython",
+        implementation_version: &full,
+        os_name: "posix",
+        platform_machine: "wasm32",
+        platform_python_implementation: "CPython",
+        platform_release: "",
+        platform_system: "",
+        platform_version: "",
+        python_full_version: &full,
+        python_version: &short,
+        sys_platform: "wasi",
+    })
+    .expect("an interpreter's version is valid PEP 440")
 }

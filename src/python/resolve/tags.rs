@@ -1,5 +1,5 @@
 //! Which distribution files the guest can use: wheel file names parsed as the wheel spec
-//! (binary distribution format) says, matched against the tags CPython 3.12 on WASI
+//! (binary distribution format) says, matched against the tags the guest's CPython on WASI
 //! accepts, in pip's order of preference (`packaging.tags.sys_tags()`); sdist file names.
 
 use std::str::FromStr;
@@ -7,7 +7,7 @@ use std::str::FromStr;
 use pep440_rs::Version;
 
 use super::normalize_name;
-use crate::python::GUEST_PYTHON;
+use crate::python::Interpreter;
 
 /// The guest's platform tag: `sysconfig.get_platform()` with `-` and `.` as `_`.
 /// Observed in the guest (see `markers::guest_markers` for how to re-check).
@@ -58,12 +58,12 @@ pub fn parse_wheel_name(file: &str) -> Option<WheelName> {
 }
 
 /// The tags the guest accepts, most preferred first, as `packaging.tags.sys_tags()` lists
-/// them for CPython 3.12 on the guest's platform: the interpreter's own ABI, `abi3` of
-/// older CPythons and `none` on the guest platform, then `py3X`/`py3` on the platform, then
-/// pure wheels (`cp312-none-any`, `py312-none-any`, `py3-none-any`, `py311-none-any` …
-/// `py30-none-any`).
-pub fn guest_tags() -> Vec<(String, String, String)> {
-    let (major, minor) = GUEST_PYTHON;
+/// them for `python` (CPython 3.12: `cp312`) on the guest's platform: the interpreter's own
+/// ABI, `abi3` of older CPythons and `none` on the guest platform, then `py3X`/`py3` on the
+/// platform, then pure wheels (`cp312-none-any`, `py312-none-any`, `py3-none-any`,
+/// `py311-none-any` … `py30-none-any`).
+pub fn guest_tags(python: Interpreter) -> Vec<(String, String, String)> {
+    let Interpreter { major, minor, .. } = python;
     let cp = format!("cp{major}{minor}");
     let plat = GUEST_PLATFORM_TAG.to_string();
     let mut tags = vec![
@@ -123,7 +123,10 @@ mod tests {
     use super::*;
 
     fn rank(file: &str) -> Option<usize> {
-        wheel_rank(&parse_wheel_name(file).unwrap(), &guest_tags())
+        wheel_rank(
+            &parse_wheel_name(file).unwrap(),
+            &guest_tags(Interpreter::default()),
+        )
     }
 
     #[test]
@@ -166,6 +169,29 @@ mod tests {
         assert!(rank("a-1-cp312-none-any.whl") < rank("a-1-py312-none-any.whl"));
         assert!(rank("a-1-py312-none-any.whl") < rank("a-1-py3-none-any.whl"));
         assert!(rank("a-1-py3-none-any.whl") < rank("a-1-py311-none-any.whl"));
+    }
+
+    #[test]
+    fn a_newer_interpreter_takes_older_abi3_wheels_but_not_older_interpreters_own_tags() {
+        let py313 = Interpreter::from_version("3.13.5").unwrap();
+        let rank = |file: &str| wheel_rank(&parse_wheel_name(file).unwrap(), &guest_tags(py313));
+        for ok in [
+            "foo-1.0-cp313-none-any.whl",
+            "foo-1.0-py313-none-any.whl",
+            "foo-1.0-py312-none-any.whl",
+            "foo-1.0-cp313-cp313-wasi_0_0_0_wasm32.whl",
+            "foo-1.0-cp312-abi3-wasi_0_0_0_wasm32.whl",
+        ] {
+            assert!(rank(ok).is_some(), "{ok}");
+        }
+        for no in [
+            "foo-1.0-cp312-none-any.whl",
+            "foo-1.0-cp312-cp312-wasi_0_0_0_wasm32.whl",
+            "foo-1.0-py314-none-any.whl",
+        ] {
+            assert!(rank(no).is_none(), "{no}");
+        }
+        assert!(rank("a-1-cp313-cp313-wasi_0_0_0_wasm32.whl") < rank("a-1-py3-none-any.whl"));
     }
 
     #[test]

@@ -331,7 +331,7 @@ fn pytest_resolves_to_its_dependencies_for_the_guest_in_install_order() {
 
 #[test]
 fn markers_use_the_guest_values() {
-    let env = guest_markers();
+    let env = guest_markers(Interpreter::default());
     let applies = |m: &str| {
         Requirement::<VerbatimUrl>::from_str(&format!("x; {m}"))
             .unwrap()
@@ -347,6 +347,16 @@ fn markers_use_the_guest_values() {
     assert!(applies("platform_python_implementation == \"CPython\""));
     assert!(applies("os_name == \"posix\""));
     assert!(!applies("extra == \"dev\""));
+    let env = guest_markers(Interpreter::from_version("3.13.5").unwrap());
+    let applies = |m: &str| {
+        Requirement::<VerbatimUrl>::from_str(&format!("x; {m}"))
+            .unwrap()
+            .evaluate_markers(&env, &[])
+    };
+    assert!(applies("python_version >= \"3.13\""));
+    assert!(applies("python_full_version == \"3.13.5\""));
+    assert!(applies("implementation_version >= \"3.13\""));
+    assert!(!applies("python_version < \"3.13\""));
 }
 
 #[test]
@@ -629,6 +639,12 @@ fn requires_python_rules_out_versions_the_guest_cannot_run() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("99.0 (requires Python >=3.13)"), "{err}");
+    // The same request for a python 3.13 guest takes it, and its markers are 3.13's.
+    let mut newer = request(&["packaging", "tomli; python_version < \"3.13\""]);
+    newer.python = Interpreter::from_version("3.13.5").unwrap();
+    let r = run(&index, &newer).unwrap();
+    assert_eq!(r.get("packaging").unwrap().pin.version, "99.0");
+    assert!(r.get("tomli").is_none());
 }
 
 #[test]
