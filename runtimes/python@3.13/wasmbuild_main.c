@@ -14,6 +14,7 @@
  * build machine (the cross build's own python), this file is Programs/python.c.
  */
 #include "Python.h"
+#include "pycore_object.h"  /* _Py_SetImmortalUntracked: CPython's own, internal */
 
 #ifndef __wasi__
 int main(int argc, char **argv) {
@@ -78,7 +79,37 @@ static const char warm_modules[] =
     "del sys.path\n"
     "sys.path_hooks[:] = []\n"
     "sys.meta_path[:] = [f for f in sys.meta_path if f is not _external.PathFinder]\n"
-    "sys.path_importer_cache.clear()\n";
+    "sys.path_importer_cache.clear()\n"
+    /* Everything above lives as long as the process: the collector need not look at it
+     * again (it would, at every full collection and twice at exit). */
+    "import gc\n"
+    "gc.collect()\n"
+    "gc.freeze()\n";
+
+/* Every object the warm-up left, made immortal (PEP 683): a run never writes their
+ * reference counts (so never copies the snapshot's pages for that) and never frees them,
+ * at exit least of all, where CPython would otherwise take the whole heap apart object by
+ * object. They are also frozen (`gc.freeze()`, above), so no collection walks them. What a
+ * run creates lives and dies as usual. The collector's objects are visited, with what
+ * each refers to (strings, numbers, untracked tuples and dicts hold no cycles and are not
+ * on the collector's lists); an object only reachable through one of those is left
+ * mortal, and is never freed either, as what refers to it is not. */
+static int immortalize_referent(PyObject *op, void *arg) {
+    (void)arg;
+    if (op != NULL) {
+        _Py_SetImmortalUntracked(op);
+    }
+    return 0;
+}
+
+static int immortalize(PyObject *op, void *arg) {
+    _Py_SetImmortalUntracked(op);
+    traverseproc traverse = Py_TYPE(op)->tp_traverse;
+    if (traverse != NULL) {
+        traverse(op, immortalize_referent, arg);
+    }
+    return 1;
+}
 
 /* CPython's own, internal: the codec registry, which the main phase starts (build.sh makes
  * a second start a no-op), and which the modules above need. It imports `encodings`. */
@@ -127,6 +158,7 @@ void wasmbuild_initialize(void) {
         PyErr_Print();
         exit(70);
     }
+    PyUnstable_GC_VisitObjects(immortalize, NULL);
     from_snapshot = 1;
 }
 
