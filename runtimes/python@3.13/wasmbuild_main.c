@@ -23,6 +23,7 @@ int main(int argc, char **argv) {
 #else
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* wasi-libc's start-up. The snapshot's initialisation runs only what CPython needs of it;
  * the constructors (`__wasm_call_ctors`) are left to each run's `_start`, which runs them
@@ -210,6 +211,13 @@ int main(int argc, char **argv) {
             PyErr_Print();
             return 70;
         }
+    }
+    /* WASI has no working directory: wasi-libc starts every program at `/`. The shell
+     * passes the real one in `PWD`; start there, as the toolbox does, so that what CPython
+     * makes absolute at start-up (the script's `__file__`, `sys.path[0]`) is right. */
+    const char *pwd = getenv("PWD");
+    if (pwd != NULL && pwd[0] == '/') {
+        (void)chdir(pwd);
     }
     return Py_BytesMain(argc, argv);
 }
