@@ -329,13 +329,12 @@ pub fn prepare(
     let runtimes = ctx.runtimes();
     if let Some(install) = buildspec.phases.as_ref().and_then(|p| p.install.as_ref()) {
         for (name, request) in &install.runtime_versions {
-            let found = runtimes.resolve_version(name, request)?;
-            if found.is_none() {
-                // A `$VARIABLE` request is known when INSTALL starts: the default then.
-                match crate::buildspec::runtime_version_variable(request) {
-                    Some(_) => ensure_built(ctx, name)?,
-                    None => ensure_built(ctx, &format!("{name}:{request}"))?,
-                }
+            // Built when missing, or again when built from an older recipe (new shims), as
+            // the image is. A `$VARIABLE` request is known when INSTALL starts: the
+            // default recipe's bundle is made ready then.
+            match crate::buildspec::runtime_version_variable(request) {
+                Some(_) => ensure_built(ctx, name)?,
+                None => ensure_built(ctx, &format!("{name}:{request}"))?,
             }
         }
     }

@@ -104,6 +104,63 @@ fn a_bundle_built_from_an_older_recipe_is_built_again() {
     assert_eq!(run(), "");
 }
 
+// The same for a bundle a build asks for in `runtime-versions`, beside its image.
+#[test]
+fn a_runtime_version_built_from_an_older_recipe_is_built_again() {
+    let (store, recipes, src, out) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    // The image, `hello`, and a second bundle, `note`, with the note as its only file.
+    hello_recipe(recipes.path(), &hello_digest());
+    let dir = hello_with_a_note(recipes.path());
+    let note = recipes.path().join("note");
+    fs::create_dir_all(&note).unwrap();
+    let recipe = fs::read_to_string(dir.join("recipe.toml")).unwrap();
+    fs::write(
+        note.join("recipe.toml"),
+        recipe
+            .replace("name = \"hello\"", "name = \"note\"")
+            .replace("[\"hello\", \"hi\"]", "[\"note\"]")
+            .replace("\"hello.wasm\"", "\"../hello/hello.wasm\"")
+            .replace("\"note.txt\"", "\"../hello/note.txt\""),
+    )
+    .unwrap();
+    fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      note: 1.0\n  build:\n    commands:\n      - hi\n",
+    )
+    .unwrap();
+    let run = || {
+        let out = cli(store.path(), recipes.path())
+            .args(["run", "--image", "hello", "-a"])
+            .arg(out.path())
+            .arg(src.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = run();
+    assert!(
+        said.contains("bundle note 1.0 is not in the store yet"),
+        "{said}"
+    );
+    assert!(!run().contains("note"), "a current bundle is used as it is");
+    fs::write(dir.join("note.txt"), "second\n").unwrap();
+    let said = run();
+    assert!(
+        said.contains("bundle note 1.0 in the store was built from an older recipe"),
+        "{said}"
+    );
+}
+
 #[test]
 fn a_pinned_digest_that_does_not_match_refuses_the_bundle() {
     let (store, recipes) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
