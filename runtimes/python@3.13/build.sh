@@ -1,8 +1,10 @@
 #!/bin/sh
 # Builds CPython 3.13 for wasm32-wasip1, optimised (-O3), from the upstream release tarball
-# (as Debian's archive carries it) with zig's clang, zlib and bzip2 linked in. Run by
-# `wasmbuild runtime build` on the host, in an empty directory, with the recipe's pinned
-# inputs in $WASMBUILD_INPUTS; it leaves the bundle's files in $WASMBUILD_OUT:
+# (as Debian's archive carries it) with zig's clang, zlib, bzip2, liblzma (xz-utils) and
+# SQLite linked in. SQLite's single-file source is generated from its source tree by a tclsh
+# built here for that alone. Run by `wasmbuild runtime build` on the host, in an empty
+# directory, with the recipe's pinned inputs in $WASMBUILD_INPUTS; it leaves the bundle's
+# files in $WASMBUILD_OUT:
 #   python.wasm              the interpreter (with the `wizer-initialize` export)
 #   lib/python313.zip        the standard library, compiled to bytecode
 # Everything that reaches the output is independent of where and when it was built: paths
@@ -67,6 +69,77 @@ tar -xzf "$inputs"/bzip2_*.orig.tar.gz
     cp bzlib.h "$sysroot/include/"
 )
 
+# liblzma's build and SQLite's compile are mostly one process at a time (a configure script,
+# one large file): each runs in the background beside the next steps, which wait for them
+# before CPython's configure.
+step "building liblzma (in the background)"
+tar -xJf "$inputs"/xz-utils_*.orig.tar.xz
+xz=$(echo "$work"/xz-[0-9]*)
+mkdir xz-build
+(
+    cd xz-build
+    # Only the library: no tools, no threads (WASI has none), no shared library.
+    CC="$cc_wasi" AR="$work/bin/wasi-ar" RANLIB="$work/bin/wasi-ranlib" CFLAGS="-O3" \
+    "$xz/configure" --host=wasm32-wasi --build="$(sh "$xz/build-aux/config.guess")" \
+        --prefix=/nonexistent --disable-shared --enable-static --disable-threads \
+        --disable-xz --disable-xzdec --disable-lzmadec --disable-lzmainfo \
+        --disable-lzma-links --disable-scripts --disable-doc --disable-nls \
+        --disable-sandbox --disable-dependency-tracking \
+        >configure.log 2>&1 || { tail -40 configure.log; exit 1; }
+    make -j"$jobs" -C src/liblzma liblzma.la >make.log 2>&1 || { tail -60 make.log; exit 1; }
+    cp src/liblzma/.libs/liblzma.a "$sysroot/lib/"
+    cp -R "$xz/src/liblzma/api/lzma.h" "$xz/src/liblzma/api/lzma" "$sysroot/include/"
+) &
+liblzma_job=$!
+
+# SQLite's source tree generates its single-file source (sqlite3.c, sqlite3.h) with Tcl
+# scripts: a tclsh for the build machine, unoptimised (it only runs those).
+step "building tclsh"
+tar -xzf "$inputs"/tcl8.6_*.orig.tar.gz
+tcl=$(echo "$work"/tcl8.6.*)
+(
+    cd "$tcl/unix"
+    CFLAGS=-O0 ./configure --prefix=/nonexistent --disable-shared --disable-load \
+        >configure.log 2>&1 || { tail -40 configure.log; exit 1; }
+    make -j"$jobs" tclsh >make.log 2>&1 || { tail -60 make.log; exit 1; }
+)
+
+step "generating SQLite's sqlite3.c"
+tar -xJf "$inputs"/sqlite3_*.orig.tar.xz
+sqlite=$(echo "$work"/sqlite3-[0-9]*)
+mkdir sqlite-build
+(
+    cd sqlite-build
+    # Configured for the build machine only to generate sqlite3.c; its generators take no
+    # dates or paths into it.
+    TCLSH_CMD="$tcl/unix/tclsh" "$sqlite/configure" --disable-tcl \
+        >configure.log 2>&1 || { tail -40 configure.log; exit 1; }
+    TCL_LIBRARY="$tcl/library" make TCLSH_CMD="$tcl/unix/tclsh" sqlite3.c \
+        >make.log 2>&1 || { tail -60 make.log; exit 1; }
+)
+
+step "compiling SQLite (in the background)"
+(
+    cd sqlite-build
+    # Under __wasi__ sqlite3.h itself defines SQLITE_OMIT_WAL (no shared memory),
+    # SQLITE_OMIT_LOAD_EXTENSION (no dlopen), SQLITE_THREADSAFE=0 (no threads), and its unix
+    # VFS leaves out mmap and locks files with a `DB.lock` directory ("unix-dotfile"), WASI
+    # having no fcntl locks: processes of a build sharing a database exclude each other
+    # (readers too: the busy timeout waits), a killed one leaves a stale lock directory. The
+    # options said here again, for the reader; the features are those of CPython's own
+    # installers (FTS3/4/5, R*Tree) and SQLite's configure (math functions). Temporary
+    # tables and indices stay in memory: a guest may have no writable temporary directory.
+    "$cc_wasi" -O3 -DNDEBUG \
+        -DSQLITE_OMIT_WAL -DSQLITE_OMIT_LOAD_EXTENSION -DSQLITE_THREADSAFE=0 \
+        -DSQLITE_DEFAULT_UNIX_VFS='"unix-dotfile"' -DSQLITE_TEMP_STORE=2 \
+        -DSQLITE_ENABLE_FTS4 -DSQLITE_ENABLE_FTS5 -DSQLITE_ENABLE_RTREE \
+        -DSQLITE_ENABLE_MATH_FUNCTIONS \
+        -c sqlite3.c -o sqlite3.o
+    "$work/bin/wasi-ar" rcs "$sysroot/lib/libsqlite3.a" sqlite3.o
+    cp sqlite3.h sqlite3ext.h "$sysroot/include/"
+) &
+sqlite_job=$!
+
 step "building the name-service stubs"
 "$cc_wasi" -O2 -c "$recipe/wasi_netdb.c" -o wasi_netdb.o
 "$work/bin/wasi-ar" rcs "$sysroot/lib/libwasinetdb.a" wasi_netdb.o
@@ -110,6 +183,9 @@ mkdir native
     make -j"$jobs" all >make.log 2>&1 || { tail -60 make.log; exit 1; }
 )
 
+wait "$liblzma_job" || { echo "build.sh: liblzma failed" >&2; exit 1; }
+wait "$sqlite_job" || { echo "build.sh: SQLite failed" >&2; exit 1; }
+
 step "configuring CPython for wasm32-wasip1"
 mkdir wasi
 (
@@ -134,6 +210,8 @@ EOF
     CC="$cc_wasi" CPP="$cc_wasi -E" AR="$work/bin/wasi-ar" RANLIB="$work/bin/wasi-ranlib" \
     ZLIB_CFLAGS="-I$sysroot/include" ZLIB_LIBS="-L$sysroot/lib -lz" \
     BZIP2_CFLAGS="-I$sysroot/include" BZIP2_LIBS="-L$sysroot/lib -lbz2" \
+    LIBLZMA_CFLAGS="-I$sysroot/include" LIBLZMA_LIBS="-L$sysroot/lib -llzma" \
+    LIBSQLITE3_CFLAGS="-I$sysroot/include" LIBSQLITE3_LIBS="-L$sysroot/lib -lsqlite3" \
     LIBS="-L$sysroot/lib -lwasinetdb" \
     "../${src##*/}/configure" --host=wasm32-wasip1 --build="$("$src/config.guess")" \
         --with-build-python="$work/native/python" --prefix="$prefix" \
@@ -145,7 +223,8 @@ step "building CPython for wasm32-wasip1"
 (
     cd wasi
     make -j"$jobs" all >make.log 2>&1 || { tail -60 make.log; exit 1; }
-    for module in zlib _bz2 _socket _decimal pyexpat _elementtree _sha2 _json _datetime; do
+    for module in zlib _bz2 _lzma _sqlite3 _socket _decimal pyexpat _elementtree _sha2 _json \
+        _datetime; do
         grep -q "^MODULE_$(echo "$module" | tr a-z A-Z)_STATE=yes" Makefile ||
             { echo "build.sh: module $module was not built" >&2; exit 1; }
     done

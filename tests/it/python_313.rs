@@ -250,3 +250,109 @@ fn building_the_bundle_again_takes_the_build_from_the_store_and_gives_the_same_b
     assert_eq!(fs::read_to_string(&reference).unwrap(), before);
 }
 
+/// A payload xz and the guest both compress: text, and bytes that do not repeat.
+fn xz_payload() -> Vec<u8> {
+    let mut data = b"wasmbuild sqlite3 lzma\n".repeat(2000);
+    let mut x: u32 = 0x9e37_79b9;
+    for _ in 0..100_000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        data.push(x as u8);
+    }
+    data
+}
+
+/// Runs the host's `xz` (which .ci/run installs) with `args`, `input` on its stdin.
+fn host_xz(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("xz")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the host's xz (xz-utils)");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "xz {args:?}: {:?}", out.status);
+    out.stdout
+}
+
+// sqlite3 and lzma, linked in from SQLite and liblzma built with the bundle: a database in
+// the workspace outlives the run that wrote it (locked with a `.lock` directory, WASI having
+// no file locks, and left unlocked), and the guest's xz and the host's read each other's.
+#[test]
+fn sqlite3_keeps_a_database_across_runs_and_lzma_agrees_with_the_hosts_xz() {
+    let src = tempfile::tempdir().unwrap();
+    let payload = xz_payload();
+    fs::write(src.path().join("payload.bin"), &payload).unwrap();
+    fs::write(src.path().join("host.xz"), host_xz(&["-6", "-c"], &payload)).unwrap();
+    let write = r#"
+import lzma, os, sqlite3
+payload = open("payload.bin", "rb").read()
+assert lzma.decompress(open("host.xz", "rb").read()) == payload
+open("guest.xz", "wb").write(lzma.compress(payload, preset=6))
+with lzma.open("lines.xz", "wt") as f:
+    f.write("line\n" * 1000)
+con = sqlite3.connect("data/rows.db")
+con.execute("create table rows(i integer primary key, s text)")
+con.executemany("insert into rows(s) values (?)", ((f"row {i}",) for i in range(10000)))
+con.execute("create virtual table docs using fts5(body)")
+con.execute("insert into docs values ('sqlite in wasi')")
+con.commit()
+cur = con.execute("select i from rows")
+cur.fetchone()
+print("locked while reading", sorted(os.listdir("data")))
+cur.fetchall()
+con.close()
+memory = sqlite3.connect(":memory:")
+memory.execute("create table m(a)")
+memory.executemany("insert into m values (?)", [(i,) for i in range(1000)])
+print("in memory", memory.execute("select sum(a) from m").fetchone()[0])
+print("sqlite", sqlite3.sqlite_version, "written", sorted(os.listdir("data")))
+"#;
+    fs::write(src.path().join("write.py"), write).unwrap();
+    fs::create_dir(src.path().join("data")).unwrap();
+    let out = succeeded(&python(src.path(), &[], &["write.py"]));
+    assert_eq!(
+        out,
+        "locked while reading ['rows.db', 'rows.db.lock']\n\
+         in memory 499500\n\
+         sqlite 3.46.1 written ['rows.db']\n"
+    );
+    // What the guest compressed, the host's xz decompresses.
+    let guest = fs::read(src.path().join("guest.xz")).unwrap();
+    assert!(guest.starts_with(b"\xfd7zXZ\0"));
+    assert!(host_xz(&["-d", "-c"], &guest) == payload);
+    let lines = host_xz(
+        &["-d", "-c"],
+        &fs::read(src.path().join("lines.xz")).unwrap(),
+    );
+    assert_eq!(lines, "line\n".repeat(1000).into_bytes());
+
+    // A second run opens the database the first one left, changes it and commits.
+    let read = r#"
+import sqlite3
+con = sqlite3.connect("data/rows.db")
+print(con.execute("select count(*), max(s) from rows").fetchone())
+print(con.execute("select body from docs where docs match 'wasi'").fetchall())
+with con:
+    con.execute("delete from rows where i % 2 = 0")
+print(con.execute("select count(*) from rows").fetchone(), con.execute("pragma integrity_check").fetchone())
+"#;
+    fs::write(src.path().join("read.py"), read).unwrap();
+    let out = succeeded(&python(src.path(), &[], &["read.py"]));
+    assert_eq!(
+        out,
+        "(10000, 'row 9999')\n[('sqlite in wasi',)]\n(5000,) ('ok',)\n"
+    );
+    let mut left: Vec<String> = fs::read_dir(src.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["rows.db"]);
+}
