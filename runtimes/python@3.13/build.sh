@@ -263,6 +263,9 @@ lib, build, target, prefix = sys.argv[1:]
 zip_path = f"{prefix}/lib/python313.zip"
 skip = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__phello__",
         "venv", "site-packages"}
+# Left out as CPython's own WASI build leaves it out (Tools/wasm/wasm_assets.py): it starts
+# threads. The bundle's shim (a pool that runs each call as it is submitted) takes its place.
+omit = {"concurrent/futures/thread.py"}
 entries = {}
 for directory, dirs, files in os.walk(lib):
     rel = os.path.relpath(directory, lib)
@@ -271,8 +274,9 @@ for directory, dirs, files in os.walk(lib):
         continue
     dirs[:] = [d for d in dirs if d != "__pycache__"]
     for name in files:
-        if name.endswith(".py"):
-            entries[os.path.relpath(os.path.join(directory, name), lib)] = os.path.join(directory, name)
+        rel = os.path.relpath(os.path.join(directory, name), lib)
+        if name.endswith(".py") and rel.replace(os.sep, "/") not in omit:
+            entries[rel] = os.path.join(directory, name)
 # The configuration of this build, as sysconfig reads it, with the build's paths mapped.
 sysconfigdata = glob.glob(os.path.join(build, "build", "lib.*", "_sysconfigdata_*.py"))
 assert len(sysconfigdata) == 1, sysconfigdata

@@ -528,11 +528,33 @@ fn unpack(project: &Project) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn run_real_project(project: &Project) {
-    let (_dir, src) = unpack(project);
-    let buildspec = fixtures()
+    run_real_project_on(project, "3.12");
+}
+
+/// The project's buildspec, asking for python `version` (the fixtures ask for 3.12).
+fn run_real_project_on(project: &Project, version: &str) {
+    let (dir, src) = unpack(project);
+    let fixture = fixtures()
         .join("python-real")
         .join(format!("{}.yml", project.name));
+    let text = std::fs::read_to_string(&fixture).unwrap();
+    assert!(text.contains("python: 3.12"), "{}", fixture.display());
+    let buildspec = dir.path().join(format!("{}-{version}.yml", project.name));
+    std::fs::write(
+        &buildspec,
+        text.replace("python: 3.12", &format!("python: {version}")),
+    )
+    .unwrap();
+    if version != "3.12" {
+        common::ensure_bundle(&format!("python:{version}"));
+    }
     let run = run_build(&src, Some(&buildspec));
+    assert!(
+        run.log()
+            .contains(&format!("Selected runtime python {version}.")),
+        "{}",
+        run.log()
+    );
     assert_succeeded(&run);
     let junit = run.artifact("primary/reports/junit.xml");
     let counts = junit_counts(&junit);
@@ -575,6 +597,17 @@ fn toolz_suite_passes_in_the_sandbox_as_natively() {
 #[test]
 fn python_dateutil_suite_passes_in_the_sandbox_as_natively() {
     run_real_project(&DATEUTIL);
+}
+
+// The same suites on the python 3.13 built here: installed by pip for 3.13, the same counts.
+#[test]
+fn toolz_suite_passes_on_python_3_13_too() {
+    run_real_project_on(&TOOLZ, "3.13");
+}
+
+#[test]
+fn more_itertools_suite_passes_on_python_3_13_too() {
+    run_real_project_on(&MORE_ITERTOOLS, "3.13");
 }
 
 /// ~27 000 tests: about two minutes natively, so well past three in the sandbox.
