@@ -15,11 +15,12 @@ use super::lock::{RequirementKind, RequirementLine, Requirements};
 use super::pip::{PythonPackages, ResolveOptions};
 use super::resolve::{self, ResolveRequest};
 use super::wheel::{self, InstallOptions, Scheme};
-use super::{DistFile, Interpreter, PackageError, Pin};
+use super::{DistFile, Interpreter, PackageError, Pin, SdistMetadata};
 use crate::image::ImageRunner;
 use crate::sandbox::layout::{HOME_DIR, TMP_DIR};
 use crate::shell::GuestFs;
 use crate::shell::fs::normalize;
+use crate::store::Store;
 
 /// A wheel: its pin and its bytes.
 type Wheel = (Pin, Vec<u8>);
@@ -375,6 +376,36 @@ fn sdist_builder<'c>(
     )
 }
 
+/// The core metadata of sdists, kept in the store by interpreter and sdist hash: the
+/// resolver needs it for every sdist it considers, a locked one included, and only a PEP 517
+/// build in the sandbox can say it (seconds, for a setuptools project). Metadata the store
+/// cannot give back is asked of the build backend again.
+struct StoredMetadata<'a> {
+    builder: SdistBuilder<'a>,
+    store: &'a Store,
+    python: Interpreter,
+}
+
+impl SdistMetadata for StoredMetadata<'_> {
+    fn sdist_metadata(&self, file: &DistFile) -> Result<String, PackageError> {
+        let reference = format!(
+            "python/sdist-metadata/{}/{}",
+            self.python.name(),
+            file.sha256
+        );
+        if let Some(digest) = self.store.get_ref(&reference)?
+            && let Ok(bytes) = self.store.get_blob(&digest)
+            && let Ok(text) = String::from_utf8(bytes)
+        {
+            return Ok(text);
+        }
+        let text = self.builder.sdist_metadata(file)?;
+        let digest = self.store.put_blob(text.as_bytes())?;
+        self.store.set_ref(&reference, &digest)?;
+        Ok(text)
+    }
+}
+
 /// Resolves `request` and makes sure the store has every file.
 fn resolve_and_fetch(
     ctx: &PipContext<'_>,
@@ -383,7 +414,11 @@ fn resolve_and_fetch(
     depth: usize,
 ) -> Result<Vec<Pin>, PackageError> {
     let build_env = Isolated { ctx, client, depth };
-    let sdists = sdist_builder(ctx, client, &build_env);
+    let sdists = StoredMetadata {
+        builder: sdist_builder(ctx, client, &build_env),
+        store: client.store(),
+        python: ctx.python,
+    };
     let resolution = resolve::resolve(client, &sdists, request)?;
     let pins = resolution.pins();
     client.fetch_all(&pins)?;
@@ -391,7 +426,7 @@ fn resolve_and_fetch(
 }
 
 /// The wheel of each pin: the file itself, or built from the sdist (kept in the store,
-/// keyed by the sdist's hash, so the next build does not build it again).
+/// keyed by the interpreter and the sdist's hash, so the next build does not build it again).
 fn wheels_of(
     ctx: &PipContext<'_>,
     client: &Client,
@@ -416,7 +451,8 @@ fn built_wheel(
     depth: usize,
 ) -> Result<Vec<u8>, PackageError> {
     let store = client.store();
-    let reference = format!("python/built/{}", pin.sha256);
+    // By interpreter: a backend may build differently for another python.
+    let reference = format!("python/built/{}/{}", ctx.python.name(), pin.sha256);
     // A built wheel the store cannot give back intact is built again.
     if let Some(digest) = store.get_ref(&reference)?
         && let Ok(bytes) = store.get_blob(&digest)

@@ -548,3 +548,99 @@ open(path, "a").write("\nEDITED = True\n")
     assert_eq!(pyc(&log2), pyc(&log));
     assert!(log2.contains("edited True"), "{log2}");
 }
+
+/// An sdist of a flit project `name` 1.0 whose module says `marker` (so each test run has
+/// its own file, and its own hash), as a tar.gz in `dir`.
+fn flit_sdist(dir: &Path, name: &str, marker: &str) -> PathBuf {
+    let top = format!("{name}-1.0");
+    let pyproject = format!(
+        "[build-system]\nrequires = [\"flit_core >=3.2,<4\"]\nbuild-backend = \"flit_core.buildapi\"\n\n\
+         [project]\nname = \"{name}\"\nversion = \"1.0\"\ndescription = \"an sdist only\"\n"
+    );
+    let files = [
+        (format!("{top}/pyproject.toml"), pyproject),
+        (format!("{top}/{name}.py"), format!("MARKER = {marker:?}\n")),
+        (
+            format!("{top}/PKG-INFO"),
+            format!("Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"),
+        ),
+    ];
+    let path = dir.join(format!("{top}.tar.gz"));
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    for (member, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, member, text.as_bytes())
+            .unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+    path
+}
+
+// An sdist's metadata, which the resolver needs and only its build backend can say, is asked
+// of the backend once per interpreter and then read from the store: a rerun takes what the
+// store says (here doctored to add a requirement nobody serves, which then fails the
+// install), and python 3.13 has its own entry.
+#[test]
+fn sdist_metadata_is_kept_in_the_store_by_interpreter() {
+    let dists = tempfile::tempdir().unwrap();
+    let marker = dists.path().display().to_string();
+    let sdist = flit_sdist(dists.path(), "demo_sdist", &marker);
+    let mut served = wheels(&["flit-core==3.10.1"]);
+    served.push(sdist);
+    let index = TestIndex::serve(&served, Options::default());
+    let sha256 = index.served("demo_sdist-1.0.tar.gz").sha256.clone();
+    let commands = [
+        "pip install demo-sdist==1.0",
+        "python -c 'import demo_sdist; print(\"marker\", demo_sdist.MARKER)'",
+    ];
+    let src = project(&python_buildspec(&commands), &[]);
+    let first = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(first.status(), 0, "{}", explain(&first));
+    assert!(
+        first.log().contains(&format!("marker {marker}")),
+        "{}",
+        first.log()
+    );
+
+    let store = wasmbuild::store::Store::open(common::store_dir()).unwrap();
+    let reference = format!("python/sdist-metadata/python3.12/{sha256}");
+    let kept = store
+        .get_ref(&reference)
+        .unwrap()
+        .expect("the metadata is kept");
+    let text = String::from_utf8(store.get_blob(&kept).unwrap()).unwrap();
+    assert!(text.contains("Name: demo_sdist"), "{text}");
+    let doctored = text.replacen("\n\n", "\nRequires-Dist: not-served-here\n\n", 1);
+    let doctored = if doctored == text {
+        format!("{text}Requires-Dist: not-served-here\n")
+    } else {
+        doctored
+    };
+    store
+        .set_ref(&reference, &store.put_blob(doctored.as_bytes()).unwrap())
+        .unwrap();
+    let second = build(src.path(), Some(&index.url), &[]);
+    assert_ne!(second.status(), 0, "{}", explain(&second));
+    assert!(second.log().contains("not-served-here"), "{}", second.log());
+
+    common::ensure_bundle("python:3.13");
+    let src = project(
+        &python_buildspec(&commands).replace("python: 3.12", "python: 3.13"),
+        &[],
+    );
+    let on_313 = build(src.path(), Some(&index.url), &[]);
+    assert_eq!(on_313.status(), 0, "{}", explain(&on_313));
+    assert!(
+        store
+            .get_ref(&format!("python/sdist-metadata/python3.13/{sha256}"))
+            .unwrap()
+            .is_some()
+    );
+}
