@@ -10,6 +10,31 @@ if _pwd and _pwd.startswith("/"):
         pass
 del _os, _pwd
 
+
+# wasmbuild: CPython made a relative script path absolute against `/` before the step above
+# (the 3.12 bundle's `__main__.__file__` was `//sub/x.py`; 3.13's `main` moves to $PWD
+# first). Code that finds its data beside `__file__` needs the real path: CPython keeps a
+# `__file__` that `__main__` already has when it runs the script. (`sys.path[0]`, added
+# after this, stays relative on 3.12: `sub`, right while the directory is not changed.)
+def _wasmbuild_main_file():
+    import os
+    import sys
+
+    script = sys.argv[0] if sys.argv else ""
+    main = sys.modules.get("__main__")
+    if not script or script.startswith("-") or os.path.isabs(script) or main is None:
+        return
+    if hasattr(main, "__file__"):
+        return
+    path = os.path.normpath(os.path.join(os.getcwd(), script))
+    if not os.path.isfile(path):
+        return
+    main.__file__ = path
+
+
+_wasmbuild_main_file()
+del _wasmbuild_main_file
+
 # /dev, dup/dup2 and the build user (uid 0, root): see wasmbuild_posix.py.
 import wasmbuild_posix  # noqa: E402,F401
 

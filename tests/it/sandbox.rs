@@ -82,6 +82,43 @@ fn proc_exit_sets_the_status() {
         .code(7);
 }
 
+// A script run by a relative path knows where it is, as natively: `__file__` absolute (and
+// `sys.path[0]` its directory), a data file beside it found through `__file__`, a sibling
+// module imported, in the default 3.12 bundle and in 3.13.
+#[test]
+fn a_python_script_finds_itself_and_its_siblings() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("tools")).unwrap();
+    fs::write(src.path().join("tools/helper.py"), "NAME = 'helper'\n").unwrap();
+    fs::write(src.path().join("tools/data.txt"), "beside the script\n").unwrap();
+    fs::write(
+        src.path().join("tools/run.py"),
+        "import os, sys, helper\n\
+         print(__file__, os.path.abspath(sys.path[0]), helper.NAME)\n\
+         print(open(os.path.join(os.path.dirname(__file__), 'data.txt')).read().strip())\n",
+    )
+    .unwrap();
+    for image in ["python", "python:3.13"] {
+        ensure_bundle(image);
+        for (workdir, script) in [(".", "tools/run.py"), ("tools", "run.py")] {
+            let out = wasmbuild()
+                .args(["exec", "--image", image, "--workdir", workdir, "--src"])
+                .arg(src.path())
+                .args(["--", "python3", script])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                stdout,
+                "/codebuild/output/src/tools/run.py /codebuild/output/src/tools helper\n\
+                 beside the script\n",
+                "{image} {workdir} {script}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
 #[test]
 fn python_getcwd_follows_workdir() {
     let src = tempfile::tempdir().unwrap();
