@@ -409,6 +409,13 @@ pub fn run(
     cwd: &str,
     io: &mut ProgramIo,
 ) -> i32 {
+    let host = Host {
+        runner,
+        packages,
+        python,
+        env,
+        cwd,
+    };
     let args = match command {
         HostCommand::Venv(args) => {
             return super::venv::run(&runner.layout, python, &args, cwd, &mut io.stderr);
@@ -420,16 +427,7 @@ pub fn run(
             );
             return 0;
         }
-        HostCommand::Build(args) => {
-            let host = Host {
-                runner,
-                packages,
-                python,
-                env,
-                cwd,
-            };
-            return build_command(&host, &args, io);
-        }
+        HostCommand::Build(args) => return build_command(&host, &args, io),
         HostCommand::Pip(args) => args,
     };
     let cli = match PipCli::try_parse_from(&args) {
@@ -455,13 +453,6 @@ pub fn run(
         return 2;
     };
     let quiet = cli.global.quiet > 0;
-    let host = Host {
-        runner,
-        packages,
-        python,
-        env,
-        cwd,
-    };
     // pip's words for a failure.
     host.serve(io, "ERROR: ", |ctx, out| run_pip(ctx, command, quiet, out))
 }

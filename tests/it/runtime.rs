@@ -44,6 +44,14 @@ fn a_bundle_built_from_a_recipe_is_listed_and_runs() {
         .stdout("hello from wasm\n");
 }
 
+/// What a command that must succeed wrote on stderr.
+fn stderr_of_success(command: &mut assert_cmd::Command) -> String {
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
 /// The hello recipe with an extra file, `note.txt` ("first"), whose change makes the bundle
 /// out of date; returns the recipe's directory.
 fn hello_with_a_note(recipes: &Path) -> std::path::PathBuf {
@@ -70,18 +78,12 @@ fn a_bundle_built_from_an_older_recipe_is_built_again() {
     );
     let dir = hello_with_a_note(recipes.path());
     let run = || {
-        let out = cli(store.path(), recipes.path())
-            .args(["exec", "--image", "hello", "--src"])
-            .arg(src.path())
-            .args(["--", "hi"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        stderr_of_success(
+            cli(store.path(), recipes.path())
+                .args(["exec", "--image", "hello", "--src"])
+                .arg(src.path())
+                .args(["--", "hi"]),
+        )
     };
     let digest = || {
         let list = cli(store.path(), recipes.path())
@@ -134,18 +136,12 @@ fn a_runtime_version_built_from_an_older_recipe_is_built_again() {
     )
     .unwrap();
     let run = || {
-        let out = cli(store.path(), recipes.path())
-            .args(["run", "--image", "hello", "-a"])
-            .arg(out.path())
-            .arg(src.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        stderr_of_success(
+            cli(store.path(), recipes.path())
+                .args(["run", "--image", "hello", "-a"])
+                .arg(out.path())
+                .arg(src.path()),
+        )
     };
     let said = run();
     assert!(
