@@ -259,7 +259,7 @@ impl<'a> PipContext<'a> {
             return Ok(Target {
                 root,
                 scheme: Scheme {
-                    site_packages: super::venv::site_packages(self.python),
+                    site_packages: self.python.site_packages(),
                     scripts: "bin".into(),
                     data: String::new(),
                     headers: "include".into(),
@@ -393,17 +393,30 @@ impl SdistMetadata for StoredMetadata<'_> {
             self.python.name(),
             file.sha256
         );
-        if let Some(digest) = self.store.get_ref(&reference)?
-            && let Ok(bytes) = self.store.get_blob(&digest)
-            && let Ok(text) = String::from_utf8(bytes)
-        {
-            return Ok(text);
-        }
-        let text = self.builder.sdist_metadata(file)?;
-        let digest = self.store.put_blob(text.as_bytes())?;
-        self.store.set_ref(&reference, &digest)?;
-        Ok(text)
+        let bytes = kept_or_made(self.store, &reference, || {
+            Ok(self.builder.sdist_metadata(file)?.into_bytes())
+        })?;
+        String::from_utf8(bytes)
+            .map_err(|_| PackageError::Io(format!("{reference}: the stored metadata is not UTF-8")))
     }
+}
+
+/// What the store keeps under `reference`, else what `make` makes, kept there for the next
+/// build. What the store cannot give back intact is made again.
+fn kept_or_made(
+    store: &Store,
+    reference: &str,
+    make: impl FnOnce() -> Result<Vec<u8>, PackageError>,
+) -> Result<Vec<u8>, PackageError> {
+    if let Some(digest) = store.get_ref(reference)?
+        && let Ok(bytes) = store.get_blob(&digest)
+    {
+        return Ok(bytes);
+    }
+    let bytes = make()?;
+    let digest = store.put_blob(&bytes)?;
+    store.set_ref(reference, &digest)?;
+    Ok(bytes)
 }
 
 /// Resolves `request` and makes sure the store has every file.
@@ -450,22 +463,14 @@ fn built_wheel(
     pin: &Pin,
     depth: usize,
 ) -> Result<Vec<u8>, PackageError> {
-    let store = client.store();
     // By interpreter: a backend may build differently for another python.
     let reference = format!("python/built/{}/{}", ctx.python.name(), pin.sha256);
-    // A built wheel the store cannot give back intact is built again.
-    if let Some(digest) = store.get_ref(&reference)?
-        && let Ok(bytes) = store.get_blob(&digest)
-    {
-        return Ok(bytes);
-    }
-    let build_env = Isolated { ctx, client, depth };
-    let sdists = sdist_builder(ctx, client, &build_env);
-    let out_dir = scratch_dir("wheels");
-    let built = sdists.build_wheel(&DistFile::from(pin), &out_dir)?;
-    let digest = store.put_blob(&built.bytes)?;
-    store.set_ref(&reference, &digest)?;
-    Ok(built.bytes)
+    kept_or_made(client.store(), &reference, || {
+        let build_env = Isolated { ctx, client, depth };
+        let sdists = sdist_builder(ctx, client, &build_env);
+        let built = sdists.build_wheel(&DistFile::from(pin), &scratch_dir("wheels"))?;
+        Ok(built.bytes)
+    })
 }
 
 /// A fresh directory name under the guest's `/tmp` for a command's work.

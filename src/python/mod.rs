@@ -60,6 +60,11 @@ impl Interpreter {
         format!("python{}.{}", self.major, self.minor)
     }
 
+    /// Where its packages go below a prefix: `lib/python3.13/site-packages`.
+    pub fn site_packages(&self) -> String {
+        format!("lib/{}/site-packages", self.name())
+    }
+
     /// `3.13.5`.
     pub fn full_version(&self) -> String {
         format!("{}.{}.{}", self.major, self.minor, self.micro)

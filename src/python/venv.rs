@@ -12,11 +12,6 @@ use cap_std::fs::{DirBuilderExt, PermissionsExt};
 use super::Interpreter;
 use crate::sandbox::Layout;
 
-/// Site-packages of an environment of `python`, relative to its root.
-pub fn site_packages(python: Interpreter) -> String {
-    format!("lib/{}/site-packages", python.name())
-}
-
 /// `python -m venv`'s arguments.
 #[derive(clap::Parser, Debug)]
 #[command(name = "venv", no_binary_name = true, disable_help_subcommand = true)]
@@ -100,7 +95,7 @@ fn create(
     let env = create_guest_dir(layout, path)?;
     let mut builder = DirBuilder::new();
     builder.recursive(true).mode(0o755);
-    env.create_dir_with(site_packages(python), &builder)?;
+    env.create_dir_with(python.site_packages(), &builder)?;
     env.create_dir_with("bin", &builder)?;
     let home = "/opt/runtimes/python/bin";
     let (name, version) = (python.name(), python.full_version());

@@ -51,12 +51,11 @@ impl Scheme {
     /// `.local/lib/python3.12/site-packages`, `.local/bin`, `.local`,
     /// `.local/include/python3.12`.
     pub fn user(python: Interpreter) -> Scheme {
-        let name = python.name();
         Scheme {
-            site_packages: format!(".local/lib/{name}/site-packages"),
+            site_packages: format!(".local/{}", python.site_packages()),
             scripts: USER_SCRIPTS.into(),
             data: ".local".into(),
-            headers: format!(".local/include/{name}"),
+            headers: format!(".local/include/{}", python.name()),
         }
     }
 

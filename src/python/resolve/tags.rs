@@ -123,10 +123,11 @@ mod tests {
     use super::*;
 
     fn rank(file: &str) -> Option<usize> {
-        wheel_rank(
-            &parse_wheel_name(file).unwrap(),
-            &guest_tags(Interpreter::default()),
-        )
+        rank_on(Interpreter::default(), file)
+    }
+
+    fn rank_on(python: Interpreter, file: &str) -> Option<usize> {
+        wheel_rank(&parse_wheel_name(file).unwrap(), &guest_tags(python))
     }
 
     #[test]
@@ -174,7 +175,7 @@ mod tests {
     #[test]
     fn a_newer_interpreter_takes_older_abi3_wheels_but_not_older_interpreters_own_tags() {
         let py313 = Interpreter::from_version("3.13.5").unwrap();
-        let rank = |file: &str| wheel_rank(&parse_wheel_name(file).unwrap(), &guest_tags(py313));
+        let rank = |file: &str| rank_on(py313, file);
         for ok in [
             "foo-1.0-cp313-none-any.whl",
             "foo-1.0-py313-none-any.whl",
