@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 
+use sha2::{Digest, Sha256};
+
 use super::RuntimeError;
 use super::recipe::{Recipe, Source};
 use crate::python::index::{Client, IndexSettings, PipIndexOptions, normalize_name};
@@ -92,6 +94,35 @@ pub fn fetch_module(
             Ok((path, name))
         }
     }
+}
+
+/// What a crate's build depends on: its manifest's directory (the sources, `Cargo.lock`,
+/// the helper crates under it; not `target/` or hidden entries), each file by path and
+/// content, and the binary asked for. A bundle records it (`built_from`), so one built from
+/// older sources is built again.
+pub fn crate_identity(manifest: &Path, binary: &str) -> Result<String, RuntimeError> {
+    let root = manifest.parent().unwrap_or(Path::new("."));
+    let io = |e: &dyn std::fmt::Display| RuntimeError::Io(format!("{}: {e}", root.display()));
+    let mut hasher = Sha256::new();
+    let walker = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            e.depth() == 0 || !(name.starts_with('.') || name == "target")
+        });
+    for entry in walker {
+        let entry = entry.map_err(|e| io(&e))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let bytes = fs::read(entry.path()).map_err(|e| io(&e))?;
+        let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        hasher.update(format!("file {} {}\n", relative.display(), bytes.len()));
+        hasher.update(&bytes);
+    }
+    hasher.update(format!("binary {binary}\n"));
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// Downloads the wheel of `package` (`NAME==VERSION`) from the package index (the host's

@@ -171,8 +171,8 @@ impl Runtimes {
         {
             return Ok(false);
         }
-        if let recipe::Source::Script(source) = &recipe.source
-            && manifest.built_from.as_deref() != Some(script::identity(recipe, source)?.as_str())
+        if let Some(identity) = source_identity(recipe)?
+            && manifest.built_from.as_deref() != Some(identity.as_str())
         {
             return Ok(false);
         }
@@ -496,7 +496,7 @@ impl Runtimes {
         let work = tempfile::tempdir().map_err(|e| RuntimeError::Io(e.to_string()))?;
         // Outputs of a build script beside its module: bundle path → file.
         let mut outputs: Vec<(String, PathBuf)> = Vec::new();
-        let mut built_from = None;
+        let built_from;
         let (module_path, module_name, module_digest, module_size) =
             if let recipe::Source::Script(source) = &recipe.source {
                 let built = script::build(recipe, source, work.path(), &self.store, report)?;
@@ -512,6 +512,7 @@ impl Runtimes {
                 built_from = Some(built.identity);
                 (path, name, digest, size)
             } else {
+                built_from = source_identity(recipe)?;
                 match fetch::module_from_store(recipe, work.path(), &self.store) {
                     Some((path, name)) => {
                         report(&format!(
@@ -729,6 +730,19 @@ pub fn version_matches(version: &str, request: &str) -> bool {
         || version == request
         || (version.split('.').count() >= wanted.len()
             && wanted.iter().zip(version.split('.')).all(|(w, v)| *w == v))
+}
+
+/// What a bundle built from `recipe` records as `built_from`, for the recipes whose sources
+/// are files of their own (a build script and its inputs, a crate); `None` for a pinned
+/// download, which its digest names.
+fn source_identity(recipe: &Recipe) -> Result<Option<String>, RuntimeError> {
+    match &recipe.source {
+        recipe::Source::Script(source) => script::identity(recipe, source).map(Some),
+        recipe::Source::Cargo { manifest, binary } => {
+            fetch::crate_identity(&recipe.dir.join(manifest), binary).map(Some)
+        }
+        _ => Ok(None),
+    }
 }
 
 fn source_kind(recipe: &Recipe) -> &'static str {

@@ -106,6 +106,74 @@ fn a_bundle_built_from_an_older_recipe_is_built_again() {
     assert_eq!(run(), "");
 }
 
+// A bundle compiled from a crate (as the toolbox is) is built again when the crate's sources
+// change: an upgrade of wasmbuild that changed the toolbox reaches the store's base bundle.
+#[test]
+fn a_bundle_compiled_from_older_sources_is_built_again() {
+    let (store, recipes, src) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let dir = recipes.path().join("greet");
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::write(
+        dir.join("recipe.toml"),
+        "name = \"greet\"\nversion = \"1.0\"\ncommands = [\"greet\"]\n\n\
+         [source]\nkind = \"cargo\"\nmanifest = \"Cargo.toml\"\nbinary = \"greet\"\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"greet\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    // Builds run `--locked`: a crate brings its lock file.
+    fs::write(
+        dir.join("Cargo.lock"),
+        "version = 4\n\n[[package]]\nname = \"greet\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    let main = |word: &str| {
+        fs::write(
+            dir.join("src/main.rs"),
+            format!("fn main() {{ println!(\"{word}\"); }}\n"),
+        )
+        .unwrap();
+    };
+    let run = || {
+        let out = cli(store.path(), recipes.path())
+            .args(["exec", "--image", "greet", "--src"])
+            .arg(src.path())
+            .args(["--", "greet"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    main("first");
+    let (said, log) = run();
+    assert_eq!(said, "first\n");
+    assert!(
+        log.contains("bundle greet is not in the store yet"),
+        "{log}"
+    );
+    assert!(
+        !run().1.contains("building"),
+        "a current bundle is used as it is"
+    );
+    main("second");
+    let (said, log) = run();
+    assert!(
+        log.contains("built from an older recipe; building it again"),
+        "{log}"
+    );
+    assert_eq!(said, "second\n");
+}
+
 // The same for a bundle a build asks for in `runtime-versions`, beside its image.
 #[test]
 fn a_runtime_version_built_from_an_older_recipe_is_built_again() {
