@@ -396,6 +396,23 @@ pub const CASES: &[Case] = &[
         "exec_redirects_the_rest_of_the_script",
         "exec 3>&1 > out.log\necho captured\nexec 1>&3\ncat out.log\n",
     ),
+    // The toolbox's sort keeps a key beside each line (runtimes/base/toolbox/crates/uu_sort):
+    // ties, numbers past f64's precision, lines that are no plain number and every order flag.
+    Case::new(
+        "sort_orders_as_gnu_sort",
+        "for o in -n -rn -nu -ns -nrs -r -u -s; do echo \"== $o\"; sort $o mixed.txt; done\n\
+         echo '== plain'; sort mixed.txt\n\
+         i=0; while [ $i -lt 4000 ]; do\n\
+           echo $(( (i * 7919) % 4001 - 2000 )); echo \"k$(( (i * 104729) % 997 ))x\"; i=$((i+1))\n\
+         done > gen.txt\n\
+         for o in -n -rn -nu -r -u; do sort $o gen.txt | sha256sum; done; sort gen.txt | sha256sum\n",
+    )
+    .files(&[(
+        "mixed.txt",
+        "10\n-3\n 7\n0\n-0\n00\n1.5\n1.50\n.5\n-.5\n-0.5\n12345678901234567890\n\
+         12345678901234567891\n1e3\nabc\n12abc\n+5\n\n  -2\n9\n10\nAbc\nabcdefgh1\n\
+         abcdefgh0\nabcdefg\nabcdefgh\n\tx\n",
+    )]),
     Case::new(
         "brace_expansion",
         "echo {a,b}c a{1..3} {3..1} {a..e..2} x{,y} \"{a,b}\"; mkdir -p p/{x,y}; echo p/*",
