@@ -30,8 +30,9 @@ impl std::fmt::Display for Tampered {
     }
 }
 
+/// What identifies one state of a file's content without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+pub(super) struct Stamp {
     dev: u64,
     ino: u64,
     size: u64,
@@ -41,7 +42,7 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(meta: &fs::Metadata) -> Stamp {
+    pub(super) fn of(meta: &fs::Metadata) -> Stamp {
         Stamp {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -52,7 +53,7 @@ impl Stamp {
         }
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         format!(
             "{} {} {} {} {}.{} {}.{}",
             self.dev,

@@ -171,7 +171,7 @@ impl Runtimes {
         {
             return Ok(false);
         }
-        if let Some(identity) = source_identity(recipe)?
+        if let Some(identity) = self.source_identity(recipe)?
             && manifest.built_from.as_deref() != Some(identity.as_str())
         {
             return Ok(false);
@@ -485,6 +485,22 @@ impl Runtimes {
         Ok(found)
     }
 
+    /// What a bundle built from `recipe` records as `built_from`, for the recipes whose
+    /// sources are files of their own (a build script and its inputs, a crate); `None` for
+    /// a pinned download, which its digest names.
+    fn source_identity(&self, recipe: &Recipe) -> Result<Option<String>, RuntimeError> {
+        match &recipe.source {
+            recipe::Source::Script(source) => script::identity(recipe, source).map(Some),
+            recipe::Source::Cargo { manifest, binary } => fetch::crate_identity(
+                &recipe.dir.join(manifest),
+                binary,
+                &self.store.local_dir("crate-identities"),
+            )
+            .map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Builds (or imports) the bundle described by `recipe`, stores it, points
     /// `bundles/<name>` at it, installs it and compiles its modules ahead of time.
     pub fn build(
@@ -512,7 +528,7 @@ impl Runtimes {
                 built_from = Some(built.identity);
                 (path, name, digest, size)
             } else {
-                built_from = source_identity(recipe)?;
+                built_from = self.source_identity(recipe)?;
                 match fetch::module_from_store(recipe, work.path(), &self.store) {
                     Some((path, name)) => {
                         report(&format!(
@@ -730,19 +746,6 @@ pub fn version_matches(version: &str, request: &str) -> bool {
         || version == request
         || (version.split('.').count() >= wanted.len()
             && wanted.iter().zip(version.split('.')).all(|(w, v)| *w == v))
-}
-
-/// What a bundle built from `recipe` records as `built_from`, for the recipes whose sources
-/// are files of their own (a build script and its inputs, a crate); `None` for a pinned
-/// download, which its digest names.
-fn source_identity(recipe: &Recipe) -> Result<Option<String>, RuntimeError> {
-    match &recipe.source {
-        recipe::Source::Script(source) => script::identity(recipe, source).map(Some),
-        recipe::Source::Cargo { manifest, binary } => {
-            fetch::crate_identity(&recipe.dir.join(manifest), binary).map(Some)
-        }
-        _ => Ok(None),
-    }
 }
 
 fn source_kind(recipe: &Recipe) -> &'static str {
