@@ -91,6 +91,9 @@ fn write_inputs(dir: &Path) -> std::io::Result<()> {
     random.flush()
 }
 
+/// A row's timings so far (toolbox, GNU), or why it failed.
+type Samples = Result<(Vec<f64>, Vec<f64>), String>;
+
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
@@ -158,7 +161,7 @@ fn main() {
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch).expect("scratch directory");
     write_inputs(&scratch).expect("inputs");
-    let mut samples: Vec<Result<(Vec<f64>, Vec<f64>), String>> = CASES
+    let mut samples: Vec<Samples> = CASES
         .iter()
         .map(|case| agree(&scratch, case).map(|()| (Vec::new(), Vec::new())))
         .collect();
