@@ -13,7 +13,6 @@ use std::str::FromStr;
 use sha2::{Digest, Sha256};
 
 use super::RuntimeError;
-use super::installed::Stamp;
 use super::recipe::{Recipe, Source};
 use crate::python::index::{Client, IndexSettings, PipIndexOptions, normalize_name};
 use crate::python::{DistFile, Index};
@@ -100,15 +99,11 @@ pub fn fetch_module(
 /// What a crate's build depends on: its manifest's directory (the sources, `Cargo.lock`,
 /// the helper crates under it; not `target/` or hidden entries), each file by path and
 /// content, and the binary asked for. A bundle records it (`built_from`), so one built from
-/// older sources is built again. Every command start checks its image's bundle: the answer
-/// is remembered in `memo` with the stamps of the files it read, which are only read and
-/// hashed again when a stamp changed.
-pub fn crate_identity(manifest: &Path, binary: &str, memo: &Path) -> Result<String, RuntimeError> {
+/// older sources is built again.
+pub fn crate_identity(manifest: &Path, binary: &str) -> Result<String, RuntimeError> {
     let root = manifest.parent().unwrap_or(Path::new("."));
     let io = |e: &dyn std::fmt::Display| RuntimeError::Io(format!("{}: {e}", root.display()));
-    let mut files = Vec::new();
-    let mut stamps = Sha256::new();
-    stamps.update(format!("{}\n{binary}\n", root.display()));
+    let mut hasher = Sha256::new();
     let walker = walkdir::WalkDir::new(root)
         .sort_by_file_name()
         .into_iter()
@@ -121,33 +116,13 @@ pub fn crate_identity(manifest: &Path, binary: &str, memo: &Path) -> Result<Stri
         if !entry.file_type().is_file() {
             continue;
         }
-        let meta = entry.metadata().map_err(|e| io(&e))?;
+        let bytes = fs::read(entry.path()).map_err(|e| io(&e))?;
         let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        stamps.update(format!(
-            "{} {}\n",
-            relative.display(),
-            Stamp::of(&meta).text()
-        ));
-        files.push((relative.to_owned(), entry.into_path()));
-    }
-    let stamps = format!("{:x}", stamps.finalize());
-    let memo = memo.join(&stamps);
-    if let Ok(identity) = fs::read_to_string(&memo)
-        && crate::digest::is_digest(identity.trim())
-    {
-        return Ok(identity.trim().to_owned());
-    }
-    let mut hasher = Sha256::new();
-    for (relative, path) in files {
-        let bytes = fs::read(&path).map_err(|e| io(&e))?;
         hasher.update(format!("file {} {}\n", relative.display(), bytes.len()));
         hasher.update(&bytes);
     }
     hasher.update(format!("binary {binary}\n"));
-    let identity = format!("{:x}", hasher.finalize());
-    // Remembering is an optimisation: a store that cannot keep the memo computes it again.
-    let _ = crate::store::write_atomic_beside(&memo, identity.as_bytes(), false);
-    Ok(identity)
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 /// Downloads the wheel of `package` (`NAME==VERSION`) from the package index (the host's

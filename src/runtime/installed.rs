@@ -30,9 +30,8 @@ impl std::fmt::Display for Tampered {
     }
 }
 
-/// What identifies one state of a file's content without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Stamp {
+struct Stamp {
     dev: u64,
     ino: u64,
     size: u64,
@@ -42,7 +41,7 @@ pub(super) struct Stamp {
 }
 
 impl Stamp {
-    pub(super) fn of(meta: &fs::Metadata) -> Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
         Stamp {
             dev: meta.dev(),
             ino: meta.ino(),
@@ -53,7 +52,7 @@ impl Stamp {
         }
     }
 
-    pub(super) fn text(&self) -> String {
+    fn text(&self) -> String {
         format!(
             "{} {} {} {} {}.{} {}.{}",
             self.dev,
@@ -145,17 +144,27 @@ fn command_links(manifest: &BundleManifest) -> Vec<(String, String)> {
 
 /// Gives each command a file of its name in the install's `bin` (a hard link to its
 /// module), so that guests looking for a program in `PATH` (`shutil.which`, `test -x`)
-/// find it there. Links already there are kept.
+/// find it there. Links already there are kept (one listing of `bin`, not a look-up per
+/// command: every command start installs its image's bundles).
 pub fn link_commands(manifest: &BundleManifest, dir: &Path) -> std::io::Result<()> {
-    for (link, module) in command_links(manifest) {
-        let path = dir.join(&link);
-        if fs::symlink_metadata(&path).is_ok() {
+    let links = command_links(manifest);
+    if links.is_empty() {
+        return Ok(());
+    }
+    let bin = dir.join("bin");
+    let present: BTreeSet<String> = match fs::read_dir(&bin) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+        Err(e) => return Err(e),
+    };
+    for (link, module) in links {
+        if present.contains(&link["bin/".len()..]) {
             continue;
         }
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::hard_link(dir.join(&module), &path)?;
+        fs::create_dir_all(&bin)?;
+        fs::hard_link(dir.join(&module), dir.join(&link))?;
     }
     Ok(())
 }

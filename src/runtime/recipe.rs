@@ -203,12 +203,27 @@ static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/recipes.tar")
 /// sha256 of [`EMBEDDED`], computed by `build.rs`.
 const EMBEDDED_SHA256: &str = env!("WASMBUILD_RECIPES_SHA256");
 
+/// The directory the embedded recipes are unpacked to, under the cache: named by their digest.
+fn embedded_dir_name() -> &'static str {
+    &EMBEDDED_SHA256[..16]
+}
+
+/// When `dir` is a recipe of the embedded set unpacked under `cache` (which never changes),
+/// a name for it unique across wasmbuild versions: `<archive digest>-<recipe directory>`.
+pub fn embedded_name(cache: &Path, dir: &Path) -> Option<String> {
+    let relative = dir.strip_prefix(cache.join(embedded_dir_name())).ok()?;
+    let relative = relative
+        .to_str()
+        .filter(|r| !r.is_empty() && !r.contains('/'))?;
+    Some(format!("{}-{relative}", embedded_dir_name()))
+}
+
 /// The directory of the built-in recipes, unpacked under `cache` the first time in a
 /// directory named by the archive's digest, so an installed binary needs no checkout and
 /// an upgrade never reads an older copy. Unpacked aside and renamed into place: a reader
 /// never sees half a copy.
 pub fn embedded_recipes(cache: &Path) -> Result<PathBuf, RecipeError> {
-    let dir = cache.join(&EMBEDDED_SHA256[..16]);
+    let dir = cache.join(embedded_dir_name());
     if dir.is_dir() {
         return Ok(dir);
     }
@@ -319,6 +334,27 @@ impl Recipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_recipe_of_the_unpacked_embedded_set_has_an_embedded_name() {
+        let cache = Path::new("/cache/recipes");
+        let unpacked = cache.join(embedded_dir_name());
+        assert_eq!(
+            embedded_name(cache, &unpacked.join("python@3.13")),
+            Some(format!("{}-python@3.13", embedded_dir_name()))
+        );
+        // Another wasmbuild's set, a recipes directory of the user's, a nested directory.
+        assert_eq!(
+            embedded_name(cache, &cache.join("0123456789abcdef/base")),
+            None
+        );
+        assert_eq!(
+            embedded_name(cache, Path::new("/home/me/recipes/base")),
+            None
+        );
+        assert_eq!(embedded_name(cache, &unpacked.join("base/toolbox")), None);
+        assert_eq!(embedded_name(cache, &unpacked), None);
+    }
 
     /// Files under `root` (no build output, nothing hidden) and their contents.
     fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
