@@ -22,7 +22,7 @@ pub struct Guest {
     pub image: Arc<Image>,
     /// `PATH`, `HOME`, `CODEBUILD_SRC_DIR`; callers add `PWD` and their own variables.
     pub env: Vec<(String, String)>,
-    _scratch: tempfile::TempDir,
+    _scratch: (tempfile::TempDir, tempfile::TempDir),
 }
 
 impl Guest {
@@ -43,15 +43,16 @@ impl Guest {
         ensure_built(ctx, image)?;
         let runtimes = ctx.runtimes();
         let image = Image::open(&runtimes, image, ctx.recipes()?)?;
-        let scratch = tempfile::Builder::new()
-            .prefix("wasmbuild-guest-")
-            .tempdir()
-            .map_err(Failure::io("cannot create scratch directories"))?;
-        let (tmp, home) = (scratch.path().join("tmp"), scratch.path().join("root"));
-        for dir in [&tmp, &home] {
-            std::fs::create_dir(dir).map_err(Failure::io(dir.display()))?;
-        }
-        let layout = Layout::build(src, tmp, home);
+        // The guest's /tmp and home, each a directory of its own (one made and removed
+        // fewer per command than both in one: a removal can wait for the disk).
+        let scratch = |kind: &str| {
+            tempfile::Builder::new()
+                .prefix(&format!("wasmbuild-{kind}-"))
+                .tempdir()
+                .map_err(Failure::io("cannot create scratch directories"))
+        };
+        let scratch = (scratch("tmp")?, scratch("home")?);
+        let layout = Layout::build(src, scratch.0.path().into(), scratch.1.path().into());
         // Opened through the mount's capability, as the sandbox will: a link in the source
         // that leads out of the mount is not a directory the guest can see.
         if let Err(error) = layout.open_dir(cwd) {
