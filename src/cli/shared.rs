@@ -95,10 +95,27 @@ pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
             Some(_) => format!("{name} {}", recipe.version),
             None => name.to_owned(),
         };
+        let current = |built: &Option<String>| match built {
+            Some(digest) => runtimes.is_current(digest, &recipe),
+            None => Ok(false),
+        };
+        // Built from this recipe as it is now: nothing to do.
+        if current(&built)? {
+            continue;
+        }
+        // One build at a time on this machine: a second command started meanwhile (the
+        // first after an upgrade, in parallel) waits, then finds the bundle built.
+        let _building = ctx
+            .store
+            .local()
+            .lock(&format!("bundle-build-{}", bundle.replace(' ', "@")))
+            .map_err(Failure::from)?;
+        let built = runtimes.find(name, version.map(|_| recipe.version.as_str()))?;
+        if current(&built)? {
+            continue;
+        }
         match built {
             None => eprintln!("wasmbuild: bundle {bundle} is not in the store yet; building it"),
-            // Built from this recipe as it is now: nothing to do.
-            Some(digest) if runtimes.is_current(&digest, &recipe)? => continue,
             Some(_) => eprintln!(
                 "wasmbuild: bundle {bundle} in the store was built from an older recipe; building it again"
             ),

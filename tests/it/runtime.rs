@@ -174,6 +174,42 @@ fn a_bundle_compiled_from_older_sources_is_built_again() {
     assert_eq!(said, "second\n");
 }
 
+// Commands started together on a machine whose store lacks their bundle build it once:
+// the others wait for that build and use it.
+#[test]
+fn commands_started_together_build_a_missing_bundle_once() {
+    let (store, recipes, src) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    hello_recipe(recipes.path(), &hello_digest());
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("wasmbuild"))
+                .env("WASMBUILD_STORE", store.path())
+                .env("WASMBUILD_RECIPES", recipes.path())
+                .env_remove("RUST_LOG")
+                .args(["exec", "--image", "hello", "--src"])
+                .arg(src.path())
+                .args(["--", "hi"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut builds = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        builds += String::from_utf8_lossy(&out.stderr)
+            .matches("is not in the store yet")
+            .count();
+    }
+    assert_eq!(builds, 1);
+}
+
 // The same for a bundle a build asks for in `runtime-versions`, beside its image.
 #[test]
 fn a_runtime_version_built_from_an_older_recipe_is_built_again() {
