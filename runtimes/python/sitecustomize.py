@@ -35,8 +35,11 @@ def _wasmbuild_main_file():
 _wasmbuild_main_file()
 del _wasmbuild_main_file
 
-# /dev, dup/dup2 and the build user (uid 0, root): see wasmbuild_posix.py.
-import wasmbuild_posix  # noqa: E402,F401
+# /dev, dup/dup2 and the build user (uid 0, root): see wasmbuild_posix.py. (3.13's are
+# imported already, maybe before this process started: `start` does its part.)
+import wasmbuild_posix  # noqa: E402
+
+wasmbuild_posix.start()
 
 # wasmbuild: packages installed by `pip install` (the host installs them into the per-build
 # home). addsitedir also runs their .pth files (editable installs, namespace packages).

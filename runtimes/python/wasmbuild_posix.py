@@ -1,4 +1,5 @@
-"""wasmbuild's POSIX shims for CPython on WASI, imported by sitecustomize at start-up.
+"""wasmbuild's POSIX shims for CPython on WASI, imported at start-up (by sitecustomize; the
+3.13 bundle's `main` imports them with or without `site`, its snapshot holds them).
 
 The guest runs as the build user: root (uid 0, gid 0, home /root), as CodeBuild runs
 builds. WASI has no users and no dup, so:
@@ -308,17 +309,30 @@ class _Patching:
 def _install_executable():
     """sys.executable, which the WASI build leaves empty: this bundle's python3, beside
     the lib/ holding this file (so `subprocess.run([sys.executable, …])` works)."""
-    if not _sys.executable:
+    # (Not set at all while the 3.13 snapshot is made: its start-up sets it later.)
+    if not getattr(_sys, "executable", None):
         bundle = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
         _sys.executable = bundle + "/bin/python3"
         if not getattr(_sys, "_base_executable", None):
             _sys._base_executable = _sys.executable
 
 
-if _sys.platform == "wasi":
+def start():
+    """What each process needs of the shims, also when they were imported before its
+    start-up finished (the 3.13 bundle's snapshot holds them imported; the start-up then
+    emptied `sys.executable` and put the path finder after the finders below)."""
+    if _sys.platform != "wasi":
+        return
     _install_executable()
-    _sys.meta_path.insert(0, _Patching)
+    if _Patching not in _sys.meta_path:
+        _sys.meta_path.insert(0, _Patching)
+    if _LeftOutModules in _sys.meta_path:
+        _sys.meta_path.remove(_LeftOutModules)
     _sys.meta_path.append(_LeftOutModules)
+
+
+if _sys.platform == "wasi":
+    start()
     _install_ids()
     _install_pwd()
     _install_grp()

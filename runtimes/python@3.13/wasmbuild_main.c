@@ -4,7 +4,8 @@
  * when it builds the bundle and then snapshots (wasmtime-wizer): the memory of a process
  * whose interpreter core is already up. A run of the snapshot skips that work; `main`
  * then finishes initialisation from this run's argv and environment with CPython's own
- * two-phase start-up (PEP 587: `_init_main = 0`, then `Py_BytesMain` completes it), so
+ * two-phase start-up (PEP 587: `_init_main = 0`, then `Py_InitializeFromConfig` completes
+ * it, as `Py_BytesMain` would; the POSIX shims are started before `Py_RunMain`), so
  * options, `PYTHON*` variables, standard streams, `sys.path` and `site` are this run's,
  * as in a cold start. What the core fixes at snapshot time is what wasmbuild checks
  * before choosing the snapshot (the hash seed, the allocator, dev mode: see
@@ -41,6 +42,8 @@ static int from_snapshot = 0;
  * mount point). */
 #define WASMBUILD_PREFIX "/opt/runtimes/python"
 #define WASMBUILD_STDLIB_ZIP WASMBUILD_PREFIX "/lib/python313.zip"
+/* The bundle's own modules (`sitecustomize`, the POSIX shims). */
+#define WASMBUILD_LIB WASMBUILD_PREFIX "/lib"
 /* What the main phase sets `sys._stdlib_dir` to: frozen modules take their `__file__`
  * from it. */
 #define WASMBUILD_STDLIB_DIR WASMBUILD_PREFIX "/lib/python3.13"
@@ -74,7 +77,17 @@ static const char warm_modules[] =
     "        'inspect', 'typing', 'fnmatch', 'shutil', 'ast', 'dis', 'json',\n"
     "        'struct', 'datetime', 'base64', 'hashlib'):\n"
     "    __import__(_name)\n"
-    "_kept = {'site', 'warnings', 'random', 'locale'} & set(sys.modules)\n"
+    /* The POSIX shims (runtimes/python/wasmbuild_posix.py): what `main` would import in
+     * each run (a millisecond of a `python -c pass`). Their per-run part is `start()`. */
+    "sys.path.append('" WASMBUILD_LIB "')\n"
+    /* Loading a module from a file asks for what the main phase sets. */
+    "_unset = [n for n in ('pycache_prefix', 'dont_write_bytecode') if not hasattr(sys, n)]\n"
+    "for _n in _unset:\n"
+    "    setattr(sys, _n, True if _n == 'dont_write_bytecode' else None)\n"
+    "import wasmbuild_posix\n"
+    "for _n in _unset:\n"
+    "    delattr(sys, _n)\n"
+    "_kept = {'site', 'sitecustomize', 'warnings', 'random', 'locale'} & set(sys.modules)\n"
     "if _kept:\n"
     "    raise SystemError(f'the snapshot would keep {sorted(_kept)}')\n"
     "del sys.path\n"
@@ -201,6 +214,43 @@ static int refill_os_environ(void) {
     return result;
 }
 
+/* The POSIX shims are part of this interpreter, with `site` or without (`-S`, `-I`): the
+ * snapshot holds them imported, a cold start imports them here (from the bundle's lib/,
+ * which `sys.path` has only through PYTHONPATH), and either way `start()` does what each
+ * process needs (`sys.executable`, the import hooks' places). */
+static int start_shims(void) {
+    PyObject *name = PyUnicode_FromString("wasmbuild_posix");
+    if (name == NULL) {
+        return -1;
+    }
+    PyObject *shims = PyImport_GetModule(name);
+    Py_DECREF(name);
+    if (shims == NULL && !PyErr_Occurred()) {
+        PyObject *path = PySys_GetObject("path");
+        PyObject *lib = PyUnicode_FromString(WASMBUILD_LIB);
+        if (path == NULL || lib == NULL || PyList_Insert(path, 0, lib) < 0) {
+            Py_XDECREF(lib);
+            return -1;
+        }
+        shims = PyImport_ImportModule("wasmbuild_posix");
+        Py_ssize_t at = PySequence_Index(path, lib);
+        if (at >= 0) {
+            PySequence_DelItem(path, at);
+        }
+        Py_DECREF(lib);
+    }
+    if (shims == NULL) {
+        return -1;
+    }
+    PyObject *done = PyObject_CallMethod(shims, "start", NULL);
+    Py_DECREF(shims);
+    if (done == NULL) {
+        return -1;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (from_snapshot) {
         __wasilibc_reset_preopens();
@@ -219,6 +269,24 @@ int main(int argc, char **argv) {
     if (pwd != NULL && pwd[0] == '/') {
         (void)chdir(pwd);
     }
-    return Py_BytesMain(argc, argv);
+    /* Py_BytesMain, with the shims started between start-up and the program (CPython's
+     * documented split of it: Py_InitializeFromConfig, then Py_RunMain). */
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    PyStatus status = PyConfig_SetBytesArgv(&config, argc, argv);
+    if (!PyStatus_Exception(status)) {
+        status = Py_InitializeFromConfig(&config);
+    }
+    PyConfig_Clear(&config);
+    if (PyStatus_IsExit(status)) {
+        return status.exitcode;
+    }
+    if (PyStatus_Exception(status)) {
+        Py_ExitStatusException(status);
+    }
+    if (start_shims() < 0) {
+        PyErr_Print();
+    }
+    return Py_RunMain();
 }
 #endif

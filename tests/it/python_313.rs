@@ -75,6 +75,7 @@ print("environ", sorted((k, v) for k, v in os.environ.items() if k != "PYTHONMAL
 print("stdout", sys.stdout.encoding, sys.stdout.errors, sys.stdout.line_buffering, type(sys.stdout.buffer).__name__)
 print("stdin", sys.stdin.encoding, sys.stderr.errors)
 print("site", "site" in sys.modules, "sitecustomize" in sys.modules)
+print("shims", "wasmbuild_posix" in sys.modules, os.getuid(), [getattr(f, "__name__", type(f).__name__) for f in sys.meta_path])
 print("warnoptions", sys.warnoptions, warnings.filters[:2])
 print("cwd", os.getcwd())
 print("prefix", sys.prefix, sys.exec_prefix, sys.executable, sys.platlibdir)
