@@ -7,7 +7,9 @@
 //!
 //! Printed: a table of median wall times, each variation's ratio to the default engine and
 //! to native CPython. Each variation runs once untimed first (its code compiled into the
-//! code cache, which is keyed by the engine's settings). `cargo bench --bench engine` (uses
+//! code cache, which is keyed by the engine's settings); the timed runs then go round the
+//! rows, native CPython's among them, so every row meets the machine in the same states.
+//! `cargo bench --bench engine` (uses
 //! `WASMBUILD_STORE`, or the default store; the python bundle is built there on first
 //! use). `ENGINE_BENCH_RUNS` sets the timed runs (default 5); `ENGINE_BENCH_PYTHON` the native
 //! interpreter.
@@ -65,6 +67,8 @@ const INTERPRETERS: &[(&str, &str, &[&str])] = &[
 /// One measured configuration: engine settings, image, guest environment.
 struct Row {
     label: &'static str,
+    /// The host's interpreter, measured in the same round as the others.
+    native: bool,
     settings: &'static str,
     image: &'static str,
     env: &'static [&'static str],
@@ -91,7 +95,13 @@ fn time(command: &mut Command) -> Result<f64, String> {
     Ok(elapsed)
 }
 
-fn sandbox(row: &Row, code: &str) -> Command {
+/// The command of `row` running `code`: `python` itself for the native row.
+fn command(row: &Row, python: &str, code: &str) -> Command {
+    if row.native {
+        let mut command = Command::new(python);
+        command.args(["-c", code]);
+        return command;
+    }
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmbuild"));
     command.args(["exec", "--image", row.image]);
     for pair in row.env {
@@ -101,15 +111,6 @@ fn sandbox(row: &Row, code: &str) -> Command {
         .args(["--", "python", "-c", code])
         .env("WASMBUILD_ENGINE", row.settings);
     command
-}
-
-fn measure(runs: usize, mut make: impl FnMut() -> Command) -> Result<f64, String> {
-    time(&mut make())?;
-    let mut samples = Vec::new();
-    for _ in 0..runs {
-        samples.push(time(&mut make())?);
-    }
-    Ok(median(samples))
 }
 
 fn main() {
@@ -143,35 +144,28 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
-    let native_script = measure(runs, || {
-        let mut c = Command::new(&python);
-        c.args(["-c", SCRIPT]);
-        c
-    });
-    let native_pass = measure(runs, || {
-        let mut c = Command::new(&python);
-        c.args(["-c", "pass"]);
-        c
-    });
     let show = |r: &Result<f64, String>| match r {
         Ok(ms) => format!("{ms:>8.1} ms"),
         Err(e) => format!("failed: {e}"),
     };
-    println!(
-        "native {version} ({python}): CPU-bound script {}, -c pass {}  ({runs} runs, median)",
-        show(&native_script),
-        show(&native_pass)
-    );
-    let rows: Vec<Row> = VARIATIONS
-        .iter()
-        .map(|(label, settings)| Row {
+    let native = Row {
+        label: "native",
+        native: true,
+        settings: "",
+        image: "",
+        env: &[],
+    };
+    let rows: Vec<Row> = std::iter::once(native)
+        .chain(VARIATIONS.iter().map(|(label, settings)| Row {
             label,
+            native: false,
             settings,
             image: "python",
             env: &[],
-        })
+        }))
         .chain(INTERPRETERS.iter().map(|(label, image, env)| Row {
             label,
+            native: false,
             settings: "",
             image,
             env,
@@ -182,15 +176,15 @@ fn main() {
     let mut scripts: Vec<Result<Vec<f64>, String>> = Vec::new();
     let mut passes: Vec<Result<Vec<f64>, String>> = Vec::new();
     for row in &rows {
-        let warm = time(&mut sandbox(row, SCRIPT));
+        let warm = time(&mut command(row, &python, SCRIPT));
         scripts.push(warm.map(|_| Vec::new()));
-        passes.push(time(&mut sandbox(row, "pass")).map(|_| Vec::new()));
+        passes.push(time(&mut command(row, &python, "pass")).map(|_| Vec::new()));
     }
     for _ in 0..runs {
         for (i, row) in rows.iter().enumerate() {
             for (samples, code) in [(&mut scripts[i], SCRIPT), (&mut passes[i], "pass")] {
                 if let Ok(list) = samples {
-                    match time(&mut sandbox(row, code)) {
+                    match time(&mut command(row, &python, code)) {
                         Ok(ms) => list.push(ms),
                         Err(e) => *samples = Err(e),
                     }
@@ -202,11 +196,18 @@ fn main() {
         all.into_iter().map(|r| r.map(median)).collect()
     };
     let (scripts, passes) = (medians(scripts), medians(passes));
-    let default_script = scripts[0].as_ref().ok().copied();
+    let (native_script, native_pass) = (scripts[0].clone(), passes[0].clone());
+    let default_script = scripts[1].as_ref().ok().copied();
     let ratio = |a: &Result<f64, String>, b: Option<f64>| match (a, b) {
         (Ok(a), Some(b)) => format!("{:>8.2}×", a / b),
         _ => format!("{:>9}", "-"),
     };
+    println!(
+        "native {version} ({python}): CPU-bound script {}, -c pass {}  ({runs} runs, median, \
+         in the same rounds as the rows below)",
+        show(&native_script),
+        show(&native_pass)
+    );
     let heading = |first: &str| {
         println!(
             "{first:<46} {:>11} {:>9} {:>9}   {:>11} {:>9}",
@@ -215,8 +216,10 @@ fn main() {
     };
     for (i, ((row, script), pass)) in rows.iter().zip(&scripts).zip(&passes).enumerate() {
         if i == 0 {
+            continue;
+        } else if i == 1 {
             heading("engine (python 3.12)");
-        } else if i == VARIATIONS.len() {
+        } else if i == 1 + VARIATIONS.len() {
             println!();
             heading("interpreter (default engine)");
         }
