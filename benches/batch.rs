@@ -13,6 +13,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::median;
+
 const BUILDSPEC: &str = "version: 0.2
 phases:
   build:
@@ -66,11 +69,6 @@ fn build_durations(out: &Path) -> Duration {
         total += Duration::try_from(span).unwrap();
     }
     total
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn main() {

@@ -14,8 +14,13 @@
 //! use). `ENGINE_BENCH_RUNS` sets the timed runs (default 5); `ENGINE_BENCH_PYTHON` the native
 //! interpreter.
 
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
+
+#[path = "common/command.rs"]
+mod command;
+mod common;
+use command::run;
+use common::median;
 
 /// About 0.1 s of native CPython.
 const SCRIPT: &str = r#"
@@ -72,27 +77,6 @@ struct Row {
     settings: &'static str,
     image: &'static str,
     env: &'static [&'static str],
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-/// Runs `command` and returns its wall time in ms, or why it failed.
-fn time(command: &mut Command) -> Result<f64, String> {
-    let started = Instant::now();
-    let out = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| e.to_string())?;
-    let elapsed = started.elapsed().as_secs_f64() * 1e3;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(stderr.lines().last().unwrap_or("failed").to_owned());
-    }
-    Ok(elapsed)
 }
 
 /// The command of `row` running `code`: `python` itself for the native row.
@@ -176,15 +160,19 @@ fn main() {
     let mut scripts: Vec<Result<Vec<f64>, String>> = Vec::new();
     let mut passes: Vec<Result<Vec<f64>, String>> = Vec::new();
     for row in &rows {
-        let warm = time(&mut command(row, &python, SCRIPT));
+        let warm = run(&mut command(row, &python, SCRIPT)).map(|(ms, _)| ms);
         scripts.push(warm.map(|_| Vec::new()));
-        passes.push(time(&mut command(row, &python, "pass")).map(|_| Vec::new()));
+        passes.push(
+            run(&mut command(row, &python, "pass"))
+                .map(|(ms, _)| ms)
+                .map(|_| Vec::new()),
+        );
     }
     for _ in 0..runs {
         for (i, row) in rows.iter().enumerate() {
             for (samples, code) in [(&mut scripts[i], SCRIPT), (&mut passes[i], "pass")] {
                 if let Ok(list) = samples {
-                    match time(&mut command(row, &python, code)) {
+                    match run(&mut command(row, &python, code)).map(|(ms, _)| ms) {
                         Ok(ms) => list.push(ms),
                         Err(e) => *samples = Err(e),
                     }

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use wasmbuild::reports::{Gathered, read_file};
 
+mod common;
+use common::median;
+
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -104,11 +107,6 @@ fn run_child(reader: &str, file: &Path) -> (u64, u64, f64, u64) {
         fields[2].parse().unwrap(),
         fields[3].parse().unwrap(),
     )
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() {

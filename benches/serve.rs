@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+mod common;
+use common::median;
+
 const BUILDS: u64 = 10_000;
 
 fn record(number: u64) -> serde_json::Value {
@@ -65,11 +68,6 @@ fn record(number: u64) -> serde_json::Value {
         "store": {"location": "/store", "record": format!("builds/bench/{number}"),
             "artifacts": [{"name": "primary", "value": format!("artifacts/bench/{number}/primary")}]},
     })
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 async fn timed(client: &reqwest::Client, url: &str) -> f64 {

@@ -11,8 +11,13 @@
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
+
+#[path = "common/command.rs"]
+mod command;
+mod common;
+use command::run;
+use common::median;
 
 const LINES: usize = 2_000_000;
 const BYTES: usize = 200_000_000;
@@ -93,27 +98,6 @@ fn write_inputs(dir: &Path) -> std::io::Result<()> {
 
 /// A row's timings so far (toolbox, GNU), or why it failed.
 type Samples = Result<(Vec<f64>, Vec<f64>), String>;
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-/// Runs `command` in `dir`, returns its wall time in ms and its standard output.
-fn run(command: &mut Command) -> Result<(f64, Vec<u8>), String> {
-    let started = Instant::now();
-    let out = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| e.to_string())?;
-    let elapsed = started.elapsed().as_secs_f64() * 1e3;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(stderr.lines().last().unwrap_or("failed").to_owned());
-    }
-    Ok((elapsed, out.stdout))
-}
 
 fn guest(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmbuild"));
