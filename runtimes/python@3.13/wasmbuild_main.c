@@ -233,10 +233,14 @@ static int start_shims(void) {
             return -1;
         }
         shims = PyImport_ImportModule("wasmbuild_posix");
+        /* Taken off the path again, with an import error kept aside meanwhile (no call
+         * into Python while one is set). */
+        PyObject *error = PyErr_GetRaisedException();
         Py_ssize_t at = PySequence_Index(path, lib);
-        if (at >= 0) {
-            PySequence_DelItem(path, at);
+        if (at < 0 || PySequence_DelItem(path, at) < 0) {
+            PyErr_Clear();
         }
+        PyErr_SetRaisedException(error);
         Py_DECREF(lib);
     }
     if (shims == NULL) {
