@@ -489,33 +489,32 @@ impl Runtimes {
     /// sources are files of their own (a build script and its inputs, a crate); `None` for
     /// a pinned download, which its digest names.
     fn source_identity(&self, recipe: &Recipe) -> Result<Option<String>, RuntimeError> {
-        match &recipe.source {
+        let identity = || match &recipe.source {
             recipe::Source::Script(source) => script::identity(recipe, source).map(Some),
             recipe::Source::Cargo { manifest, binary } => {
-                let identity = || fetch::crate_identity(&recipe.dir.join(manifest), binary);
-                // The recipes wasmbuild carries are unpacked once, into a directory named
-                // by their digest, and never change: their crates' identities are
-                // remembered (every command start checks its image's bundles).
-                let recipes = self.store.local_dir("recipes");
-                let Some(sealed) = recipe::embedded_name(&recipes, &recipe.dir) else {
-                    return identity().map(Some);
-                };
-                let memo = self
-                    .store
-                    .local_dir("crate-identities")
-                    .join(format!("{sealed}-{binary}"));
-                if let Ok(known) = fs::read_to_string(&memo)
-                    && crate::digest::is_digest(&known)
-                {
-                    return Ok(Some(known));
-                }
-                let identity = identity()?;
-                // Only an optimisation: a store that cannot keep it computes it again.
-                let _ = crate::store::write_atomic_beside(&memo, identity.as_bytes(), false);
-                Ok(Some(identity))
+                fetch::crate_identity(&recipe.dir.join(manifest), binary).map(Some)
             }
             _ => Ok(None),
+        };
+        // The recipes wasmbuild carries are unpacked once, into a directory named by their
+        // digest, and never change: their identities are remembered (every command start
+        // checks its image's bundles, and a crate's is a megabyte of sources to hash).
+        let recipes = self.store.local_dir("recipes");
+        let Some(sealed) = recipe::embedded_name(&recipes, &recipe.dir) else {
+            return identity();
+        };
+        let memo = self.store.local_dir("source-identities").join(sealed);
+        if let Ok(known) = fs::read_to_string(&memo)
+            && crate::digest::is_digest(&known)
+        {
+            return Ok(Some(known));
         }
+        let identity = identity()?;
+        if let Some(identity) = &identity {
+            // Only an optimisation: a store that cannot keep it computes it again.
+            let _ = crate::store::write_atomic_beside(&memo, identity.as_bytes(), false);
+        }
+        Ok(identity)
     }
 
     /// Builds (or imports) the bundle described by `recipe`, stores it, points
