@@ -9,7 +9,12 @@ use predicates::prelude::*;
 use crate::common::{HELLO, hello_digest, hello_recipe};
 
 fn cli(store: &Path, recipes: &Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("wasmbuild").unwrap();
+    assert_cmd::Command::from_std(command(store, recipes))
+}
+
+/// [`cli`] as a plain command, for tests that start several at once.
+fn command(store: &Path, recipes: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("wasmbuild"));
     cmd.env("WASMBUILD_STORE", store)
         .env("WASMBUILD_RECIPES", recipes)
         .env_remove("RUST_LOG");
@@ -186,10 +191,7 @@ fn commands_started_together_build_a_missing_bundle_once() {
     hello_recipe(recipes.path(), &hello_digest());
     let children: Vec<_> = (0..4)
         .map(|_| {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("wasmbuild"))
-                .env("WASMBUILD_STORE", store.path())
-                .env("WASMBUILD_RECIPES", recipes.path())
-                .env_remove("RUST_LOG")
+            command(store.path(), recipes.path())
                 .args(["exec", "--image", "hello", "--src"])
                 .arg(src.path())
                 .args(["--", "hi"])
