@@ -55,7 +55,8 @@ pub fn fetch_module(
 ) -> Result<(PathBuf, String), RuntimeError> {
     match &recipe.source {
         Source::Cargo { manifest, binary } => {
-            let path = cargo_build(&recipe.dir.join(manifest), binary, cargo_target_dir)?;
+            let manifest = copy_crate(&recipe.dir.join(manifest), &work.join("crate"))?;
+            let path = cargo_build(&manifest, binary, cargo_target_dir)?;
             Ok((path, format!("{binary}.wasm")))
         }
         Source::Pypi {
@@ -96,14 +97,37 @@ pub fn fetch_module(
     }
 }
 
+/// The version of `crate_identity`'s scheme, part of every identity (and of the name it is
+/// remembered under): a bundle whose build took cargo's older artifacts for its changed
+/// sources (before `copy_crate`) recorded its sources' identity all the same; under a new
+/// version it is built again.
+pub const IDENTITY_SCHEME: u32 = 2;
+
 /// What a crate's build depends on: its manifest's directory (the sources, `Cargo.lock`,
 /// the helper crates under it; not `target/` or hidden entries), each file by path and
 /// content, and the binary asked for. A bundle records it (`built_from`), so one built from
 /// older sources is built again.
 pub fn crate_identity(manifest: &Path, binary: &str) -> Result<String, RuntimeError> {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("crate identity {IDENTITY_SCHEME}\n"));
+    for_each_crate_file(manifest, |path, relative| {
+        let bytes = fs::read(path)?;
+        hasher.update(format!("file {} {}\n", relative.display(), bytes.len()));
+        hasher.update(&bytes);
+        Ok(())
+    })?;
+    hasher.update(format!("binary {binary}\n"));
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Calls `each` with the path of every file a crate's build depends on (see
+/// `crate_identity`) and that path relative to the manifest's directory, in a stable order.
+fn for_each_crate_file(
+    manifest: &Path,
+    mut each: impl FnMut(&Path, &Path) -> std::io::Result<()>,
+) -> Result<(), RuntimeError> {
     let root = manifest.parent().unwrap_or(Path::new("."));
     let io = |e: &dyn std::fmt::Display| RuntimeError::Io(format!("{}: {e}", root.display()));
-    let mut hasher = Sha256::new();
     let walker = walkdir::WalkDir::new(root)
         .sort_by_file_name()
         .into_iter()
@@ -116,13 +140,29 @@ pub fn crate_identity(manifest: &Path, binary: &str) -> Result<String, RuntimeEr
         if !entry.file_type().is_file() {
             continue;
         }
-        let bytes = fs::read(entry.path()).map_err(|e| io(&e))?;
         let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        hasher.update(format!("file {} {}\n", relative.display(), bytes.len()));
-        hasher.update(&bytes);
+        each(entry.path(), relative)
+            .map_err(|e| RuntimeError::Io(format!("{}: {e}", entry.path().display())))?;
     }
-    hasher.update(format!("binary {binary}\n"));
-    Ok(format!("{:x}", hasher.finalize()))
+    Ok(())
+}
+
+/// Copies the files of the crate at `manifest` into `to` (a new directory); returns the
+/// copy's manifest. A build compiles the copy: cargo takes a source file older than its
+/// last build for built, and the recipes wasmbuild carries are unpacked with the times of
+/// their archive, the same in every version, so a changed file of theirs would not be
+/// compiled again; every file of the copy is new. (Nor does the build write beside the
+/// recipe.)
+fn copy_crate(manifest: &Path, to: &Path) -> Result<PathBuf, RuntimeError> {
+    // `fs::copy` keeps a file's permissions, not its times.
+    for_each_crate_file(manifest, |path, relative| {
+        let copy = to.join(relative);
+        if let Some(parent) = copy.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::copy(path, &copy).map(drop)
+    })?;
+    Ok(to.join(manifest.file_name().unwrap_or("Cargo.toml".as_ref())))
 }
 
 /// Downloads the wheel of `package` (`NAME==VERSION`) from the package index (the host's

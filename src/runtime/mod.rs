@@ -503,7 +503,10 @@ impl Runtimes {
         let Some(sealed) = recipe::embedded_name(&recipes, &recipe.dir) else {
             return identity();
         };
-        let memo = self.store.local_dir("source-identities").join(sealed);
+        let memo = self
+            .store
+            .local_dir("source-identities")
+            .join(format!("{sealed}.{}", fetch::IDENTITY_SCHEME));
         if let Ok(known) = fs::read_to_string(&memo)
             && crate::digest::is_digest(&known)
         {

@@ -139,12 +139,17 @@ fn a_bundle_compiled_from_older_sources_is_built_again() {
         "version = 4\n\n[[package]]\nname = \"greet\"\nversion = \"0.1.0\"\n",
     )
     .unwrap();
+    // Every version with the same modification time, as the recipes wasmbuild carries are
+    // unpacked (their archive's): cargo alone would take the second for built already.
     let main = |word: &str| {
-        fs::write(
-            dir.join("src/main.rs"),
-            format!("fn main() {{ println!(\"{word}\"); }}\n"),
-        )
-        .unwrap();
+        let path = dir.join("src/main.rs");
+        fs::write(&path, format!("fn main() {{ println!(\"{word}\"); }}\n")).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
     };
     let run = || {
         let out = cli(store.path(), recipes.path())
