@@ -413,6 +413,25 @@ pub const CASES: &[Case] = &[
          12345678901234567891\n1e3\nabc\n12abc\n+5\n\n  -2\n9\n10\nAbc\nabcdefgh1\n\
          abcdefgh0\nabcdefg\nabcdefgh\n\tx\n",
     )]),
+    // `-c` and `-m` read on a second thread upstream; the toolbox's do without (WASI).
+    Case::new(
+        "sort_checks_and_merges_as_gnu_sort",
+        "for o in -n -nu -r ''; do sort $o -c mixed.txt; echo \"c $o $?\"; done\n\
+         sort -n mixed.txt > a.txt; sort -n -c a.txt; echo \"sorted $?\"; sort -nu -c a.txt; echo \"unique $?\"\n\
+         sort -C b.txt; echo \"quiet $?\"\n\
+         printf '3\\n1\\n' > c.txt; sort -n c.txt > d.txt\n\
+         for o in -n -nu -ns; do echo \"== m $o\"; sort -m $o a.txt d.txt a.txt; done\n\
+         sort -rn mixed.txt > r.txt; sort -m -rn r.txt d.txt | head -3\n\
+         printf 'a\\nc\\n' > x.txt; printf 'b\\nd\\n' | sort -m x.txt - -o x.txt; cat x.txt\n\
+         : > empty.txt; sort -c empty.txt; echo \"empty $?\"; sort -m empty.txt c.txt\n",
+    )
+    .files(&[
+        (
+            "mixed.txt",
+            "10\n-3\n 7\n0\n-0\n1.5\n1.50\n12345678901234567890\n12345678901234567891\nabc\n\n",
+        ),
+        ("b.txt", "b\na\n"),
+    ]),
     Case::new(
         "brace_expansion",
         "echo {a,b}c a{1..3} {3..1} {a..e..2} x{,y} \"{a,b}\"; mkdir -p p/{x,y}; echo p/*",

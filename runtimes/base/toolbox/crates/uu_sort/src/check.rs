@@ -4,6 +4,7 @@
 // file that was distributed with this source code.
 
 //! Check if a file is ordered
+#![cfg_attr(target_os = "wasi", allow(dead_code, unused_imports))]
 
 use crate::{
     GlobalSettings, SortError,
@@ -21,19 +22,58 @@ use std::{
 };
 use uucore::error::UResult;
 
-/// Check if the file at `path` is ordered.
-///
-/// # Returns
-///
-/// The code we should exit with.
-pub fn check(path: &OsStr, settings: &GlobalSettings) -> UResult<()> {
-    let max_allowed_cmp = if settings.unique {
+/// The most a line may compare to the one after it.
+fn max_allowed_cmp(settings: &GlobalSettings) -> Ordering {
+    if settings.unique {
         // If `unique` is enabled, the previous line must compare _less_ to the next one.
         Ordering::Less
     } else {
         // Otherwise, the line previous line must compare _less or equal_ to the next one.
         Ordering::Equal
-    };
+    }
+}
+
+/// Check if the file at `path` is ordered: on WASI, which has no threads, the file is
+/// read whole and checked in one piece, as the WASI sort reads its input
+/// (`ext_sort/wasi.rs`).
+#[cfg(target_os = "wasi")]
+pub fn check(path: &OsStr, settings: &GlobalSettings) -> UResult<()> {
+    let max_allowed_cmp = max_allowed_cmp(settings);
+    let mut input = Vec::new();
+    open(path)?.read_to_end(&mut input)?;
+    if input.is_empty() {
+        return Ok(());
+    }
+    let chunk = Chunk::try_new(input, |buffer| {
+        Ok::<_, Box<dyn uucore::error::UError>>(chunks::parse_into_chunk(
+            buffer,
+            settings.line_ending.into(),
+            settings,
+        ))
+    })?;
+    let data = chunk.line_data();
+    for (index, (a, b)) in chunk.lines().iter().tuple_windows().enumerate() {
+        if compare_by(a, b, settings, data, data) > max_allowed_cmp {
+            return Err(SortError::Disorder {
+                file: path.to_owned(),
+                line_number: index + 2,
+                line: String::from_utf8_lossy(b.line).into_owned(),
+                silent: settings.check_silent,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Check if the file at `path` is ordered.
+///
+/// # Returns
+///
+/// The code we should exit with.
+#[cfg(not(target_os = "wasi"))]
+pub fn check(path: &OsStr, settings: &GlobalSettings) -> UResult<()> {
+    let max_allowed_cmp = max_allowed_cmp(settings);
     let file = open(path)?;
     let (recycled_sender, recycled_receiver) = sync_channel(2);
     let (loaded_sender, loaded_receiver) = sync_channel(2);

@@ -11,6 +11,8 @@
 //! The sorter reads the next chunk from the channel whenever it needs the next chunk after running out of lines
 //! from the previous read of the file. The channel back from the sorter to the reader has two purposes: To allow the reader
 //! to reuse memory allocations and to tell the reader which file to read from next.
+//! (WASI has no threads: there `merge` reads each file whole and merges in memory.)
+#![cfg_attr(target_os = "wasi", allow(dead_code, unused_imports))]
 
 use std::{
     cmp::Ordering,
@@ -100,6 +102,7 @@ fn effective_merge_batch_size(settings: &GlobalSettings) -> usize {
 ///
 /// If `settings.merge_batch_size` is greater than the length of `files`, intermediate files will be used.
 /// If `settings.compress_prog` is `Some`, intermediate files will be compressed with it.
+#[cfg(not(target_os = "wasi"))]
 pub fn merge(
     files: &mut [OsString],
     settings: &GlobalSettings,
@@ -114,6 +117,114 @@ pub fn merge(
         merge_with_file_limit::<_, _, WriteablePlainTmpFile>(files, settings, output, tmp_dir)
     } else {
         merge_with_file_limit::<_, _, WriteableCompressedTmpFile>(files, settings, output, tmp_dir)
+    }
+}
+
+/// Merge already sorted files: on WASI, which has no threads (the reader thread below),
+/// each file is read whole, as the WASI sort reads its input (`ext_sort/wasi.rs`), and
+/// their lines are merged in memory. The output is truncated only once every input has
+/// been read, so it may be one of them.
+#[cfg(target_os = "wasi")]
+pub fn merge(
+    files: &mut [OsString],
+    settings: &GlobalSettings,
+    output: Output,
+    _tmp_dir: &mut TmpDirWrapper,
+) -> UResult<()> {
+    let mut inputs = Vec::with_capacity(files.len());
+    for file in files.iter() {
+        let mut input = Vec::new();
+        open(file)?.read_to_end(&mut input)?;
+        if !input.is_empty() {
+            inputs.push(Chunk::try_new(input, |buffer| {
+                Ok::<_, Box<dyn uucore::error::UError>>(chunks::parse_into_chunk(
+                    buffer,
+                    settings.line_ending.into(),
+                    settings,
+                ))
+            })?);
+        }
+    }
+    let mut heap: BinaryHeap<InMemoryFile> = inputs
+        .iter()
+        .enumerate()
+        .map(|(file_number, chunk)| InMemoryFile {
+            chunk,
+            line_idx: 0,
+            file_number,
+            settings,
+        })
+        .collect();
+    let mut out = output.into_write()?;
+    let mut prev: Option<(&Chunk, usize)> = None;
+    while let Some(mut file) = heap.peek_mut() {
+        let chunk = file.chunk;
+        let line = &chunk.lines()[file.line_idx];
+        let duplicate = settings.unique
+            && prev.is_some_and(|(prev_chunk, prev_idx)| {
+                compare_by(
+                    &prev_chunk.lines()[prev_idx],
+                    line,
+                    settings,
+                    prev_chunk.line_data(),
+                    chunk.line_data(),
+                ) == Ordering::Equal
+            });
+        if !duplicate {
+            line.write(&mut out, settings)
+                .map_err_context(|| "write failed".into())?;
+        }
+        prev = Some((chunk, file.line_idx));
+        if file.line_idx + 1 < chunk.lines().len() {
+            file.line_idx += 1;
+        } else {
+            std::collections::binary_heap::PeekMut::pop(file);
+        }
+    }
+    out.flush().map_err_context(|| "write failed".into())?;
+    Ok(())
+}
+
+/// A file being merged on WASI: its lines, and the next to be written.
+#[cfg(target_os = "wasi")]
+struct InMemoryFile<'a> {
+    chunk: &'a Chunk,
+    line_idx: usize,
+    file_number: usize,
+    settings: &'a GlobalSettings,
+}
+
+#[cfg(target_os = "wasi")]
+impl PartialEq for InMemoryFile<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+#[cfg(target_os = "wasi")]
+impl Eq for InMemoryFile<'_> {}
+
+#[cfg(target_os = "wasi")]
+impl PartialOrd for InMemoryFile<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// As `MergeableFile`'s: the lines, then the file's place among the inputs, reversed for
+/// the max heap.
+#[cfg(target_os = "wasi")]
+impl Ord for InMemoryFile<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_by(
+            &self.chunk.lines()[self.line_idx],
+            &other.chunk.lines()[other.line_idx],
+            self.settings,
+            self.chunk.line_data(),
+            other.chunk.line_data(),
+        )
+        .then(self.file_number.cmp(&other.file_number))
+        .reverse()
     }
 }
 

@@ -713,6 +713,8 @@ impl<'a> Line<'a> {
                 .filter(|s| !s.trim_ascii_start().starts_with('+'))
                 .and_then(|s| s.parse::<f64>().ok());
             line_data.line_num_floats.push(line_num_float);
+            // Its one selector's number information is parsed by `compare_by`, on a tie.
+            return Self { line, index };
         }
         for (selector, selection) in settings.selectors.iter().map(|selector| {
             (
@@ -2920,7 +2922,19 @@ fn compare_by<'a>(
     }
 
     for selector in &global_settings.selectors {
-        let (a_str, b_str) = if selector.needs_selection {
+        // A whole-line `-n` parses the lines' number information here, where their numbers
+        // tie, rather than for every line up front.
+        let whole_line = global_settings.precomputed.whole_line_numeric.then(|| {
+            [a.line, b.line].map(|line| {
+                match selector.get_selection(line, &[], global_settings.numeric_locale) {
+                    Selection::WithNumInfo(number, num_info) => (number, num_info),
+                    _ => unreachable!("a whole-line -n sorts by a numeric selector"),
+                }
+            })
+        });
+        let (a_str, b_str) = if let Some([(a_str, _), (b_str, _)]) = &whole_line {
+            (*a_str, *b_str)
+        } else if selector.needs_selection {
             let selections = (
                 a_line_data.selections
                     [a.index * global_settings.precomputed.selections_per_line + selection_index],
@@ -2952,6 +2966,10 @@ fn compare_by<'a>(
                     // Only if they are not equal compare by the hash
                     random_shuffle(a_str, b_str, &global_settings.salt.unwrap())
                 }
+            }
+            SortMode::Numeric if whole_line.is_some() => {
+                let [(_, a_num_info), (_, b_num_info)] = whole_line.as_ref().unwrap();
+                numeric_str_cmp((a_str, a_num_info), (b_str, b_num_info))
             }
             SortMode::Numeric => {
                 let a_num_info = &a_line_data.num_infos
@@ -3370,8 +3388,25 @@ fn print_sorted<'a, T: Iterator<Item = &'a Line<'a>>>(
     let ctx = || translate!("sort-error-write-failed", "output" => output_name.maybe_quote());
 
     let mut writer = output.into_write()?;
-    for line in iter {
-        line.write(&mut writer, settings).map_err_context(ctx)?;
+    // Sorted lines lie at random places of the input: each is a cache miss. Lines are
+    // written in batches whose first bytes are read first, in a loop of independent
+    // loads, so that the batch's misses overlap instead of coming one after another.
+    const BATCH: usize = 32;
+    let mut iter = iter;
+    let mut batch: Vec<&Line<'a>> = Vec::with_capacity(BATCH);
+    loop {
+        batch.clear();
+        batch.extend(iter.by_ref().take(BATCH));
+        if batch.is_empty() {
+            break;
+        }
+        let touched = batch
+            .iter()
+            .fold(0u8, |acc, line| acc ^ line.line.first().copied().unwrap_or(0));
+        std::hint::black_box(touched);
+        for line in &batch {
+            line.write(&mut writer, settings).map_err_context(ctx)?;
+        }
     }
     writer.flush().map_err_context(ctx)?;
     Ok(())
