@@ -1,14 +1,20 @@
-# wasmbuild start-up step: WASI preview1 has no working directory, so every program starts
-# at "/". The shell passes the real one in $PWD; move there before user code runs.
-import os as _os
+# wasmbuild's start-up steps, in `start()`, which this module's import runs. The 3.13
+# bundle's snapshot holds the module imported (it was imported with
+# `sys._wasmbuild_warm_up` set, and started nothing); that bundle's `main` calls `start()`
+# itself once `site` has run.
 
-_pwd = _os.environ.get("PWD")
-if _pwd and _pwd.startswith("/"):
-    try:
-        _os.chdir(_pwd)
-    except OSError:
-        pass
-del _os, _pwd
+
+# WASI preview1 has no working directory, so every program starts at "/". The shell passes
+# the real one in $PWD; move there before user code runs.
+def _wasmbuild_chdir():
+    import os
+
+    pwd = os.environ.get("PWD")
+    if pwd and pwd.startswith("/"):
+        try:
+            os.chdir(pwd)
+        except OSError:
+            pass
 
 
 # wasmbuild: CPython made a relative script path absolute against `/` before the step above
@@ -32,15 +38,6 @@ def _wasmbuild_main_file():
     main.__file__ = path
 
 
-_wasmbuild_main_file()
-del _wasmbuild_main_file
-
-# /dev, dup/dup2 and the build user (uid 0, root): see wasmbuild_posix.py. (3.13's are
-# imported already, maybe before this process started: `start` does its part.)
-import wasmbuild_posix  # noqa: E402
-
-wasmbuild_posix.start()
-
 # wasmbuild: packages installed by `pip install` (the host installs them into the per-build
 # home). addsitedir also runs their .pth files (editable installs, namespace packages).
 def _wasmbuild_user_site():
@@ -55,9 +52,6 @@ def _wasmbuild_user_site():
 
         site.addsitedir(site_packages)
 
-
-_wasmbuild_user_site()
-del _wasmbuild_user_site
 
 # wasmbuild: a virtual environment made by `python -m venv` (wasmbuild's own, see
 # src/python/venv.rs) adds its site-packages when VIRTUAL_ENV names it, or when the
@@ -81,5 +75,26 @@ def _wasmbuild_venv():
         sys.prefix = sys.exec_prefix = env
 
 
-_wasmbuild_venv()
-del _wasmbuild_venv
+def start():
+    """What each process needs: its directory, `__main__`'s file, the POSIX shims (/dev,
+    dup/dup2 and the build user, uid 0: see wasmbuild_posix.py; 3.13's are imported
+    already, maybe before this process started: their `start` does its part), the
+    packages `pip install` put in the home, and the virtual environment."""
+    _wasmbuild_chdir()
+    _wasmbuild_main_file()
+    import wasmbuild_posix
+
+    wasmbuild_posix.start()
+    _wasmbuild_user_site()
+    _wasmbuild_venv()
+
+
+def _wasmbuild_imported():
+    import sys
+
+    if not getattr(sys, "_wasmbuild_warm_up", False):
+        start()
+
+
+_wasmbuild_imported()
+del _wasmbuild_imported

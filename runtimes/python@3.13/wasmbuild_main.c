@@ -25,6 +25,7 @@ int main(int argc, char **argv) {
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 /* wasi-libc's start-up. The snapshot's initialisation runs only what CPython needs of it;
  * the constructors (`__wasm_call_ctors`) are left to each run's `_start`, which runs them
@@ -85,9 +86,15 @@ static const char warm_modules[] =
     "for _n in _unset:\n"
     "    setattr(sys, _n, True if _n == 'dont_write_bytecode' else None)\n"
     "import wasmbuild_posix\n"
+    /* And `sitecustomize` (runtimes/python/sitecustomize.py), which `site` imports in
+     * each run: imported with the flag that makes it start nothing; `main` calls its
+     * `start()` in the runs where `site` finds it (`keep_sitecustomize`). */
+    "sys._wasmbuild_warm_up = True\n"
+    "import sitecustomize\n"
+    "del sys._wasmbuild_warm_up\n"
     "for _n in _unset:\n"
     "    delattr(sys, _n)\n"
-    "_kept = {'site', 'sitecustomize', 'warnings', 'random', 'locale'} & set(sys.modules)\n"
+    "_kept = {'site', 'warnings', 'random', 'locale'} & set(sys.modules)\n"
     "if _kept:\n"
     "    raise SystemError(f'the snapshot would keep {sorted(_kept)}')\n"
     "del sys.path\n"
@@ -255,6 +262,39 @@ static int start_shims(void) {
     return 0;
 }
 
+/* Whether `site` would import the bundle's `sitecustomize` in this run (`config` read): it
+ * imports the first on `sys.path`, which has the bundle's lib/ only through PYTHONPATH
+ * (ignored under -E and -I). When it would, the snapshot's stays imported, so `site` finds
+ * it there rather than searching `sys.path` and reading it again (a third of a millisecond
+ * of every start); `main` then calls its `start()`. Otherwise it is taken out of
+ * `sys.modules`, and `site` (if any) searches as in a cold start. */
+static int keep_sitecustomize(const PyConfig *config) {
+    static const wchar_t lib[] = L"" WASMBUILD_LIB;
+    const size_t length = sizeof(lib) / sizeof(lib[0]) - 1;
+    const wchar_t *path = config->pythonpath_env;
+    int keep = config->site_import && path != NULL && wcsncmp(path, lib, length) == 0 &&
+               (path[length] == L'\0' || path[length] == L':');
+    if (!keep && PyDict_DelItemString(PyImport_GetModuleDict(), "sitecustomize") < 0) {
+        PyErr_Clear();
+    }
+    return keep;
+}
+
+/* What `sitecustomize` does in each process (see `keep_sitecustomize`). */
+static int start_sitecustomize(void) {
+    PyObject *module = PyImport_ImportModule("sitecustomize");
+    if (module == NULL) {
+        return -1;
+    }
+    PyObject *done = PyObject_CallMethod(module, "start", NULL);
+    Py_DECREF(module);
+    if (done == NULL) {
+        return -1;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (from_snapshot) {
         __wasilibc_reset_preopens();
@@ -278,6 +318,14 @@ int main(int argc, char **argv) {
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     PyStatus status = PyConfig_SetBytesArgv(&config, argc, argv);
+    int sitecustomize_kept = 0;
+    if (from_snapshot && !PyStatus_Exception(status)) {
+        /* Options and environment only: the paths are computed by the initialisation. */
+        status = PyConfig_Read(&config);
+        if (!PyStatus_Exception(status)) {
+            sitecustomize_kept = keep_sitecustomize(&config);
+        }
+    }
     if (!PyStatus_Exception(status)) {
         status = Py_InitializeFromConfig(&config);
     }
@@ -289,6 +337,9 @@ int main(int argc, char **argv) {
         Py_ExitStatusException(status);
     }
     if (start_shims() < 0) {
+        PyErr_Print();
+    }
+    if (sitecustomize_kept && start_sitecustomize() < 0) {
         PyErr_Print();
     }
     return Py_RunMain();

@@ -91,6 +91,12 @@ fn a_run_from_the_snapshot_observes_what_a_cold_start_observes() {
     let src = tempfile::tempdir().unwrap();
     fs::write(src.path().join("probe.py"), PROBE).unwrap();
     fs::create_dir(src.path().join("extra")).unwrap();
+    // The snapshot holds the bundle's `sitecustomize` imported; one earlier on the path wins.
+    fs::write(
+        src.path().join("extra/sitecustomize.py"),
+        "print('the project sitecustomize')\n",
+    )
+    .unwrap();
     let cases: &[(&[&str], &[&str])] = &[
         (&[], &["probe.py"]),
         (&[], &["-c", PROBE]),
