@@ -25,7 +25,10 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<u8, Failure> {
     if args.token.as_deref() == Some("") {
         return Err(Failure::usage("--token: the token is empty"));
     }
+    // A worker per core (`main` sets the default to one, for wasmtime-wasi's runtime).
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| Failure::usage(format!("cannot start the server: {e}")))?;
