@@ -221,6 +221,21 @@ static int refill_os_environ(void) {
     return result;
 }
 
+/* Calls `module.start()` (the per-process part of a module the snapshot may hold imported)
+ * and lets go of `module`; -1, with the error set, when it raised or `module` is NULL. */
+static int call_start(PyObject *module) {
+    if (module == NULL) {
+        return -1;
+    }
+    PyObject *done = PyObject_CallMethod(module, "start", NULL);
+    Py_DECREF(module);
+    if (done == NULL) {
+        return -1;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
 /* The POSIX shims are part of this interpreter, with `site` or without (`-S`, `-I`): the
  * snapshot holds them imported, a cold start imports them here (from the bundle's lib/,
  * which `sys.path` has only through PYTHONPATH), and either way `start()` does what each
@@ -250,16 +265,7 @@ static int start_shims(void) {
         PyErr_SetRaisedException(error);
         Py_DECREF(lib);
     }
-    if (shims == NULL) {
-        return -1;
-    }
-    PyObject *done = PyObject_CallMethod(shims, "start", NULL);
-    Py_DECREF(shims);
-    if (done == NULL) {
-        return -1;
-    }
-    Py_DECREF(done);
-    return 0;
+    return call_start(shims);
 }
 
 /* Whether `site` would import the bundle's `sitecustomize` in this run (`config` read): it
@@ -282,17 +288,7 @@ static int keep_sitecustomize(const PyConfig *config) {
 
 /* What `sitecustomize` does in each process (see `keep_sitecustomize`). */
 static int start_sitecustomize(void) {
-    PyObject *module = PyImport_ImportModule("sitecustomize");
-    if (module == NULL) {
-        return -1;
-    }
-    PyObject *done = PyObject_CallMethod(module, "start", NULL);
-    Py_DECREF(module);
-    if (done == NULL) {
-        return -1;
-    }
-    Py_DECREF(done);
-    return 0;
+    return call_start(PyImport_ImportModule("sitecustomize"));
 }
 
 int main(int argc, char **argv) {
