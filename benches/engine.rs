@@ -159,20 +159,17 @@ fn main() {
     // round-robin, so a slow moment of the machine falls on all of them alike.
     let mut scripts: Vec<Result<Vec<f64>, String>> = Vec::new();
     let mut passes: Vec<Result<Vec<f64>, String>> = Vec::new();
+    // One run of `row` on `code`: its wall time in ms.
+    let time = |row: &Row, code: &str| run(&mut command(row, &python, code)).map(|(ms, _)| ms);
     for row in &rows {
-        let warm = run(&mut command(row, &python, SCRIPT)).map(|(ms, _)| ms);
-        scripts.push(warm.map(|_| Vec::new()));
-        passes.push(
-            run(&mut command(row, &python, "pass"))
-                .map(|(ms, _)| ms)
-                .map(|_| Vec::new()),
-        );
+        scripts.push(time(row, SCRIPT).map(|_| Vec::new()));
+        passes.push(time(row, "pass").map(|_| Vec::new()));
     }
     for _ in 0..runs {
         for (i, row) in rows.iter().enumerate() {
             for (samples, code) in [(&mut scripts[i], SCRIPT), (&mut passes[i], "pass")] {
                 if let Ok(list) = samples {
-                    match run(&mut command(row, &python, code)).map(|(ms, _)| ms) {
+                    match time(row, code) {
                         Ok(ms) => list.push(ms),
                         Err(e) => *samples = Err(e),
                     }

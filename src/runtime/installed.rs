@@ -30,6 +30,7 @@ impl std::fmt::Display for Tampered {
     }
 }
 
+/// What identifies one state of a file's content without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     dev: u64,

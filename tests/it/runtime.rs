@@ -12,6 +12,11 @@ fn cli(store: &Path, recipes: &Path) -> assert_cmd::Command {
     assert_cmd::Command::from_std(command(store, recipes))
 }
 
+/// `N` new temporary directories (a store, recipes, a source directory …).
+fn temp_dirs<const N: usize>() -> [tempfile::TempDir; N] {
+    std::array::from_fn(|_| tempfile::tempdir().unwrap())
+}
+
 /// [`cli`] as a plain command, for tests that start several at once.
 fn command(store: &Path, recipes: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("wasmbuild"));
@@ -23,11 +28,7 @@ fn command(store: &Path, recipes: &Path) -> std::process::Command {
 
 #[test]
 fn a_bundle_built_from_a_recipe_is_listed_and_runs() {
-    let (store, recipes, src) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [store, recipes, src] = temp_dirs();
     hello_recipe(recipes.path(), &hello_digest());
     cli(store.path(), recipes.path())
         .args(["runtime", "build", "hello"])
@@ -76,11 +77,7 @@ fn hello_with_a_note(recipes: &Path) -> std::path::PathBuf {
 // built again before it runs; one built from the recipe as it is stays.
 #[test]
 fn a_bundle_built_from_an_older_recipe_is_built_again() {
-    let (store, recipes, src) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [store, recipes, src] = temp_dirs();
     let dir = hello_with_a_note(recipes.path());
     let run = || {
         stderr_of_success(
@@ -115,11 +112,7 @@ fn a_bundle_built_from_an_older_recipe_is_built_again() {
 // change: an upgrade of wasmbuild that changed the toolbox reaches the store's base bundle.
 #[test]
 fn a_bundle_compiled_from_older_sources_is_built_again() {
-    let (store, recipes, src) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [store, recipes, src] = temp_dirs();
     let dir = recipes.path().join("greet");
     fs::create_dir_all(dir.join("src")).unwrap();
     fs::write(
@@ -188,11 +181,7 @@ fn a_bundle_compiled_from_older_sources_is_built_again() {
 // the others wait for that build and use it.
 #[test]
 fn commands_started_together_build_a_missing_bundle_once() {
-    let (store, recipes, src) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [store, recipes, src] = temp_dirs();
     hello_recipe(recipes.path(), &hello_digest());
     let children: Vec<_> = (0..4)
         .map(|_| {
@@ -220,12 +209,7 @@ fn commands_started_together_build_a_missing_bundle_once() {
 // The same for a bundle a build asks for in `runtime-versions`, beside its image.
 #[test]
 fn a_runtime_version_built_from_an_older_recipe_is_built_again() {
-    let (store, recipes, src, out) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [store, recipes, src, out] = temp_dirs();
     // The image, `hello`, and a second bundle, `note`, with the note as its only file.
     hello_recipe(recipes.path(), &hello_digest());
     let dir = hello_with_a_note(recipes.path());
@@ -270,7 +254,7 @@ fn a_runtime_version_built_from_an_older_recipe_is_built_again() {
 
 #[test]
 fn a_pinned_digest_that_does_not_match_refuses_the_bundle() {
-    let (store, recipes) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let [store, recipes] = temp_dirs();
     hello_recipe(recipes.path(), &"0".repeat(64));
     cli(store.path(), recipes.path())
         .args(["runtime", "build", "hello"])
@@ -286,11 +270,7 @@ fn a_pinned_digest_that_does_not_match_refuses_the_bundle() {
 
 #[test]
 fn a_tampered_installed_module_is_reinstalled_and_never_runs() {
-    let (store, recipes, src) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [store, recipes, src] = temp_dirs();
     hello_recipe(recipes.path(), &hello_digest());
     cli(store.path(), recipes.path())
         .args(["runtime", "build", "hello"])
@@ -325,11 +305,7 @@ fn a_tampered_installed_module_is_reinstalled_and_never_runs() {
 
 #[test]
 fn a_corrupt_bundle_blob_is_never_installed() {
-    let (store, recipes, src) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [store, recipes, src] = temp_dirs();
     hello_recipe(recipes.path(), &hello_digest());
     cli(store.path(), recipes.path())
         .args(["runtime", "build", "hello"])
@@ -367,11 +343,7 @@ fn a_corrupt_bundle_blob_is_never_installed() {
 
 #[test]
 fn unknown_images_list_what_exists_and_unknown_programs_exit_127() {
-    let (store, recipes, src) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [store, recipes, src] = temp_dirs();
     hello_recipe(recipes.path(), &hello_digest());
     // An image with a recipe but no bundle yet is built on first use, then runs.
     cli(store.path(), recipes.path())
@@ -466,11 +438,7 @@ print(wasmbuild_posix.__cached__)
 // module file is gone from the recipe's directory, as a wheel would be out of reach offline).
 #[test]
 fn a_rebuilt_bundle_takes_its_pinned_module_from_the_store() {
-    let (store, recipes, src) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let [store, recipes, src] = temp_dirs();
     let dir = hello_with_a_note(recipes.path());
     cli(store.path(), recipes.path())
         .args(["runtime", "build", "hello"])
