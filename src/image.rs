@@ -371,19 +371,23 @@ impl ImageRunner {
         let env = self.image.program_env(program.bundle, env);
         // A pre-initialised snapshot of the module, for the runs it serves as a cold start
         // would (`python::snapshot`).
-        let (module_path, module_digest) = match program.bundle.snapshot(command_name) {
-            Some((path, digest, SnapshotKind::Python))
-                if crate::python::snapshot::usable(&argv, &env) =>
+        let (module_path, module_digest, prefault) = match program.bundle.snapshot(command_name) {
+            Some((path, digest, spec))
+                if spec.kind == SnapshotKind::Python
+                    && crate::python::snapshot::usable(&argv, &env) =>
             {
-                (path, digest.to_owned())
+                (path, digest.to_owned(), spec.prefault.clone().map(Arc::new))
             }
-            _ => (program.module_path, program.module_digest),
+            _ => (program.module_path, program.module_digest, None),
         };
         let module = self
             .sandbox
             .load(command_name, &module_path, &module_digest)?;
-        self.run_loaded(&module, command_name, argv, env, cwd, io)
-            .map(ProgramOutcome::Ran)
+        let command = GuestCommand {
+            prefault,
+            ..self.command(command_name, argv, env, cwd, io)
+        };
+        self.sandbox.run(&module, command).map(ProgramOutcome::Ran)
     }
 
     /// Runs a `.wasm` module from the build's own filesystem, named by its absolute guest
@@ -402,8 +406,8 @@ impl ImageRunner {
         };
         let name = argv.first().cloned().unwrap_or_default();
         let module = self.sandbox.load_bytes(&name, &bytes)?;
-        self.run_loaded(&module, &name, argv, env, cwd, io)
-            .map(ProgramOutcome::Ran)
+        let command = self.command(&name, argv, env, cwd, io);
+        self.sandbox.run(&module, command).map(ProgramOutcome::Ran)
     }
 
     /// Reads a file of the guest's filesystem, confined to its mount.
@@ -414,34 +418,33 @@ impl ImageRunner {
         dir.read(rel).ok()
     }
 
-    fn run_loaded(
+    /// How the sandbox runs one of this image's programs: in its layout, with its
+    /// deadline, cancel flag and determinism.
+    fn command(
         &self,
-        module: &crate::sandbox::LoadedModule,
         name: &str,
         argv: Vec<String>,
         env: Vec<(String, String)>,
         cwd: &str,
         io: ProgramIo,
-    ) -> Result<GuestExit, SandboxError> {
-        self.sandbox.run(
-            module,
-            GuestCommand {
-                name: name.to_owned(),
-                argv,
-                env,
-                layout: self.layout.clone(),
-                cwd: cwd.to_owned(),
-                stdin: io.stdin,
-                stdout: io.stdout,
-                stderr: io.stderr,
-                terminal: io.terminal,
-                deadline: self.deadline,
-                cancel: self.cancel.clone(),
-                kill: io.kill,
-                spawner: io.spawner,
-                determinism: self.determinism.clone(),
-            },
-        )
+    ) -> GuestCommand {
+        GuestCommand {
+            name: name.to_owned(),
+            argv,
+            env,
+            layout: self.layout.clone(),
+            cwd: cwd.to_owned(),
+            stdin: io.stdin,
+            stdout: io.stdout,
+            stderr: io.stderr,
+            terminal: io.terminal,
+            deadline: self.deadline,
+            cancel: self.cancel.clone(),
+            kill: io.kill,
+            spawner: io.spawner,
+            determinism: self.determinism.clone(),
+            prefault: None,
+        }
     }
 }
 

@@ -57,6 +57,10 @@ pub struct SnapshotSpec {
     pub from: String,
     /// The rules for which runs may start from it.
     pub kind: super::recipe::SnapshotKind,
+    /// The pages of its memory a run that does nothing of its own writes, copied in
+    /// before each run starts (`sandbox::PageRuns`); absent when the recipe asks for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefault: Option<crate::sandbox::PageRuns>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

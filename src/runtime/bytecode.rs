@@ -115,6 +115,7 @@ impl Compile<'_> {
                 kill: None,
                 spawner: None,
                 determinism: None,
+                prefault: None,
             },
         )?;
         if exit != GuestExit::Exited(0) {

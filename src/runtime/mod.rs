@@ -19,7 +19,7 @@ pub use bundle::{BundleFile, BundleManifest, CommandSpec};
 pub use error::RuntimeError;
 pub use recipe::{Recipe, RecipeError};
 
-use crate::sandbox::{GuestCommand, GuestExit, Layout, Sandbox, SharedBuffer};
+use crate::sandbox::{GuestCommand, GuestExit, Layout, PageRuns, Sandbox, SharedBuffer};
 use crate::store::Store;
 
 /// Reference namespace of the newest bundle of each name.
@@ -43,9 +43,9 @@ impl InstalledBundle {
         Some((self.dir.join(&spec.module), &file.sha256))
     }
 
-    /// Host path, digest and kind of the snapshot of `command`'s module, when it has one
-    /// made from that very module; a snapshot of any other module is never offered.
-    pub fn snapshot(&self, command: &str) -> Option<(PathBuf, &str, recipe::SnapshotKind)> {
+    /// Host path, digest and description of the snapshot of `command`'s module, when it has
+    /// one made from that very module; a snapshot of any other module is never offered.
+    pub fn snapshot(&self, command: &str) -> Option<(PathBuf, &str, &bundle::SnapshotSpec)> {
         let spec = self.manifest.commands.get(command)?;
         let snapshot = spec.snapshot.as_ref()?;
         let module = self.manifest.file(&spec.module)?;
@@ -57,7 +57,7 @@ impl InstalledBundle {
             return None;
         }
         let file = self.manifest.file(&snapshot.module)?;
-        Some((self.dir.join(&snapshot.module), &file.sha256, snapshot.kind))
+        Some((self.dir.join(&snapshot.module), &file.sha256, snapshot))
     }
 }
 
@@ -176,9 +176,13 @@ impl Runtimes {
         {
             return Ok(false);
         }
-        // A bundle made before the recipe asked for a snapshot lacks it.
-        if recipe.snapshot.is_some() && manifest.commands.values().all(|c| c.snapshot.is_none()) {
-            return Ok(false);
+        // A bundle made before the recipe asked for a snapshot lacks it, or its pages to
+        // copy in.
+        if let Some(wanted) = &recipe.snapshot {
+            let made = manifest.commands.values().find_map(|c| c.snapshot.as_ref());
+            if made.is_none_or(|made| wanted.prefault.is_some() && made.prefault.is_none()) {
+                return Ok(false);
+            }
         }
         for (path, source) in &recipe.files {
             let source = recipe.dir.join(source);
@@ -651,7 +655,14 @@ impl Runtimes {
         let snapshot = match &recipe.snapshot {
             Some(wanted) => {
                 report(&format!("pre-initialising {module_name} (snapshot)"));
-                let bytes = self.snapshot(recipe, wanted, &files, &module_path, work.path())?;
+                let (bytes, prefault) = self.snapshot(
+                    recipe,
+                    wanted,
+                    &files,
+                    &module_path,
+                    work.path(),
+                    (sandbox, &command_names[0]),
+                )?;
                 let sha256 = self.store.put_blob(&bytes)?;
                 let stem = module_name.trim_end_matches(".wasm");
                 let path = format!("bin/{stem}.snapshot.wasm");
@@ -664,6 +675,7 @@ impl Runtimes {
                     module: path,
                     from: module_digest.clone(),
                     kind: wanted.kind,
+                    prefault,
                 })
             }
             None => None,
@@ -721,7 +733,9 @@ impl Runtimes {
 
 impl Runtimes {
     /// Makes the snapshot of a bundle being built: its files so far written out as the
-    /// guest will see them, the main module initialised there (`sandbox::snapshot`).
+    /// guest will see them, the main module initialised there (`sandbox::snapshot`). When
+    /// the recipe asks for it, the snapshot is then run once as `command` with the recipe's
+    /// `prefault` arguments, and the pages of memory that run wrote are returned with it.
     fn snapshot(
         &self,
         recipe: &Recipe,
@@ -729,7 +743,8 @@ impl Runtimes {
         files: &[BundleFile],
         module: &std::path::Path,
         work: &std::path::Path,
-    ) -> Result<Vec<u8>, RuntimeError> {
+        (sandbox, command): (&Sandbox, &str),
+    ) -> Result<(Vec<u8>, Option<PageRuns>), RuntimeError> {
         let io = |e: std::io::Error| RuntimeError::Io(format!("{}: {e}", work.display()));
         let root = work.join("snapshot-root");
         for file in files {
@@ -744,14 +759,84 @@ impl Runtimes {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let guest = format!("{}/{}", crate::sandbox::layout::RUNTIMES_DIR, recipe.name);
+        let invalid = |message: String| RuntimeError::Invalid {
+            name: recipe.name.clone(),
+            message,
+        };
         let bytes = crate::sandbox::snapshot::make(&wasm, &wanted.init, &root, &guest, &env)
-            .map_err(|message| RuntimeError::Invalid {
-                name: recipe.name.clone(),
-                message: format!("its snapshot cannot be made: {message}"),
-            })?;
+            .map_err(|message| invalid(format!("its snapshot cannot be made: {message}")))?;
+        let prefault = match &wanted.prefault {
+            Some(args) => {
+                let loaded = sandbox.load_bytes(command, &bytes)?;
+                let argv = std::iter::once(command.to_owned())
+                    .chain(args.iter().cloned())
+                    .collect();
+                let (exit, written, stderr) =
+                    run_in_bundle(sandbox, &loaded, recipe, &root, argv, work)?;
+                if exit != GuestExit::Exited(0) {
+                    return Err(invalid(format!(
+                        "a run of its snapshot failed ({exit:?}): {}",
+                        String::from_utf8_lossy(&stderr)
+                    )));
+                }
+                Some(written)
+            }
+            None => None,
+        };
         let _ = fs::remove_dir_all(&root);
-        Ok(bytes)
+        Ok((bytes, prefault))
     }
+}
+
+/// Runs `module` as a program of the bundle being built (its files in `root`, seen where
+/// an installed bundle's are, with the bundle's environment) in an otherwise empty build
+/// layout made in `work`: how it ended, the pages of memory it wrote, its stderr.
+fn run_in_bundle(
+    sandbox: &Sandbox,
+    module: &crate::sandbox::LoadedModule,
+    recipe: &Recipe,
+    root: &std::path::Path,
+    argv: Vec<String>,
+    work: &std::path::Path,
+) -> Result<(GuestExit, PageRuns, Vec<u8>), RuntimeError> {
+    use crate::sandbox::layout::{HOME_DIR, RUNTIMES_DIR, SRC_DIR};
+    let scratch = |name: &str| {
+        let dir = work.join(name);
+        fs::create_dir_all(&dir)
+            .map(|()| dir.clone())
+            .map_err(|e| RuntimeError::Io(format!("{}: {e}", dir.display())))
+    };
+    let mut layout = Layout::build(scratch("src")?, scratch("tmp")?, scratch("home")?);
+    layout.add_bundle(&recipe.name, root.to_owned());
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), format!("{RUNTIMES_DIR}/{}/bin", recipe.name)),
+        ("HOME".into(), HOME_DIR.into()),
+        ("PWD".into(), SRC_DIR.into()),
+    ];
+    env.extend(recipe.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(recipe.path_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let stderr = SharedBuffer::default();
+    let (exit, written) = sandbox.run_recording_writes(
+        module,
+        GuestCommand {
+            name: argv[0].clone(),
+            argv,
+            env,
+            layout,
+            cwd: SRC_DIR.into(),
+            stdin: Box::new(std::io::empty()),
+            stdout: Box::new(std::io::sink()),
+            stderr: Box::new(stderr.clone()),
+            terminal: [false; 3],
+            deadline: None,
+            cancel: None,
+            kill: None,
+            spawner: None,
+            determinism: None,
+            prefault: None,
+        },
+    )?;
+    Ok((exit, written, stderr.contents()))
 }
 
 /// Whether bundle version `version` answers a `runtime-versions` request: `3.12` (a prefix
@@ -803,6 +888,7 @@ fn list_module_commands(
             kill: None,
             spawner: None,
             determinism: None,
+            prefault: None,
         },
     )?;
     if exit != GuestExit::Exited(0) {
@@ -865,6 +951,7 @@ mod tests {
                         module: "bin/python.snapshot.wasm".into(),
                         from: from.into(),
                         kind: recipe::SnapshotKind::Python,
+                        prefault: None,
                     }),
                 },
             )]
@@ -888,10 +975,10 @@ mod tests {
     #[test]
     fn a_snapshot_is_offered_only_for_the_module_it_was_made_from() {
         let matching = bundle(&"a".repeat(64));
-        let (path, digest, kind) = matching.snapshot("python").unwrap();
+        let (path, digest, spec) = matching.snapshot("python").unwrap();
         assert_eq!(path, PathBuf::from("/bundles/c/bin/python.snapshot.wasm"));
         assert_eq!(digest, "b".repeat(64));
-        assert_eq!(kind, recipe::SnapshotKind::Python);
+        assert_eq!(spec.kind, recipe::SnapshotKind::Python);
         assert!(bundle(&"d".repeat(64)).snapshot("python").is_none());
         assert!(bundle(&"a".repeat(64)).snapshot("pip").is_none());
     }

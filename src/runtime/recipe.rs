@@ -141,6 +141,10 @@ pub struct SnapshotRecipe {
     /// Environment of the initialising process (nothing else of the host is given).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Arguments of a run of the snapshot that does nothing of its own (`["-c", "pass"]`):
+    /// the pages of memory it writes, every run copies in before it starts.
+    #[serde(default)]
+    pub prefault: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -10,6 +10,7 @@ mod error;
 mod fds;
 mod interrupt;
 pub mod layout;
+mod prefault;
 mod process;
 pub mod snapshot;
 mod stdio;
@@ -31,6 +32,7 @@ pub use code_cache::CodeCache;
 pub use determinism::Determinism;
 pub use error::SandboxError;
 pub use layout::{Layout, Mount};
+pub use prefault::PageRuns;
 pub use process::{ChildEnd, SpawnError, SpawnRequest, Spawner};
 pub use stdio::{GuestInput, GuestOutput, InterruptibleReader, SharedBuffer};
 
@@ -128,6 +130,9 @@ pub struct GuestCommand {
     pub spawner: Option<Arc<dyn Spawner>>,
     /// Virtual clocks, seeded randomness and sorted listings, for reproducible builds.
     pub determinism: Option<Determinism>,
+    /// Pages of the module's memory to copy in before it starts: those every run of it
+    /// writes (`PageRuns`, recorded with its snapshot).
+    pub prefault: Option<Arc<PageRuns>>,
 }
 
 /// Why a guest stopped without exiting on its own.
@@ -477,6 +482,28 @@ impl Sandbox {
         module: &LoadedModule,
         command: GuestCommand,
     ) -> Result<GuestExit, SandboxError> {
+        self.run_recording(module, command, false)
+            .map(|(exit, _)| exit)
+    }
+
+    /// Runs a guest as `run` does and returns, with how it ended, the pages of its memory
+    /// it wrote (`PageRuns::record`): for a snapshot, what every run of it may copy in
+    /// before it starts.
+    pub fn run_recording_writes(
+        &self,
+        module: &LoadedModule,
+        command: GuestCommand,
+    ) -> Result<(GuestExit, PageRuns), SandboxError> {
+        self.run_recording(module, command, true)
+            .map(|(exit, written)| (exit, written.unwrap_or_default()))
+    }
+
+    fn run_recording(
+        &self,
+        module: &LoadedModule,
+        command: GuestCommand,
+        record: bool,
+    ) -> Result<(GuestExit, Option<PageRuns>), SandboxError> {
         let GuestCommand {
             name,
             argv,
@@ -492,6 +519,7 @@ impl Sandbox {
             kill,
             spawner,
             determinism,
+            prefault,
         } = command;
         let stdout = OutputPipe::new(stdout, terminal[1]);
         let stderr = OutputPipe::new(stderr, terminal[2]);
@@ -621,11 +649,16 @@ impl Sandbox {
         } else {
             &module.pre
         };
+        let mut memory = None;
         let result = pre.instantiate(&mut store).and_then(|instance| {
+            memory = instance.get_memory(&mut store, "memory");
+            if let (Some(runs), Some(memory)) = (&prefault, memory) {
+                // SAFETY: the guest's memory, whose store is not running.
+                unsafe { runs.apply(memory.data_ptr(&store), memory.data_size(&store)) };
+            }
             if let Some(determinism) = &determinism {
-                let memory = instance
-                    .get_memory(&mut store, "memory")
-                    .ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
+                let memory =
+                    memory.ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
                 let originals = determinism::Originals::instantiate(
                     &self.interposer,
                     &self.base_linker,
@@ -641,12 +674,16 @@ impl Sandbox {
         });
         let _ = stdout.flush();
         let _ = stderr.flush();
+        let written = memory.filter(|_| record).map(|memory| {
+            // SAFETY: the guest's memory, live as long as `store`, which is not running.
+            unsafe { PageRuns::record(memory.data_ptr(&store), memory.data_size(&store)) }
+        });
 
         let Err(error) = result else {
-            return Ok(GuestExit::Exited(0));
+            return Ok((GuestExit::Exited(0), written));
         };
         if let Some(exit) = error.downcast_ref::<I32Exit>() {
-            return Ok(GuestExit::Exited(exit.0));
+            return Ok((GuestExit::Exited(exit.0), written));
         }
         let memory_denied = store.data().limits.memory_denied;
         // A host call stopped by the deadline or cancel may hand its reason back wrapped;
@@ -686,10 +723,13 @@ impl Sandbox {
         } else {
             (TrapKind::Other, format!("failed: {error:#}"))
         };
-        Ok(GuestExit::Trapped {
-            kind,
-            message: format!("{name}: {reason}"),
-        })
+        Ok((
+            GuestExit::Trapped {
+                kind,
+                message: format!("{name}: {reason}"),
+            },
+            written,
+        ))
     }
 }
 

@@ -38,6 +38,7 @@ fn run(sandbox: &Sandbox, module: &wasmbuild::sandbox::LoadedModule) -> GuestExi
                 spawner: None,
                 kill: None,
                 determinism: None,
+                prefault: None,
             },
         )
         .unwrap()

@@ -20,6 +20,7 @@ mod code_cache;
 mod fuzz_buildspec;
 mod guest_posix;
 mod guest_processes;
+mod prefault;
 mod python_313;
 mod python_index;
 mod python_install;

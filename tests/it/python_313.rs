@@ -257,6 +257,26 @@ fn building_the_bundle_again_takes_the_build_from_the_store_and_gives_the_same_b
     assert_eq!(fs::read_to_string(&reference).unwrap(), before);
 }
 
+/// The snapshot comes with the pages `python -c pass` writes (the start-up and finalisation
+/// every run goes through), which each run copies in before it starts: hundreds of pages,
+/// not the whole memory.
+#[test]
+fn the_snapshot_lists_the_pages_every_run_writes() {
+    ensure_bundle(IMAGE);
+    let store = wasmbuild::store::Store::open(crate::common::store_dir()).unwrap();
+    let digest = store
+        .get_ref("bundle-versions/python/3.13.5")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(store.get_blob(&digest).unwrap()).unwrap();
+    let manifest = wasmbuild::runtime::BundleManifest::from_toml(&text).unwrap();
+    for command in ["python", "python3", "python3.13"] {
+        let snapshot = manifest.commands[command].snapshot.as_ref().unwrap();
+        let pages = snapshot.prefault.as_ref().map(|runs| runs.pages());
+        assert!(pages.is_some_and(|p| (100..4000).contains(&p)), "{pages:?}");
+    }
+}
+
 /// A payload xz and the guest both compress: text, and bytes that do not repeat.
 fn xz_payload() -> Vec<u8> {
     let mut data = b"wasmbuild sqlite3 lzma\n".repeat(2000);
