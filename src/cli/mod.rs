@@ -96,6 +96,8 @@ pub enum Command {
 pub struct Context {
     pub global: GlobalArgs,
     pub store: Store,
+    /// The store's bundles (their manifests read once).
+    runtimes: Runtimes,
     recipes: std::sync::OnceLock<PathBuf>,
     /// One sandbox (one wasmtime engine) for everything the command runs: the builds of a
     /// batch share it, as `verify`'s two builds do.
@@ -111,6 +113,7 @@ impl Context {
         let store = Store::open(spec)?;
         Ok(Context {
             global,
+            runtimes: Runtimes::new(store.clone()),
             store,
             recipes: std::sync::OnceLock::new(),
             sandbox: std::sync::OnceLock::new(),
@@ -130,8 +133,8 @@ impl Context {
         Ok(self.recipes.get_or_init(|| dir))
     }
 
-    pub fn runtimes(&self) -> Runtimes {
-        Runtimes::new(self.store.clone())
+    pub fn runtimes(&self) -> &Runtimes {
+        &self.runtimes
     }
 
     pub fn sandbox(&self) -> Result<Arc<Sandbox>, Failure> {

@@ -326,7 +326,6 @@ pub fn prepare(
             }
         }
     }
-    let runtimes = ctx.runtimes();
     if let Some(install) = buildspec.phases.as_ref().and_then(|p| p.install.as_ref()) {
         for (name, request) in &install.runtime_versions {
             // Built when missing, or again when built from an older recipe (new shims), as
@@ -381,7 +380,7 @@ pub fn prepare(
         },
     };
     let services = BuildServices {
-        runtimes,
+        runtimes: crate::runtime::Runtimes::new(ctx.store.clone()),
         sandbox: ctx.sandbox()?,
     };
     Ok(Prepared { request, services })

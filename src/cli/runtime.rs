@@ -75,8 +75,9 @@ fn transfer(ctx: &Context, name: &str, version: Option<&str>, push: bool) -> Res
         )));
     }
     let local = Store::open(ctx.store.root())?;
+    let on_this_machine = Runtimes::new(local.clone());
     let (from, to) = if push {
-        (Runtimes::new(local.clone()), &ctx.store)
+        (&on_this_machine, &ctx.store)
     } else {
         (ctx.runtimes(), &local)
     };

@@ -88,11 +88,17 @@ pub struct BundleCopy {
 /// Bundles in one store.
 pub struct Runtimes {
     store: Store,
+    /// Manifests read, by digest: a command start reads its image's twice (is it current,
+    /// then install), and a manifest blob never changes.
+    manifests: std::sync::Mutex<std::collections::HashMap<String, BundleManifest>>,
 }
 
 impl Runtimes {
     pub fn new(store: Store) -> Self {
-        Runtimes { store }
+        Runtimes {
+            store,
+            manifests: Default::default(),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -127,6 +133,18 @@ impl Runtimes {
 
     /// Reads and checks the manifest blob `digest`.
     pub fn manifest(&self, digest: &str) -> Result<BundleManifest, RuntimeError> {
+        if let Some(manifest) = self.manifests.lock().expect("manifests lock").get(digest) {
+            return Ok(manifest.clone());
+        }
+        let manifest = self.read_manifest(digest)?;
+        self.manifests
+            .lock()
+            .expect("manifests lock")
+            .insert(digest.to_owned(), manifest.clone());
+        Ok(manifest)
+    }
+
+    fn read_manifest(&self, digest: &str) -> Result<BundleManifest, RuntimeError> {
         let bytes = self.store.get_blob(digest)?;
         let text = String::from_utf8(bytes).map_err(|_| RuntimeError::Invalid {
             name: digest.into(),
