@@ -9,7 +9,7 @@
 //! to native CPython. Each variation runs once untimed first (its code compiled into the
 //! code cache, which is keyed by the engine's settings); the timed runs then go round the
 //! rows, native CPython's among them, so every row meets the machine in the same states:
-//! first the script's rounds, then `-c pass`'s.
+//! first the script's rounds, then `-c pass`'s (five starts of a row in a row).
 //! `cargo bench --bench engine` (uses
 //! `WASMBUILD_STORE`, or the default store; the python bundle is built there on first
 //! use). `ENGINE_BENCH_RUNS` sets the timed runs (default 5); `ENGINE_BENCH_PYTHON` the native
@@ -42,6 +42,9 @@ words = ",".join(parts).split(",")
 upper = sum(1 for w in words if w.upper() == w)
 print(total, size, len(words), upper, fib(22))
 "#;
+
+/// `-c pass` runs of a row taken one after another in each round.
+const PASS_BLOCK: usize = 5;
 
 const VARIATIONS: &[(&str, &str)] = &[
     ("default (what builds run with)", ""),
@@ -166,16 +169,19 @@ fn main() {
         scripts.push(time(row, SCRIPT).map(|_| Vec::new()));
         passes.push(time(row, "pass").map(|_| Vec::new()));
     }
-    // The scripts' rounds, then the starts' on their own: a start then meets the machine as
-    // the previous start left it (as a build's next command does), not as a CPU-bound script
-    // of a whole second did, whose footprint in the caches only the larger process pays for.
-    for (all, code) in [(&mut scripts, SCRIPT), (&mut passes, "pass")] {
+    // The scripts' rounds, then the starts': each row's in a block of `PASS_BLOCK` in a row,
+    // as a build starts the same interpreter again and again (and as `perf stat -r` or
+    // hyperfine time a start), the blocks going round the rows. A start that follows another
+    // program meets caches that program filled, which the larger process pays more for.
+    for (all, code, block) in [(&mut scripts, SCRIPT, 1), (&mut passes, "pass", PASS_BLOCK)] {
         for _ in 0..runs {
             for (row, samples) in rows.iter().zip(all.iter_mut()) {
-                if let Ok(list) = samples {
-                    match time(row, code) {
-                        Ok(ms) => list.push(ms),
-                        Err(e) => *samples = Err(e),
+                for _ in 0..block {
+                    if let Ok(list) = samples {
+                        match time(row, code) {
+                            Ok(ms) => list.push(ms),
+                            Err(e) => *samples = Err(e),
+                        }
                     }
                 }
             }
@@ -192,10 +198,11 @@ fn main() {
         _ => format!("{:>9}", "-"),
     };
     println!(
-        "native {version} ({python}): CPU-bound script {}, -c pass {}  ({runs} runs, median, \
-         in the same rounds as the rows below)",
+        "native {version} ({python}): CPU-bound script {}, -c pass {}  (medians of {runs} \
+         runs and {} starts, in the same rounds as the rows below)",
         show(&native_script),
-        show(&native_pass)
+        show(&native_pass),
+        runs * PASS_BLOCK
     );
     let heading = |first: &str| {
         println!(
