@@ -241,11 +241,11 @@ fn needs(
             let mut variables = buildspec.env.variables.iter().rev();
             variables.find(|(k, _)| k == var).map(|(_, v)| v.as_str())
         });
-        let mut need = runtime_need(&runtimes, recipes, name, expanded.unwrap_or(written))?;
+        let mut need = runtime_need(runtimes, recipes, name, expanded.unwrap_or(written))?;
         need.request = written.clone();
         if matches!(need.status, "provided" | "buildable") {
             offer(
-                &runtimes,
+                runtimes,
                 recipes,
                 name,
                 need.version.as_deref(),
@@ -256,13 +256,13 @@ fn needs(
         report.runtimes.push(need);
     }
     let ImageSpec { name, version } = ImageSpec::parse(image)?;
-    offer(&runtimes, recipes, name, version, &mut offers, report)?;
+    offer(runtimes, recipes, name, version, &mut offers, report)?;
     if name != DEFAULT_IMAGE {
-        offer(&runtimes, recipes, DEFAULT_IMAGE, None, &mut offers, report)?;
+        offer(runtimes, recipes, DEFAULT_IMAGE, None, &mut offers, report)?;
     }
     if name == DEFAULT_IMAGE {
         for extra in DEFAULT_RUNTIMES {
-            offer(&runtimes, recipes, extra, None, &mut offers, report)?;
+            offer(runtimes, recipes, extra, None, &mut offers, report)?;
         }
     }
 

@@ -42,7 +42,7 @@ impl Guest {
             .ok_or_else(|| Failure::usage(format!("--src {}: not a directory", src.display())))?;
         ensure_built(ctx, image)?;
         let runtimes = ctx.runtimes();
-        let image = Image::open(&runtimes, image, ctx.recipes()?)?;
+        let image = Image::open(runtimes, image, ctx.recipes()?)?;
         // The guest's /tmp and home, each a directory of its own (one made and removed
         // fewer per command than both in one: a removal can wait for the disk).
         let scratch = |kind: &str| {

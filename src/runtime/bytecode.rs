@@ -91,8 +91,6 @@ impl Compile<'_> {
             self.module,
             GuestCommand {
                 name: self.command.to_owned(),
-                argv,
-                env: Vec::new(),
                 layout: Layout {
                     mounts: std::iter::once(Mount {
                         guest: self.guest_root.to_owned(),
@@ -105,17 +103,10 @@ impl Compile<'_> {
                     }))
                     .collect(),
                 },
-                cwd: "/".into(),
-                stdin: Box::new(std::io::empty()),
-                stdout: Box::new(std::io::sink()),
                 stderr: Box::new(stderr.clone()),
-                terminal: [false; 3],
                 deadline: self.deadline,
                 cancel: self.cancel.clone(),
-                kill: None,
-                spawner: None,
-                determinism: None,
-                prefault: None,
+                ..GuestCommand::bare(argv)
             },
         )?;
         if exit != GuestExit::Exited(0) {

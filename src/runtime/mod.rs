@@ -673,14 +673,22 @@ impl Runtimes {
         let snapshot = match &recipe.snapshot {
             Some(wanted) => {
                 report(&format!("pre-initialising {module_name} (snapshot)"));
-                let (bytes, prefault) = self.snapshot(
-                    recipe,
-                    wanted,
-                    &files,
-                    &module_path,
-                    work.path(),
-                    (sandbox, &command_names[0]),
-                )?;
+                let (bytes, root) =
+                    self.snapshot(recipe, wanted, &files, &module_path, work.path())?;
+                let prefault = match &wanted.prefault {
+                    Some(args) => {
+                        let argv = std::iter::once(&command_names[0]).chain(args).cloned();
+                        Some(record_prefault(
+                            sandbox,
+                            recipe,
+                            argv.collect(),
+                            &bytes,
+                            &root,
+                            work.path(),
+                        )?)
+                    }
+                    None => None,
+                };
                 let sha256 = self.store.put_blob(&bytes)?;
                 let stem = module_name.trim_end_matches(".wasm");
                 let path = format!("bin/{stem}.snapshot.wasm");
@@ -751,9 +759,8 @@ impl Runtimes {
 
 impl Runtimes {
     /// Makes the snapshot of a bundle being built: its files so far written out as the
-    /// guest will see them, the main module initialised there (`sandbox::snapshot`). When
-    /// the recipe asks for it, the snapshot is then run once as `command` with the recipe's
-    /// `prefault` arguments, and the pages of memory that run wrote are returned with it.
+    /// guest will see them (the directory returned, inside `work`), the main module
+    /// initialised there (`sandbox::snapshot`).
     fn snapshot(
         &self,
         recipe: &Recipe,
@@ -761,8 +768,7 @@ impl Runtimes {
         files: &[BundleFile],
         module: &std::path::Path,
         work: &std::path::Path,
-        (sandbox, command): (&Sandbox, &str),
-    ) -> Result<(Vec<u8>, Option<PageRuns>), RuntimeError> {
+    ) -> Result<(Vec<u8>, PathBuf), RuntimeError> {
         let io = |e: std::io::Error| RuntimeError::Io(format!("{}: {e}", work.display()));
         let root = work.join("snapshot-root");
         for file in files {
@@ -777,33 +783,38 @@ impl Runtimes {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let guest = format!("{}/{}", crate::sandbox::layout::RUNTIMES_DIR, recipe.name);
-        let invalid = |message: String| RuntimeError::Invalid {
-            name: recipe.name.clone(),
-            message,
-        };
         let bytes = crate::sandbox::snapshot::make(&wasm, &wanted.init, &root, &guest, &env)
-            .map_err(|message| invalid(format!("its snapshot cannot be made: {message}")))?;
-        let prefault = match &wanted.prefault {
-            Some(args) => {
-                let loaded = sandbox.load_bytes(command, &bytes)?;
-                let argv = std::iter::once(command.to_owned())
-                    .chain(args.iter().cloned())
-                    .collect();
-                let (exit, written, stderr) =
-                    run_in_bundle(sandbox, &loaded, recipe, &root, argv, work)?;
-                if exit != GuestExit::Exited(0) {
-                    return Err(invalid(format!(
-                        "a run of its snapshot failed ({exit:?}): {}",
-                        String::from_utf8_lossy(&stderr)
-                    )));
-                }
-                Some(written)
-            }
-            None => None,
-        };
-        let _ = fs::remove_dir_all(&root);
-        Ok((bytes, prefault))
+            .map_err(|message| RuntimeError::Invalid {
+                name: recipe.name.clone(),
+                message: format!("its snapshot cannot be made: {message}"),
+            })?;
+        Ok((bytes, root))
     }
+}
+
+/// The pages of memory a run of the snapshot `bytes` as `argv` writes (the recipe's
+/// `prefault` run), run in the bundle being built (`run_in_bundle`); a run that fails makes
+/// the snapshot unusable.
+fn record_prefault(
+    sandbox: &Sandbox,
+    recipe: &Recipe,
+    argv: Vec<String>,
+    bytes: &[u8],
+    root: &std::path::Path,
+    work: &std::path::Path,
+) -> Result<PageRuns, RuntimeError> {
+    let loaded = sandbox.load_bytes(&argv[0], bytes)?;
+    let (exit, written, stderr) = run_in_bundle(sandbox, &loaded, recipe, root, argv, work)?;
+    if exit != GuestExit::Exited(0) {
+        return Err(RuntimeError::Invalid {
+            name: recipe.name.clone(),
+            message: format!(
+                "a run of its snapshot failed ({exit:?}): {}",
+                String::from_utf8_lossy(&stderr)
+            ),
+        });
+    }
+    Ok(written)
 }
 
 /// Runs `module` as a program of the bundle being built (its files in `root`, seen where
@@ -837,21 +848,11 @@ fn run_in_bundle(
     let (exit, written) = sandbox.run_recording_writes(
         module,
         GuestCommand {
-            name: argv[0].clone(),
-            argv,
             env,
             layout,
             cwd: SRC_DIR.into(),
-            stdin: Box::new(std::io::empty()),
-            stdout: Box::new(std::io::sink()),
             stderr: Box::new(stderr.clone()),
-            terminal: [false; 3],
-            deadline: None,
-            cancel: None,
-            kill: None,
-            spawner: None,
-            determinism: None,
-            prefault: None,
+            ..GuestCommand::bare(argv)
         },
     )?;
     Ok((exit, written, stderr.contents()))
@@ -892,21 +893,9 @@ fn list_module_commands(
     let exit = sandbox.run(
         module,
         GuestCommand {
-            name: argv0.clone(),
-            argv: vec![argv0, "--list".into()],
-            env: Vec::new(),
-            layout: Layout::default(),
-            cwd: "/".into(),
-            stdin: Box::new(std::io::empty()),
             stdout: Box::new(stdout.clone()),
             stderr: Box::new(stderr.clone()),
-            terminal: [false; 3],
-            deadline: None,
-            cancel: None,
-            kill: None,
-            spawner: None,
-            determinism: None,
-            prefault: None,
+            ..GuestCommand::bare(vec![argv0, "--list".into()])
         },
     )?;
     if exit != GuestExit::Exited(0) {

@@ -135,6 +135,31 @@ pub struct GuestCommand {
     pub prefault: Option<Arc<PageRuns>>,
 }
 
+impl GuestCommand {
+    /// `argv` with nothing around it: no environment, no directories, `/` as its working
+    /// directory, no input, its output dropped, no deadline. Callers set what they need
+    /// (`GuestCommand { env, ..GuestCommand::bare(argv) }`).
+    pub fn bare(argv: Vec<String>) -> Self {
+        GuestCommand {
+            name: argv.first().cloned().unwrap_or_default(),
+            argv,
+            env: Vec::new(),
+            layout: Layout::default(),
+            cwd: "/".into(),
+            stdin: Box::new(std::io::empty()),
+            stdout: Box::new(std::io::sink()),
+            stderr: Box::new(std::io::sink()),
+            terminal: [false; 3],
+            deadline: None,
+            cancel: None,
+            kill: None,
+            spawner: None,
+            determinism: None,
+            prefault: None,
+        }
+    }
+}
+
 /// Why a guest stopped without exiting on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrapKind {

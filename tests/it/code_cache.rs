@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use wasmbuild::sandbox::{CodeOrigin, GuestCommand, GuestExit, Layout, Sandbox, SandboxConfig};
+use wasmbuild::sandbox::{CodeOrigin, GuestCommand, GuestExit, Sandbox, SandboxConfig};
 
 const MODULE: &str = r#"(module
     (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
@@ -21,26 +21,7 @@ fn sandbox(cache: &std::path::Path) -> Sandbox {
 
 fn run(sandbox: &Sandbox, module: &wasmbuild::sandbox::LoadedModule) -> GuestExit {
     sandbox
-        .run(
-            module,
-            GuestCommand {
-                name: "exit5".into(),
-                argv: vec!["exit5".into()],
-                env: Vec::new(),
-                layout: Layout::default(),
-                cwd: "/".into(),
-                stdin: Box::new(std::io::empty()),
-                stdout: Box::new(std::io::sink()),
-                stderr: Box::new(std::io::sink()),
-                terminal: [false; 3],
-                deadline: None,
-                cancel: None,
-                spawner: None,
-                kill: None,
-                determinism: None,
-                prefault: None,
-            },
-        )
+        .run(module, GuestCommand::bare(vec!["exit5".into()]))
         .unwrap()
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wasmbuild::sandbox::{GuestCommand, GuestExit, Layout, PageRuns, Sandbox, SandboxConfig};
+use wasmbuild::sandbox::{GuestCommand, GuestExit, PageRuns, Sandbox, SandboxConfig};
 
 /// Two wasm pages (32 pages of 4 KiB), byte `i` of the image holding `i / 4096 + 1`.
 /// `_start` writes into 4 KiB pages 3, 4 and 20, reads page 10, and exits with the byte it
@@ -31,21 +31,8 @@ fn module() -> Vec<u8> {
 
 fn command(prefault: Option<Arc<PageRuns>>) -> GuestCommand {
     GuestCommand {
-        name: "pages".into(),
-        argv: vec!["pages".into()],
-        env: Vec::new(),
-        layout: Layout::default(),
-        cwd: "/".into(),
-        stdin: Box::new(std::io::empty()),
-        stdout: Box::new(std::io::sink()),
-        stderr: Box::new(std::io::sink()),
-        terminal: [false; 3],
-        deadline: None,
-        cancel: None,
-        spawner: None,
-        kill: None,
-        determinism: None,
         prefault,
+        ..GuestCommand::bare(vec!["pages".into()])
     }
 }
 
