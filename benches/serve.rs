@@ -257,6 +257,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // reqwest takes the process's rustls provider (wasmbuild's own clients install it).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

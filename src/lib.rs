@@ -17,3 +17,4 @@ pub mod sandbox;
 pub mod serve;
 pub mod shell;
 pub mod store;
+mod tls;

@@ -245,6 +245,7 @@ impl S3Backend {
             Some(endpoint) => format!("{location} (endpoint {endpoint})"),
             None => location.clone(),
         };
+        crate::tls::install_provider();
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(config.region.as_deref().unwrap_or("us-east-1"))

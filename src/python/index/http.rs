@@ -96,6 +96,7 @@ enum Failure {
 impl Http {
     pub fn new(settings: &IndexSettings) -> Result<Http, PackageError> {
         let timeout = Duration::from_secs(settings.timeout_secs);
+        crate::tls::install_provider();
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("wasmbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
