@@ -793,8 +793,9 @@ impl Runtimes {
 }
 
 /// The pages of memory a run of the snapshot `bytes` as `argv` writes (the recipe's
-/// `prefault` run), run in the bundle being built (`run_in_bundle`); a run that fails makes
-/// the snapshot unusable.
+/// `prefault` run): a program of the bundle being built (its files in `root`, seen where an
+/// installed bundle's are, with the bundle's environment) in an otherwise empty build
+/// layout made in `work`. A run that fails makes the snapshot unusable.
 fn record_prefault(
     sandbox: &Sandbox,
     recipe: &Recipe,
@@ -803,31 +804,6 @@ fn record_prefault(
     root: &std::path::Path,
     work: &std::path::Path,
 ) -> Result<PageRuns, RuntimeError> {
-    let loaded = sandbox.load_bytes(&argv[0], bytes)?;
-    let (exit, written, stderr) = run_in_bundle(sandbox, &loaded, recipe, root, argv, work)?;
-    if exit != GuestExit::Exited(0) {
-        return Err(RuntimeError::Invalid {
-            name: recipe.name.clone(),
-            message: format!(
-                "a run of its snapshot failed ({exit:?}): {}",
-                String::from_utf8_lossy(&stderr)
-            ),
-        });
-    }
-    Ok(written)
-}
-
-/// Runs `module` as a program of the bundle being built (its files in `root`, seen where
-/// an installed bundle's are, with the bundle's environment) in an otherwise empty build
-/// layout made in `work`: how it ended, the pages of memory it wrote, its stderr.
-fn run_in_bundle(
-    sandbox: &Sandbox,
-    module: &crate::sandbox::LoadedModule,
-    recipe: &Recipe,
-    root: &std::path::Path,
-    argv: Vec<String>,
-    work: &std::path::Path,
-) -> Result<(GuestExit, PageRuns, Vec<u8>), RuntimeError> {
     use crate::sandbox::layout::{HOME_DIR, RUNTIMES_DIR, SRC_DIR};
     let scratch = |name: &str| {
         let dir = work.join(name);
@@ -844,9 +820,10 @@ fn run_in_bundle(
     ];
     env.extend(recipe.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env.extend(recipe.path_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let module = sandbox.load_bytes(&argv[0], bytes)?;
     let stderr = SharedBuffer::default();
     let (exit, written) = sandbox.run_recording_writes(
-        module,
+        &module,
         GuestCommand {
             env,
             layout,
@@ -855,7 +832,16 @@ fn run_in_bundle(
             ..GuestCommand::bare(argv)
         },
     )?;
-    Ok((exit, written, stderr.contents()))
+    if exit != GuestExit::Exited(0) {
+        return Err(RuntimeError::Invalid {
+            name: recipe.name.clone(),
+            message: format!(
+                "a run of its snapshot failed ({exit:?}): {}",
+                String::from_utf8_lossy(&stderr.contents())
+            ),
+        });
+    }
+    Ok(written)
 }
 
 /// Whether bundle version `version` answers a `runtime-versions` request: `3.12` (a prefix
