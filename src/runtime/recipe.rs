@@ -95,8 +95,9 @@ pub enum Input {
         file: String,
         sha256: String,
     },
-    /// A wheel of `package` (`NAME==VERSION`) from the package index: the first of `files`
-    /// that fits this machine (its name has the machine's architecture, or `none-any`).
+    /// A file of `package` (`NAME==VERSION`) from the package index: the first of `files`
+    /// that fits this machine (a wheel whose name has the machine's architecture or
+    /// `none-any`, or a source distribution, `.tar.gz`).
     Pypi {
         package: String,
         files: Vec<PinnedFile>,
@@ -119,7 +120,11 @@ impl Input {
                 let arch = std::env::consts::ARCH;
                 files
                     .iter()
-                    .find(|f| f.file.contains(arch) || f.file.ends_with("-none-any.whl"))
+                    .find(|f| {
+                        f.file.contains(arch)
+                            || f.file.ends_with("-none-any.whl")
+                            || f.file.ends_with(".tar.gz")
+                    })
                     .map(|f| (f.file.as_str(), f.sha256.as_str()))
                     .ok_or_else(|| {
                         format!("the recipe pins no file of {package} for this machine ({arch})")
@@ -426,5 +431,29 @@ mod tests {
         assert!(Recipe::find(&dir, "nodejs", None).unwrap().is_none());
         // `python@3.13` holds a recipe named `python`; loading it by another name fails.
         assert_eq!(Recipe::load(&dir, "python@3.13").unwrap().name, "python");
+    }
+
+    #[test]
+    fn a_package_input_takes_this_machines_wheel_or_the_source_distribution() {
+        let input = |files: &[&str]| {
+            let files = files
+                .iter()
+                .map(|f| format!("{{ file = \"{f}\", sha256 = \"{}\" }}", f.len()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            toml::from_str::<Input>(&format!(
+                "kind = \"pypi\"\npackage = \"x==1\"\nfiles = [{files}]"
+            ))
+            .unwrap()
+        };
+        let other = if std::env::consts::ARCH == "aarch64" { "x86_64" } else { "aarch64" };
+        let other_wheel = format!("x-1-py3-none-manylinux_2_17_{other}.whl");
+        let own_wheel = format!("x-1-py3-none-manylinux_2_17_{}.whl", std::env::consts::ARCH);
+        let pinned = |files: &[&str]| input(files).pinned().map(|(file, _)| file.to_owned());
+        assert_eq!(pinned(&[&other_wheel, &own_wheel]), Ok(own_wheel.clone()));
+        assert_eq!(pinned(&[&other_wheel, "x-1.tar.gz"]), Ok("x-1.tar.gz".into()));
+        assert_eq!(pinned(&["x-1-py3-none-any.whl"]), Ok("x-1-py3-none-any.whl".into()));
+        let none = pinned(&[&other_wheel]).unwrap_err();
+        assert!(none.contains("no file of x==1"), "{none}");
     }
 }

@@ -383,3 +383,163 @@ print(con.execute("select count(*) from rows").fetchone(), con.execute("pragma i
     left.sort();
     assert_eq!(left, ["rows.db"]);
 }
+
+/// coverage's C tracer is built into the interpreter, one per coverage release the recipe
+/// pins, each offered only to its own release: a real coverage measures with it what its
+/// Python tracer measures (lines and arcs), and another release falls back to the Python
+/// tracer.
+#[test]
+fn coverage_measures_with_its_built_in_c_tracer_what_its_python_tracer_measures() {
+    use crate::common::index::{Options, TestIndex, dist_cache, download_wheels};
+    ensure_bundle("base");
+    ensure_bundle(IMAGE);
+    // coverage's pure-Python wheel (the one pip installs where no compiled wheel fits).
+    let wheels = dist_cache().join("coverage-7.18.0-py3-none-any");
+    let wheel = |dir: &Path| {
+        fs::read_dir(dir)
+            .ok()?
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with("-py3-none-any.whl"))
+    };
+    if wheel(&wheels).is_none() {
+        let platform = ["--platform", "any", "--implementation", "py", "--abi", "none"];
+        let options = [&platform[..], &["--python-version", "3.13"]].concat();
+        download_wheels(&wheels, "coverage==7.18.0", &options);
+    }
+    let index = TestIndex::serve(&[wheel(&wheels).unwrap()], Options::default());
+
+    let src = tempfile::tempdir().unwrap();
+    // Lines and arcs of many shapes: loops left early, exceptions, generators, closures,
+    // a comprehension, a class, code never run.
+    let measured = r#"
+def classify(n):
+    if n < 0:
+        return "negative"
+    elif n == 0:
+        return "zero"
+    for d in range(2, n):
+        if n % d == 0:
+            break
+    else:
+        return "prime"
+    return "composite"
+
+def squares(limit):
+    i = 0
+    while True:
+        if i * i > limit:
+            return
+        yield i * i
+        i += 1
+
+def risky(x):
+    try:
+        return 10 // x
+    except ZeroDivisionError:
+        return None
+    finally:
+        pass
+
+class Counter:
+    def __init__(self):
+        self.seen = {}
+
+    def add(self, word):
+        self.seen[word] = self.seen.get(word, 0) + 1
+        return self
+
+def never_called():
+    return "unreached"
+
+def make_adder(k):
+    return lambda x: x + k
+
+kinds = [classify(n) for n in range(-2, 30)]
+total = sum(squares(500))
+results = [risky(x) for x in (0, 1, 3)]
+counter = Counter().add("a").add("b").add("a")
+adder = make_adder(3)
+print(len(kinds), total, results, sorted(counter.seen.items()), adder(4))
+if total > 10 ** 9:
+    print("unreachable")
+"#;
+    fs::write(src.path().join("measured.py"), measured).unwrap();
+    // Fake coverage packages: one of a pinned release, one of a release without a tracer.
+    for (dir, release) in [("pinned", "7.6.9"), ("other", "0.1")] {
+        let package = src.path().join(dir).join("coverage");
+        fs::create_dir_all(&package).unwrap();
+        fs::write(package.join("__init__.py"), "").unwrap();
+        fs::write(
+            package.join("version.py"),
+            format!("__version__ = {release:?}\n"),
+        )
+        .unwrap();
+    }
+    let import = |dir: &str| {
+        format!(
+            "python -c 'import sys; sys.path.insert(0, \"{dir}\")\ntry:\n    import coverage.tracer as t; print(\"{dir}:\", t.CTracer)\nexcept ImportError as e: print(\"{dir}:\", e)'"
+        )
+    };
+    let commands = [
+        "pip install coverage==7.18.0".to_owned(),
+        "coverage debug sys | grep -E '^ *(core|CTracer):' | sed 's/^ */c /'".to_owned(),
+        "coverage run --branch --data-file=.c measured.py".to_owned(),
+        "coverage json --data-file=.c -o c.json".to_owned(),
+        "COVERAGE_CORE=pytrace coverage debug sys | grep -E '^ *core:' | sed 's/^ */p /'"
+            .to_owned(),
+        "COVERAGE_CORE=pytrace coverage run --branch --data-file=.p measured.py".to_owned(),
+        "coverage json --data-file=.p -o p.json".to_owned(),
+        import("pinned"),
+        import("other"),
+    ];
+    let mut buildspec = String::from(
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.13\n  build:\n    commands:\n",
+    );
+    for c in commands {
+        buildspec.push_str(&format!("      - {}\n", serde_json::to_string(&c).unwrap()));
+    }
+    buildspec.push_str("artifacts:\n  files: [c.json, p.json]\n");
+    fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
+    let artifacts = tempfile::tempdir().unwrap();
+    let out = wasmbuild()
+        .arg("run")
+        .arg(src.path())
+        .arg("-a")
+        .arg(artifacts.path())
+        .args(["-e", &format!("PIP_INDEX_URL={}", index.url)])
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("c core: CTracer"), "{log}");
+    assert!(log.contains("p core: PyTracer"), "{log}");
+    // Measured or not, the program printed the same.
+    let printed = "32 3795 [None, 10, 3] [('a', 2), ('b', 1)] 7";
+    assert_eq!(log.matches(printed).count(), 2, "{log}");
+    assert!(
+        log.contains("pinned: <class 'coverage.CTracer'>"),
+        "{log}"
+    );
+    assert!(
+        log.contains("other: this interpreter has no C tracer for coverage 0.1"),
+        "{log}"
+    );
+
+    // Both tracers measured the same lines and arcs (the reports' `meta` differs: the core).
+    let files = |name: &str| {
+        let path = artifacts.path().join("primary").join(name);
+        let report: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        report["files"].clone()
+    };
+    let (c, p) = (files("c.json"), files("p.json"));
+    let measured = &c["measured.py"];
+    assert!(
+        measured["executed_branches"].as_array().unwrap().len() > 20,
+        "{c}"
+    );
+    assert_eq!(measured["missing_lines"].as_array().unwrap().len(), 2, "{c}");
+    assert_eq!(c, p);
+}
