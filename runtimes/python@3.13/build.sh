@@ -170,6 +170,13 @@ grep -q "if (interp->codecs.initialized)" "$src/Python/codecs.c"
 sed -i "s/^\( *\)warn('Could not find platform \(in\)\{0,1\}dependent libraries <\(exec_\)\{0,1\}prefix>')$/\1pass/" \
     "$src/Modules/getpath.py"
 if grep -q "Could not find platform" "$src/Modules/getpath.py"; then exit 1; fi
+# For the same reason `sys._stdlib_dir` would name lib/python3.13, which does not exist:
+# frozen modules (`os`, `site`, …) would take their `__file__` from there, and coverage,
+# which finds the standard library beside `os.__file__`, would measure the zip's modules as
+# the program's. The zip it is, as for modules imported from it.
+sed -i "s/^config\['stdlib_dir'\] = stdlib_dir or ''$/if stdlib_dir and not isdir(stdlib_dir) and isfile(joinpath(prefix, ZIP_LANDMARK)):\n    stdlib_dir = joinpath(prefix, ZIP_LANDMARK)\n&/" \
+    "$src/Modules/getpath.py"
+grep -q "^    stdlib_dir = joinpath(prefix, ZIP_LANDMARK)$" "$src/Modules/getpath.py"
 # The program: CPython's main plus the snapshot's entry point.
 cp "$recipe/wasmbuild_main.c" "$src/Programs/python.c"
 

@@ -87,9 +87,9 @@ static void add_builtin_modules(void) {
 #define WASMBUILD_STDLIB_ZIP WASMBUILD_PREFIX "/lib/python313.zip"
 /* The bundle's own modules (`sitecustomize`, the POSIX shims). */
 #define WASMBUILD_LIB WASMBUILD_PREFIX "/lib"
-/* What the main phase sets `sys._stdlib_dir` to: frozen modules take their `__file__`
- * from it. */
-#define WASMBUILD_STDLIB_DIR WASMBUILD_PREFIX "/lib/python3.13"
+/* What the main phase sets `sys._stdlib_dir` to (the zip: build.sh's getpath.py):
+ * frozen modules take their `__file__` from it. */
+#define WASMBUILD_STDLIB_DIR WASMBUILD_STDLIB_ZIP
 
 /* Modules a start-up and common programs import, frozen into the binary or read from the
  * standard library zip, imported here so the snapshot holds them; and the zip's directory,
