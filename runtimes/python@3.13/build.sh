@@ -333,6 +333,13 @@ with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
     for rel in sorted(entries):
         source = open(entries[rel], "rb").read().replace(work.encode(), b"/build")
         rel = rel.replace(os.sep, "/")
+        if rel == "sysconfig/__init__.py":
+            # The standard library is the zip: its scheme path says so (coverage, pydoc
+            # and others tell the standard library's modules by it).
+            stdlib = b"'stdlib': '{installed_base}/{platlibdir}/{implementation_lower}"
+            old, new = b"{py_version_short}{abi_thread}'", b"{py_version_nodot}{abi_thread}.zip'"
+            assert source.count(stdlib + old) == 2, "sysconfig's posix schemes changed"
+            source = source.replace(stdlib + old, stdlib + new)
         info = lambda name: zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
         archive.writestr(info(rel), source)
         try:
