@@ -446,13 +446,23 @@ mod tests {
             ))
             .unwrap()
         };
-        let other = if std::env::consts::ARCH == "aarch64" { "x86_64" } else { "aarch64" };
+        let other = if std::env::consts::ARCH == "aarch64" {
+            "x86_64"
+        } else {
+            "aarch64"
+        };
         let other_wheel = format!("x-1-py3-none-manylinux_2_17_{other}.whl");
         let own_wheel = format!("x-1-py3-none-manylinux_2_17_{}.whl", std::env::consts::ARCH);
         let pinned = |files: &[&str]| input(files).pinned().map(|(file, _)| file.to_owned());
         assert_eq!(pinned(&[&other_wheel, &own_wheel]), Ok(own_wheel.clone()));
-        assert_eq!(pinned(&[&other_wheel, "x-1.tar.gz"]), Ok("x-1.tar.gz".into()));
-        assert_eq!(pinned(&["x-1-py3-none-any.whl"]), Ok("x-1-py3-none-any.whl".into()));
+        assert_eq!(
+            pinned(&[&other_wheel, "x-1.tar.gz"]),
+            Ok("x-1.tar.gz".into())
+        );
+        assert_eq!(
+            pinned(&["x-1-py3-none-any.whl"]),
+            Ok("x-1-py3-none-any.whl".into())
+        );
         let none = pinned(&[&other_wheel]).unwrap_err();
         assert!(none.contains("no file of x==1"), "{none}");
     }

@@ -402,7 +402,14 @@ fn coverage_measures_with_its_built_in_c_tracer_what_its_python_tracer_measures(
             .find(|p| p.to_string_lossy().ends_with("-py3-none-any.whl"))
     };
     if wheel(&wheels).is_none() {
-        let platform = ["--platform", "any", "--implementation", "py", "--abi", "none"];
+        let platform = [
+            "--platform",
+            "any",
+            "--implementation",
+            "py",
+            "--abi",
+            "none",
+        ];
         let options = [&platform[..], &["--python-version", "3.13"]].concat();
         download_wheels(&wheels, "coverage==7.18.0", &options);
     }
@@ -519,10 +526,7 @@ if total > 10 ** 9:
     // Measured or not, the program printed the same.
     let printed = "32 3795 [None, 10, 3] [('a', 2), ('b', 1)] 7";
     assert_eq!(log.matches(printed).count(), 2, "{log}");
-    assert!(
-        log.contains("pinned: <class 'coverage.CTracer'>"),
-        "{log}"
-    );
+    assert!(log.contains("pinned: <class 'coverage.CTracer'>"), "{log}");
     assert!(
         log.contains("other: this interpreter has no C tracer for coverage 0.1"),
         "{log}"
@@ -531,8 +535,7 @@ if total > 10 ** 9:
     // Both tracers measured the same lines and arcs (the reports' `meta` differs: the core).
     let files = |name: &str| {
         let path = artifacts.path().join("primary").join(name);
-        let report: serde_json::Value =
-            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         report["files"].clone()
     };
     let (c, p) = (files("c.json"), files("p.json"));
