@@ -75,6 +75,58 @@ def _wasmbuild_venv():
         sys.prefix = sys.exec_prefix = env
 
 
+# wasmbuild: the standard library is a zip (the 3.12 bundle's /usr/local/lib/python312.zip,
+# bytecode only), but sysconfig names lib/python3.12 as its place: coverage, which tells the
+# standard library by sysconfig's paths, measured the zip's modules as the program's and
+# then failed its report ("No source for code"). Once `sysconfig` is imported, its schemes
+# name the zip. (The 3.13 bundle's zip is `sys._stdlib_dir` and its sysconfig says so.)
+def _wasmbuild_sysconfig():
+    import sys
+
+    zip_path = "%s/lib/python%d%d.zip" % (sys.base_prefix, *sys.version_info[:2])
+    if getattr(sys, "_stdlib_dir", None) == zip_path or zip_path not in sys.path:
+        return
+    stdlib = "{installed_base}/{platlibdir}/python%d%d.zip" % sys.version_info[:2]
+
+    def patch(sysconfig):
+        for name in ("posix_prefix", "posix_venv"):
+            if name in sysconfig._INSTALL_SCHEMES:
+                sysconfig._INSTALL_SCHEMES[name]["stdlib"] = stdlib
+
+    if "sysconfig" in sys.modules:
+        patch(sys.modules["sysconfig"])
+        return
+
+    class Loader:
+        def __init__(self, loader):
+            self._loader = loader
+
+        def __getattr__(self, name):
+            return getattr(self._loader, name)
+
+        def create_module(self, spec):
+            return self._loader.create_module(spec)
+
+        def exec_module(self, module):
+            self._loader.exec_module(module)
+            patch(module)
+
+    class Finder:
+        @staticmethod
+        def find_spec(fullname, path=None, target=None):
+            if fullname != "sysconfig":
+                return None
+            sys.meta_path.remove(Finder)
+            from importlib.machinery import PathFinder
+
+            spec = PathFinder.find_spec(fullname, path)
+            if spec is not None and spec.loader is not None:
+                spec.loader = Loader(spec.loader)
+            return spec
+
+    sys.meta_path.insert(0, Finder)
+
+
 def start():
     """What each process needs: its directory, `__main__`'s file, the POSIX shims (/dev,
     dup/dup2 and the build user, uid 0: see wasmbuild_posix.py; 3.13's are imported
@@ -87,6 +139,7 @@ def start():
     wasmbuild_posix.start()
     _wasmbuild_user_site()
     _wasmbuild_venv()
+    _wasmbuild_sysconfig()
 
 
 def _wasmbuild_imported():

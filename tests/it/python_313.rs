@@ -384,41 +384,10 @@ print(con.execute("select count(*) from rows").fetchone(), con.execute("pragma i
     assert_eq!(left, ["rows.db"]);
 }
 
-/// coverage's C tracer is built into the interpreter, one per coverage release the recipe
-/// pins, each offered only to its own release: a real coverage measures with it what its
-/// Python tracer measures (lines and arcs), and another release falls back to the Python
-/// tracer.
-#[test]
-fn coverage_measures_with_its_built_in_c_tracer_what_its_python_tracer_measures() {
-    use crate::common::index::{Options, TestIndex, dist_cache, download_wheels};
-    ensure_bundle("base");
-    ensure_bundle(IMAGE);
-    // coverage's pure-Python wheel (the one pip installs where no compiled wheel fits).
-    let wheels = dist_cache().join("coverage-7.18.0-py3-none-any");
-    let wheel = |dir: &Path| {
-        fs::read_dir(dir)
-            .ok()?
-            .map(|e| e.unwrap().path())
-            .find(|p| p.to_string_lossy().ends_with("-py3-none-any.whl"))
-    };
-    if wheel(&wheels).is_none() {
-        let platform = [
-            "--platform",
-            "any",
-            "--implementation",
-            "py",
-            "--abi",
-            "none",
-        ];
-        let options = [&platform[..], &["--python-version", "3.13"]].concat();
-        download_wheels(&wheels, "coverage==7.18.0", &options);
-    }
-    let index = TestIndex::serve(&[wheel(&wheels).unwrap()], Options::default());
-
-    let src = tempfile::tempdir().unwrap();
-    // Lines and arcs of many shapes: loops left early, exceptions, generators, closures,
-    // a comprehension, a class, code never run.
-    let measured = r#"
+/// A program for coverage.py to measure: lines and arcs of many shapes (loops left early,
+/// exceptions, generators, closures, a comprehension, a class, code never run), and the
+/// standard library's `threading` and `tokenize` imported once measuring has started.
+const MEASURED: &str = r#"
 def classify(n):
     if n < 0:
         return "negative"
@@ -461,6 +430,7 @@ def never_called():
 def make_adder(k):
     return lambda x: x + k
 
+import threading, tokenize
 kinds = [classify(n) for n in range(-2, 30)]
 total = sum(squares(500))
 results = [risky(x) for x in (0, 1, 3)]
@@ -470,43 +440,53 @@ print(len(kinds), total, results, sorted(counter.seen.items()), adder(4))
 if total > 10 ** 9:
     print("unreachable")
 "#;
-    fs::write(src.path().join("measured.py"), measured).unwrap();
-    // Fake coverage packages: one of a pinned release, one of a release without a tracer.
-    for (dir, release) in [("pinned", "7.6.9"), ("other", "0.1")] {
-        let package = src.path().join(dir).join("coverage");
-        fs::create_dir_all(&package).unwrap();
-        fs::write(package.join("__init__.py"), "").unwrap();
-        fs::write(
-            package.join("version.py"),
-            format!("__version__ = {release:?}\n"),
-        )
-        .unwrap();
-    }
-    let import = |dir: &str| {
-        format!(
-            "python -c 'import sys; sys.path.insert(0, \"{dir}\")\ntry:\n    import coverage.tracer as t; print(\"{dir}:\", t.CTracer)\nexcept ImportError as e: print(\"{dir}:\", e)'"
-        )
+
+/// What [`MEASURED`] prints, measured or not.
+const MEASURED_PRINTS: &str = "32 3795 [None, 10, 3] [('a', 2), ('b', 1)] 7";
+
+/// A build on python `version` of a source directory holding `measured.py` (and what
+/// `setup` adds) that installs coverage 7.18.0 (its pure-Python wheel, the one pip takes
+/// where no compiled wheel fits, from a test index) and runs `commands`; the artifacts
+/// `kept` are written below the returned directory. The build's log.
+fn coverage_build(
+    version: &str,
+    commands: &[String],
+    kept: &[&str],
+    setup: impl FnOnce(&Path),
+) -> (String, tempfile::TempDir) {
+    use crate::common::index::{Options, TestIndex, dist_cache, download_wheels};
+    ensure_bundle("base");
+    ensure_bundle(if version == "3.13" { IMAGE } else { "python" });
+    let wheels = dist_cache().join("coverage-7.18.0-py3-none-any");
+    let wheel = |dir: &Path| {
+        fs::read_dir(dir)
+            .ok()?
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with("-py3-none-any.whl"))
     };
-    let commands = [
-        "pip install coverage==7.18.0".to_owned(),
-        "COVERAGE_DEBUG_FILE=c.debug coverage run --debug=sys --branch --data-file=.c measured.py"
-            .to_owned(),
-        "coverage json --data-file=.c -o c.json".to_owned(),
-        "grep -E '^ *core:' c.debug | sed 's/^ */c /'".to_owned(),
-        "export COVERAGE_CORE=pytrace COVERAGE_DEBUG_FILE=p.debug".to_owned(),
-        "coverage run --debug=sys --branch --data-file=.p measured.py".to_owned(),
-        "coverage json --data-file=.p -o p.json".to_owned(),
-        "grep -E '^ *core:' p.debug | sed 's/^ */p /'".to_owned(),
-        import("pinned"),
-        import("other"),
-    ];
-    let mut buildspec = String::from(
-        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.13\n  build:\n    commands:\n",
+    if wheel(&wheels).is_none() {
+        let options = [
+            "--platform",
+            "any",
+            "--implementation",
+            "py",
+            "--abi",
+            "none",
+        ];
+        download_wheels(&wheels, "coverage==7.18.0", &options);
+    }
+    let index = TestIndex::serve(&[wheel(&wheels).unwrap()], Options::default());
+
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("measured.py"), MEASURED).unwrap();
+    setup(src.path());
+    let mut buildspec = format!(
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: {version}\n  build:\n    commands:\n      - pip install coverage==7.18.0\n"
     );
     for c in commands {
-        buildspec.push_str(&format!("      - {}\n", serde_json::to_string(&c).unwrap()));
+        buildspec.push_str(&format!("      - {}\n", serde_json::to_string(c).unwrap()));
     }
-    buildspec.push_str("artifacts:\n  files: [c.json, p.json]\n");
+    buildspec.push_str(&format!("artifacts:\n  files: {kept:?}\n"));
     fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
     let artifacts = tempfile::tempdir().unwrap();
     let out = wasmbuild()
@@ -521,38 +501,95 @@ if total > 10 ** 9:
     let log =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{log}");
+    (log, artifacts)
+}
+
+/// The `files` of the JSON report `name` among a build's artifacts, after checking that it
+/// measured `measured.py` alone (not the standard library's modules, which live in the
+/// bundle's zip) with the lines and arcs it runs.
+fn measured_files(artifacts: &Path, name: &str) -> serde_json::Value {
+    let path = artifacts.join("primary").join(name);
+    let report: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let files = report["files"].clone();
+    let names: Vec<&String> = files.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["measured.py"], "{name}");
+    let measured = &files["measured.py"];
+    let count = |key: &str| measured[key].as_array().unwrap().len();
+    assert_eq!(
+        [
+            count("executed_lines"),
+            count("missing_lines"),
+            count("executed_branches"),
+            count("missing_branches")
+        ],
+        [40, 2, 11, 1],
+        "{name}: {measured}"
+    );
+    files
+}
+
+/// coverage's C tracer is built into the 3.13 interpreter, one per coverage release the
+/// recipe pins, each offered only to its own release: a real coverage measures with it what
+/// its Python tracer measures (lines and arcs), and another release gets an ImportError
+/// (coverage then runs its Python tracer).
+#[test]
+fn coverage_measures_with_its_built_in_c_tracer_what_its_python_tracer_measures() {
+    let import = |dir: &str| {
+        format!(
+            "python -c 'import sys; sys.path.insert(0, \"{dir}\")\ntry:\n    import coverage.tracer as t; print(\"{dir}:\", t.CTracer)\nexcept ImportError as e: print(\"{dir}:\", e)'"
+        )
+    };
+    let commands = [
+        "COVERAGE_DEBUG_FILE=c.debug coverage run --debug=sys --branch --data-file=.c measured.py"
+            .to_owned(),
+        "coverage json --data-file=.c -o c.json".to_owned(),
+        "grep -E '^ *core:' c.debug | sed 's/^ */c /'".to_owned(),
+        "export COVERAGE_CORE=pytrace COVERAGE_DEBUG_FILE=p.debug".to_owned(),
+        "coverage run --debug=sys --branch --data-file=.p measured.py".to_owned(),
+        "coverage json --data-file=.p -o p.json".to_owned(),
+        "grep -E '^ *core:' p.debug | sed 's/^ */p /'".to_owned(),
+        import("pinned"),
+        import("other"),
+    ];
+    // Fake coverage packages: one of a pinned release, one of a release without a tracer.
+    let fakes = |src: &Path| {
+        for (dir, release) in [("pinned", "7.6.9"), ("other", "0.1")] {
+            let package = src.join(dir).join("coverage");
+            fs::create_dir_all(&package).unwrap();
+            fs::write(package.join("__init__.py"), "").unwrap();
+            let version = format!("__version__ = {release:?}\n");
+            fs::write(package.join("version.py"), version).unwrap();
+        }
+    };
+    let (log, artifacts) = coverage_build("3.13", &commands, &["c.json", "p.json"], fakes);
     assert!(log.contains("c core: CTracer"), "{log}");
     assert!(log.contains("p core: PyTracer"), "{log}");
-    // Measured or not, the program printed the same.
-    let printed = "32 3795 [None, 10, 3] [('a', 2), ('b', 1)] 7";
-    assert_eq!(log.matches(printed).count(), 2, "{log}");
+    assert_eq!(log.matches(MEASURED_PRINTS).count(), 2, "{log}");
     assert!(log.contains("pinned: <class 'coverage.CTracer'>"), "{log}");
     assert!(
         log.contains("other: this interpreter has no C tracer for coverage 0.1"),
         "{log}"
     );
-
     // Both tracers measured the same lines and arcs (the reports' `meta` differs: the core).
-    let files = |name: &str| {
-        let path = artifacts.path().join("primary").join(name);
-        let report: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        report["files"].clone()
-    };
-    let (c, p) = (files("c.json"), files("p.json"));
-    // Only the program: the standard library (in the bundle's zip) is not measured.
-    let names: Vec<&String> = c.as_object().unwrap().keys().collect();
-    assert_eq!(names, ["measured.py"]);
-    let measured = &c["measured.py"];
-    let lines = |key: &str| measured[key].as_array().unwrap().len();
-    assert_eq!(
-        (lines("executed_lines"), lines("missing_lines")),
-        (39, 2),
-        "{measured}"
-    );
-    assert_eq!(
-        (lines("executed_branches"), lines("missing_branches")),
-        (11, 1),
-        "{measured}"
-    );
-    assert_eq!(c, p);
+    let c = measured_files(artifacts.path(), "c.json");
+    assert_eq!(c, measured_files(artifacts.path(), "p.json"));
+}
+
+/// On the default 3.12 bundle, whose standard library is a zip of bytecode only, coverage
+/// leaves the standard library out as it does natively: measured, its modules made
+/// `coverage report` fail ("No source for code").
+#[test]
+fn coverage_on_python_3_12_measures_the_program_and_reports() {
+    let commands = [
+        "coverage run --branch measured.py".to_owned(),
+        "coverage report".to_owned(),
+        "coverage json -o c.json".to_owned(),
+        "python -c 'import sysconfig; print(\"stdlib\", sysconfig.get_path(\"stdlib\"))'"
+            .to_owned(),
+    ];
+    let (log, artifacts) = coverage_build("3.12", &commands, &["c.json"], |_| {});
+    assert!(log.contains(MEASURED_PRINTS), "{log}");
+    assert!(log.contains("stdlib /usr/local/lib/python312.zip"), "{log}");
+    assert!(!log.contains("No source for code"), "{log}");
+    measured_files(artifacts.path(), "c.json");
 }
