@@ -89,9 +89,10 @@ def _wasmbuild_sysconfig():
     stdlib = "{installed_base}/{platlibdir}/python%d%d.zip" % sys.version_info[:2]
 
     def patch(sysconfig):
+        schemes = getattr(sysconfig, "_INSTALL_SCHEMES", {})
         for name in ("posix_prefix", "posix_venv"):
-            if name in sysconfig._INSTALL_SCHEMES:
-                sysconfig._INSTALL_SCHEMES[name]["stdlib"] = stdlib
+            if name in schemes:
+                schemes[name]["stdlib"] = stdlib
 
     if "sysconfig" in sys.modules:
         patch(sys.modules["sysconfig"])
