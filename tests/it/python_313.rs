@@ -28,6 +28,39 @@ fn python(src: &Path, env: &[&str], args: &[&str]) -> Output {
         .expect("run wasmbuild exec")
 }
 
+/// A buildspec on python `version` whose build phase runs `commands`.
+fn buildspec(version: &str, commands: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let mut text = format!(
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: {version}\n  build:\n    commands:\n"
+    );
+    for c in commands {
+        text.push_str(&format!(
+            "      - {}\n",
+            serde_json::to_string(c.as_ref()).unwrap()
+        ));
+    }
+    text
+}
+
+/// `wasmbuild run SRC`, pip's index at `index_url`, artifacts into `artifacts`: it must
+/// succeed. Its log.
+fn run_succeeding(src: &Path, index_url: &str, artifacts: Option<&Path>) -> String {
+    let mut command = wasmbuild();
+    command.arg("run").arg(src);
+    if let Some(dir) = artifacts {
+        command.arg("-a").arg(dir);
+    }
+    let out = command
+        .args(["-e", &format!("PIP_INDEX_URL={index_url}")])
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    log
+}
+
 #[test]
 fn python_3_13_runs_beside_3_12_with_its_standard_library() {
     let src = tempfile::tempdir().unwrap();
@@ -199,23 +232,12 @@ for name in ("attrs", "iniconfig", "pytest", "pluggy"):
         "cat .venv/pyvenv.cfg",
         ". .venv/bin/activate && pip install iniconfig==2.0.0 && python -c 'import iniconfig; print(\"venv\", iniconfig.__file__)'",
     ];
-    let mut buildspec = String::from(
-        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.13\n  build:\n    commands:\n",
-    );
-    for c in commands {
-        buildspec.push_str(&format!("      - {}\n", serde_json::to_string(c).unwrap()));
-    }
-    fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
-    let out = wasmbuild()
-        .arg("run")
-        .arg(src.path())
-        .args(["-e", &format!("PIP_INDEX_URL={}", index.url)])
-        .timeout(std::time::Duration::from_secs(600))
-        .output()
-        .unwrap();
-    let log =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    fs::write(
+        src.path().join("buildspec.yml"),
+        buildspec("3.13", commands),
+    )
+    .unwrap();
+    let log = run_succeeding(src.path(), &index.url, None);
     assert!(log.contains("(host-side; python 3.13)"), "{log}");
     let site = "/root/.local/lib/python3.13/site-packages";
     for name in ["attrs", "iniconfig", "pytest", "pluggy"] {
@@ -480,27 +502,12 @@ fn coverage_build(
     let src = tempfile::tempdir().unwrap();
     fs::write(src.path().join("measured.py"), MEASURED).unwrap();
     setup(src.path());
-    let mut buildspec = format!(
-        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: {version}\n  build:\n    commands:\n      - pip install coverage==7.18.0\n"
-    );
-    for c in commands {
-        buildspec.push_str(&format!("      - {}\n", serde_json::to_string(c).unwrap()));
-    }
-    buildspec.push_str(&format!("artifacts:\n  files: {kept:?}\n"));
-    fs::write(src.path().join("buildspec.yml"), buildspec).unwrap();
+    let install = "pip install coverage==7.18.0".to_owned();
+    let mut text = buildspec(version, std::iter::once(&install).chain(commands));
+    text.push_str(&format!("artifacts:\n  files: {kept:?}\n"));
+    fs::write(src.path().join("buildspec.yml"), text).unwrap();
     let artifacts = tempfile::tempdir().unwrap();
-    let out = wasmbuild()
-        .arg("run")
-        .arg(src.path())
-        .arg("-a")
-        .arg(artifacts.path())
-        .args(["-e", &format!("PIP_INDEX_URL={}", index.url)])
-        .timeout(std::time::Duration::from_secs(600))
-        .output()
-        .unwrap();
-    let log =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    let log = run_succeeding(src.path(), &index.url, Some(artifacts.path()));
     (log, artifacts)
 }
 
