@@ -476,28 +476,11 @@ fn coverage_build(
     kept: &[&str],
     setup: impl FnOnce(&Path),
 ) -> (String, tempfile::TempDir) {
-    use crate::common::index::{Options, TestIndex, dist_cache, download_wheels};
+    use crate::common::index::{Options, TestIndex, real_pure_wheel};
     ensure_bundle("base");
     ensure_bundle(if version == "3.13" { IMAGE } else { "python" });
-    let wheels = dist_cache().join("coverage-7.18.0-py3-none-any");
-    let wheel = |dir: &Path| {
-        fs::read_dir(dir)
-            .ok()?
-            .map(|e| e.unwrap().path())
-            .find(|p| p.to_string_lossy().ends_with("-py3-none-any.whl"))
-    };
-    if wheel(&wheels).is_none() {
-        let options = [
-            "--platform",
-            "any",
-            "--implementation",
-            "py",
-            "--abi",
-            "none",
-        ];
-        download_wheels(&wheels, "coverage==7.18.0", &options);
-    }
-    let index = TestIndex::serve(&[wheel(&wheels).unwrap()], Options::default());
+    let wheel = real_pure_wheel("coverage==7.18.0");
+    let index = TestIndex::serve(&[wheel], Options::default());
 
     let src = tempfile::tempdir().unwrap();
     fs::write(src.path().join("measured.py"), MEASURED).unwrap();

@@ -20,8 +20,28 @@ pub fn dist_cache() -> PathBuf {
 /// The file of `spec` (`NAME==VERSION`, pinned), fetched once with the host's pip
 /// (`pip download --no-deps --only-binary=:all:`) into [`dist_cache`]; its path.
 pub fn real_wheel(spec: &str) -> PathBuf {
+    fetched_wheel(spec, "", &[])
+}
+
+/// The pure-Python wheel (`py3-none-any`) of `spec`, for a project that also ships
+/// compiled wheels (which the host's pip would otherwise take); fetched once, its path.
+pub fn real_pure_wheel(spec: &str) -> PathBuf {
+    let pure = [
+        "--platform",
+        "any",
+        "--implementation",
+        "py",
+        "--abi",
+        "none",
+    ];
+    fetched_wheel(spec, "-py3-none-any", &pure)
+}
+
+/// The wheel `pip download [options] spec` gives, kept in [`dist_cache`] under the spec's
+/// name and `suffix`.
+fn fetched_wheel(spec: &str, suffix: &str, options: &[&str]) -> PathBuf {
     assert!(spec.contains("=="), "pin test distributions: {spec}");
-    let dir = dist_cache().join(spec.replace("==", "-"));
+    let dir = dist_cache().join(spec.replace("==", "-") + suffix);
     let existing = |dir: &Path| {
         std::fs::read_dir(dir).ok().and_then(|entries| {
             entries
@@ -33,7 +53,7 @@ pub fn real_wheel(spec: &str) -> PathBuf {
     if let Some(found) = existing(&dir) {
         return found;
     }
-    download_wheels(&dir, spec, &[]);
+    download_wheels(&dir, spec, options);
     existing(&dir).unwrap_or_else(|| panic!("pip downloaded no wheel of {spec}"))
 }
 
