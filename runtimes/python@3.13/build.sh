@@ -24,24 +24,41 @@ unset PYTHONPATH PYTHONHOME CFLAGS LDFLAGS CPPFLAGS MAKEFLAGS
 
 step() { echo "build.sh: $*"; }
 
-step "unpacking zig"
-python3 -m zipfile -e "$inputs"/ziglang-*.whl zig
-chmod +x zig/ziglang/zig
+# The host gives sh and its POSIX tools (tar with gzip and xz among them); every compiler
+# and make come from the inputs: zig (its wheel unpacked by wasmbuild) compiles for wasm32
+# and for this machine (linked to the host's C library, with zig's own headers), and GNU
+# make is built from its source with it. Host compilers and makes are never used: $work/bin
+# comes first on PATH and configure scripts are told CC.
+zig=$(echo "$inputs"/ziglang-*/ziglang/zig)
 export ZIG_GLOBAL_CACHE_DIR="$work/zig-cache" ZIG_LOCAL_CACHE_DIR="$work/zig-cache"
 mkdir bin
-cat >bin/wasi-cc <<EOF
-#!/bin/sh
-exec "$work/zig/ziglang/zig" cc -target wasm32-wasi -ffile-prefix-map=$work=/build "\$@"
-EOF
-cat >bin/wasi-ar <<EOF
-#!/bin/sh
-exec "$work/zig/ziglang/zig" ar "\$@"
-EOF
-cat >bin/wasi-ranlib <<EOF
-#!/bin/sh
-exec "$work/zig/ziglang/zig" ranlib "\$@"
-EOF
-chmod +x bin/*
+tool() {
+    printf '#!/bin/sh\nexec "%s" %s "$@"\n' "$zig" "$2" >"bin/$1"
+    chmod +x "bin/$1"
+}
+tool wasi-cc "cc -target wasm32-wasi -ffile-prefix-map=$work=/build"
+tool wasi-ar ar
+tool wasi-ranlib ranlib
+tool cc cc
+tool ar ar
+tool ranlib ranlib
+tool ld ld.lld
+export PATH="$work/bin:$PATH"
+export CC="$work/bin/cc" CC_FOR_BUILD="$work/bin/cc" BUILD_CC="$work/bin/cc"
+
+step "building make"
+tar -xJf "$inputs"/make-dfsg_*.orig.tar.xz
+(
+    cd make-[0-9]*
+    # Debian's tarball leaves out the manual, which configure still lists.
+    mkdir -p doc && : >doc/Makefile.in
+    ./configure --disable-nls --without-guile --disable-dependency-tracking \
+        >configure.log 2>&1 \
+        || { tail -40 configure.log; exit 1; }
+    sh build.sh >build.log 2>&1 || { tail -40 build.log; exit 1; }
+    cp make "$work/bin/make"
+)
+
 cc_wasi="$work/bin/wasi-cc"
 sysroot="$work/sysroot"
 mkdir -p "$sysroot/include" "$sysroot/lib"

@@ -211,12 +211,15 @@ pub(super) fn split_pin(package: &str) -> Result<(&str, pep440_rs::Version), Str
 }
 
 /// A package index client with the host's pip settings (as a build's `pip install` sees
-/// them with nothing set in the build), trusting plain http on `trusted_host`.
+/// them with nothing set in the build), trusting plain http on `trusted_host`. Given a
+/// host, the client is for downloads by URL, which need no index: a host without pip or
+/// an index set fetches from the Debian archive all the same.
 pub(super) fn index_client(
     store: &Store,
     trusted_host: Option<String>,
 ) -> Result<Client, crate::python::PackageError> {
     let options = PipIndexOptions {
+        no_index: trusted_host.is_some(),
         trusted_hosts: trusted_host.into_iter().collect(),
         ..PipIndexOptions::default()
     };

@@ -97,10 +97,14 @@ pub enum Input {
     },
     /// A file of `package` (`NAME==VERSION`) from the package index: the first of `files`
     /// that fits this machine (a wheel whose name has the machine's architecture or
-    /// `none-any`, or a source distribution, `.tar.gz`).
+    /// `none-any`, or a source distribution, `.tar.gz`). With `unpack`, a wheel is also
+    /// given unpacked, as the directory of its file name without `.whl` (no unzip needed on
+    /// the host).
     Pypi {
         package: String,
         files: Vec<PinnedFile>,
+        #[serde(default)]
+        unpack: bool,
     },
 }
 
@@ -116,7 +120,7 @@ impl Input {
     pub fn pinned(&self) -> Result<(&str, &str), String> {
         match self {
             Input::DebianSource { file, sha256, .. } => Ok((file, sha256)),
-            Input::Pypi { package, files } => {
+            Input::Pypi { package, files, .. } => {
                 let arch = std::env::consts::ARCH;
                 files
                     .iter()

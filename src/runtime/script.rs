@@ -52,6 +52,9 @@ pub fn identity(recipe: &Recipe, source: &ScriptSource) -> Result<String, Runtim
     for input in inputs {
         let (file, sha256) = input.pinned().map_err(RuntimeError::Fetch)?;
         hasher.update(format!("input {file} {sha256}\n"));
+        if let Input::Pypi { unpack: true, .. } = input {
+            hasher.update(format!("unpacked {file}\n"));
+        }
     }
     hasher.update(format!("module {module}\n"));
     for output in outputs {
@@ -243,7 +246,8 @@ fn run_script(
 }
 
 /// Places one input in `dir` under its file name: from the store when it holds the pinned
-/// digest, else fetched, checked and stored.
+/// digest, else fetched, checked and stored; a wheel the recipe says to unpack also
+/// unpacked beside it.
 fn fetch_input(
     input: &Input,
     dir: &Path,
@@ -256,9 +260,38 @@ fn fetch_input(
         return Err(RuntimeError::Fetch(format!("{file:?} is not a file name")));
     }
     let target = dir.join(file);
-    if store.has_blob(sha256)? && store.get_blob_to_file(sha256, &target).is_ok() {
-        return Ok(());
+    if !(store.has_blob(sha256)? && store.get_blob_to_file(sha256, &target).is_ok()) {
+        fetch(input, file, sha256, dir, store, (suites, apt), report)?;
+        store.get_blob_to_file(sha256, &target)?;
     }
+    if let Input::Pypi { unpack: true, .. } = input {
+        unpack_wheel(
+            &target,
+            &dir.join(file.strip_suffix(".whl").unwrap_or(file)),
+        )?;
+    }
+    Ok(())
+}
+
+/// Unpacks the wheel `wheel` into the directory `into`, file modes kept (a wheel's
+/// executables stay executable).
+fn unpack_wheel(wheel: &Path, into: &Path) -> Result<(), RuntimeError> {
+    let fail = |e: &dyn std::fmt::Display| RuntimeError::Io(format!("{}: {e}", wheel.display()));
+    let file = fs::File::open(wheel).map_err(|e| fail(&e))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| fail(&e))?;
+    zip.extract(into).map_err(|e| fail(&e))
+}
+
+/// Fetches one input that the store does not hold, checks it and stores it.
+fn fetch(
+    input: &Input,
+    file: &str,
+    sha256: &str,
+    dir: &Path,
+    store: &Store,
+    (suites, apt): (&[&str], &mut Option<Apt>),
+    report: &dyn Fn(&str),
+) -> Result<(), RuntimeError> {
     report(&format!("fetching {file}"));
     let url = match input {
         Input::DebianSource { package, suite, .. } => {
@@ -290,7 +323,6 @@ fn fetch_input(
     client
         .fetch(&pinned)
         .map_err(|e| RuntimeError::Fetch(format!("{file}: {e}")))?;
-    store.get_blob_to_file(sha256, &target)?;
     Ok(())
 }
 
