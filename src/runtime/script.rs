@@ -1,5 +1,5 @@
 //! Bundles built by a script from pinned sources (`kind = "script"`): each input fetched
-//! once (a Debian source file through the host's apt, a wheel from the package index),
+//! once (a Debian source file from the archive's pool, a wheel from the package index),
 //! checked against the sha256 the recipe pins and kept in the store; the script run on the
 //! host in an empty directory with nothing of the host's environment but `PATH`; its
 //! outputs kept in the store under the digest of everything the build is made of (script,
@@ -106,20 +106,10 @@ pub fn build(
     for dir in [&inputs_dir, &build_dir, &out] {
         fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    // The Debian releases the inputs come from: apt's index of them is fetched once, when
-    // the first of those inputs is not in the store.
-    let mut suites: Vec<&str> = inputs
-        .iter()
-        .filter_map(|input| match input {
-            Input::DebianSource { suite, .. } => Some(suite.as_str()),
-            Input::Pypi { .. } => None,
-        })
-        .collect();
-    suites.sort_unstable();
-    suites.dedup();
-    let mut apt = None;
+    // The Debian archive, found when the first Debian input is not in the store.
+    let mut archive = None;
     for input in inputs {
-        fetch_input(input, &inputs_dir, store, (&suites, &mut apt), report)?;
+        fetch_input(input, &inputs_dir, store, &mut archive, report)?;
     }
 
     report(&format!(
@@ -252,7 +242,7 @@ fn fetch_input(
     input: &Input,
     dir: &Path,
     store: &Store,
-    (suites, apt): (&[&str], &mut Option<Apt>),
+    archive: &mut Option<String>,
     report: &dyn Fn(&str),
 ) -> Result<(), RuntimeError> {
     let (file, sha256) = input.pinned().map_err(RuntimeError::Fetch)?;
@@ -261,7 +251,7 @@ fn fetch_input(
     }
     let target = dir.join(file);
     if !(store.has_blob(sha256)? && store.get_blob_to_file(sha256, &target).is_ok()) {
-        fetch(input, file, sha256, dir, store, (suites, apt), report)?;
+        fetch(input, file, sha256, store, archive, report)?;
         store.get_blob_to_file(sha256, &target)?;
     }
     if let Input::Pypi { unpack: true, .. } = input {
@@ -287,24 +277,24 @@ fn fetch(
     input: &Input,
     file: &str,
     sha256: &str,
-    dir: &Path,
     store: &Store,
-    (suites, apt): (&[&str], &mut Option<Apt>),
+    archive: &mut Option<String>,
     report: &dyn Fn(&str),
 ) -> Result<(), RuntimeError> {
     report(&format!("fetching {file}"));
     let url = match input {
-        Input::DebianSource { package, suite, .. } => {
-            let apt = match apt {
-                Some(apt) => apt,
-                None => apt.insert(Apt::new(dir, suites)?),
+        Input::DebianSource { package, .. } => {
+            let archive = match archive {
+                Some(archive) => archive,
+                None => archive.insert(debian_archive().map_err(RuntimeError::Fetch)?),
             };
-            apt.source_url(package, suite, file, sha256)?
+            debian_pool_url(archive, package, file)
         }
         Input::Pypi { package, .. } => wheel_url(package, file, store)?,
     };
     // The download is checked against the pinned sha256 before the store keeps it, so the
-    // archive's plain http (apt's own transport) is trusted for this one file.
+    // archive's plain http (apt's own transport) is trusted for this one file, and a file
+    // gone from the archive (superseded in its release) fails here, naming the address.
     let host = url
         .split_once("://")
         .and_then(|(_, rest)| rest.split(['/', ':']).next())
@@ -326,137 +316,58 @@ fn fetch(
     Ok(())
 }
 
-/// A private apt state (the host's is not touched) whose sources are the source packages
-/// of some Debian releases, on the archive the host's apt uses for its own release.
-struct Apt {
-    /// Where the state lives; apt runs there.
-    dir: PathBuf,
-    parts: PathBuf,
-    state: PathBuf,
-}
+/// The variable that names a Debian archive (or a snapshot of one) to fetch sources from.
+const ARCHIVE_VARIABLE: &str = "WASMBUILD_DEBIAN_ARCHIVE";
 
-impl Apt {
-    /// Sets up the state in `dir/.apt` and fetches the index of `suites` (once).
-    fn new(dir: &Path, suites: &[&str]) -> Result<Apt, RuntimeError> {
-        let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("apt: {e}"));
-        let state = dir.join(".apt");
-        let parts = state.join("sources");
-        for sub in [
-            &parts,
-            &state.join("lists/partial"),
-            &state.join("cache/archives/partial"),
-        ] {
-            fs::create_dir_all(sub).map_err(|e| fail(&e))?;
-        }
-        let archive = debian_archive().map_err(|e| fail(&e))?;
-        fs::write(
-            parts.join("wasmbuild.sources"),
-            format!(
-                "Types: deb-src\nURIs: {archive}\nSuites: {}\nComponents: main\n\
-                 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
-                suites.join(" ")
-            ),
-        )
-        .map_err(|e| fail(&e))?;
-        let apt = Apt {
-            dir: dir.to_owned(),
-            parts,
-            state,
-        };
-        apt.run(&["update"]).map_err(|e| fail(&e))?;
-        Ok(apt)
-    }
-
-    /// `apt-get ARGS` in this state; its stdout.
-    fn run(&self, args: &[&str]) -> Result<String, String> {
-        let output = Command::new("apt-get")
-            .arg("-q")
-            .arg("-o")
-            .arg("Dir::Etc::SourceList=/dev/null")
-            .arg("-o")
-            .arg(format!("Dir::Etc::SourceParts={}", self.parts.display()))
-            .arg("-o")
-            .arg(format!(
-                "Dir::State::Lists={}",
-                self.state.join("lists").display()
-            ))
-            .arg("-o")
-            .arg(format!("Dir::Cache={}", self.state.join("cache").display()))
-            .args(["-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"])
-            .args(args)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run apt-get (this host needs Debian's apt): {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "apt-get {} failed: {}",
-                args[0],
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-
-    /// The URL of `file` of source package `package` in release `suite`. The archive's
-    /// signed index must give it the pinned sha256.
-    fn source_url(
-        &self,
-        package: &str,
-        suite: &str,
-        file: &str,
-        sha256: &str,
-    ) -> Result<String, RuntimeError> {
-        let fail = |e: &dyn std::fmt::Display| RuntimeError::Fetch(format!("{package}: {e}"));
-        let uris = self
-            .run(&[
-                "source",
-                "--print-uris",
-                "--only-source",
-                &format!("{package}/{suite}"),
-            ])
-            .map_err(|e| fail(&e))?;
-        // 'URL' FILE SIZE SHA256:HEX
-        let (url, listed) = uris
-            .lines()
-            .find_map(|line| {
-                let mut words = line.split_whitespace();
-                let url = words.next()?.strip_prefix('\'')?.strip_suffix('\'')?;
-                (words.next()? == file).then_some(())?;
-                let hash = words.nth(1)?.strip_prefix("SHA256:")?;
-                Some((url.to_owned(), hash.to_ascii_lowercase()))
-            })
-            .ok_or_else(|| fail(&format!("the source package in {suite} has no {file}")))?;
-        if listed != sha256 {
-            return Err(RuntimeError::DigestMismatch {
-                what: format!("{file} (as Debian's {suite} lists it)"),
-                expected: sha256.into(),
-                actual: listed,
-            });
-        }
-        Ok(url)
-    }
-}
-
-/// The address of the Debian archive the host's apt uses for the host's own release.
+/// The address of the Debian archive to fetch source files from: `$WASMBUILD_DEBIAN_ARCHIVE`,
+/// else the one the host's apt uses for the host's own release.
 fn debian_archive() -> Result<String, String> {
+    if let Some(archive) = std::env::var(ARCHIVE_VARIABLE)
+        .ok()
+        .filter(|a| !a.is_empty())
+    {
+        return Ok(archive);
+    }
+    let unknown = |why: &str| {
+        format!(
+            "no Debian archive to fetch sources from ({why}): set {ARCHIVE_VARIABLE} to the address of one, or of a snapshot of one"
+        )
+    };
     let release = fs::read_to_string("/etc/os-release").unwrap_or_default();
     let codename = release
         .lines()
         .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
         .map(|c| c.trim_matches('"').to_owned())
-        .ok_or("this host is not a Debian release (no VERSION_CODENAME in /etc/os-release)")?;
+        .ok_or_else(|| unknown("this host is not a Debian release"))?;
     let output = Command::new("apt-get")
         .args(["indextargets", "--format", "$(RELEASE) $(REPO_URI)"])
         .output()
-        .map_err(|e| format!("cannot run apt-get (this host needs Debian's apt): {e}"))?;
+        .map_err(|e| unknown(&format!("cannot run apt-get: {e}")))?;
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .find_map(|l| {
             let (release, uri) = l.split_once(' ')?;
             (release == codename).then(|| uri.trim().to_owned())
         })
-        .ok_or_else(|| format!("the host's apt names no archive of its release {codename}"))
+        .ok_or_else(|| {
+            unknown(&format!(
+                "the host's apt names none for its release {codename}"
+            ))
+        })
+}
+
+/// Where `file` of source package `package` is in a Debian archive: the pool, by the
+/// archive's fixed layout (`pool/main/p/python3.13/…`, `pool/main/libz/libzstd/…`), the
+/// same in the archive's snapshots.
+fn debian_pool_url(archive: &str, package: &str, file: &str) -> String {
+    let shelf = match package.strip_prefix("lib") {
+        Some(rest) if !rest.is_empty() => &package[..4],
+        _ => &package[..package.len().min(1)],
+    };
+    format!(
+        "{}/pool/main/{shelf}/{package}/{file}",
+        archive.trim_end_matches('/')
+    )
 }
 
 /// The URL of the wheel `file` of `package` (`NAME==VERSION`) on the package index.

@@ -457,3 +457,111 @@ fn a_rebuilt_bundle_takes_its_pinned_module_from_the_store() {
             "taking the module of hello from the store",
         ));
 }
+
+/// A wheel of `files` (name, mode, text) at `path`.
+fn write_wheel(path: &Path, files: &[(&str, u32, &str)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    for (name, mode, text) in files {
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// A `hello` recipe built by a script from `inputs` (TOML of `[[source.inputs]]` tables)
+/// with `script`, which must leave `ran.txt`.
+fn script_recipe(recipes: &Path, script: &str, inputs: &str) {
+    let dir = recipes.join("hello");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("hello.wasm"), wat::parse_str(HELLO).unwrap()).unwrap();
+    fs::write(dir.join("build.sh"), script).unwrap();
+    fs::write(
+        dir.join("recipe.toml"),
+        format!(
+            "name = \"hello\"\nversion = \"1.0\"\ncommands = [\"hello\"]\n\n\
+             [source]\nkind = \"script\"\nscript = \"build.sh\"\nuses = [\"hello.wasm\"]\n\
+             module = \"hello.wasm\"\noutputs = [\"ran.txt\"]\n\n{inputs}"
+        ),
+    )
+    .unwrap();
+}
+
+/// A script bundle's inputs: a Debian source file from the pool of the archive that
+/// `WASMBUILD_DEBIAN_ARCHIVE` names (no apt asked) and a wheel from the package index,
+/// unpacked with its program still executable. A file the archive does not have is an
+/// error naming it, and nothing is built.
+#[test]
+fn a_script_bundles_inputs_come_from_a_debian_pool_and_the_index_a_wheel_unpacked() {
+    use crate::common::index::{Options, TestIndex};
+    let [store, recipes, dists] = temp_dirs();
+    let source = dists.path().join("libhello_1.0.orig.tar.gz");
+    fs::write(&source, "the source\n").unwrap();
+    let wheel = dists.path().join("hellotool-1.0-py3-none-any.whl");
+    write_wheel(
+        &wheel,
+        &[
+            ("hellotool/run", 0o755, "#!/bin/sh\necho the tool ran\n"),
+            (
+                "hellotool-1.0.dist-info/METADATA",
+                0o644,
+                "Name: hellotool\n",
+            ),
+        ],
+    );
+    let index = TestIndex::serve(&[source, wheel], Options::default());
+    let archive = index.url.replace("/simple", "/debian");
+    let sha = |file: &str| index.served(file).sha256.clone();
+    let debian = |package: &str, file: &str, sha256: &str| {
+        format!(
+            "[[source.inputs]]\nkind = \"debian-source\"\npackage = \"{package}\"\n\
+             suite = \"trixie\"\nfile = \"{file}\"\nsha256 = \"{sha256}\"\n\n"
+        )
+    };
+    let inputs = debian(
+        "libhello",
+        "libhello_1.0.orig.tar.gz",
+        &sha("libhello_1.0.orig.tar.gz"),
+    ) + &format!(
+        "[[source.inputs]]\nkind = \"pypi\"\npackage = \"hellotool==1.0\"\nunpack = true\n\
+             files = [{{ file = \"hellotool-1.0-py3-none-any.whl\", sha256 = \"{}\" }}]\n",
+        sha("hellotool-1.0-py3-none-any.whl")
+    );
+    let script = r#"set -eu
+grep -qx "the source" "$WASMBUILD_INPUTS/libhello_1.0.orig.tar.gz"
+"$WASMBUILD_INPUTS/hellotool-1.0-py3-none-any/hellotool/run" >"$WASMBUILD_OUT/ran.txt"
+grep -qx "the tool ran" "$WASMBUILD_OUT/ran.txt"
+cp "$WASMBUILD_RECIPE_DIR/hello.wasm" "$WASMBUILD_OUT/hello.wasm"
+"#;
+    let build = || {
+        let mut cli = cli(store.path(), recipes.path());
+        cli.env("WASMBUILD_DEBIAN_ARCHIVE", &archive)
+            .env("PIP_INDEX_URL", &index.url)
+            .env("PIP_CONFIG_FILE", "/dev/null")
+            .args(["runtime", "build", "hello"]);
+        cli
+    };
+    script_recipe(recipes.path(), script, &inputs);
+    stderr_of_success(&mut build());
+    let requests = index.requests.lock().unwrap().clone();
+    assert!(
+        requests.contains(&"/debian/pool/main/libh/libhello/libhello_1.0.orig.tar.gz".to_owned()),
+        "{requests:?}"
+    );
+    cli(store.path(), recipes.path())
+        .args(["exec", "--image", "hello", "--", "hello"])
+        .assert()
+        .success()
+        .stdout("hello from wasm\n");
+
+    let gone = "0".repeat(64);
+    script_recipe(
+        recipes.path(),
+        script,
+        &debian("python3.13", "python3.13_3.13.0.orig.tar.xz", &gone),
+    );
+    build().assert().failure().stderr(predicate::str::contains(
+        "/debian/pool/main/p/python3.13/python3.13_3.13.0.orig.tar.xz",
+    ));
+}

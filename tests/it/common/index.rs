@@ -373,19 +373,41 @@ impl State {
                     _ => not_found,
                 };
             }
-            return match self.files.iter().find(|f| f.file == file) {
-                Some(f) => {
-                    let mut bytes = f.bytes.clone();
-                    if self.options.tampered.contains(&f.file) {
-                        let last = bytes.len() - 1;
-                        bytes[last] ^= 0xff;
-                    }
-                    ("200 OK", "application/octet-stream", bytes)
-                }
-                None => not_found,
+            return self.file(file);
+        }
+        // A Debian archive's pool, `/debian/pool/main/SHELF/PACKAGE/PACKAGE_…`: the shelf is
+        // the package's first letter, `libX` for a `lib…` package.
+        if let Some(rest) = path.strip_prefix("/debian/pool/main/") {
+            let parts: Vec<&str> = rest.split('/').collect();
+            let [shelf, package, file] = parts[..] else {
+                return not_found;
             };
+            let expected = if package.starts_with("lib") {
+                &package[..4]
+            } else {
+                &package[..1]
+            };
+            if shelf != expected || !file.starts_with(&format!("{package}_")) {
+                return not_found;
+            }
+            return self.file(file);
         }
         not_found
+    }
+
+    /// A served file by name, changed on the wire if the options say so.
+    fn file(&self, file: &str) -> (&'static str, &'static str, Vec<u8>) {
+        match self.files.iter().find(|f| f.file == file) {
+            Some(f) => {
+                let mut bytes = f.bytes.clone();
+                if self.options.tampered.contains(&f.file) {
+                    let last = bytes.len() - 1;
+                    bytes[last] ^= 0xff;
+                }
+                ("200 OK", "application/octet-stream", bytes)
+            }
+            None => ("404 Not Found", "text/plain", b"not found".to_vec()),
+        }
     }
 }
 
