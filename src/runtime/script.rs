@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::RuntimeError;
 use super::fetch::{index_client, split_pin};
 use super::recipe::{Input, Recipe, ScriptSource};
-use crate::python::{DistFile, Index};
+use crate::python::{DistFile, Index, PackageError};
 use crate::store::Store;
 
 /// What a script built: the source's module and outputs, as files under `out`.
@@ -310,9 +310,15 @@ fn fetch(
         yanked: false,
         has_metadata: false,
     };
-    client
-        .fetch(&pinned)
-        .map_err(|e| RuntimeError::Fetch(format!("{file}: {e}")))?;
+    client.fetch(&pinned).map_err(|e| match (input, e) {
+        (Input::DebianSource { suite, .. }, PackageError::Unreachable { reason, .. }) => {
+            RuntimeError::Fetch(format!(
+                "{file}: not fetched from the Debian archive ({reason}); a file gone from \
+                 {suite} is kept in the archive's snapshots: set {ARCHIVE_VARIABLE} to one"
+            ))
+        }
+        (_, e) => RuntimeError::Fetch(format!("{file}: {e}")),
+    })?;
     Ok(())
 }
 
