@@ -4,8 +4,8 @@
 //!   build, from a warm store, against the host's `pip install` of the same file from a warm
 //!   pip cache into a fresh venv (target: ≤ 1.0×);
 //! - pytest on `fixtures/python-project`'s suite in the sandbox against native pytest,
-//!   without and with `--cov`, on the default python 3.12 bundle (goal for CPU-bound guest
-//!   Python: ≤ 3×) and on the 3.13 built here (target: ≤ 2×), each build installing its
+//!   without and with `--cov`, on the default python, 3.13 built here (target: ≤ 2×), and on
+//!   the 3.12 bundle (goal for CPU-bound guest Python: ≤ 3×), each build installing its
 //!   packages with pip.
 //!
 //! The sandbox side runs builds through the `wasmbuild` binary (`wasmbuild run`) and times
@@ -288,8 +288,8 @@ fn main() {
         "target: <= 1.0x",
     );
 
-    // (b) pytest on the fixture's suite, without and with coverage, on the default 3.12
-    // and on the 3.13 built here (pip installs for each).
+    // (b) pytest on the fixture's suite, without and with coverage, on 3.12 and on the
+    // default 3.13 built here (pip installs for each).
     for (label, command) in [
         (
             "pytest, fixture suite (35 tests)",

@@ -72,12 +72,12 @@ impl Interpreter {
 }
 
 impl Default for Interpreter {
-    /// The default python bundle's: CPython 3.12.0 (`runtimes/python`).
+    /// The default python bundle's: CPython 3.13.5 (`runtimes/python`).
     fn default() -> Interpreter {
         Interpreter {
             major: 3,
-            minor: 12,
-            micro: 0,
+            minor: 13,
+            micro: 5,
         }
     }
 }

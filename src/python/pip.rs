@@ -779,7 +779,8 @@ mod tests {
 
     #[test]
     fn pip_and_python_dash_m_are_host_commands() {
-        let host_command = |argv: &[String]| host_command(argv, Interpreter::default());
+        let py312 = Interpreter::from_version("3.12.0").unwrap();
+        let host_command = |argv: &[String]| host_command(argv, py312);
         assert_eq!(
             host_command(&argv("pip install x")),
             Some(HostCommand::Pip(argv("install x")))

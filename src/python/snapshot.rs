@@ -1,6 +1,6 @@
 //! Which runs of CPython may start from the bundle's snapshot. The snapshot holds an
 //! interpreter whose core was started with an empty environment and `PYTHONHASHSEED=0`
-//! (runtimes/python@3.13/wasmbuild_main.c); the run then finishes start-up from its own
+//! (runtimes/python/wasmbuild_main.c); the run then finishes start-up from its own
 //! argv and environment, so streams, `sys.path`, `site`, warnings and the rest are its own.
 //! What the core fixed — the allocator, the hash secret, UTF-8 mode, dev mode, the
 //! optimisation level of the modules already imported, frozen modules, the integer string

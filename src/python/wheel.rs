@@ -1336,7 +1336,7 @@ mod tests {
 
     #[test]
     fn data_directories_map_to_the_scheme() {
-        let s = Scheme::user(Interpreter::default());
+        let s = Scheme::user(Interpreter::from_version("3.12.0").unwrap());
         let d = |m: &str| destination(&s, "p-1.dist-info", "p-1.data", "p", m);
         const USER_SITE_PACKAGES: &str = ".local/lib/python3.12/site-packages";
         assert_eq!(

@@ -353,8 +353,8 @@ mod tests {
         let cache = Path::new("/cache/recipes");
         let unpacked = cache.join(embedded_dir_name());
         assert_eq!(
-            embedded_name(cache, &unpacked.join("python@3.13")),
-            Some(format!("{}-python@3.13", embedded_dir_name()))
+            embedded_name(cache, &unpacked.join("python@3.12")),
+            Some(format!("{}-python@3.12", embedded_dir_name()))
         );
         // Another wasmbuild's set, a recipes directory of the user's, a nested directory.
         assert_eq!(
@@ -419,13 +419,14 @@ mod tests {
                 .unwrap()
                 .map(|r| (r.version.clone(), r.is_default()))
         };
-        // No request: the default recipe, 3.12, which builds keep unless they ask.
-        assert_eq!(version(None), Some(("3.12.0".into(), true)));
-        assert_eq!(version(Some("3.12")), Some(("3.12.0".into(), true)));
+        // No request: the default recipe, 3.13; 3.12 for builds that ask for it.
+        assert_eq!(version(None), Some(("3.13.5".into(), true)));
+        assert_eq!(version(Some("3.12")), Some(("3.12.0".into(), false)));
+        assert_eq!(version(Some("3.12.0")), Some(("3.12.0".into(), false)));
         for request in ["3.13", "3.13.5", "3", "3.x", "latest"] {
             assert_eq!(
                 version(Some(request)),
-                Some(("3.13.5".into(), false)),
+                Some(("3.13.5".into(), true)),
                 "{request}"
             );
         }
@@ -433,8 +434,8 @@ mod tests {
         assert_eq!(version(Some("3.13.4")), None);
         assert!(Recipe::find(&dir, "nodejs", Some("20")).unwrap().is_none());
         assert!(Recipe::find(&dir, "nodejs", None).unwrap().is_none());
-        // `python@3.13` holds a recipe named `python`; loading it by another name fails.
-        assert_eq!(Recipe::load(&dir, "python@3.13").unwrap().name, "python");
+        // `python@3.12` holds a recipe named `python`; loading it by another name fails.
+        assert_eq!(Recipe::load(&dir, "python@3.12").unwrap().name, "python");
     }
 
     #[test]

@@ -519,7 +519,7 @@ fn the_default_image_has_python_on_path_as_codebuilds_does() {
     assert_eq!(run.status(), 0, "{}", run.stdout());
     let log = run.log();
     assert!(log.contains("\n42\n"), "{log}");
-    assert!(log.contains("Python 3.12"), "{log}");
+    assert!(log.contains("Python 3.13.5"), "{log}");
     assert!(log.contains("/opt/runtimes/python/bin/python3"), "{log}");
 }
 

@@ -1,6 +1,6 @@
-//! CPython 3.13, built here from its pinned sources (runtimes/python@3.13), beside the
-//! default 3.12: asked for by `--image python:3.13` and `runtime-versions`, and started
-//! from its pre-initialised snapshot whenever that gives what a cold start gives.
+//! CPython 3.13, built here from its pinned sources (runtimes/python): the default python,
+//! also asked for by `--image python:3.13` and `runtime-versions`, with 3.12 beside it, and
+//! started from its pre-initialised snapshot whenever that gives what a cold start gives.
 
 use std::fs;
 use std::path::Path;
@@ -62,7 +62,7 @@ fn run_succeeding(src: &Path, index_url: &str, artifacts: Option<&Path>) -> Stri
 }
 
 #[test]
-fn python_3_13_runs_beside_3_12_with_its_standard_library() {
+fn python_3_13_is_the_default_and_runs_beside_3_12_with_its_standard_library() {
     let src = tempfile::tempdir().unwrap();
     let out = python(
         src.path(),
@@ -81,20 +81,22 @@ fn python_3_13_runs_beside_3_12_with_its_standard_library() {
         succeeded(&out),
         "no network: gaierror\n3.13.5 /opt/runtimes/python 3bdde8d6af2f\n"
     );
-    // The default python is still 3.12.
-    ensure_bundle("python");
-    let out = wasmbuild()
-        .args(["exec", "--image", "python", "--src"])
-        .arg(src.path())
-        .args([
-            "--",
-            "python3",
-            "-c",
-            "import sys; print(sys.version_info[:2])",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(succeeded(&out), "(3, 12)\n");
+    // The default python is 3.13; 3.12 is there for builds that ask for it.
+    for (image, version) in [("python", "(3, 13)\n"), ("python:3.12", "(3, 12)\n")] {
+        ensure_bundle(image);
+        let out = wasmbuild()
+            .args(["exec", "--image", image, "--src"])
+            .arg(src.path())
+            .args([
+                "--",
+                "python3",
+                "-c",
+                "import sys; print(sys.version_info[:2])",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(succeeded(&out), version, "{image}");
+    }
 }
 
 /// What a run can observe of how its interpreter started.
@@ -565,7 +567,7 @@ fn coverage_measures_with_its_built_in_c_tracer_what_its_python_tracer_measures(
     assert_eq!(c, measured_files(artifacts.path(), "p.json"));
 }
 
-/// On the default 3.12 bundle, whose standard library is a zip of bytecode only, coverage
+/// On the 3.12 bundle, whose standard library is a zip of bytecode only, coverage
 /// leaves the standard library out as it does natively: measured, its modules made
 /// `coverage report` fail ("No source for code").
 #[test]

@@ -42,7 +42,7 @@ const EDITABLES: &str = "editables==0.5";
 const POETRY_CORE: &str = "poetry-core==1.9.1";
 const PDM_BACKEND: &str = "pdm-backend==2.4.3";
 
-/// The user scheme of the default python (3.12), where builds install.
+/// The user scheme of the default python (3.13), where builds install.
 fn user() -> Scheme {
     Scheme::user(Interpreter::default())
 }
@@ -326,14 +326,14 @@ fn real_wheels_install_import_and_their_console_scripts_run_in_the_guest() {
     };
     assert_eq!(mode(".local/bin/pytest"), 0o755);
     assert_eq!(
-        mode(".local/lib/python3.12/site-packages/_pytest/__init__.py"),
+        mode(".local/lib/python3.13/site-packages/_pytest/__init__.py"),
         0o644
     );
     assert_eq!(
         std::fs::read_to_string(
             guest
                 .home
-                .join(".local/lib/python3.12/site-packages/pytest-8.3.4.dist-info/INSTALLER")
+                .join(".local/lib/python3.13/site-packages/pytest-8.3.4.dist-info/INSTALLER")
         )
         .unwrap(),
         "wasmbuild\n"
@@ -585,7 +585,7 @@ fn an_upgrade_removes_the_old_version_and_uninstall_removes_everything() {
         wheel::install_wheel_to(&home, &user(), &v1, &pin1, &InstallOptions::default()).unwrap();
     assert_eq!(first.scripts, ["demo", "demo-old", "demo-tool"]);
     let root = home_tmp.path();
-    let site = root.join(".local/lib/python3.12/site-packages");
+    let site = root.join(".local/lib/python3.13/site-packages");
     assert!(site.join("demo/sub/gone.py").is_file());
     assert!(root.join(".local/share/demo/readme.txt").is_file());
     assert_eq!(
@@ -617,13 +617,13 @@ fn an_upgrade_removes_the_old_version_and_uninstall_removes_everything() {
     let files: BTreeSet<String> = tree(root).into_keys().collect();
     let expected: BTreeSet<String> = [
         ".local/bin/demo",
-        ".local/lib/python3.12/site-packages/demo/__init__.py",
-        ".local/lib/python3.12/site-packages/demo/new.py",
-        ".local/lib/python3.12/site-packages/demo_pkg-2.0.dist-info/INSTALLER",
-        ".local/lib/python3.12/site-packages/demo_pkg-2.0.dist-info/METADATA",
-        ".local/lib/python3.12/site-packages/demo_pkg-2.0.dist-info/RECORD",
-        ".local/lib/python3.12/site-packages/demo_pkg-2.0.dist-info/WHEEL",
-        ".local/lib/python3.12/site-packages/demo_pkg-2.0.dist-info/entry_points.txt",
+        ".local/lib/python3.13/site-packages/demo/__init__.py",
+        ".local/lib/python3.13/site-packages/demo/new.py",
+        ".local/lib/python3.13/site-packages/demo_pkg-2.0.dist-info/INSTALLER",
+        ".local/lib/python3.13/site-packages/demo_pkg-2.0.dist-info/METADATA",
+        ".local/lib/python3.13/site-packages/demo_pkg-2.0.dist-info/RECORD",
+        ".local/lib/python3.13/site-packages/demo_pkg-2.0.dist-info/WHEEL",
+        ".local/lib/python3.13/site-packages/demo_pkg-2.0.dist-info/entry_points.txt",
     ]
     .into_iter()
     .map(str::to_owned)

@@ -123,7 +123,7 @@ mod tests {
     use super::*;
 
     fn rank(file: &str) -> Option<usize> {
-        rank_on(Interpreter::default(), file)
+        rank_on(Interpreter::from_version("3.12.0").unwrap(), file)
     }
 
     fn rank_on(python: Interpreter, file: &str) -> Option<usize> {

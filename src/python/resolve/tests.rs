@@ -258,6 +258,7 @@ fn pytest_index() -> FakeIndex {
 fn request(requirements: &[&str]) -> ResolveRequest {
     ResolveRequest {
         requirements: requirements.iter().map(|r| r.to_string()).collect(),
+        python: Interpreter::from_version("3.12.0").unwrap(),
         ..Default::default()
     }
 }
@@ -331,7 +332,7 @@ fn pytest_resolves_to_its_dependencies_for_the_guest_in_install_order() {
 
 #[test]
 fn markers_use_the_guest_values() {
-    let env = guest_markers(Interpreter::default());
+    let env = guest_markers(Interpreter::from_version("3.12.0").unwrap());
     let applies = |m: &str| {
         Requirement::<VerbatimUrl>::from_str(&format!("x; {m}"))
             .unwrap()
