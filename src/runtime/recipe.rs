@@ -87,8 +87,9 @@ pub struct ScriptSource {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Input {
-    /// A file of a Debian source package (an upstream `.orig` tarball), from the Debian
-    /// archive the host's apt uses, of the release `suite`.
+    /// A file of a Debian source package (an upstream `.orig` tarball), from the pool of a
+    /// Debian archive (the host's apt's, or `WASMBUILD_DEBIAN_ARCHIVE`); `suite` names the
+    /// release that carries it, for the reader and for the error when it is gone.
     DebianSource {
         package: String,
         suite: String,
