@@ -37,11 +37,13 @@ tool() {
     chmod +x "bin/$1"
 }
 tool wasi-cc "cc -target wasm32-wasi -ffile-prefix-map=$work=/build"
+tool wasi-c++ "c++ -target wasm32-wasi -ffile-prefix-map=$work=/build"
 tool wasi-ar ar
 tool wasi-ranlib ranlib
 tool cc cc
 tool ar ar
 tool ranlib ranlib
+# configure scripts look for a linker of their own (make's does).
 tool ld ld.lld
 export PATH="$work/bin:$PATH"
 export CC="$work/bin/cc" CC_FOR_BUILD="$work/bin/cc" BUILD_CC="$work/bin/cc"
@@ -236,6 +238,7 @@ EOF
     PKG_CONFIG_LIBDIR=/nonexistent \
     OPT="-DNDEBUG -O3 -Wall" \
     CC="$cc_wasi" CPP="$cc_wasi -E" AR="$work/bin/wasi-ar" RANLIB="$work/bin/wasi-ranlib" \
+    CXX="$work/bin/wasi-c++" INSTALL="install -c" MKDIR_P="mkdir -p" \
     ZLIB_CFLAGS="-I$sysroot/include" ZLIB_LIBS="-L$sysroot/lib -lz" \
     BZIP2_CFLAGS="-I$sysroot/include" BZIP2_LIBS="-L$sysroot/lib -lbz2" \
     LIBLZMA_CFLAGS="-I$sysroot/include" LIBLZMA_LIBS="-L$sysroot/lib -llzma" \
@@ -370,4 +373,18 @@ if grep -q "$work" "$out/python.wasm" "$out/lib/python313.zip"; then
     echo "build.sh: the output names the build directory $work" >&2
     exit 1
 fi
+# Nor where the host keeps its tools: configure records what it found (`install`, `mkdir`)
+# in the build's sysconfig data unless told (above). The Makefile's SHELL is /bin/sh on
+# every host.
+sysconfigdata=$(echo "$work"/wasi/build/lib.*/_sysconfigdata_*.py)
+old_ifs=$IFS
+IFS=:
+for dir in $PATH; do
+    [ -n "$dir" ] && [ "$dir" != "$work/bin" ] || continue
+    if grep -F "'$dir/" "$sysconfigdata" | grep -qv "^ *'SHELL': '/bin/sh -e',$"; then
+        echo "build.sh: the output names the host's $dir" >&2
+        exit 1
+    fi
+done
+IFS=$old_ifs
 step "done"
