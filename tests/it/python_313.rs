@@ -281,6 +281,71 @@ fn building_the_bundle_again_takes_the_build_from_the_store_and_gives_the_same_b
     assert_eq!(fs::read_to_string(&reference).unwrap(), before);
 }
 
+/// The bundle built from its sources again, in another store, on a `PATH` with none of the
+/// host's compilers, linkers, makes, Pythons or Perls (only its shell and basic tools):
+/// the build makes everything it runs from its inputs, and the bundle has the same bytes
+/// as the test store's, built on the host's whole `PATH`.
+#[test]
+fn the_bundle_builds_from_its_sources_without_the_hosts_compilers_and_gives_the_same_bytes() {
+    use wasmbuild::runtime::recipe::{Input, Source};
+    ensure_bundle(IMAGE);
+    // The inputs (some 150 MB) come from the test store, not the network again.
+    let recipes = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes");
+    let recipe = wasmbuild::runtime::Recipe::load(&recipes, "python").unwrap();
+    let Source::Script(source) = &recipe.source else {
+        panic!("python 3.13 is built by a script")
+    };
+    let shared = wasmbuild::store::Store::open(crate::common::store_dir()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let store = wasmbuild::store::Store::open(other.path().join("store")).unwrap();
+    for input in &source.inputs {
+        let (file, sha256) = Input::pinned(input).unwrap();
+        let copy = other.path().join(file);
+        shared.get_blob_to_file(sha256, &copy).unwrap();
+        assert_eq!(store.put_file(&copy).unwrap().0, sha256);
+        fs::remove_file(copy).unwrap();
+    }
+    // The host's PATH, less what a build could compile, link or script with.
+    let tools = other.path().join("tools");
+    fs::create_dir(&tools).unwrap();
+    let withheld = |name: &str| {
+        [
+            "cc", "c++", "cpp", "ld", "as", "make", "gmake", "tclsh", "unzip",
+        ]
+        .contains(&name)
+            || [
+                "gcc", "g++", "clang", "ld.", "python", "perl", "pip", "x86_64-", "aarch64-",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || name.ends_with("-gcc")
+    };
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap()) {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !withheld(&name) && !tools.join(&name).exists() {
+                std::os::unix::fs::symlink(entry.path(), tools.join(&name)).unwrap();
+            }
+        }
+    }
+    assert!(tools.join("sh").exists() && !tools.join("cc").exists());
+    let out = wasmbuild()
+        .env("WASMBUILD_STORE", other.path().join("store"))
+        .env("PATH", &tools)
+        .args(["runtime", "build", "python"])
+        .timeout(std::time::Duration::from_secs(1800))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("building make"), "{stderr}");
+    let digest = |store: &Path| crate::common::bundle_digest(store, "python", "3.13.5");
+    assert_eq!(
+        digest(&other.path().join("store")),
+        digest(&crate::common::store_dir())
+    );
+}
+
 /// The snapshot comes with the pages `python -c pass` writes (the start-up and finalisation
 /// every run goes through), which each run copies in before it starts: hundreds of pages,
 /// not the whole memory.

@@ -417,19 +417,7 @@ print(wasmbuild_posix.__cached__)
         );
     }
 
-    let digest = |store: &Path| {
-        let out = crate::common::wasmbuild()
-            .env("WASMBUILD_STORE", store)
-            .args(["runtime", "list"])
-            .output()
-            .unwrap();
-        let list = crate::common::succeeded(&out);
-        list.lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .find(|words| words[..2] == ["python", "3.12.0"])
-            .map(|words| words[2].to_owned())
-            .unwrap_or_else(|| panic!("no python 3.12.0 bundle in\n{list}"))
-    };
+    let digest = |store: &Path| crate::common::bundle_digest(store, "python", "3.12.0");
     let again = tempfile::tempdir().unwrap();
     crate::common::wasmbuild()
         .env("WASMBUILD_STORE", again.path())

@@ -45,6 +45,21 @@ pub fn sandbox_sh(image: &str, src: &std::path::Path, options: &[&str], script: 
         .expect("run wasmbuild sh")
 }
 
+/// The digest `wasmbuild runtime list` gives the bundle `name` of `version` in `store`.
+pub fn bundle_digest(store: &std::path::Path, name: &str, version: &str) -> String {
+    let out = wasmbuild()
+        .env("WASMBUILD_STORE", store)
+        .args(["runtime", "list"])
+        .output()
+        .unwrap();
+    let list = succeeded(&out);
+    list.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|words| words[..2] == [name, version])
+        .map(|words| words[2].to_owned())
+        .unwrap_or_else(|| panic!("no {name} {version} bundle in\n{list}"))
+}
+
 /// The stdout of a run that must have exited 0 (both streams shown if it did not).
 pub fn succeeded(out: &Output) -> String {
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
