@@ -434,7 +434,7 @@ fn attack_secret_split_across_partial_line_cut() {
 // writing 8190 bytes, flush, the secret's first half, flush, the rest) does not reveal it.
 #[test]
 fn attack_secret_split_by_guest_flushes() {
-    common::ensure_bundle("python");
+    common::ensure_bundle("python:3.12");
     let src = source(
         "version: 0.2\nenv:\n  parameter-store:\n    DB_PASSWORD: /app/db/password\n\
          phases:\n  install:\n    runtime-versions: {python: 3.12}\n  build:\n    commands:\n      \

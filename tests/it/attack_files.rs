@@ -416,7 +416,7 @@ while rounds < 3000 and time.time() < end:
 // artifacts are collected; over several builds, the marker never reaches the artifacts.
 #[test]
 fn attack_artifact_race_swap_file_and_link() {
-    common::ensure_bundle("python");
+    common::ensure_bundle("python:3.12");
     let host = Host::new();
     let swap = SWAP_SCRIPT;
     let buildspec = format!(
@@ -940,7 +940,7 @@ fn attack_hash_files_through_link() {
 // the cache paths are saved; over several builds, no saved entry holds the marker.
 #[test]
 fn attack_cache_race_swap_file_and_link() {
-    common::ensure_bundle("python");
+    common::ensure_bundle("python:3.12");
     let host = Host::new();
     let buildspec = format!(
         "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.12\n  build:\n    commands:\n      - python swap.py {target} &\n      - sleep 1\ncache:\n  key: race-$CODEBUILD_BUILD_NUMBER\n  action: save\n  paths:\n    - 'race/**/*'\n",

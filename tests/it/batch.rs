@@ -285,7 +285,7 @@ fn eight_concurrent_builds_share_one_store_without_lost_or_torn_writes() {
 
 #[test]
 fn a_fanout_splits_a_real_test_suite_and_merges_its_reports() {
-    common::ensure_bundle("python");
+    common::ensure_bundle("python:3.12");
     let buildspec = fixture("batch-fanout/buildspec.yml");
     let batch = run_batch(
         &fixture("python-project"),

@@ -465,7 +465,7 @@ fn json_prints_the_record_on_stdout() {
 
 #[test]
 fn python_package_build_runs_its_unit_tests() {
-    common::ensure_bundle("python");
+    common::ensure_bundle("python:3.12");
     let run = run_fixture("python-package", &[]);
     assert_eq!(run.status(), 0, "{}", run.stdout());
     let log = run.log();
@@ -488,6 +488,7 @@ fn python_package_build_runs_its_unit_tests() {
 #[test]
 fn an_unknown_runtime_version_fails_install_naming_what_exists() {
     common::ensure_bundle("python");
+    common::ensure_bundle("python:3.12");
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
         src.path().join("buildspec.yml"),
@@ -500,8 +501,8 @@ fn an_unknown_runtime_version_fails_install_naming_what_exists() {
     let log = run.log();
     assert!(log.contains("unknown runtime version python: 2.7"), "{log}");
     assert!(log.contains("python 3.12.0"));
-    // 3.12.0, or 3.13.5 when another test built it first: none shares a component with 2.7,
-    // and the newest is the nearest.
+    // 3.12.0 and 3.13.5 are in the store: none shares a component with 2.7, and the newest
+    // is the nearest.
     assert!(log.contains("the nearest is python 3.1"), "{log}");
 }
 
@@ -571,7 +572,7 @@ fn a_git_checkout_is_copied_with_its_commit_and_never_modified() {
 
 #[test]
 fn runtime_versions_expand_the_builds_variables() {
-    common::ensure_bundle("python");
+    common::ensure_bundle("python:3.12");
     let src = tempfile::tempdir().unwrap();
     let buildspec = |variables: &str| {
         format!(

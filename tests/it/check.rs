@@ -37,6 +37,7 @@ fn programs(report: &Value) -> Vec<(String, String)> {
 fn check_finds_every_program_of_the_fixtures() {
     common::ensure_bundle("base");
     common::ensure_bundle("python");
+    common::ensure_bundle("python:3.12");
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut checked = 0;
     for entry in std::fs::read_dir(&fixtures).unwrap() {
@@ -207,7 +208,7 @@ fn check_refuses_hostile_buildspecs_quickly() {
 #[test]
 fn check_expands_a_runtime_version_from_the_buildspecs_variables() {
     common::ensure_bundle("base");
-    common::ensure_bundle("python");
+    common::ensure_bundle("python:3.12");
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
         src.path().join("buildspec.yml"),

@@ -545,7 +545,7 @@ fn coverage_build(
 ) -> (String, tempfile::TempDir) {
     use crate::common::index::{Options, TestIndex, real_pure_wheel};
     ensure_bundle("base");
-    ensure_bundle(if version == "3.13" { IMAGE } else { "python" });
+    ensure_bundle(&format!("python:{version}"));
     let wheel = real_pure_wheel("coverage==7.18.0");
     let index = TestIndex::serve(&[wheel], Options::default());
 
