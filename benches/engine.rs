@@ -60,6 +60,7 @@ const VARIATIONS: &[(&str, &str)] = &[
     ("copy-on-write images off", "cow=off"),
     ("simd off", "simd=off"),
     ("pooling allocator off", "pool=off"),
+    ("tables initialised lazily", "lazy_tables=on"),
 ];
 
 /// The interpreters compared with the default engine: label, image, environment.

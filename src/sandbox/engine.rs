@@ -5,8 +5,8 @@
 //! longer stops at its deadline).
 //!
 //! `WASMBUILD_ENGINE` is a comma-separated list of `epoch=on|off`, `opt=none|speed|size`,
-//! `reservation=BYTES`, `guard=BYTES`, `cow=on|off`, `simd=on|off`, `pool=on|off`
-//! (sizes take `K`, `M`, `G` suffixes), and `profiler=perfmap|jitdump` in a binary built with
+//! `reservation=BYTES`, `guard=BYTES`, `cow=on|off`, `simd=on|off`, `pool=on|off`,
+//! `lazy_tables=on|off` (sizes take `K`, `M`, `G` suffixes), and `profiler=perfmap|jitdump` in a binary built with
 //! the `profiling` feature (`perf record` then names the guest's functions).
 
 use wasmtime::{Config, OptLevel};
@@ -29,6 +29,10 @@ pub struct EngineSettings {
     pub simd: bool,
     /// The pooling allocator (instances and memories from pre-reserved slots).
     pub pooling: bool,
+    /// Tables filled on first use of each entry (wasmtime's default: cheaper instantiation)
+    /// rather than when the instance is made (cheaper indirect calls: no test of an
+    /// initialised bit on each, and no fault on a table page at first use).
+    pub lazy_tables: bool,
     /// What wasmtime tells a native profiler about the code it generates.
     pub profiler: Profiler,
 }
@@ -61,6 +65,7 @@ impl Default for EngineSettings {
             copy_on_write: true,
             simd: true,
             pooling: true,
+            lazy_tables: false,
             profiler: Profiler::None,
         }
     }
@@ -94,6 +99,7 @@ impl EngineSettings {
                 "cow" => settings.copy_on_write = switch()?,
                 "simd" => settings.simd = switch()?,
                 "pool" => settings.pooling = switch()?,
+                "lazy_tables" => settings.lazy_tables = switch()?,
                 "opt" => {
                     settings.opt_level = match value {
                         "none" => Opt::None,
@@ -128,7 +134,7 @@ impl EngineSettings {
                 "guard" => settings.memory_guard_size = Some(size(value)?),
                 _ => {
                     return Err(format!(
-                        "unknown setting {key:?} (epoch, opt, reservation, guard, cow, simd, pool, profiler)"
+                        "unknown setting {key:?} (epoch, opt, reservation, guard, cow, simd, pool, lazy_tables, profiler)"
                     ));
                 }
             }
@@ -140,6 +146,7 @@ impl EngineSettings {
     pub(super) fn apply(&self, config: &mut Config) {
         config.epoch_interruption(self.epoch_interruption);
         config.memory_init_cow(self.copy_on_write);
+        config.table_lazy_init(self.lazy_tables);
         config.cranelift_opt_level(match self.opt_level {
             Opt::None => OptLevel::None,
             Opt::Speed => OptLevel::Speed,
@@ -186,10 +193,11 @@ mod tests {
     #[test]
     fn parses_each_setting_and_refuses_the_unknown() {
         let s = EngineSettings::parse(
-            "epoch=off, opt=none,reservation=64M,guard=0,cow=off,simd=off,pool=off",
+            "epoch=off, opt=none,reservation=64M,guard=0,cow=off,simd=off,pool=off,lazy_tables=on",
         )
         .unwrap();
         assert!(!s.epoch_interruption && !s.copy_on_write && !s.simd && !s.pooling);
+        assert!(s.lazy_tables && !EngineSettings::default().lazy_tables);
         assert_eq!(s.opt_level, Opt::None);
         assert_eq!(s.memory_reservation, Some(64 << 20));
         assert_eq!(s.memory_guard_size, Some(0));
