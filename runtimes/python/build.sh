@@ -196,6 +196,14 @@ if grep -q "Could not find platform" "$src/Modules/getpath.py"; then exit 1; fi
 sed -i "s/^config\['stdlib_dir'\] = stdlib_dir or ''$/if stdlib_dir and not isdir(stdlib_dir) and isfile(joinpath(prefix, ZIP_LANDMARK)):\n    stdlib_dir = joinpath(prefix, ZIP_LANDMARK)\n&/" \
     "$src/Modules/getpath.py"
 grep -q "^    stdlib_dir = joinpath(prefix, ZIP_LANDMARK)$" "$src/Modules/getpath.py"
+# At exit CPython marks every interned string "not interned" again, for a later start of the
+# runtime in the same process (which never comes here): a write to each of the thousands of
+# strings the snapshot holds, so every run copied some 100 pages of it for nothing. Only the
+# mortal ones, which clearing the interned dict then frees, need it.
+sed -i 's/^        if (!shared) {$/        if (!shared \&\& PyUnicode_CHECK_INTERNED(s) == SSTATE_INTERNED_MORTAL) {/' \
+    "$src/Objects/unicodeobject.c"
+grep -q "^        if (!shared && PyUnicode_CHECK_INTERNED(s) == SSTATE_INTERNED_MORTAL) {$" \
+    "$src/Objects/unicodeobject.c"
 # The program: CPython's main plus the snapshot's entry point.
 cp "$recipe/wasmbuild_main.c" "$src/Programs/python.c"
 
