@@ -317,16 +317,26 @@ pub fn prepare(
     // Bundles with a recipe are built before the build starts, so a fresh machine needs no
     // separate step; runtimes that cannot be found fail INSTALL with the list of what exists.
     ensure_built(ctx, &args.image)?;
+    let install = buildspec.phases.as_ref().and_then(|p| p.install.as_ref());
+    // A runtime INSTALL selects by a written version: that version's bundle is the one the
+    // commands get, so the default one is not built for them.
+    let pinned = |name: &str| {
+        install.is_some_and(|install| {
+            install.runtime_versions.iter().any(|(runtime, request)| {
+                runtime == name && crate::buildspec::runtime_version_variable(request).is_none()
+            })
+        })
+    };
     if args.image == DEFAULT_IMAGE {
         // The default image offers python as CodeBuild's standard image does: built now
         // when a command calls it (it is mounted whenever the store has it).
         for extra in crate::image::DEFAULT_RUNTIMES {
-            if calls_runtime(ctx, &buildspec, extra) {
+            if calls_runtime(ctx, &buildspec, extra) && !pinned(extra) {
                 ensure_built(ctx, extra)?;
             }
         }
     }
-    if let Some(install) = buildspec.phases.as_ref().and_then(|p| p.install.as_ref()) {
+    if let Some(install) = install {
         for (name, request) in &install.runtime_versions {
             // Built when missing, or again when built from an older recipe (new shims), as
             // the image is. A `$VARIABLE` request is known when INSTALL starts: the

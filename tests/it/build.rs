@@ -570,6 +570,42 @@ fn a_git_checkout_is_copied_with_its_commit_and_never_modified() {
     assert_eq!(git(&["status", "--porcelain"]), "");
 }
 
+// A build whose INSTALL selects python by a written version gets that version's bundle; the
+// default python is not built or renewed for it (on a fresh machine, minutes of CPython
+// 3.13's build). Here the recipes say the default bundle is out of date: a run that looked
+// at it would build it again.
+#[test]
+fn a_build_that_pins_python_leaves_the_default_python_alone() {
+    common::ensure_bundle("python:3.12");
+    let recipes = tempfile::tempdir().unwrap();
+    common::copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("runtimes"),
+        recipes.path(),
+    );
+    let recipe = recipes.path().join("python/recipe.toml");
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    std::fs::write(
+        &recipe,
+        format!("{text}\n[env]\nWASMBUILD_NOT_BUILT = \"1\"\n"),
+    )
+    .unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("buildspec.yml"),
+        "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: 3.12\n  \
+         build:\n    commands:\n      - python --version\n",
+    )
+    .unwrap();
+    let run = run_build(src.path(), &["--recipes", recipes.path().to_str().unwrap()]);
+    assert_eq!(run.status(), 0, "{}", run.stdout());
+    assert!(run.log().contains("Python 3.12.0"), "{}", run.log());
+    let said = run.stderr() + &run.stdout();
+    assert!(
+        !said.contains("bundle python"),
+        "the default python was touched: {said}"
+    );
+}
+
 #[test]
 fn runtime_versions_expand_the_builds_variables() {
     common::ensure_bundle("python:3.12");

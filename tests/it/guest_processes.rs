@@ -28,27 +28,13 @@ fn host_sh(src: &Path, script: &str) -> Output {
         .expect("run the host's bash")
 }
 
-/// Copies the tree at `from` into `to`.
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// Runs `script` natively and in the sandbox, each in its own copy of the tree `make`
 /// builds, and asserts both print the same (stdout and stderr together, as `2>&1`).
 fn differential(make: impl Fn(&Path), script: &str) {
     let native = tempfile::tempdir().unwrap();
     let sandboxed = tempfile::tempdir().unwrap();
     make(native.path());
-    copy_tree(native.path(), sandboxed.path());
+    common::copy_tree(native.path(), sandboxed.path());
     let wrapped = format!("{{\n{script}\n}} 2>&1");
     let expected = host_sh(native.path(), &wrapped);
     let actual = sandbox_sh("base", sandboxed.path(), &[], &wrapped);
