@@ -15,6 +15,9 @@
 //! `WASMBUILD_STORE`, or the default store; the python bundle is built there on first
 //! use). `ENGINE_BENCH_RUNS` sets the timed runs (default 5); `ENGINE_BENCH_PYTHON` the native
 //! interpreter.
+//!
+//! Last, where a default `-c pass` start's time goes: the median of each of its phases
+//! (`wasmbuild::startup`), from the parent's spawn to its reaping of the process.
 
 use std::process::Command;
 
@@ -238,4 +241,85 @@ fn main() {
             Err(e) => println!("{:<46} failed: {e}", row.label),
         }
     }
+    println!();
+    phases(&command(&rows[1], &python, "pass"), runs * PASS_BLOCK);
+}
+
+/// The host's monotonic clock, in seconds: the one `wasmbuild::startup` prints.
+fn monotonic() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
+}
+
+/// Prints the median duration of each start-up phase of `starts` runs like `like`.
+fn phases(like: &Command, starts: usize) {
+    let mut runs: Vec<Vec<(String, f64)>> = Vec::new();
+    for _ in 0..starts {
+        let mut command = Command::new(like.get_program());
+        command.args(like.get_args());
+        for (key, value) in like.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command.env(wasmbuild::startup::VARIABLE, "1");
+        let spawned = monotonic();
+        let Ok(output) = command.output() else {
+            println!("start-up phases: the command cannot be started");
+            return;
+        };
+        let reaped = monotonic();
+        let mut marks: Vec<(String, f64)> = Vec::new();
+        let mut main_at = None;
+        for line in String::from_utf8_lossy(&output.stderr).lines() {
+            let Some(rest) = line.strip_prefix("wasmbuild startup ") else {
+                continue;
+            };
+            let Some((ms, phase)) = rest.split_once(' ') else {
+                continue;
+            };
+            let Ok(ms) = ms.parse::<f64>() else { continue };
+            let phase = match phase.strip_prefix(wasmbuild::startup::MAIN) {
+                Some(clock) if main_at.is_none() => {
+                    main_at = clock.trim().parse::<f64>().ok();
+                    wasmbuild::startup::MAIN
+                }
+                _ => phase,
+            };
+            marks.push((phase.to_owned(), ms));
+        }
+        let (Some(main_at), Some(&(_, last))) = (main_at, marks.last()) else {
+            println!("start-up phases: the command printed none");
+            return;
+        };
+        let mut durations = vec![("binary loaded, main".to_owned(), (main_at - spawned) * 1e3)];
+        durations.extend(marks.windows(2).map(|w| (w[1].0.clone(), w[1].1 - w[0].1)));
+        durations.push((
+            "exited, reaped".to_owned(),
+            (reaped - main_at) * 1e3 - last,
+        ));
+        runs.push(durations);
+    }
+    let names: Vec<String> = runs[0].iter().map(|(name, _)| name.clone()).collect();
+    let alike: Vec<&Vec<(String, f64)>> = runs
+        .iter()
+        .filter(|run| run.iter().map(|(n, _)| n).eq(names.iter()))
+        .collect();
+    println!(
+        "where a default `-c pass` start goes (medians of {} starts; each phase ends at its mark)",
+        alike.len()
+    );
+    let mut total = 0.0;
+    for (i, name) in names.iter().enumerate() {
+        let ms = median(alike.iter().map(|run| run[i].1).collect());
+        total += ms;
+        println!("  {name:<44} {ms:>7.3} ms");
+    }
+    println!("  {:<44} {total:>7.3} ms", "sum of the medians");
 }

@@ -383,6 +383,7 @@ impl ImageRunner {
         let module = self
             .sandbox
             .load(command_name, &module_path, &module_digest)?;
+        crate::startup::mark("module loaded");
         let command = GuestCommand {
             prefault,
             ..self.command(command_name, argv, env, cwd, io)

@@ -16,5 +16,6 @@ pub mod runtime;
 pub mod sandbox;
 pub mod serve;
 pub mod shell;
+pub mod startup;
 pub mod store;
 mod tls;

@@ -9,5 +9,8 @@ fn main() -> std::process::ExitCode {
         // environment while it is written.
         unsafe { std::env::set_var("TOKIO_WORKER_THREADS", "1") };
     }
-    wasmbuild::cli::main()
+    wasmbuild::startup::mark(wasmbuild::startup::MAIN);
+    let status = wasmbuild::cli::main();
+    wasmbuild::startup::mark("done");
+    status
 }

@@ -110,6 +110,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
         return run_module_file(runner, &program, args.argv, env, &cwd, io);
     }
     let outcome = runner.run_command(args.argv, env, &cwd, io)?;
+    crate::startup::mark("guest's store dropped");
     match outcome {
         ProgramOutcome::NotFound => {
             eprintln!("{program}: command not found in image {}", image.name());

@@ -41,8 +41,10 @@ impl Guest {
             .filter(|p| p.is_dir())
             .ok_or_else(|| Failure::usage(format!("--src {}: not a directory", src.display())))?;
         ensure_built(ctx, image)?;
+        crate::startup::mark("bundles checked");
         let runtimes = ctx.runtimes();
         let image = Image::open(runtimes, image, ctx.recipes()?)?;
+        crate::startup::mark("image opened");
         // The guest's /tmp and home, each a directory of its own (one made and removed
         // fewer per command than both in one: a removal can wait for the disk).
         let scratch = |kind: &str| {
@@ -61,7 +63,9 @@ impl Guest {
             )));
         }
         let image = Arc::new(image);
+        crate::startup::mark("scratch directories made");
         let mut runner = ImageRunner::new(ctx.sandbox()?, image.clone(), layout);
+        crate::startup::mark("engine ready");
         // `pip` works here as in a build (the guest's home is a scratch one).
         runner.packages = Some(Arc::new(PythonPackages::new(ctx.store.clone(), false)));
         configure(&mut runner);

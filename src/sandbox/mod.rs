@@ -677,9 +677,11 @@ impl Sandbox {
         let mut memory = None;
         let result = pre.instantiate(&mut store).and_then(|instance| {
             memory = instance.get_memory(&mut store, "memory");
+            crate::startup::mark("instantiated");
             if let (Some(runs), Some(memory)) = (&prefault, memory) {
                 // SAFETY: the guest's memory, whose store is not running.
                 unsafe { runs.apply(memory.data_ptr(&store), memory.data_size(&store)) };
+                crate::startup::mark("pages copied in");
             }
             if let Some(determinism) = &determinism {
                 let memory =
@@ -697,6 +699,7 @@ impl Sandbox {
                 .get_typed_func::<(), ()>(&mut store, "_start")?
                 .call(&mut store, ())
         });
+        crate::startup::mark("guest finished");
         let _ = stdout.flush();
         let _ = stderr.flush();
         let written = memory.filter(|_| record).map(|memory| {
