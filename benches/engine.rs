@@ -300,10 +300,7 @@ fn phases(like: &Command, starts: usize) {
         };
         let mut durations = vec![("binary loaded, main".to_owned(), (main_at - spawned) * 1e3)];
         durations.extend(marks.windows(2).map(|w| (w[1].0.clone(), w[1].1 - w[0].1)));
-        durations.push((
-            "exited, reaped".to_owned(),
-            (reaped - main_at) * 1e3 - last,
-        ));
+        durations.push(("exited, reaped".to_owned(), (reaped - main_at) * 1e3 - last));
         runs.push(durations);
     }
     let names: Vec<String> = runs[0].iter().map(|(name, _)| name.clone()).collect();

@@ -53,6 +53,7 @@ fn sandboxed(runner: &ImageRunner, argv: &[&str], iterations: u32) -> Duration {
                 terminal: [false; 3],
                 spawner: None,
                 kill: None,
+                ends_process: false,
             };
             runner
                 .run_command(argv.clone(), env.clone(), "/codebuild/output/src", io)

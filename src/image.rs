@@ -295,6 +295,8 @@ pub struct ProgramIo {
     pub spawner: Option<Arc<dyn Spawner>>,
     /// Raised by the program's parent, when a guest started it, to stop it.
     pub kill: Option<Arc<AtomicBool>>,
+    /// The process exits when the program has (`GuestCommand::ends_process`).
+    pub ends_process: bool,
 }
 
 /// Runs programs of one image in one layout: what `exec` and the build shell use.
@@ -445,6 +447,7 @@ impl ImageRunner {
             spawner: io.spawner,
             determinism: self.determinism.clone(),
             prefault: None,
+            ends_process: io.ends_process,
         }
     }
 }
@@ -485,6 +488,7 @@ impl ProgramHost for ImageRunner {
             terminal: [false; 3],
             spawner,
             kill: kill.clone(),
+            ends_process: false,
         };
         let kill_flag = kill;
         let name = argv.first().cloned().unwrap_or_default();

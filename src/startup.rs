@@ -26,7 +26,10 @@ pub fn mark(phase: &str) {
     };
     let ms = origin.elapsed().as_secs_f64() * 1e3;
     if phase == MAIN {
-        eprintln!("wasmbuild startup {ms:.3} {phase} {:.6}", monotonic_seconds());
+        eprintln!(
+            "wasmbuild startup {ms:.3} {phase} {:.6}",
+            monotonic_seconds()
+        );
     } else {
         eprintln!("wasmbuild startup {ms:.3} {phase}");
     }

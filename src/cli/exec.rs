@@ -104,26 +104,34 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
         ],
         spawner: Some(session.spawner()),
         kill: None,
+        ends_process: true,
     };
     let program = args.argv[0].clone();
     if program.contains('/') {
         return run_module_file(runner, &program, args.argv, env, &cwd, io);
     }
     let outcome = runner.run_command(args.argv, env, &cwd, io)?;
-    crate::startup::mark("guest's store dropped");
-    match outcome {
+    crate::startup::mark("run wound up");
+    let status = match outcome {
         ProgramOutcome::NotFound => {
             eprintln!("{program}: command not found in image {}", image.name());
-            Ok(127)
+            127
         }
-        ProgramOutcome::Ran(GuestExit::Exited(code)) => Ok(u8::try_from(code & 0xff).unwrap_or(1)),
+        ProgramOutcome::Ran(GuestExit::Exited(code)) => u8::try_from(code & 0xff).unwrap_or(1),
         ProgramOutcome::Ran(exit @ GuestExit::Trapped { .. }) => {
             if let GuestExit::Trapped { message, .. } = &exit {
                 eprintln!("wasmbuild: {message}");
             }
-            Ok(u8::try_from(exit.status()).unwrap_or(1))
+            u8::try_from(exit.status()).unwrap_or(1)
         }
-    }
+    };
+    // The command is over: the directories made for the guest go, and the rest (the
+    // engine, its code, the guest's store) is left to the exit, which frees it faster than
+    // taking each part down first (0.4 ms of a `python -c pass`).
+    drop(session);
+    guest.finish();
+    crate::startup::mark("done");
+    std::process::exit(i32::from(status))
 }
 
 /// `exec -- ./tool.wasm ARGS`: a module from the guest's own filesystem.

@@ -81,6 +81,18 @@ impl Guest {
             _scratch: scratch,
         })
     }
+
+    /// For a process about to exit: removes the directories made for the guest (its
+    /// scratch `/tmp` and home, the sandbox's skeletons) and leaves everything else for the
+    /// exit to free.
+    pub fn finish(self) {
+        let Guest {
+            runner, _scratch, ..
+        } = self;
+        drop(_scratch);
+        runner.sandbox.remove_skeletons();
+        std::mem::forget(runner);
+    }
 }
 
 /// Builds the image's bundles (the named one and `base`) that have a recipe but are not in

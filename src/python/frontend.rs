@@ -573,6 +573,7 @@ impl<'a> Frontend<'a> {
             terminal: [false; 3],
             spawner: None,
             kill: None,
+            ends_process: false,
         };
         let outcome =
             self.runner

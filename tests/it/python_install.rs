@@ -143,6 +143,7 @@ impl Guest {
                     terminal: [false; 3],
                     spawner: None,
                     kill: None,
+                    ends_process: false,
                 },
             )
             .unwrap();

@@ -30,6 +30,33 @@ fn argv_reaches_the_guest_exactly() {
         .stdout("['a b', '', '--flag', 'ü']\n");
 }
 
+// `exec` exits as soon as its program has, leaving the engine to the exit: its output is
+// all there, its status is the program's, and the guest's scratch /tmp and home are gone.
+#[test]
+fn exec_exits_with_the_programs_status_and_leaves_no_scratch_behind() {
+    let src = tempfile::tempdir().unwrap();
+    let host_tmp = tempfile::tempdir().unwrap();
+    python(
+        src.path(),
+        "import os, sys\n\
+         open('/tmp/t', 'w').write('x'); open(os.environ['HOME'] + '/h', 'w').write('y')\n\
+         sys.stdout.write('out ' * 5000); sys.stderr.write('err'); sys.exit(7)",
+    )
+    .env("TMPDIR", host_tmp.path())
+    .assert()
+    .code(7)
+    .stdout("out ".repeat(5000))
+    .stderr("err");
+    let left: Vec<_> = fs::read_dir(host_tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left in the host's temporary directory: {left:?}"
+    );
+}
+
 #[test]
 fn guest_env_is_exactly_what_wasmbuild_sets_and_never_the_hosts() {
     ensure_bundle("base");
