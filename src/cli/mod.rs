@@ -146,13 +146,15 @@ impl Context {
         Ok(self.sandbox.get_or_init(|| sandbox).clone())
     }
 
-    /// A sandbox's settings: guest memory up to `mib` MiB, code cached in the store's
-    /// machine-local directory, the engine as `WASMBUILD_ENGINE` varies it.
+    /// A sandbox's settings: guest memory up to `mib` MiB, code and the guests' skeletons
+    /// kept in the store's machine-local directory, the engine as `WASMBUILD_ENGINE`
+    /// varies it.
     pub fn sandbox_config(&self, mib: u64) -> Result<SandboxConfig, Failure> {
         Ok(SandboxConfig {
             memory_limit: mib.saturating_mul(1 << 20),
             code_cache_dir: Some(self.store.local_dir("compiled")),
             engine: crate::sandbox::engine::EngineSettings::from_env().map_err(Failure::usage)?,
+            skeleton_dir: Some(self.store.local_dir("skeletons")),
         })
     }
 }

@@ -66,6 +66,9 @@ pub struct SandboxConfig {
     pub code_cache_dir: Option<PathBuf>,
     /// The engine's settings (`WASMBUILD_ENGINE` varies them for measurements).
     pub engine: engine::EngineSettings,
+    /// Where the stand-ins for the guest's `/` are kept for every process to use (the
+    /// store's machine-local directory); `None`: each process makes its own and removes it.
+    pub skeleton_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -74,6 +77,7 @@ impl Default for SandboxConfig {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             code_cache_dir: None,
             engine: engine::EngineSettings::default(),
+            skeleton_dir: None,
         }
     }
 }
@@ -360,7 +364,10 @@ impl Sandbox {
             loading: Mutex::new(()),
             memory_limit: config.memory_limit,
             epoch_interruption: config.engine.epoch_interruption,
-            skeletons: Skeletons::default(),
+            skeletons: Skeletons {
+                kept: config.skeleton_dir,
+                ..Skeletons::default()
+            },
         })
     }
 
@@ -836,13 +843,17 @@ fn skeleton_parent() -> PathBuf {
 }
 
 /// Host directories standing in for the guest's `/`: empty directories for every mount
-/// point and its parents, one skeleton per distinct set of mount points, made once per
+/// point and its parents, one skeleton per distinct set of mount points. Kept in a
+/// directory for every process (made once, named by the mount points; making and removing
+/// them was a quarter of a millisecond of every `wasmbuild exec`), or else made once per
 /// process and removed with it.
 /// Mount points → the skeleton made for them.
 type SkeletonRoots = HashMap<Vec<String>, PathBuf>;
 
 #[derive(Default)]
 struct Skeletons {
+    /// Where skeletons are kept across processes; `None`: made per process.
+    kept: Option<PathBuf>,
     made: Mutex<Option<(tempfile::TempDir, SkeletonRoots)>>,
 }
 
@@ -864,6 +875,39 @@ impl Skeletons {
         parents
     }
 
+    /// The skeleton of `points` kept under `dir`: `<dir>/<digest of the points>`, made the
+    /// first time beside it and renamed into place whole, so a process never sees half of
+    /// one (another process that made the same one first wins; both are alike).
+    fn kept(dir: &Path, points: &[String]) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let name = crate::digest::sha256_hex(points.join("\n").as_bytes());
+        let root = dir.join(&name[..16]);
+        if root.is_dir() {
+            return Ok(root);
+        }
+        std::fs::create_dir_all(dir)?;
+        let making = tempfile::Builder::new()
+            .prefix(".making-")
+            .tempdir_in(dir)?;
+        for point in points {
+            let rel = point.trim_start_matches('/');
+            if !rel.is_empty() && !rel.split('/').any(|c| c == "..") {
+                std::fs::create_dir_all(making.path().join(rel))?;
+            }
+        }
+        // Readable by all, as the directories inside are (a temporary directory is not).
+        std::fs::set_permissions(making.path(), std::fs::Permissions::from_mode(0o755))?;
+        match std::fs::rename(making.path(), &root) {
+            Ok(()) => {
+                // Renamed away: nothing of `making` is left to remove.
+                let _ = making.keep();
+                Ok(root)
+            }
+            Err(_) if root.is_dir() => Ok(root),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Removes the skeletons made so far (later guests make theirs again).
     fn remove(&self) {
         let made = self.made.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -879,6 +923,9 @@ impl Skeletons {
             host: host.to_owned(),
             reason: e.to_string(),
         };
+        if let Some(kept) = &self.kept {
+            return Self::kept(kept, &points).map_err(|e| error(kept, e));
+        }
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
         if made.is_none() {
             let parent = skeleton_parent();
@@ -928,5 +975,44 @@ mod tests {
         assert_eq!(skeletons.for_layout(&layout).unwrap(), root, "made once");
         drop(skeletons);
         assert!(!root.exists());
+    }
+
+    // Kept skeletons outlive their sandbox and serve the next one; another set of mount
+    // points gets its own; nothing half-made is left beside them.
+    #[test]
+    fn a_kept_skeleton_is_made_once_for_every_process() {
+        let host = tempfile::tempdir().unwrap();
+        let kept = host.path().join("skeletons");
+        let layout = Layout::build(
+            host.path().join("src"),
+            host.path().join("tmp"),
+            host.path().join("root"),
+        );
+        let keeping = || Skeletons {
+            kept: Some(kept.clone()),
+            ..Skeletons::default()
+        };
+        let first = keeping();
+        let root = first.for_layout(&layout).unwrap();
+        assert!(root.starts_with(&kept), "{}", root.display());
+        for mount in &layout.mounts {
+            assert!(root.join(mount.guest.trim_start_matches('/')).is_dir());
+        }
+        first.remove();
+        drop(first);
+        assert!(root.is_dir(), "kept past its sandbox");
+        assert_eq!(keeping().for_layout(&layout).unwrap(), root);
+        let mut other = layout.clone();
+        other.mounts.retain(|m| m.guest != "/tmp");
+        let other_root = keeping().for_layout(&other).unwrap();
+        assert_ne!(other_root, root);
+        assert!(!other_root.join("tmp").exists());
+        let mut names: Vec<_> = std::fs::read_dir(&kept)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     }
 }
