@@ -245,17 +245,6 @@ fn main() {
     phases(&command(&rows[1], &python, "pass"), runs * PASS_BLOCK);
 }
 
-/// The host's monotonic clock, in seconds: the one `wasmbuild::startup` prints.
-fn monotonic() -> f64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid timespec for the call to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
-}
-
 /// Prints the median duration of each start-up phase of `starts` runs like `like`.
 fn phases(like: &Command, starts: usize) {
     let mut runs: Vec<Vec<(String, f64)>> = Vec::new();
@@ -269,12 +258,12 @@ fn phases(like: &Command, starts: usize) {
             };
         }
         command.env(wasmbuild::startup::VARIABLE, "1");
-        let spawned = monotonic();
+        let spawned = wasmbuild::startup::monotonic_seconds();
         let Ok(output) = command.output() else {
             println!("start-up phases: the command cannot be started");
             return;
         };
-        let reaped = monotonic();
+        let reaped = wasmbuild::startup::monotonic_seconds();
         let mut marks: Vec<(String, f64)> = Vec::new();
         let mut main_at = None;
         for line in String::from_utf8_lossy(&output.stderr).lines() {

@@ -38,8 +38,9 @@ pub fn mark(phase: &str) {
 /// The first phase: the binary loaded, `main` entered.
 pub const MAIN: &str = "main";
 
-/// The host's monotonic clock (`CLOCK_MONOTONIC`), in seconds.
-fn monotonic_seconds() -> f64 {
+/// The host's monotonic clock (`CLOCK_MONOTONIC`), in seconds: what the `main` mark gives,
+/// for a parent to read beside it.
+pub fn monotonic_seconds() -> f64 {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
