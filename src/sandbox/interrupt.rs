@@ -260,5 +260,7 @@ fn forward_poll(
             poll
         }
     };
+    // A poll on descriptors may wait on Tokio's timer (its timeout): a runtime that drives it.
+    let _driven = super::wasi_runtime::enter_driven();
     poll.call(&mut *caller, (args[0], args[1], args[2], args[3]))
 }

@@ -14,6 +14,7 @@ mod prefault;
 mod process;
 pub mod snapshot;
 mod stdio;
+mod wasi_runtime;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -564,6 +565,8 @@ impl Sandbox {
             prefault,
             ends_process,
         } = command;
+        // This thread's WASI calls complete where they are made (see `wasi_runtime`).
+        let _wasi_calls = wasi_runtime::enter();
         let stdout = OutputPipe::new(stdout, terminal[1]);
         let stderr = OutputPipe::new(stderr, terminal[2]);
 

@@ -57,6 +57,52 @@ fn exec_exits_with_the_programs_status_and_leaves_no_scratch_behind() {
     );
 }
 
+// A guest's WASI calls complete on its own thread: no Tokio runtime thread is started for
+// them (wasmtime-wasi's own would be `tokio-rt-worker`), and calls that wait (a sleep,
+// output, a read of stdin) still work.
+#[test]
+fn a_guests_wasi_calls_start_no_runtime_thread() {
+    ensure_bundle("python");
+    let src = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbuild"))
+        .env("WASMBUILD_STORE", common::store_dir())
+        .args(["exec", "--image", "python", "--src"])
+        .arg(src.path())
+        .args(["--", "python", "-c"])
+        .arg(
+            "import sys, time\n\
+             print(sys.stdin.readline().strip(), flush=True)\n\
+             time.sleep(1.5)\n\
+             print('woke')",
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"read\n").unwrap();
+    // The guest has made its calls (read, write) once its line is out; it then sleeps.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "read\n");
+    let names: Vec<String> = fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .filter_map(|task| fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rest, "woke\n");
+    assert!(names.contains(&"wasmbuild".to_owned()), "{names:?}");
+    assert!(
+        !names.iter().any(|name| name.starts_with("tokio")),
+        "a runtime thread ran the guest's calls: {names:?}"
+    );
+}
+
 #[test]
 fn guest_env_is_exactly_what_wasmbuild_sets_and_never_the_hosts() {
     ensure_bundle("base");
