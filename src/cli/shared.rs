@@ -102,6 +102,13 @@ pub fn ensure_built(ctx: &Context, spec: &str) -> Result<(), Failure> {
     let ImageSpec { name, version } = ImageSpec::parse(spec)?;
     let runtimes = ctx.runtimes();
     for (name, version) in [(name, version), (DEFAULT_IMAGE, None)] {
+        // The default bundle of a recipe wasmbuild carries, found current before.
+        if version.is_none()
+            && let Some(built) = runtimes.find(name, None)?
+            && runtimes.known_current(&ctx.recipes()?.join(name), &built)
+        {
+            continue;
+        }
         let Some(recipe) = Recipe::find(ctx.recipes()?, name, version)? else {
             continue;
         };

@@ -13,7 +13,7 @@ pub mod script;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use bundle::{BundleFile, BundleManifest, CommandSpec};
 pub use error::RuntimeError;
@@ -177,6 +177,34 @@ impl Runtimes {
     /// environment and extra files (by content), and the pinned module. A bundle built by an
     /// older wasmbuild (whose shims have changed since) is not.
     pub fn is_current(&self, digest: &str, recipe: &Recipe) -> Result<bool, RuntimeError> {
+        if self.known_current(&recipe.dir, digest) {
+            return Ok(true);
+        }
+        let current = self.compare_with_recipe(digest, recipe)?;
+        if current && let Some(memo) = self.currency_memo(&recipe.dir) {
+            // Only an optimisation: a store that cannot keep it compares again.
+            let _ = crate::store::write_atomic_beside(&memo, digest.as_bytes(), false);
+        }
+        Ok(current)
+    }
+
+    /// Whether bundle `digest` was found current for the recipe in `recipe_dir` before.
+    /// Only for the recipes wasmbuild carries: unpacked once into a directory named by
+    /// their digest, they never change, nor does a manifest stored under its digest, so
+    /// `is_current`'s answer for the pair is for ever. Remembering it spares every command
+    /// start reading the recipe and the manifest and hashing the recipe's files.
+    pub fn known_current(&self, recipe_dir: &Path, digest: &str) -> bool {
+        self.currency_memo(recipe_dir)
+            .is_some_and(|memo| fs::read_to_string(memo).is_ok_and(|known| known == digest))
+    }
+
+    /// Where the bundle last found current for a recipe wasmbuild carries is remembered.
+    fn currency_memo(&self, recipe_dir: &Path) -> Option<PathBuf> {
+        let sealed = recipe::embedded_name(&self.store.local_dir("recipes"), recipe_dir)?;
+        Some(self.store.local_dir("current-bundles").join(sealed))
+    }
+
+    fn compare_with_recipe(&self, digest: &str, recipe: &Recipe) -> Result<bool, RuntimeError> {
         let manifest = self.manifest(digest)?;
         if manifest.version != recipe.version
             || manifest.env != recipe.env

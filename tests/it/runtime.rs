@@ -562,3 +562,31 @@ cp "$WASMBUILD_RECIPE_DIR/hello.wasm" "$WASMBUILD_OUT/hello.wasm"
             )),
     );
 }
+
+// A bundle of a recipe wasmbuild carries, once found current, is remembered as current (the
+// next command start reads neither the recipe nor the manifest to know it); a memo naming
+// another bundle is not taken for this one's: the bundle is compared again, and remembered.
+#[test]
+fn a_bundle_found_current_for_a_carried_recipe_is_remembered() {
+    crate::common::ensure_bundle("base");
+    let store = crate::common::store_dir();
+    let run = || {
+        crate::common::wasmbuild()
+            .args(["exec", "--image", "base", "--", "true"])
+            .assert()
+            .success()
+            .stderr("");
+    };
+    run();
+    let built = fs::read_to_string(store.join("refs/bundles/base")).unwrap();
+    let built = built.trim();
+    let memo = fs::read_dir(store.join("current-bundles"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.to_string_lossy().ends_with("-base"))
+        .expect("a memo for the base recipe");
+    assert_eq!(fs::read_to_string(&memo).unwrap(), built);
+    fs::write(&memo, "0".repeat(64)).unwrap();
+    run();
+    assert_eq!(fs::read_to_string(&memo).unwrap(), built);
+}
