@@ -145,6 +145,19 @@ impl Runtimes {
     }
 
     fn read_manifest(&self, digest: &str) -> Result<BundleManifest, RuntimeError> {
+        // A manifest read before, kept as JSON: every command start reads its image's, and
+        // TOML took 0.1–0.15 ms for each, JSON a fifth of that. The blob is the truth: a
+        // memo that does not parse or check is read again from it.
+        let memo = self
+            .store
+            .local_dir("parsed-manifests")
+            .join(format!("{digest}.json"));
+        if let Ok(bytes) = fs::read(&memo)
+            && let Ok(manifest) = serde_json::from_slice::<BundleManifest>(&bytes)
+            && manifest.validate().is_ok()
+        {
+            return Ok(manifest);
+        }
         let bytes = self.store.get_blob(digest)?;
         let text = String::from_utf8(bytes).map_err(|_| RuntimeError::Invalid {
             name: digest.into(),
@@ -160,6 +173,10 @@ impl Runtimes {
                 name: manifest.name.clone(),
                 message,
             })?;
+        if let Ok(json) = serde_json::to_vec(&manifest) {
+            // Only an optimisation: a store that cannot keep it parses the TOML again.
+            let _ = crate::store::write_atomic_beside(&memo, &json, false);
+        }
         Ok(manifest)
     }
 

@@ -590,3 +590,27 @@ fn a_bundle_found_current_for_a_carried_recipe_is_remembered() {
     run();
     assert_eq!(fs::read_to_string(&memo).unwrap(), built);
 }
+
+// A manifest read once is kept parsed (JSON) beside the store; a kept copy that does not
+// parse is read again from the store's blob, and kept again.
+#[test]
+fn a_kept_manifest_that_does_not_parse_is_read_again_from_the_store() {
+    crate::common::ensure_bundle("base");
+    let store = crate::common::store_dir();
+    let run = || {
+        crate::common::wasmbuild()
+            .args(["exec", "--image", "base", "--", "echo", "ran"])
+            .assert()
+            .success()
+            .stdout("ran\n");
+    };
+    run();
+    let built = fs::read_to_string(store.join("refs/bundles/base")).unwrap();
+    let kept = store.join(format!("parsed-manifests/{}.json", built.trim()));
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(json["name"], "base");
+    fs::write(&kept, "{\"name\": ").unwrap();
+    run();
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(json["name"], "base");
+}
