@@ -137,7 +137,7 @@ const SUBSCRIPTION_CLOCK_ABSTIME: u16 = 1;
 pub(super) fn shadow_poll(
     linker: &mut Linker<GuestState>,
     raw: Linker<GuestState>,
-    module: wasmtime::Module,
+    module: super::LazyHelper,
 ) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     linker.func_wrap(
@@ -243,7 +243,7 @@ fn clock_poll(
 fn forward_poll(
     caller: &mut Caller<'_, GuestState>,
     raw: &Linker<GuestState>,
-    module: &wasmtime::Module,
+    module: &super::LazyHelper,
     args: [i32; 4],
 ) -> wasmtime::Result<i32> {
     let poll = match caller.data().poll_original.clone() {
@@ -253,7 +253,8 @@ fn forward_poll(
                 .get_export("memory")
                 .ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
             let original = raw.get(&mut *caller, "wasi_snapshot_preview1", "poll_oneoff")?;
-            let instance = wasmtime::Instance::new(&mut *caller, module, &[memory, original])?;
+            let module = module.get().map_err(wasmtime::Error::msg)?;
+            let instance = wasmtime::Instance::new(&mut *caller, &module, &[memory, original])?;
             let poll = instance
                 .get_typed_func::<(i32, i32, i32, i32), i32>(&mut *caller, "poll_oneoff")?;
             caller.data_mut().poll_original = Some(poll.clone());

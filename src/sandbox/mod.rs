@@ -271,7 +271,7 @@ pub struct Sandbox {
     linker: Linker<GuestState>,
     /// The same with the deterministic wrappers between the two.
     sorted_linker: Linker<GuestState>,
-    interposer: Module,
+    interposer: LazyHelper,
     code_cache: Option<CodeCache>,
     loaded: Mutex<HashMap<String, LoadedModule>>,
     /// Held while a module is being loaded (see `load_with`).
@@ -323,6 +323,39 @@ fn helper_module(
     .map(|(module, _)| module)
 }
 
+/// One of the sandbox's own modules, loaded at its first use (from the code cache, else
+/// compiled): most guests never need the poll or the deterministic interposer, and loading
+/// each was 0.04–0.1 ms of every process's start.
+#[derive(Clone)]
+pub(crate) struct LazyHelper(Arc<LazyHelperInner>);
+
+struct LazyHelperInner {
+    engine: Engine,
+    code_cache: Option<CodeCache>,
+    source: &'static str,
+    module: std::sync::OnceLock<Module>,
+}
+
+impl LazyHelper {
+    fn new(engine: &Engine, code_cache: Option<&CodeCache>, source: &'static str) -> Self {
+        LazyHelper(Arc::new(LazyHelperInner {
+            engine: engine.clone(),
+            code_cache: code_cache.cloned(),
+            source,
+            module: std::sync::OnceLock::new(),
+        }))
+    }
+
+    pub(crate) fn get(&self) -> Result<Module, SandboxError> {
+        let inner = &self.0;
+        if let Some(module) = inner.module.get() {
+            return Ok(module.clone());
+        }
+        let module = helper_module(&inner.engine, inner.code_cache.as_ref(), inner.source)?;
+        Ok(inner.module.get_or_init(|| module).clone())
+    }
+}
+
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         let engine = Self::engine(config.memory_limit, &config.engine)?;
@@ -337,7 +370,8 @@ impl Sandbox {
             .map(|dir| CodeCache::new(dir, &engine));
         let helper = |source: &str| helper_module(&engine, code_cache.as_ref(), source);
         // Sleeps wake at the deadline and on cancel.
-        let poll_interposer = helper(interrupt::POLL_INTERPOSER)?;
+        let poll_interposer =
+            LazyHelper::new(&engine, code_cache.as_ref(), interrupt::POLL_INTERPOSER);
         let mut base_linker = raw_linker.clone();
         interrupt::shadow_poll(&mut base_linker, raw_linker, poll_interposer)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
@@ -350,7 +384,7 @@ impl Sandbox {
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         fds::shadow(&mut sorted_linker, forwarder)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        let interposer = helper(determinism::INTERPOSER)?;
+        let interposer = LazyHelper::new(&engine, code_cache.as_ref(), determinism::INTERPOSER);
         if config.engine.epoch_interruption {
             start_epoch_ticker(&engine);
         }
@@ -715,7 +749,7 @@ impl Sandbox {
                 let memory =
                     memory.ok_or_else(|| wasmtime::Error::msg("the guest exports no memory"))?;
                 let originals = determinism::Originals::instantiate(
-                    &self.interposer,
+                    &self.interposer.get().map_err(wasmtime::Error::msg)?,
                     &self.base_linker,
                     store,
                     memory,
