@@ -62,7 +62,7 @@ const VARIATIONS: &[(&str, &str)] = &[
     ("reservation 4 GiB, guard 2 GiB", "reservation=4G,guard=2G"),
     ("copy-on-write images off", "cow=off"),
     ("simd off", "simd=off"),
-    ("pooling allocator off", "pool=off"),
+    ("pooling allocator on (as for builds)", "pool=on"),
     ("tables initialised lazily", "lazy_tables=on"),
 ];
 

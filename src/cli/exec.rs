@@ -60,7 +60,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
         });
     let epoch = determinism.as_ref().map(|d| d.source_date_epoch);
     let cancel = cancel_on_ctrl_c();
-    let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |runner| {
+    let guest = Guest::prepare(ctx, true, &args.image, &args.src, &cwd, |runner| {
         runner.deadline = deadline;
         runner.cancel = Some(cancel.clone());
         runner.determinism = determinism;

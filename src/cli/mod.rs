@@ -138,10 +138,19 @@ impl Context {
     }
 
     pub fn sandbox(&self) -> Result<Arc<Sandbox>, Failure> {
+        self.sandbox_for(false)
+    }
+
+    /// The process's sandbox, made for one program (`exec`: see
+    /// `SandboxConfig::one_program`) or for many by the first to ask.
+    pub fn sandbox_for(&self, one_program: bool) -> Result<Arc<Sandbox>, Failure> {
         if let Some(sandbox) = self.sandbox.get() {
             return Ok(sandbox.clone());
         }
-        let config = self.sandbox_config(self.global.memory_limit)?;
+        let config = SandboxConfig {
+            one_program,
+            ..self.sandbox_config(self.global.memory_limit)?
+        };
         let sandbox = Sandbox::new(config).map(Arc::new)?;
         Ok(self.sandbox.get_or_init(|| sandbox).clone())
     }
@@ -155,6 +164,7 @@ impl Context {
             code_cache_dir: Some(self.store.local_dir("compiled")),
             engine: crate::sandbox::engine::EngineSettings::from_env().map_err(Failure::usage)?,
             skeleton_dir: Some(self.store.local_dir("skeletons")),
+            one_program: false,
         })
     }
 }

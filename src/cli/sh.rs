@@ -67,7 +67,7 @@ pub fn run(ctx: &Context, args: ShArgs) -> Result<u8, Failure> {
         .determinism(&args.src, &[&args.image, &cwd, &script])?;
     let epoch = determinism.as_ref().map(|d| d.source_date_epoch);
     let cancel = cancel_on_ctrl_c();
-    let guest = Guest::prepare(ctx, &args.image, &args.src, &cwd, |runner| {
+    let guest = Guest::prepare(ctx, false, &args.image, &args.src, &cwd, |runner| {
         runner.cancel = Some(cancel.clone());
         runner.determinism = determinism;
     })?;

@@ -28,8 +28,10 @@ pub struct Guest {
 impl Guest {
     /// Opens `image` over the host directory `src` (seen as /codebuild/output/src) and
     /// checks that `cwd`, an absolute guest path, is a directory the guest can see.
+    /// `one_program`: the process runs one program (`exec`), not a shell's commands.
     pub fn prepare(
         ctx: &Context,
+        one_program: bool,
         image: &str,
         src: &Path,
         cwd: &str,
@@ -64,7 +66,7 @@ impl Guest {
         }
         let image = Arc::new(image);
         crate::startup::mark("scratch directories made");
-        let mut runner = ImageRunner::new(ctx.sandbox()?, image.clone(), layout);
+        let mut runner = ImageRunner::new(ctx.sandbox_for(one_program)?, image.clone(), layout);
         crate::startup::mark("engine ready");
         // `pip` works here as in a build (the guest's home is a scratch one).
         runner.packages = Some(Arc::new(PythonPackages::new(ctx.store.clone(), false)));

@@ -28,8 +28,9 @@ pub struct EngineSettings {
     /// Linear memories initialised by mapping the module's data copy-on-write.
     pub copy_on_write: bool,
     pub simd: bool,
-    /// The pooling allocator (instances and memories from pre-reserved slots).
-    pub pooling: bool,
+    /// The pooling allocator (instances and memories from pre-reserved slots); `None`: as
+    /// the process suits (`SandboxConfig::one_program`).
+    pub pooling: Option<bool>,
     /// Tables filled on first use of each entry (wasmtime's default: cheaper instantiation)
     /// rather than when the instance is made (cheaper indirect calls: no test of an
     /// initialised bit on each; 3–4 % of a CPU-bound CPython script, for 0.2–0.4 ms more
@@ -66,7 +67,7 @@ impl Default for EngineSettings {
             memory_guard_size: None,
             copy_on_write: true,
             simd: true,
-            pooling: true,
+            pooling: None,
             lazy_tables: false,
             profiler: Profiler::None,
         }
@@ -100,7 +101,7 @@ impl EngineSettings {
                 "epoch" => settings.epoch_interruption = switch()?,
                 "cow" => settings.copy_on_write = switch()?,
                 "simd" => settings.simd = switch()?,
-                "pool" => settings.pooling = switch()?,
+                "pool" => settings.pooling = Some(switch()?),
                 "lazy_tables" => settings.lazy_tables = switch()?,
                 "opt" => {
                     settings.opt_level = match value {
@@ -198,7 +199,8 @@ mod tests {
             "epoch=off, opt=none,reservation=64M,guard=0,cow=off,simd=off,pool=off,lazy_tables=on",
         )
         .unwrap();
-        assert!(!s.epoch_interruption && !s.copy_on_write && !s.simd && !s.pooling);
+        assert!(!s.epoch_interruption && !s.copy_on_write && !s.simd);
+        assert_eq!(s.pooling, Some(false));
         assert!(s.lazy_tables && !EngineSettings::default().lazy_tables);
         assert_eq!(s.opt_level, Opt::None);
         assert_eq!(s.memory_reservation, Some(64 << 20));
