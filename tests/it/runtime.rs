@@ -563,6 +563,15 @@ cp "$WASMBUILD_RECIPE_DIR/hello.wasm" "$WASMBUILD_OUT/hello.wasm"
     );
 }
 
+/// `wasmbuild exec --image base -- ARGS` over the shared test store, succeeding.
+fn exec_base(args: &[&str]) -> assert_cmd::assert::Assert {
+    crate::common::wasmbuild()
+        .args(["exec", "--image", "base", "--"])
+        .args(args)
+        .assert()
+        .success()
+}
+
 // A bundle of a recipe wasmbuild carries, once found current, is remembered as current (the
 // next command start reads neither the recipe nor the manifest to know it); a memo naming
 // another bundle is not taken for this one's: the bundle is compared again, and remembered.
@@ -571,11 +580,7 @@ fn a_bundle_found_current_for_a_carried_recipe_is_remembered() {
     crate::common::ensure_bundle("base");
     let store = crate::common::store_dir();
     let run = || {
-        crate::common::wasmbuild()
-            .args(["exec", "--image", "base", "--", "true"])
-            .assert()
-            .success()
-            .stderr("");
+        exec_base(&["true"]).stderr("");
     };
     run();
     let built = fs::read_to_string(store.join("refs/bundles/base")).unwrap();
@@ -598,11 +603,7 @@ fn a_kept_manifest_that_does_not_parse_is_read_again_from_the_store() {
     crate::common::ensure_bundle("base");
     let store = crate::common::store_dir();
     let run = || {
-        crate::common::wasmbuild()
-            .args(["exec", "--image", "base", "--", "echo", "ran"])
-            .assert()
-            .success()
-            .stdout("ran\n");
+        exec_base(&["echo", "ran"]).stdout("ran\n");
     };
     run();
     let built = fs::read_to_string(store.join("refs/bundles/base")).unwrap();
