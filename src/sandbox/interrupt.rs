@@ -5,14 +5,33 @@
 //! flag between them. Input that nothing of the build can end (the terminal) is read
 //! through `stdio::InterruptibleReader`, which gives up the same way.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use wasmtime::{Caller, Linker};
+use wasmtime::{Caller, Engine, Linker};
 use wasmtime_wasi::HostMonotonicClock;
 
 use super::{GuestState, Interrupted, TrapKind};
+
+/// The engine whose guests [`wake_guests`] wakes: a sandbox of one program's, whose epoch
+/// does not otherwise move (see `SandboxConfig::one_program`).
+static WOKEN_BY_SIGNAL: OnceLock<Engine> = OnceLock::new();
+
+/// Makes `wake_guests` wake the guests of `engine` (the first engine registered, for the
+/// life of the process).
+pub(super) fn wake_on_signal(engine: &Engine) {
+    let _ = WOKEN_BY_SIGNAL.set(engine.clone());
+}
+
+/// Makes the guests of the process's sandbox of one program look at their stop signals at
+/// their next epoch check, as a tick would: what raises a cancel flag calls it after.
+/// Async-signal-safe (an atomic load and an atomic add): a signal handler may call it.
+pub fn wake_guests() {
+    if let Some(engine) = WOKEN_BY_SIGNAL.get() {
+        engine.increment_epoch();
+    }
+}
 
 /// Longest a blocked host call waits before it looks at the deadline and the cancel flag.
 pub(super) const CHECK_SLICE: Duration = Duration::from_millis(10);

@@ -37,6 +37,7 @@ pub use prefault::PageRuns;
 pub use process::{ChildEnd, SpawnError, SpawnRequest, Spawner};
 pub use stdio::{GuestInput, GuestOutput, InterruptibleReader, SharedBuffer};
 
+pub use interrupt::wake_guests;
 use interrupt::{GuestClocks, HostMonotonic, StopSignal};
 use stdio::{InputPipe, OutputPipe};
 
@@ -71,9 +72,12 @@ pub struct SandboxConfig {
     /// store's machine-local directory); `None`: each process makes its own and removes it.
     pub skeleton_dir: Option<PathBuf>,
     /// The process runs one program (`exec`), with the children it starts: instances are
-    /// allocated on demand. Else (a build's commands, a shell's pipelines) they come from
-    /// a pool, whose setup (0.15 ms of a start) pays for itself over many guests.
-    /// `WASMBUILD_ENGINE=pool=on|off` decides instead.
+    /// allocated on demand (else, for a build's commands or a shell's pipelines, they come
+    /// from a pool, whose setup, 0.15 ms of a start, pays for itself over many guests;
+    /// `WASMBUILD_ENGINE=pool=on|off` decides instead), and no thread advances the epoch
+    /// until a guest has a deadline or a parent. Its guests' cancel flag must then be
+    /// raised with [`wake_guests`] (as the Ctrl-C handler does), or a guest that computes
+    /// would not see it.
     pub one_program: bool,
 }
 
@@ -285,6 +289,9 @@ pub struct Sandbox {
     memory_limit: u64,
     /// Whether guests are stopped by epoch checks (always, but for measurements).
     epoch_interruption: bool,
+    /// The thread advancing the epoch, started with the sandbox, or for a sandbox of one
+    /// program at the first guest with a deadline or a parent (see `one_program`).
+    ticker: std::sync::Once,
     skeletons: Skeletons,
 }
 
@@ -392,8 +399,13 @@ impl Sandbox {
         fds::shadow(&mut sorted_linker, forwarder)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let interposer = LazyHelper::new(&engine, code_cache.as_ref(), determinism::INTERPOSER);
+        let ticker = std::sync::Once::new();
         if config.engine.epoch_interruption {
-            start_epoch_ticker(&engine);
+            if config.one_program {
+                interrupt::wake_on_signal(&engine);
+            } else {
+                ticker.call_once(|| start_epoch_ticker(&engine));
+            }
         }
         Ok(Sandbox {
             engine,
@@ -406,6 +418,7 @@ impl Sandbox {
             loading: Mutex::new(()),
             memory_limit: config.memory_limit,
             epoch_interruption: config.engine.epoch_interruption,
+            ticker,
             skeletons: Skeletons {
                 kept: config.skeleton_dir,
                 ..Skeletons::default()
@@ -607,6 +620,10 @@ impl Sandbox {
             prefault,
             ends_process,
         } = command;
+        // A deadline and a parent's kill are only seen at epoch checks: the epoch must move.
+        if self.epoch_interruption && (deadline.is_some() || kill.is_some()) {
+            self.ticker.call_once(|| start_epoch_ticker(&self.engine));
+        }
         // This thread's WASI calls complete where they are made (see `wasi_runtime`).
         let _wasi_calls = wasi_runtime::enter();
         let stdout = OutputPipe::new(stdout, terminal[1]);

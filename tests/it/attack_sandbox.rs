@@ -554,8 +554,19 @@ fn attack_ctrl_c_stops_exec_and_sh_and_leaves_no_scratch() {
         }
     }
     ensure_bundle("base");
+    ensure_bundle("python");
     for args in [
         &["exec", "--", "sleep", "300"][..],
+        // Computing, with no deadline: nothing but the signal moves the epoch.
+        &[
+            "exec",
+            "--image",
+            "python",
+            "--",
+            "python",
+            "-c",
+            "while True: pass",
+        ][..],
         &["sh", "-c", "sleep 300; echo never"][..],
         &["sh", "-c", "while :; do :; done; echo never"][..],
     ] {
