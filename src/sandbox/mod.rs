@@ -108,8 +108,8 @@ pub enum CodeOrigin {
 #[derive(Clone)]
 pub struct LoadedModule {
     pre: InstancePre<GuestState>,
-    /// Linked with sorted directory listings, for deterministic guests.
-    sorted_pre: InstancePre<GuestState>,
+    /// Linked with sorted directory listings, for deterministic guests (at the first).
+    sorted_pre: Arc<std::sync::OnceLock<InstancePre<GuestState>>>,
     origin: CodeOrigin,
 }
 
@@ -279,8 +279,11 @@ pub struct Sandbox {
     base_linker: Linker<GuestState>,
     /// What guests are linked against: `base_linker` under the descriptor table.
     linker: Linker<GuestState>,
-    /// The same with the deterministic wrappers between the two.
-    sorted_linker: Linker<GuestState>,
+    /// The same with the deterministic wrappers between the two, made for the first
+    /// deterministic guest (`sorted_linker`).
+    sorted_linker: std::sync::OnceLock<Linker<GuestState>>,
+    /// The descriptor forwarder `linker` and `sorted_linker` are made with.
+    forwarder: Module,
     interposer: LazyHelper,
     code_cache: Option<CodeCache>,
     loaded: Mutex<HashMap<String, LoadedModule>>,
@@ -389,14 +392,10 @@ impl Sandbox {
         let mut base_linker = raw_linker.clone();
         interrupt::shadow_poll(&mut base_linker, raw_linker, poll_interposer)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        let mut sorted_linker = base_linker.clone();
-        determinism::shadow(&mut sorted_linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
         // The guest's own descriptor numbers and /dev, over everything else.
         let forwarder = helper(&fds::forwarder_wat())?;
         let mut linker = base_linker.clone();
         fds::shadow(&mut linker, forwarder.clone())
-            .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        fds::shadow(&mut sorted_linker, forwarder)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         let interposer = LazyHelper::new(&engine, code_cache.as_ref(), determinism::INTERPOSER);
         let ticker = std::sync::Once::new();
@@ -411,7 +410,8 @@ impl Sandbox {
             engine,
             base_linker,
             linker,
-            sorted_linker,
+            sorted_linker: std::sync::OnceLock::new(),
+            forwarder,
             interposer,
             code_cache,
             loaded: Mutex::new(HashMap::new()),
@@ -553,16 +553,9 @@ impl Sandbox {
                 name: name.into(),
                 reason: format!("{e:#}"),
             })?;
-        let sorted_pre =
-            self.sorted_linker
-                .instantiate_pre(&module)
-                .map_err(|e| SandboxError::Instantiate {
-                    name: name.into(),
-                    reason: format!("{e:#}"),
-                })?;
         let loaded = LoadedModule {
             pre,
-            sorted_pre,
+            sorted_pre: Arc::default(),
             origin,
         };
         self.loaded
@@ -570,6 +563,33 @@ impl Sandbox {
             .unwrap_or_else(|e| e.into_inner())
             .insert(digest.to_owned(), loaded.clone());
         Ok(loaded)
+    }
+
+    /// `module` linked for a deterministic guest: WASI under the deterministic wrappers
+    /// under the descriptor table, made at the first such guest (most processes run none).
+    fn sorted_pre(&self, module: &LoadedModule) -> Result<InstancePre<GuestState>, SandboxError> {
+        if let Some(pre) = module.sorted_pre.get() {
+            return Ok(pre.clone());
+        }
+        let pre = self
+            .sorted_linker()?
+            .instantiate_pre(module.pre.module())
+            .map_err(|e| SandboxError::Instantiate {
+                name: "deterministic guest".into(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(module.sorted_pre.get_or_init(|| pre).clone())
+    }
+
+    fn sorted_linker(&self) -> Result<&Linker<GuestState>, SandboxError> {
+        if let Some(linker) = self.sorted_linker.get() {
+            return Ok(linker);
+        }
+        let mut sorted = self.base_linker.clone();
+        determinism::shadow(&mut sorted).map_err(|e| SandboxError::Engine(e.to_string()))?;
+        fds::shadow(&mut sorted, self.forwarder.clone())
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        Ok(self.sorted_linker.get_or_init(|| sorted))
     }
 
     /// Runs one guest to completion on the calling thread. It must not be a Tokio task
@@ -756,8 +776,10 @@ impl Sandbox {
             });
         }
 
+        let sorted;
         let pre = if determinism.is_some() {
-            &module.sorted_pre
+            sorted = self.sorted_pre(module)?;
+            &sorted
         } else {
             &module.pre
         };
