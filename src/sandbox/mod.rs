@@ -768,7 +768,10 @@ impl Sandbox {
         };
         store.limiter(|state| &mut state.limits);
         if self.epoch_interruption {
-            store.set_epoch_deadline(1);
+            // Due at once: the guest's first epoch check looks at its stop signal, so a
+            // cancel raised before it starts (whose wake-up moved the epoch before this
+            // deadline was set) is seen even where no ticker moves the epoch again.
+            store.set_epoch_deadline(0);
             let epoch_stop = stop.clone();
             store.epoch_deadline_callback(move |_| match epoch_stop.check() {
                 Some(kind) => Err(Interrupted(kind).into()),
@@ -1060,6 +1063,40 @@ mod tests {
         assert_eq!(skeletons.for_layout(&layout).unwrap(), root, "made once");
         drop(skeletons);
         assert!(!root.exists());
+    }
+
+    // A sandbox of one program moves its epoch only for a deadline, a parent or a signal:
+    // a guest whose cancel flag is raised before it starts (Ctrl-C during the start-up)
+    // stops at its first epoch check rather than computing for ever.
+    #[test]
+    fn a_guest_cancelled_before_it_starts_stops_without_a_ticker() {
+        let sandbox = Sandbox::new(SandboxConfig {
+            one_program: true,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = wat::parse_str(
+            r#"(module (memory (export "memory") 1)
+                 (func (export "_start") (loop $spin (br $spin))))"#,
+        )
+        .unwrap();
+        let path = dir.path().join("spin.wasm");
+        std::fs::write(&path, &bytes).unwrap();
+        let module = sandbox
+            .load("spin", &path, &crate::digest::sha256_hex(&bytes))
+            .unwrap();
+        let mut command = GuestCommand::bare(vec!["spin".into()]);
+        command.cancel = Some(Arc::new(AtomicBool::new(true)));
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(sandbox.run(&module, command).map(|exit| exit.status()));
+        });
+        let status = result
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the cancelled guest went on computing")
+            .unwrap();
+        assert_eq!(status, STATUS_CANCELLED);
     }
 
     // Kept skeletons outlive their sandbox and serve the next one; another set of mount
