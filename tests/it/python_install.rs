@@ -81,6 +81,9 @@ fn sandbox() -> Arc<Sandbox> {
             Arc::new(
                 Sandbox::new(SandboxConfig {
                     code_cache_dir: Some(store.local_dir("compiled")),
+                    // Kept in the store, as the CLI keeps them: this sandbox lives in a
+                    // static, never dropped, and would leave its own behind in /dev/shm.
+                    skeleton_dir: Some(store.local_dir("skeletons")),
                     ..SandboxConfig::default()
                 })
                 .unwrap(),
