@@ -364,12 +364,24 @@ impl LazyHelper {
 
     pub(crate) fn get(&self) -> Result<Module, SandboxError> {
         let inner = &self.0;
-        if let Some(module) = inner.module.get() {
-            return Ok(module.clone());
-        }
-        let module = helper_module(&inner.engine, inner.code_cache.as_ref(), inner.source)?;
-        Ok(inner.module.get_or_init(|| module).clone())
+        get_or_try_init(&inner.module, || {
+            helper_module(&inner.engine, inner.code_cache.as_ref(), inner.source)
+        })
+        .cloned()
     }
+}
+
+/// The value in `cell`, made by `init` if it holds none yet; an error leaves it empty (the
+/// next caller tries again). Two threads may both make it: one value is kept.
+fn get_or_try_init<T, E>(
+    cell: &std::sync::OnceLock<T>,
+    init: impl FnOnce() -> Result<T, E>,
+) -> Result<&T, E> {
+    if let Some(value) = cell.get() {
+        return Ok(value);
+    }
+    let value = init()?;
+    Ok(cell.get_or_init(|| value))
 }
 
 impl Sandbox {
@@ -568,28 +580,25 @@ impl Sandbox {
     /// `module` linked for a deterministic guest: WASI under the deterministic wrappers
     /// under the descriptor table, made at the first such guest (most processes run none).
     fn sorted_pre(&self, module: &LoadedModule) -> Result<InstancePre<GuestState>, SandboxError> {
-        if let Some(pre) = module.sorted_pre.get() {
-            return Ok(pre.clone());
-        }
-        let pre = self
-            .sorted_linker()?
-            .instantiate_pre(module.pre.module())
-            .map_err(|e| SandboxError::Instantiate {
-                name: "deterministic guest".into(),
-                reason: format!("{e:#}"),
-            })?;
-        Ok(module.sorted_pre.get_or_init(|| pre).clone())
+        get_or_try_init(&module.sorted_pre, || {
+            self.sorted_linker()?
+                .instantiate_pre(module.pre.module())
+                .map_err(|e| SandboxError::Instantiate {
+                    name: "deterministic guest".into(),
+                    reason: format!("{e:#}"),
+                })
+        })
+        .cloned()
     }
 
     fn sorted_linker(&self) -> Result<&Linker<GuestState>, SandboxError> {
-        if let Some(linker) = self.sorted_linker.get() {
-            return Ok(linker);
-        }
-        let mut sorted = self.base_linker.clone();
-        determinism::shadow(&mut sorted).map_err(|e| SandboxError::Engine(e.to_string()))?;
-        fds::shadow(&mut sorted, self.forwarder.clone())
-            .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        Ok(self.sorted_linker.get_or_init(|| sorted))
+        get_or_try_init(&self.sorted_linker, || {
+            let mut sorted = self.base_linker.clone();
+            determinism::shadow(&mut sorted).map_err(|e| SandboxError::Engine(e.to_string()))?;
+            fds::shadow(&mut sorted, self.forwarder.clone())
+                .map_err(|e| SandboxError::Engine(e.to_string()))?;
+            Ok(sorted)
+        })
     }
 
     /// Runs one guest to completion on the calling thread. It must not be a Tokio task
