@@ -8,6 +8,7 @@ pub mod batch;
 pub mod buildspec;
 pub mod cli;
 pub mod digest;
+pub mod exit;
 pub mod image;
 pub mod lifecycle;
 pub mod python;

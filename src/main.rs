@@ -1,6 +1,6 @@
-fn main() -> std::process::ExitCode {
+fn main() {
     wasmbuild::startup::mark(wasmbuild::startup::MAIN);
     let status = wasmbuild::cli::main();
     wasmbuild::startup::mark("done");
-    status
+    wasmbuild::exit::exit(status)
 }

@@ -131,7 +131,7 @@ pub fn run(ctx: &Context, args: ExecArgs) -> Result<u8, Failure> {
     drop(session);
     guest.finish();
     crate::startup::mark("done");
-    std::process::exit(i32::from(status))
+    crate::exit::exit(status)
 }
 
 /// `exec -- ./tool.wasm ARGS`: a module from the guest's own filesystem.

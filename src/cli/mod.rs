@@ -16,7 +16,6 @@ mod store;
 mod verify;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -169,8 +168,8 @@ impl Context {
     }
 }
 
-/// Entry point of the binary.
-pub fn main() -> ExitCode {
+/// Entry point of the binary: the exit status of the command it ran.
+pub fn main() -> u8 {
     let log = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .without_time();
@@ -199,10 +198,10 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&ctx, args),
     });
     match result {
-        Ok(status) => ExitCode::from(status),
+        Ok(status) => status,
         Err(failure) => {
             eprintln!("wasmbuild: {}", failure.message());
-            ExitCode::from(failure.status())
+            failure.status()
         }
     }
 }

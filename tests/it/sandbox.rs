@@ -57,6 +57,48 @@ fn exec_exits_with_the_programs_status_and_leaves_no_scratch_behind() {
     );
 }
 
+// `exec`'s address space is freed by a child that outlives it by a moment (`wasmbuild::exit`):
+// that child holds none of its descriptors, so once `exec` has exited its output is whole
+// (the last line had no newline: flushed, not lost) and already ended, with nothing else
+// still able to write to it.
+#[test]
+fn once_exec_has_exited_its_output_is_whole_and_ended() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    ensure_bundle("python");
+    let src = tempfile::tempdir().unwrap();
+    for _ in 0..5 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbuild"))
+            .env("WASMBUILD_STORE", common::store_dir())
+            .args(["exec", "--image", "python", "--src"])
+            .arg(src.path())
+            .args([
+                "--",
+                "python",
+                "-c",
+                "print('whole'); print('line', end='')",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        let mut stdout = child.stdout.take().unwrap();
+        // SAFETY: the pipe's reading end, owned by `stdout`; only its flags change.
+        unsafe {
+            let fd = stdout.as_raw_fd();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
+        }
+        // A writer still holding the pipe would make this read fail with `WouldBlock`.
+        let mut out = String::new();
+        stdout
+            .read_to_string(&mut out)
+            .expect("the output has ended");
+        assert_eq!(out, "whole\nline");
+    }
+}
+
 // `exec` runs its program on its one thread: WASI's calls complete there (no Tokio runtime
 // thread, which wasmtime-wasi's own would be: `tokio-rt-worker`), no thread advances the
 // epoch (the program has no deadline and no parent) and none waits for Ctrl-C (a signal
