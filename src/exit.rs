@@ -10,7 +10,8 @@
 //! process is gone (the pipe's writing end, which only the process held, closes in its exit,
 //! after it has let go of the address space) and ends, freeing the pages on its own time. This
 //! is what the mold linker does for the same reason. The CPU time is the same; the caller's
-//! wait is shorter (1.1 → 0.35 ms of exit, measured).
+//! wait is shorter (1.1 → 0.3 ms of exit, measured). The child, orphaned, is reaped by init
+//! (or the nearest subreaper), as any orphan is.
 //!
 //! Only a process down to its one thread hands its teardown over: the descriptors must be
 //! closed before the child is made (its table of descriptors is a copy of the process's), and

@@ -12,8 +12,13 @@ use predicates::prelude::*;
 use sha2::Digest;
 
 fn python(src: &std::path::Path, code: &str) -> assert_cmd::Command {
+    assert_cmd::Command::from_std(python_process(src, code))
+}
+
+/// `wasmbuild exec --image python --src SRC -- python -c CODE`.
+fn python_process(src: &std::path::Path, code: &str) -> std::process::Command {
     ensure_bundle("python");
-    let mut cmd = wasmbuild();
+    let mut cmd = common::wasmbuild_process();
     cmd.args(["exec", "--image", "python", "--src"])
         .arg(src)
         .args(["--", "python", "-c", code]);
@@ -68,16 +73,7 @@ fn once_exec_has_exited_its_output_is_whole_and_ended() {
     ensure_bundle("python");
     let src = tempfile::tempdir().unwrap();
     for _ in 0..5 {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbuild"))
-            .env("WASMBUILD_STORE", common::store_dir())
-            .args(["exec", "--image", "python", "--src"])
-            .arg(src.path())
-            .args([
-                "--",
-                "python",
-                "-c",
-                "print('whole'); print('line', end='')",
-            ])
+        let mut child = python_process(src.path(), "print('whole'); print('line', end='')")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -108,21 +104,17 @@ fn once_exec_has_exited_its_output_is_whole_and_ended() {
 fn exec_runs_its_program_on_one_thread() {
     ensure_bundle("python");
     let src = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbuild"))
-        .env("WASMBUILD_STORE", common::store_dir())
-        .args(["exec", "--image", "python", "--src"])
-        .arg(src.path())
-        .args(["--", "python", "-c"])
-        .arg(
-            "import os, time\n\
-             print(os.path.isdir('.'), flush=True)\n\
-             time.sleep(1.5)\n\
-             print('woke')",
-        )
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = python_process(
+        src.path(),
+        "import os, time\n\
+         print(os.path.isdir('.'), flush=True)\n\
+         time.sleep(1.5)\n\
+         print('woke')",
+    )
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     // The guest has made its calls once its line is out; it then sleeps.
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
@@ -280,20 +272,14 @@ fn more_than_64_mib_streams_through_stdin_and_stdout() {
     }
     drop(input);
     let output_path = src.path().join("output.bin");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbuild"))
-        .env("WASMBUILD_STORE", common::store_dir())
-        .args(["exec", "--image", "python", "--src"])
-        .arg(src.path())
-        .args([
-            "--",
-            "python",
-            "-c",
-            "import sys, shutil; shutil.copyfileobj(sys.stdin.buffer, sys.stdout.buffer, 1 << 16)",
-        ])
-        .stdin(fs::File::open(&input_path).unwrap())
-        .stdout(fs::File::create(&output_path).unwrap())
-        .status()
-        .unwrap();
+    let status = python_process(
+        src.path(),
+        "import sys, shutil; shutil.copyfileobj(sys.stdin.buffer, sys.stdout.buffer, 1 << 16)",
+    )
+    .stdin(fs::File::open(&input_path).unwrap())
+    .stdout(fs::File::create(&output_path).unwrap())
+    .status()
+    .unwrap();
     assert!(status.success());
     let output = fs::read(&output_path).unwrap();
     assert_eq!(output.len(), 80 << 20);

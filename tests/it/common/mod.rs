@@ -22,7 +22,13 @@ fn target_dir() -> PathBuf {
 
 /// `wasmbuild` with the test store.
 pub fn wasmbuild() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("wasmbuild").expect("the wasmbuild binary");
+    assert_cmd::Command::from_std(wasmbuild_process())
+}
+
+/// `wasmbuild` with the test store, as a process the test drives itself (its pipes, its
+/// wait).
+pub fn wasmbuild_process() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wasmbuild"));
     cmd.env("WASMBUILD_STORE", store_dir())
         .env_remove("RUST_LOG");
     cmd
