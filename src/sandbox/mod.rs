@@ -397,7 +397,6 @@ impl Sandbox {
             .code_cache_dir
             .as_deref()
             .map(|dir| CodeCache::new(dir, &engine));
-        let helper = |source: &str| helper_module(&engine, code_cache.as_ref(), source);
         // Sleeps wake at the deadline and on cancel.
         let poll_interposer =
             LazyHelper::new(&engine, code_cache.as_ref(), interrupt::POLL_INTERPOSER);
@@ -405,7 +404,7 @@ impl Sandbox {
         interrupt::shadow_poll(&mut base_linker, raw_linker, poll_interposer)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         // The guest's own descriptor numbers and /dev, over everything else.
-        let forwarder = helper(&fds::forwarder_wat())?;
+        let forwarder = helper_module(&engine, code_cache.as_ref(), &fds::forwarder_wat())?;
         let mut linker = base_linker.clone();
         fds::shadow(&mut linker, forwarder.clone())
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
